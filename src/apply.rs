@@ -1,0 +1,27 @@
+//! Carries out a plan's membership changes, in order. The only module that changes remote
+//! state; a failure stops the run before any file is written.
+
+use std::time::Duration;
+
+use crate::error::Result;
+use crate::etcd::Etcd;
+use crate::model::Member;
+use crate::plan::Action;
+
+/// Runs the actions against the endpoint that answered, then returns etcd's member list as it
+/// now stands (the joining node's `ETCD_INITIAL_CLUSTER` must match it exactly).
+pub fn apply(etcd: &Etcd, actions: &[Action], sleep: &dyn Fn(Duration)) -> Result<Vec<Member>> {
+    for action in actions {
+        match action {
+            Action::Remove { id, name, why } => {
+                log::info!("removing member {id:x} ({name}): {why}");
+                etcd.remove(*id, sleep)?;
+            }
+            Action::Add { peer_url } => {
+                log::info!("adding this instance as a member at {peer_url}");
+                etcd.add(peer_url, sleep)?;
+            }
+        }
+    }
+    etcd.list()
+}

@@ -1,0 +1,229 @@
+//! AutoScaling (API 2011-01-01): which group this instance is in, and the groups' instances.
+
+use serde::Deserialize;
+
+use super::query::{paginate, parse_xml, QueryClient};
+use crate::error::Result;
+use crate::model::Group;
+
+pub const VERSION: &str = "2011-01-01";
+
+/// AWS's `<member>` list wrapper.
+#[derive(Deserialize)]
+struct Members<T> {
+    #[serde(rename = "member", default = "Vec::new")]
+    member: Vec<T>,
+}
+
+impl<T> Default for Members<T> {
+    fn default() -> Self {
+        Members { member: Vec::new() }
+    }
+}
+
+#[derive(Deserialize)]
+struct DescribeAutoScalingInstancesResponse {
+    #[serde(rename = "DescribeAutoScalingInstancesResult")]
+    result: AutoScalingInstancesResult,
+}
+
+#[derive(Deserialize)]
+struct AutoScalingInstancesResult {
+    #[serde(rename = "AutoScalingInstances", default)]
+    instances: Members<AutoScalingInstance>,
+    #[serde(rename = "NextToken", default)]
+    next_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct AutoScalingInstance {
+    #[serde(rename = "AutoScalingGroupName")]
+    group_name: String,
+}
+
+#[derive(Deserialize)]
+struct DescribeAutoScalingGroupsResponse {
+    #[serde(rename = "DescribeAutoScalingGroupsResult")]
+    result: GroupsResult,
+}
+
+#[derive(Deserialize)]
+struct GroupsResult {
+    #[serde(rename = "AutoScalingGroups", default)]
+    groups: Members<WireGroup>,
+    #[serde(rename = "NextToken", default)]
+    next_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireGroup {
+    #[serde(rename = "AutoScalingGroupName")]
+    name: String,
+    #[serde(rename = "DesiredCapacity")]
+    desired_capacity: u32,
+    #[serde(rename = "Instances", default)]
+    instances: Members<WireInstance>,
+}
+
+#[derive(Deserialize)]
+struct WireInstance {
+    #[serde(rename = "InstanceId")]
+    id: String,
+    #[serde(rename = "LifecycleState")]
+    lifecycle_state: String,
+}
+
+/// Parses one DescribeAutoScalingInstances page: group names and the next token.
+pub fn parse_instances_page(body: &str) -> Result<(Vec<String>, Option<String>)> {
+    let r: DescribeAutoScalingInstancesResponse = parse_xml("DescribeAutoScalingInstances", body)?;
+    let names = r
+        .result
+        .instances
+        .member
+        .into_iter()
+        .map(|i| i.group_name)
+        .collect();
+    Ok((names, r.result.next_token))
+}
+
+/// Parses one DescribeAutoScalingGroups page.
+pub fn parse_groups_page(body: &str) -> Result<(Vec<Group>, Option<String>)> {
+    let r: DescribeAutoScalingGroupsResponse = parse_xml("DescribeAutoScalingGroups", body)?;
+    let groups = r
+        .result
+        .groups
+        .member
+        .into_iter()
+        .map(|g| Group {
+            name: g.name,
+            desired_capacity: g.desired_capacity,
+            instances: g
+                .instances
+                .member
+                .into_iter()
+                .map(|i| (i.id, i.lifecycle_state))
+                .collect(),
+        })
+        .collect();
+    Ok((groups, r.result.next_token))
+}
+
+/// The group(s) `instance_id` belongs to; empty when it is in none.
+pub fn groups_of_instance(client: &QueryClient, instance_id: &str) -> Result<Vec<String>> {
+    paginate("DescribeAutoScalingInstances", |token| {
+        let mut params = vec![("InstanceIds.member.1".to_string(), instance_id.to_string())];
+        if let Some(t) = token {
+            params.push(("NextToken".into(), t.into()));
+        }
+        parse_instances_page(&client.call("DescribeAutoScalingInstances", &params)?)
+    })
+}
+
+/// Which groups to describe.
+pub enum GroupQuery<'a> {
+    Names(&'a [String]),
+    Tags(&'a [(String, String)]),
+}
+
+/// DescribeAutoScalingGroups by names or by tags (every tag must match), every page.
+pub fn describe_groups(client: &QueryClient, query: GroupQuery) -> Result<Vec<Group>> {
+    let mut base = vec![("MaxRecords".to_string(), "100".to_string())];
+    match query {
+        GroupQuery::Names(names) => {
+            for (i, name) in names.iter().enumerate() {
+                base.push((
+                    format!("AutoScalingGroupNames.member.{}", i + 1),
+                    name.clone(),
+                ));
+            }
+        }
+        GroupQuery::Tags(tags) => {
+            for (i, (key, value)) in tags.iter().enumerate() {
+                base.push((
+                    format!("Filters.member.{}.Name", i + 1),
+                    format!("tag:{key}"),
+                ));
+                base.push((
+                    format!("Filters.member.{}.Values.member.1", i + 1),
+                    value.clone(),
+                ));
+            }
+        }
+    }
+    paginate("DescribeAutoScalingGroups", |token| {
+        let mut params = base.clone();
+        if let Some(t) = token {
+            params.push(("NextToken".into(), t.into()));
+        }
+        parse_groups_page(&client.call("DescribeAutoScalingGroups", &params)?)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> String {
+        std::fs::read_to_string(format!("fixtures/autoscaling/{name}")).unwrap()
+    }
+
+    #[test]
+    fn groups_in_two_pages() {
+        let (first, token) =
+            parse_groups_page(&fixture("describe-auto-scaling-groups-page1.xml")).unwrap();
+        assert_eq!(token.as_deref(), Some("Z3M3LMPEXAMPLE"));
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].name, "etcd-eu-west-1a");
+        assert_eq!(first[0].desired_capacity, 2);
+        assert_eq!(
+            first[0].instances,
+            vec![
+                ("i-0a1b2c3d4e5f60718".to_string(), "InService".to_string()),
+                (
+                    "i-0b2c3d4e5f6071829".to_string(),
+                    "Terminating:Wait".to_string()
+                )
+            ]
+        );
+        let (second, token) =
+            parse_groups_page(&fixture("describe-auto-scaling-groups-page2.xml")).unwrap();
+        assert_eq!(token, None);
+        assert_eq!(second[0].name, "etcd-eu-west-1b");
+        assert_eq!(second[0].instances.len(), 1);
+    }
+
+    #[test]
+    fn auto_scaling_instances() {
+        let (names, token) =
+            parse_instances_page(&fixture("describe-auto-scaling-instances.xml")).unwrap();
+        assert_eq!(names, vec!["etcd-eu-west-1a".to_string()]);
+        assert_eq!(token, None);
+    }
+
+    #[test]
+    fn empty_results() {
+        let body = r#"<DescribeAutoScalingGroupsResponse xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/"><DescribeAutoScalingGroupsResult><AutoScalingGroups/></DescribeAutoScalingGroupsResult></DescribeAutoScalingGroupsResponse>"#;
+        assert_eq!(parse_groups_page(body).unwrap().0, vec![]);
+        let body = r#"<DescribeAutoScalingInstancesResponse><DescribeAutoScalingInstancesResult><AutoScalingInstances/></DescribeAutoScalingInstancesResult></DescribeAutoScalingInstancesResponse>"#;
+        assert!(parse_instances_page(body).unwrap().0.is_empty());
+    }
+
+    #[test]
+    fn malformed_bodies_are_errors_not_panics() {
+        let good = fixture("describe-auto-scaling-groups-page1.xml");
+        let mut cases = vec![
+            String::new(),
+            "<html>oops</html>".into(),
+            "<DescribeAutoScalingGroupsResponse>".into(),
+        ];
+        for cut in [10, good.len() / 3, good.len() / 2, good.len() - 5] {
+            cases.push(good[..cut].to_string());
+        }
+        for body in cases {
+            assert!(
+                parse_groups_page(&body).is_err(),
+                "failed testcase {body:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! AWS credentials and where they come from: the environment, the container credentials
+//! endpoint (ECS, or a container on an instance), else the instance profile via IMDS.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::cli::AwsSettings;
+use crate::error::{Error, Result};
+use crate::http::Http;
+use crate::imds::Imds;
+
+/// A key pair with an optional session token. `Debug` never shows the secret parts.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Credentials({}, secret: <redacted>)", self.access_key_id)
+    }
+}
+
+/// The JSON both IMDS and the container endpoint answer with.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct CredentialsDocument {
+    code: Option<String>,
+    access_key_id: Option<String>,
+    secret_access_key: Option<String>,
+    token: Option<String>,
+}
+
+/// Parses a credentials document; `what` names its source in errors. Never echoes the body.
+pub fn parse_credentials_document(body: &str, what: &str) -> Result<Credentials> {
+    let doc: CredentialsDocument = serde_json::from_str(body).map_err(|e| Error::Parse {
+        what: what.to_string(),
+        // serde_json's message names a line and column, never the content.
+        detail: e.to_string(),
+    })?;
+    if let Some(code) = doc.code.filter(|c| c != "Success") {
+        return Err(Error::Imds(format!("{what}: {code}")));
+    }
+    match (doc.access_key_id, doc.secret_access_key) {
+        (Some(id), Some(secret)) if !id.is_empty() && !secret.is_empty() => Ok(Credentials {
+            access_key_id: id,
+            secret_access_key: secret,
+            session_token: doc.token.filter(|t| !t.is_empty()),
+        }),
+        _ => Err(Error::Parse {
+            what: what.to_string(),
+            detail: "no AccessKeyId/SecretAccessKey".into(),
+        }),
+    }
+}
+
+/// Walks the chain: environment keys, container endpoint, instance profile.
+pub fn resolve(
+    settings: &AwsSettings,
+    local_http: &Http,
+    imds: &Imds,
+    sleep: &dyn Fn(Duration),
+) -> Result<Credentials> {
+    if let Some(keys) = &settings.keys {
+        log::debug!(
+            "using AWS credentials from the environment ({})",
+            keys.access_key_id
+        );
+        return Ok(keys.clone());
+    }
+    if let Some((url, authorization)) = &settings.container_credentials {
+        let headers: Vec<(&str, &str)> = authorization
+            .iter()
+            .map(|a| ("Authorization", a.as_str()))
+            .collect();
+        let response = local_http.send("container credentials", "GET", url, &headers, None)?;
+        if !response.is_success() {
+            return Err(Error::Status {
+                what: format!("container credentials at {url}"),
+                status: response.status,
+                body: String::new(),
+            });
+        }
+        let credentials = parse_credentials_document(&response.body, "container credentials")?;
+        log::debug!(
+            "using container credentials ({})",
+            credentials.access_key_id
+        );
+        return Ok(credentials);
+    }
+    match imds.role_credentials(sleep)? {
+        Some(credentials) => {
+            log::debug!(
+                "using instance profile credentials ({})",
+                credentials.access_key_id
+            );
+            Ok(credentials)
+        }
+        None => Err(Error::NoCredentials),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn imds_credentials_fixture() {
+        let body = std::fs::read_to_string("fixtures/imds/security-credentials.json").unwrap();
+        let c = parse_credentials_document(&body, "x").unwrap();
+        assert_eq!(c.access_key_id, "ASIAEXAMPLEFIXTURE01");
+        assert!(c.session_token.is_some());
+        assert!(!format!("{c:?}").contains(&c.secret_access_key));
+    }
+
+    #[test]
+    fn bad_credentials_documents() {
+        let cases = [
+            r#"{"Code":"AssumeRoleUnauthorizedAccess","Message":"denied"}"#,
+            r#"{"AccessKeyId":"A"}"#,
+            r#"not json"#,
+            "",
+        ];
+        for body in cases {
+            assert!(
+                parse_credentials_document(body, "x").is_err(),
+                "failed testcase {body}"
+            );
+        }
+    }
+
+    #[test]
+    fn parse_errors_never_echo_the_secret() {
+        let body = r#"{"AccessKeyId":"A","SecretAccessKey":"TOPSECRET","Token": tok}"#;
+        let e = parse_credentials_document(body, "x").unwrap_err();
+        assert!(!e.to_string().contains("TOPSECRET"), "{e}");
+    }
+}

@@ -1,0 +1,294 @@
+//! The AWS Query protocol: form parameters -> signed POST -> XML, or an AWS error carrying its
+//! code and message. Throttling, 5xx and dropped connections are retried with jittered
+//! backoff, a bounded number of times; each try is signed anew.
+
+use std::time::{Duration, SystemTime};
+
+use serde::Deserialize;
+
+use super::credentials::Credentials;
+use super::sign::{sign_request, Unsigned};
+use crate::error::{snippet, Error, Result};
+use crate::http::{body_snippet, retry, Http, RetryPolicy};
+
+const RETRY: RetryPolicy = RetryPolicy {
+    attempts: 5,
+    base: Duration::from_millis(300),
+    cap: Duration::from_secs(5),
+};
+
+/// A paging loop that never ends would be a server bug; no group needs more pages than this.
+const MAX_PAGES: usize = 500;
+
+const FORM: &str = "application/x-www-form-urlencoded; charset=utf-8";
+
+/// One AWS service endpoint, ready to call.
+pub struct QueryClient<'a> {
+    pub http: &'a Http,
+    pub endpoint: String,
+    pub region: String,
+    /// The signing name: `autoscaling` or `ec2`.
+    pub service: &'static str,
+    /// The API version, e.g. `2011-01-01`.
+    pub version: &'static str,
+    pub credentials: &'a Credentials,
+    pub sleep: &'a dyn Fn(Duration),
+    pub clock: fn() -> SystemTime,
+}
+
+/// Both error shapes: `<ErrorResponse><Error>` (AutoScaling) and `<Response><Errors><Error>` (EC2).
+#[derive(Deserialize, Default)]
+struct ErrorDocument {
+    #[serde(rename = "Error", default)]
+    error: Option<ErrorBody>,
+    #[serde(rename = "Errors", default)]
+    errors: Option<ErrorList>,
+}
+
+#[derive(Deserialize, Default)]
+struct ErrorList {
+    #[serde(rename = "Error", default)]
+    error: Vec<ErrorBody>,
+}
+
+#[derive(Deserialize, Default)]
+struct ErrorBody {
+    #[serde(rename = "Code", default)]
+    code: String,
+    #[serde(rename = "Message", default)]
+    message: String,
+}
+
+/// The name of the document's root element, skipping the declaration and comments.
+fn root_element(body: &str) -> Option<&str> {
+    let mut rest = body.trim_start_matches('\u{feff}').trim_start();
+    loop {
+        if let Some(after) = rest.strip_prefix("<?") {
+            rest = after.split_once("?>")?.1.trim_start();
+        } else if let Some(after) = rest.strip_prefix("<!--") {
+            rest = after.split_once("-->")?.1.trim_start();
+        } else {
+            let name = rest.strip_prefix('<')?;
+            let end = name.find(|c: char| c.is_whitespace() || c == '>' || c == '/')?;
+            return Some(&name[..end]);
+        }
+    }
+}
+
+/// Reads an AWS error document; `None` when the body is not one.
+pub fn parse_error(body: &str) -> Option<(String, String)> {
+    if !matches!(root_element(body), Some("ErrorResponse" | "Response")) {
+        return None;
+    }
+    let doc: ErrorDocument = quick_xml::de::from_str(body).ok()?;
+    let error = doc
+        .error
+        .or_else(|| doc.errors.and_then(|list| list.error.into_iter().next()))?;
+    (!error.code.is_empty()).then(|| (error.code, snippet(&error.message)))
+}
+
+/// Parses a successful answer into `T`, naming the action on failure.
+pub fn parse_xml<T: for<'de> Deserialize<'de>>(action: &str, body: &str) -> Result<T> {
+    quick_xml::de::from_str(body).map_err(|e| Error::Parse {
+        what: format!("AWS {action}"),
+        detail: snippet(&e.to_string()),
+    })
+}
+
+/// RFC 3986 percent-encoding, as SigV4 and the Query protocol want it.
+pub fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// The form body of a Query call.
+pub fn form_body(action: &str, version: &str, params: &[(String, String)]) -> String {
+    let mut body = format!(
+        "Action={}&Version={}",
+        percent_encode(action),
+        percent_encode(version)
+    );
+    for (name, value) in params {
+        body.push('&');
+        body.push_str(&percent_encode(name));
+        body.push('=');
+        body.push_str(&percent_encode(value));
+    }
+    body
+}
+
+impl QueryClient<'_> {
+    /// Calls `action` and returns the XML of a successful answer.
+    pub fn call(&self, action: &str, params: &[(String, String)]) -> Result<String> {
+        let body = form_body(action, self.version, params);
+        let url = format!("{}/", self.endpoint);
+        let what = format!("AWS {action} at {}", self.endpoint);
+        retry(RETRY, self.sleep, Error::is_transient, || {
+            let unsigned = Unsigned {
+                method: "POST",
+                url: &url,
+                headers: &[("content-type", FORM)],
+                body: body.as_bytes(),
+            };
+            let signed = sign_request(
+                &unsigned,
+                self.credentials,
+                &self.region,
+                self.service,
+                (self.clock)(),
+            )?;
+            let mut headers: Vec<(&str, &str)> = vec![("content-type", FORM)];
+            headers.extend(signed.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+            log::debug!("AWS {action} -> {}", self.endpoint);
+            let response = self.http.send(
+                &what,
+                "POST",
+                &url,
+                &headers,
+                Some(body.as_bytes().to_vec()),
+            )?;
+            // A 200 can carry an error document too; look at every answer.
+            if let Some((code, message)) = parse_error(&response.body) {
+                return Err(Error::Aws {
+                    action: action.to_string(),
+                    code,
+                    message,
+                });
+            }
+            if !response.is_success() {
+                return Err(Error::Status {
+                    what: what.clone(),
+                    status: response.status,
+                    body: body_snippet(&response),
+                });
+            }
+            Ok(response.body)
+        })
+    }
+}
+
+/// Follows `NextToken`s: `page(token)` returns one page's items and the next token.
+pub fn paginate<T>(
+    action: &str,
+    mut page: impl FnMut(Option<&str>) -> Result<(Vec<T>, Option<String>)>,
+) -> Result<Vec<T>> {
+    let mut all = Vec::new();
+    let mut token: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let (items, next) = page(token.as_deref())?;
+        all.extend(items);
+        match next.filter(|t| !t.is_empty()) {
+            Some(next) if Some(&next) == token.as_ref() => {
+                return Err(Error::Parse {
+                    what: format!("AWS {action}"),
+                    detail: "the same NextToken twice".into(),
+                })
+            }
+            Some(next) => token = Some(next),
+            None => return Ok(all),
+        }
+    }
+    Err(Error::Parse {
+        what: format!("AWS {action}"),
+        detail: format!("more than {MAX_PAGES} pages"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> String {
+        std::fs::read_to_string(format!("fixtures/{name}")).unwrap()
+    }
+
+    #[test]
+    fn error_documents_from_fixtures() {
+        let cases = [
+            (
+                "autoscaling/error-throttling.xml",
+                "Throttling",
+                "Rate exceeded",
+            ),
+            (
+                "autoscaling/error-access-denied.xml",
+                "AccessDenied",
+                "is not authorized to perform: autoscaling:DescribeAutoScalingGroups",
+            ),
+            (
+                "ec2/error-request-limit-exceeded.xml",
+                "RequestLimitExceeded",
+                "Request limit exceeded.",
+            ),
+            (
+                "ec2/error-auth-failure.xml",
+                "AuthFailure",
+                "AWS was not able to validate",
+            ),
+        ];
+        for (file, code, message) in cases {
+            let (c, m) =
+                parse_error(&fixture(file)).unwrap_or_else(|| panic!("failed testcase {file}"));
+            assert_eq!(c, code, "failed testcase {file}");
+            assert!(m.contains(message), "failed testcase {file}: {m}");
+        }
+    }
+
+    #[test]
+    fn not_error_documents() {
+        for body in [
+            "",
+            "<html><body>502 Bad Gateway</body></html>",
+            "<DescribeInstancesResponse/>",
+            "<ErrorResponse>",
+            "garbage",
+        ] {
+            assert_eq!(parse_error(body), None, "failed testcase {body:?}");
+        }
+    }
+
+    #[test]
+    fn root_element_skips_prolog() {
+        assert_eq!(
+            root_element("<?xml version=\"1.0\"?>\n<!-- x --><ErrorResponse xmlns=\"a\">"),
+            Some("ErrorResponse")
+        );
+        assert_eq!(root_element("<Response><Errors>"), Some("Response"));
+        assert_eq!(root_element("{}"), None);
+    }
+
+    #[test]
+    fn form_encoding() {
+        let params = vec![
+            ("Filters.member.1.Name".to_string(), "tag:Name".to_string()),
+            (
+                "Filters.member.1.Values.member.1".to_string(),
+                "etcd masters/prod".to_string(),
+            ),
+        ];
+        assert_eq!(
+            form_body("DescribeAutoScalingGroups", "2011-01-01", &params),
+            "Action=DescribeAutoScalingGroups&Version=2011-01-01&Filters.member.1.Name=tag%3AName&Filters.member.1.Values.member.1=etcd%20masters%2Fprod"
+        );
+    }
+
+    #[test]
+    fn paginate_follows_tokens_and_refuses_loops() {
+        let pages = ["a", "b", "c"];
+        let r = paginate("X", |token| {
+            let i = token.map_or(0, |t| pages.iter().position(|p| *p == t).unwrap());
+            let next = pages.get(i + 1).map(|s| s.to_string());
+            Ok((vec![i], next))
+        });
+        assert_eq!(r.unwrap(), vec![0, 1, 2]);
+        let r: Result<Vec<u8>> = paginate("X", |_| Ok((vec![], Some("same".into()))));
+        assert!(r.is_err());
+    }
+}

@@ -1,0 +1,775 @@
+//! Command line and environment -> a validated `Config`. No I/O: the arguments and a lookup
+//! for environment variables are passed in, so tests use plain vectors and maps.
+//!
+//! gambol99's flags are Go flags (`-name=value`, `-name value`, `--name`, `-bool`,
+//! `-bool=false`), so the arguments are normalised to `--name[=value]` first and pico-args
+//! parses the rest. monsanto's container was configured by environment variables only; each
+//! flag has a variable, and a flag beats its variable.
+
+use std::path::PathBuf;
+
+use crate::aws::credentials::Credentials;
+use crate::error::{Error, Result};
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Invocation {
+    Run(Box<Config>),
+    Help,
+    Version,
+}
+
+/// URL scheme etcd speaks on a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+}
+
+/// How a peer is addressed in its URLs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressKind {
+    /// The private DNS name (gambol99's default).
+    Hostname,
+    /// The private IPv4 address (monsanto's behaviour).
+    Ip,
+}
+
+/// Which etcd membership API to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EtcdApi {
+    /// The v3 JSON gateway, falling back to v2 when it is not there.
+    Auto,
+    V2,
+    V3,
+}
+
+/// Which Auto Scaling group(s) form the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupSelector {
+    /// The group this instance belongs to (DescribeAutoScalingInstances).
+    Own,
+    /// A group by name; the lookup of our own group is skipped.
+    Named(String),
+    /// Every group carrying all these tags (one group per availability zone is common).
+    Tagged(Vec<(String, String)>),
+}
+
+/// Client-certificate settings for talking to etcd over https.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EtcdTls {
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+}
+
+/// Where AWS lives for this run, from the SDKs' environment variables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsSettings {
+    /// `--region`, `AWS_REGION`, `AWS_DEFAULT_REGION`; else the identity document's.
+    pub region: Option<String>,
+    pub autoscaling_endpoint: Option<String>,
+    pub ec2_endpoint: Option<String>,
+    pub imds_endpoint: String,
+    pub keys: Option<Credentials>,
+    /// The ECS/container credentials URL and its optional `Authorization` value.
+    pub container_credentials: Option<(String, Option<String>)>,
+}
+
+/// A validated run configuration. Every field has one meaning and one source of truth.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the `KEY=value` file for etcd's `EnvironmentFile=` goes.
+    pub environment_file: PathBuf,
+    pub client_scheme: Scheme,
+    pub peer_scheme: Scheme,
+    pub client_port: u16,
+    pub peer_port: u16,
+    pub address_kind: AddressKind,
+    /// Consumer node: never change membership, write proxy/gateway settings.
+    pub proxy_mode: bool,
+    pub group: GroupSelector,
+    pub etcd_api: EtcdApi,
+    pub etcd_tls: EtcdTls,
+    /// Print the plan and the file; change nothing.
+    pub dry_run: bool,
+    pub aws: AwsSettings,
+    /// From `-v=N` / `--log-level`; `RUST_LOG` overrides it.
+    pub log_level: log::LevelFilter,
+}
+
+/// A flag we accept: its name(s), the variable that stands in for it, its default and help.
+struct Flag {
+    names: &'static [&'static str],
+    env: &'static [&'static str],
+    default: &'static str,
+    boolean: bool,
+    help: &'static str,
+}
+
+const FLAGS: &[Flag] = &[
+    Flag { names: &["--environment-file"], env: &["ETCD_DISCOVERY_ENVIRONMENT_FILE"], default: "/etc/sysconfig/etcd-peers", boolean: false, help: "the file to write the etcd environment variables to" },
+    Flag { names: &["--scaling-group-name"], env: &["ETCD_DISCOVERY_SCALING_GROUP_NAME"], default: "", boolean: false, help: "the Auto Scaling group of the etcd masters (default: this instance's group)" },
+    Flag { names: &["--scaling-group-tag"], env: &["ETCD_DISCOVERY_SCALING_GROUP_TAG"], default: "", boolean: false, help: "KEY=VALUE: every group with this tag forms the cluster (repeatable; comma-separated in the variable)" },
+    Flag { names: &["--proxy-mode"], env: &["ETCD_DISCOVERY_PROXY_MODE"], default: "false", boolean: true, help: "consumer node: write proxy/gateway settings for the masters' group, never change membership" },
+    Flag { names: &["--private-addresses"], env: &["ETCD_DISCOVERY_PRIVATE_ADDRESSES"], default: "false", boolean: true, help: "address peers by private IP" },
+    Flag { names: &["--private-hostnames"], env: &["ETCD_DISCOVERY_PRIVATE_HOSTNAMES"], default: "true", boolean: true, help: "address peers by private DNS name (loses to -private-addresses)" },
+    Flag { names: &["--etcd-client-scheme", "--etcd-client-schema"], env: &["ETCD_CLIENT_SCHEME"], default: "https", boolean: false, help: "http or https for client URLs" },
+    Flag { names: &["--etcd-peer-scheme", "--etcd-peer-schema"], env: &["ETCD_PEER_SCHEME"], default: "https", boolean: false, help: "http or https for peer URLs" },
+    Flag { names: &["--etcd-client-port"], env: &["ETCD_DISCOVERY_CLIENT_PORT"], default: "2379", boolean: false, help: "etcd's client port" },
+    Flag { names: &["--etcd-peer-port"], env: &["ETCD_DISCOVERY_PEER_PORT"], default: "2380", boolean: false, help: "etcd's peer port" },
+    Flag { names: &["--etcd-api"], env: &["ETCD_DISCOVERY_ETCD_API"], default: "auto", boolean: false, help: "auto, v2 or v3: the membership API (auto tries the v3 gateway, then v2)" },
+    Flag { names: &["--etcd-ca-file"], env: &["ETCDCTL_CACERT", "ETCDCTL_CA_FILE"], default: "", boolean: false, help: "PEM CA bundle that signed etcd's client certificates" },
+    Flag { names: &["--etcd-cert-file"], env: &["ETCDCTL_CERT", "ETCDCTL_CERT_FILE"], default: "", boolean: false, help: "PEM client certificate for etcd" },
+    Flag { names: &["--etcd-key-file"], env: &["ETCDCTL_KEY", "ETCDCTL_KEY_FILE"], default: "", boolean: false, help: "PEM private key of the client certificate" },
+    Flag { names: &["--region"], env: &["AWS_REGION", "AWS_DEFAULT_REGION"], default: "", boolean: false, help: "AWS region (default: the instance's)" },
+    Flag { names: &["--dry-run"], env: &["ETCD_DISCOVERY_DRY_RUN"], default: "false", boolean: true, help: "print the plan and the file, change nothing" },
+    Flag { names: &["--log-level"], env: &[], default: "info", boolean: false, help: "error, warn, info, debug or trace (RUST_LOG wins)" },
+    // glog's flags, accepted so gambol99's unit files keep working; logs always go to stderr.
+    Flag { names: &["--v"], env: &[], default: "0", boolean: false, help: "glog verbosity: 0 info, 1-3 debug, 4+ trace" },
+    Flag { names: &["--logtostderr"], env: &[], default: "true", boolean: true, help: "accepted for gambol99 compatibility (always on)" },
+    Flag { names: &["--alsologtostderr"], env: &[], default: "false", boolean: true, help: "accepted for gambol99 compatibility" },
+    Flag { names: &["--log_dir"], env: &[], default: "", boolean: false, help: "accepted for gambol99 compatibility (ignored)" },
+    Flag { names: &["--stderrthreshold"], env: &[], default: "", boolean: false, help: "accepted for gambol99 compatibility (ignored)" },
+    Flag { names: &["--log_backtrace_at"], env: &[], default: "", boolean: false, help: "accepted for gambol99 compatibility (ignored)" },
+    Flag { names: &["--vmodule"], env: &[], default: "", boolean: false, help: "accepted for gambol99 compatibility (ignored)" },
+];
+
+/// The `--help` text, generated from the flag table so it cannot drift from the parser.
+pub fn help() -> String {
+    let mut out = String::from(
+        "etcd-discovery: bootstrap or join an etcd cluster from its AWS Auto Scaling group\n\n\
+         Usage: etcd-discovery [FLAGS]\n\n\
+         Flags take Go syntax (-name=value, -name value, --name) as well as --name=value.\n\
+         Each flag's variable stands in for it; a flag beats its variable.\n\n",
+    );
+    for flag in FLAGS {
+        out.push_str(&format!("  {}\n      {}", flag.names.join(", "), flag.help));
+        if !flag.default.is_empty() {
+            out.push_str(&format!(" [default: {}]", flag.default));
+        }
+        if !flag.env.is_empty() {
+            out.push_str(&format!(" [env: {}]", flag.env.join(", ")));
+        }
+        out.push('\n');
+    }
+    out.push_str(
+        "  --help, --version\n\n\
+         Other variables: PROXY_ASG (proxy mode for that group), ASG_BY_TAG (PROXY_ASG or\n\
+         --scaling-group-name is the value of the groups' Name tag), AWS_ACCESS_KEY_ID,\n\
+         AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_CONTAINER_CREDENTIALS_RELATIVE_URI,\n\
+         AWS_CONTAINER_CREDENTIALS_FULL_URI, AWS_CONTAINER_AUTHORIZATION_TOKEN, AWS_ENDPOINT_URL,\n\
+         AWS_ENDPOINT_URL_AUTO_SCALING, AWS_ENDPOINT_URL_EC2, AWS_EC2_METADATA_SERVICE_ENDPOINT,\n\
+         RUST_LOG.\n\n\
+         Exit codes: 0 done, 1 failed, 2 bad usage, 75 temporary failure (retry).\n",
+    );
+    out
+}
+
+/// Rewrites Go-style arguments to `--name[=value]` so pico-args sees one syntax.
+fn normalise(args: Vec<String>) -> Vec<String> {
+    args.into_iter()
+        .map(|arg| {
+            let is_single_dash_flag = arg.len() > 1
+                && arg.starts_with('-')
+                && !arg.starts_with("--")
+                && !arg[1..].starts_with(|c: char| c.is_ascii_digit());
+            if is_single_dash_flag {
+                format!("-{arg}")
+            } else {
+                arg
+            }
+        })
+        .collect()
+}
+
+/// Go's `strconv.ParseBool`, which is what gambol99's flags accepted.
+fn parse_bool(name: &str, value: &str) -> Result<bool> {
+    match value {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        _ => Err(Error::Usage(format!(
+            "--{name} takes true or false, not {value:?}"
+        ))),
+    }
+}
+
+/// The raw values of the table's flags after the command line and the environment.
+struct Raw {
+    values: Vec<(&'static str, String)>,
+    tags: Vec<String>,
+}
+
+impl Raw {
+    fn get(&self, name: &str) -> &str {
+        self.values
+            .iter()
+            .find(|(n, _)| n.trim_start_matches('-') == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+}
+
+fn read_raw(args: Vec<String>, env: &dyn Fn(&str) -> Option<String>) -> Result<Raw> {
+    let mut from_command_line: Vec<(&'static str, String)> = Vec::new();
+    let mut rest = Vec::new();
+    // Boolean flags first: pico-args has no notion of `--flag=false`.
+    for arg in normalise(args) {
+        let (name, value) = arg
+            .split_once('=')
+            .map_or((arg.as_str(), None), |(n, v)| (n, Some(v)));
+        match FLAGS.iter().find(|f| f.boolean && f.names.contains(&name)) {
+            Some(flag) => {
+                let on = value.map_or(Ok(true), |v| parse_bool(&name[2..], v))?;
+                from_command_line.push((flag.names[0], on.to_string()));
+            }
+            None => rest.push(arg),
+        }
+    }
+    let mut parser = pico_args::Arguments::from_vec(rest.into_iter().map(Into::into).collect());
+    let tags: Vec<String> = parser
+        .values_from_str("--scaling-group-tag")
+        .map_err(|e| Error::Usage(e.to_string()))?;
+    for flag in FLAGS
+        .iter()
+        .filter(|f| !f.boolean && f.names[0] != "--scaling-group-tag")
+    {
+        for name in flag.names {
+            // Go keeps the last of a repeated flag; so do we.
+            while let Some(v) = parser
+                .opt_value_from_str::<_, String>(*name)
+                .map_err(|e| Error::Usage(e.to_string()))?
+            {
+                from_command_line.push((flag.names[0], v));
+            }
+        }
+    }
+    let leftover = parser.finish();
+    if let Some(first) = leftover.first() {
+        let first = first.to_string_lossy();
+        let what = if first.starts_with('-') {
+            "unknown flag"
+        } else {
+            "unexpected argument"
+        };
+        return Err(Error::Usage(format!("{what} {first:?}")));
+    }
+
+    let mut values = Vec::new();
+    for flag in FLAGS {
+        let key = flag.names[0];
+        let value = from_command_line
+            .iter()
+            .rev()
+            .find(|(n, _)| *n == key)
+            .map(|(_, v)| v.clone())
+            .or_else(|| {
+                flag.env
+                    .iter()
+                    .find_map(|e| env(e).filter(|v| !v.is_empty()))
+            })
+            .unwrap_or_else(|| flag.default.to_string());
+        values.push((key, value));
+    }
+    let mut tags = tags;
+    if tags.is_empty() {
+        if let Some(v) = env("ETCD_DISCOVERY_SCALING_GROUP_TAG") {
+            tags = v
+                .split(',')
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+                .collect();
+        }
+    }
+    Ok(Raw { values, tags })
+}
+
+fn parse_scheme(flag: &str, value: &str) -> Result<Scheme> {
+    match value {
+        "http" => Ok(Scheme::Http),
+        "https" => Ok(Scheme::Https),
+        _ => Err(Error::Usage(format!(
+            "--{flag} must be http or https, not {value:?}"
+        ))),
+    }
+}
+
+fn parse_port(flag: &str, value: &str) -> Result<u16> {
+    match value.parse::<u16>() {
+        Ok(port) if port > 0 => Ok(port),
+        _ => Err(Error::Usage(format!(
+            "--{flag} must be a port from 1 to 65535, not {value:?}"
+        ))),
+    }
+}
+
+fn optional_path(value: &str) -> Option<PathBuf> {
+    (!value.is_empty()).then(|| PathBuf::from(value))
+}
+
+/// A group name or tag value as AWS allows it: printable, no control characters.
+fn check_name(what: &str, value: &str) -> Result<()> {
+    if value.trim().is_empty() || value.len() > 255 || value.chars().any(char::is_control) {
+        return Err(Error::Usage(format!(
+            "{what} must be 1 to 255 printable characters, not {value:?}"
+        )));
+    }
+    Ok(())
+}
+
+fn parse_tag(raw: &str) -> Result<(String, String)> {
+    let (key, value) = raw
+        .split_once('=')
+        .ok_or_else(|| Error::Usage(format!("--scaling-group-tag takes KEY=VALUE, not {raw:?}")))?;
+    check_name("a tag key", key)?;
+    check_name("a tag value", value)?;
+    Ok((key.to_string(), value.to_string()))
+}
+
+fn log_level(raw: &Raw) -> Result<log::LevelFilter> {
+    let verbosity: u32 = raw
+        .get("v")
+        .parse()
+        .map_err(|_| Error::Usage(format!("-v takes a number, not {:?}", raw.get("v"))))?;
+    let by_name: log::LevelFilter = raw.get("log-level").parse().map_err(|_| {
+        Error::Usage(format!(
+            "--log-level must be error, warn, info, debug or trace, not {:?}",
+            raw.get("log-level")
+        ))
+    })?;
+    let by_verbosity = match verbosity {
+        0 => log::LevelFilter::Info,
+        1..=3 => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
+    };
+    Ok(by_name.max(by_verbosity))
+}
+
+/// Parses the arguments (without the program name) and the environment into what to do.
+pub fn parse(args: Vec<String>, env: &dyn Fn(&str) -> Option<String>) -> Result<Invocation> {
+    if args
+        .iter()
+        .any(|a| matches!(a.as_str(), "-h" | "-help" | "--help"))
+    {
+        return Ok(Invocation::Help);
+    }
+    if args
+        .iter()
+        .any(|a| matches!(a.as_str(), "-version" | "--version"))
+    {
+        return Ok(Invocation::Version);
+    }
+    let raw = read_raw(args, env)?;
+    let bool_of = |name: &str| raw.get(name) == "true";
+    let parse_env_bool = |name: &str, value: &str| parse_bool(name, value);
+    // Variables for booleans went through the same table; validate what they held.
+    for flag in FLAGS.iter().filter(|f| f.boolean) {
+        let name = &flag.names[0][2..];
+        parse_env_bool(name, raw.get(name))?;
+    }
+
+    // monsanto: PROXY_ASG forces proxy mode for that group; ASG_BY_TAG makes the name a
+    // value of the `Name` tag.
+    let proxy_asg = env("PROXY_ASG").filter(|v| !v.is_empty());
+    let proxy_mode = bool_of("proxy-mode") || proxy_asg.is_some();
+    let name = match raw.get("scaling-group-name") {
+        "" => proxy_asg.unwrap_or_default(),
+        n => n.to_string(),
+    };
+    let by_tag = env("ASG_BY_TAG").is_some_and(|v| !v.is_empty());
+    let mut tags = raw
+        .tags
+        .iter()
+        .map(|t| parse_tag(t))
+        .collect::<Result<Vec<_>>>()?;
+    if !name.is_empty() {
+        check_name("--scaling-group-name", &name)?;
+    }
+    let group = match (name.is_empty(), by_tag, tags.is_empty()) {
+        (false, true, _) => {
+            tags.push(("Name".to_string(), name));
+            GroupSelector::Tagged(tags)
+        }
+        (false, false, true) => GroupSelector::Named(name),
+        (false, false, false) => {
+            return Err(Error::Usage(
+                "give either --scaling-group-name or --scaling-group-tag, not both".into(),
+            ))
+        }
+        (true, _, false) => GroupSelector::Tagged(tags),
+        (true, _, true) => GroupSelector::Own,
+    };
+    if proxy_mode && group == GroupSelector::Own {
+        return Err(Error::Usage(
+            "--proxy-mode needs the masters' group: --scaling-group-name NAME (or PROXY_ASG)"
+                .into(),
+        ));
+    }
+
+    let environment_file = PathBuf::from(raw.get("environment-file"));
+    if raw.get("environment-file").is_empty() || raw.get("environment-file").ends_with('/') {
+        return Err(Error::Usage("--environment-file must name a file".into()));
+    }
+
+    let etcd_api = match raw.get("etcd-api") {
+        "auto" => EtcdApi::Auto,
+        "v2" => EtcdApi::V2,
+        "v3" => EtcdApi::V3,
+        other => {
+            return Err(Error::Usage(format!(
+                "--etcd-api must be auto, v2 or v3, not {other:?}"
+            )))
+        }
+    };
+    let etcd_tls = EtcdTls {
+        ca_file: optional_path(raw.get("etcd-ca-file")),
+        cert_file: optional_path(raw.get("etcd-cert-file")),
+        key_file: optional_path(raw.get("etcd-key-file")),
+    };
+    if etcd_tls.cert_file.is_some() != etcd_tls.key_file.is_some() {
+        return Err(Error::Usage(
+            "--etcd-cert-file and --etcd-key-file go together".into(),
+        ));
+    }
+
+    let region = optional_string(raw.get("region"));
+    if let Some(r) = &region {
+        if !r.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(Error::Usage(format!(
+                "--region {r:?} is not an AWS region name"
+            )));
+        }
+    }
+    let endpoint = |specific: &str| {
+        env(specific)
+            .or_else(|| env("AWS_ENDPOINT_URL"))
+            .filter(|v| !v.is_empty())
+    };
+    let keys = match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+        (Some(id), Some(secret)) if !id.is_empty() && !secret.is_empty() => Some(Credentials {
+            access_key_id: id,
+            secret_access_key: secret,
+            session_token: env("AWS_SESSION_TOKEN").filter(|t| !t.is_empty()),
+        }),
+        _ => None,
+    };
+    let container_url = env("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+        .filter(|v| !v.is_empty())
+        .or_else(|| {
+            env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+                .filter(|v| !v.is_empty())
+                .map(|rel| format!("http://169.254.170.2{rel}"))
+        });
+    let aws = AwsSettings {
+        region,
+        autoscaling_endpoint: endpoint("AWS_ENDPOINT_URL_AUTO_SCALING"),
+        ec2_endpoint: endpoint("AWS_ENDPOINT_URL_EC2"),
+        imds_endpoint: env("AWS_EC2_METADATA_SERVICE_ENDPOINT")
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| "http://169.254.169.254".to_string()),
+        keys,
+        container_credentials: container_url.map(|url| {
+            (
+                url,
+                env("AWS_CONTAINER_AUTHORIZATION_TOKEN").filter(|t| !t.is_empty()),
+            )
+        }),
+    };
+    for url in [&aws.autoscaling_endpoint, &aws.ec2_endpoint]
+        .into_iter()
+        .flatten()
+        .chain([&aws.imds_endpoint])
+    {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(Error::Usage(format!(
+                "endpoint {url:?} must start with http:// or https://"
+            )));
+        }
+    }
+
+    Ok(Invocation::Run(Box::new(Config {
+        environment_file,
+        client_scheme: parse_scheme("etcd-client-scheme", raw.get("etcd-client-scheme"))?,
+        peer_scheme: parse_scheme("etcd-peer-scheme", raw.get("etcd-peer-scheme"))?,
+        client_port: parse_port("etcd-client-port", raw.get("etcd-client-port"))?,
+        peer_port: parse_port("etcd-peer-port", raw.get("etcd-peer-port"))?,
+        address_kind: if bool_of("private-addresses") || !bool_of("private-hostnames") {
+            AddressKind::Ip
+        } else {
+            AddressKind::Hostname
+        },
+        proxy_mode,
+        group,
+        etcd_api,
+        etcd_tls,
+        dry_run: bool_of("dry-run"),
+        aws,
+        log_level: log_level(&raw)?,
+    })))
+}
+
+fn optional_string(value: &str) -> Option<String> {
+    (!value.is_empty()).then(|| value.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Config> {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let args = args.iter().map(|s| s.to_string()).collect();
+        match parse(args, &|k| env.get(k).cloned())? {
+            Invocation::Run(config) => Ok(*config),
+            other => panic!("expected a run, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_gambol99s() {
+        let c = run(&[], &[]).unwrap();
+        assert_eq!(
+            c.environment_file,
+            PathBuf::from("/etc/sysconfig/etcd-peers")
+        );
+        assert_eq!(
+            (c.client_scheme, c.peer_scheme),
+            (Scheme::Https, Scheme::Https)
+        );
+        assert_eq!((c.client_port, c.peer_port), (2379, 2380));
+        assert_eq!(c.address_kind, AddressKind::Hostname);
+        assert_eq!(c.group, GroupSelector::Own);
+        assert!(!c.proxy_mode && !c.dry_run);
+        assert_eq!(c.aws.imds_endpoint, "http://169.254.169.254");
+    }
+
+    #[test]
+    fn go_flag_syntax_from_gambol99s_readme() {
+        let c = run(
+            &[
+                "-scaling-group-name=THE_GROUP",
+                "-proxy-mode=true",
+                "-environment-file=/etc/sysconfig/etcd-discovery",
+                "-logtostderr",
+                "-v=10",
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.group, GroupSelector::Named("THE_GROUP".into()));
+        assert!(c.proxy_mode);
+        assert_eq!(
+            c.environment_file,
+            PathBuf::from("/etc/sysconfig/etcd-discovery")
+        );
+        assert_eq!(c.log_level, log::LevelFilter::Trace);
+    }
+
+    #[test]
+    fn flag_forms_table() {
+        type Check = fn(&Config) -> bool;
+        let cases: Vec<(&[&str], Check)> = vec![
+            (&["-etcd-client-port", "4001"], |c| c.client_port == 4001),
+            (&["--etcd-client-port=4001"], |c| c.client_port == 4001),
+            (&["--etcd-peer-port", "7001"], |c| c.peer_port == 7001),
+            (&["-etcd-client-schema=http"], |c| {
+                c.client_scheme == Scheme::Http
+            }),
+            (&["-etcd-client-scheme=http"], |c| {
+                c.client_scheme == Scheme::Http
+            }),
+            (&["-etcd-peer-scheme", "http"], |c| {
+                c.peer_scheme == Scheme::Http
+            }),
+            (&["-private-addresses"], |c| {
+                c.address_kind == AddressKind::Ip
+            }),
+            (&["-private-hostnames=false"], |c| {
+                c.address_kind == AddressKind::Ip
+            }),
+            (&["-private-addresses=false"], |c| {
+                c.address_kind == AddressKind::Hostname
+            }),
+            (&["--dry-run"], |c| c.dry_run),
+            (&["-proxy-mode=false", "-scaling-group-name=g"], |c| {
+                !c.proxy_mode
+            }),
+            (&["-v", "2"], |c| c.log_level == log::LevelFilter::Debug),
+            (
+                &[
+                    "-log_dir=/tmp",
+                    "-alsologtostderr",
+                    "-stderrthreshold=INFO",
+                    "-vmodule=x=2",
+                    "-log_backtrace_at=:0",
+                ],
+                |_| true,
+            ),
+            (&["--etcd-api=v2"], |c| c.etcd_api == EtcdApi::V2),
+            (&["--region", "eu-west-1"], |c| {
+                c.aws.region.as_deref() == Some("eu-west-1")
+            }),
+            (
+                &[
+                    "--scaling-group-tag",
+                    "role=etcd",
+                    "--scaling-group-tag=env=prod",
+                ],
+                |c| {
+                    c.group
+                        == GroupSelector::Tagged(vec![
+                            ("role".into(), "etcd".into()),
+                            ("env".into(), "prod".into()),
+                        ])
+                },
+            ),
+            (&["-etcd-client-port=1", "-etcd-client-port=2"], |c| {
+                c.client_port == 2
+            }),
+        ];
+        for (args, check) in cases {
+            let config = run(args, &[]).unwrap_or_else(|e| panic!("failed testcase {args:?}: {e}"));
+            assert!(check(&config), "failed testcase: {args:?}");
+        }
+    }
+
+    #[test]
+    fn monsanto_variables() {
+        let c = run(
+            &[],
+            &[
+                ("PROXY_ASG", "masters"),
+                ("ETCD_CLIENT_SCHEME", "http"),
+                ("ETCD_PEER_SCHEME", "http"),
+            ],
+        )
+        .unwrap();
+        assert!(c.proxy_mode);
+        assert_eq!(c.group, GroupSelector::Named("masters".into()));
+        assert_eq!(
+            (c.client_scheme, c.peer_scheme),
+            (Scheme::Http, Scheme::Http)
+        );
+
+        let c = run(
+            &[],
+            &[("PROXY_ASG", "etcd-masters"), ("ASG_BY_TAG", "true")],
+        )
+        .unwrap();
+        assert_eq!(
+            c.group,
+            GroupSelector::Tagged(vec![("Name".into(), "etcd-masters".into())])
+        );
+    }
+
+    #[test]
+    fn a_flag_beats_its_variable() {
+        let c = run(
+            &["-etcd-client-scheme=https"],
+            &[("ETCD_CLIENT_SCHEME", "http")],
+        )
+        .unwrap();
+        assert_eq!(c.client_scheme, Scheme::Https);
+        let c = run(&["-scaling-group-name=a"], &[("PROXY_ASG", "b")]).unwrap();
+        assert_eq!(c.group, GroupSelector::Named("a".into()));
+    }
+
+    #[test]
+    fn aws_environment() {
+        let c = run(
+            &[],
+            &[
+                ("AWS_ACCESS_KEY_ID", "AKID"),
+                ("AWS_SECRET_ACCESS_KEY", "SECRET"),
+                ("AWS_SESSION_TOKEN", "TOKEN"),
+                ("AWS_REGION", "us-west-2"),
+                ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+                ("AWS_ENDPOINT_URL_EC2", "http://127.0.0.1:5001"),
+                (
+                    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                    "/v2/credentials/abc",
+                ),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.aws.region.as_deref(), Some("us-west-2"));
+        assert_eq!(
+            c.aws.autoscaling_endpoint.as_deref(),
+            Some("http://127.0.0.1:5000")
+        );
+        assert_eq!(c.aws.ec2_endpoint.as_deref(), Some("http://127.0.0.1:5001"));
+        assert_eq!(
+            c.aws.container_credentials,
+            Some(("http://169.254.170.2/v2/credentials/abc".into(), None))
+        );
+        let keys = c.aws.keys.unwrap();
+        assert_eq!(keys.session_token.as_deref(), Some("TOKEN"));
+        assert!(
+            !format!("{keys:?}").contains("SECRET"),
+            "Debug must not show the secret"
+        );
+    }
+
+    #[test]
+    fn bad_usage_is_refused_with_a_reason() {
+        /// (arguments, environment, what the message must say; empty when it is accepted)
+        type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+        let cases: &[Case] = &[
+            (&["--bogus"], &[], "unknown flag \"--bogus\""),
+            (&["stray"], &[], "unexpected argument"),
+            (&["-etcd-client-port=0"], &[], "port from 1 to 65535"),
+            (&["-etcd-peer-port=70000"], &[], "port from 1 to 65535"),
+            (&["-etcd-peer-scheme=ftp"], &[], "http or https"),
+            (&["-proxy-mode"], &[], "needs the masters' group"),
+            (&["-scaling-group-name="], &[("PROXY_ASG", "")], ""),
+            (&["-scaling-group-name", "a\nb"], &[], "printable"),
+            (&["-proxy-mode=maybe"], &[], "true or false"),
+            (&["--etcd-api=v4"], &[], "auto, v2 or v3"),
+            (&["--etcd-cert-file=/c.pem"], &[], "go together"),
+            (&["--scaling-group-tag=novalue"], &[], "KEY=VALUE"),
+            (&["-v=loud"], &[], "number"),
+            (&["--environment-file="], &[], "environment-file"),
+            (&["--environment-file=/etc/"], &[], "must name a file"),
+            (&[], &[("AWS_ENDPOINT_URL", "127.0.0.1:5000")], "http://"),
+            (&["--region=eu west"], &[], "region"),
+        ];
+        for (args, env, needle) in cases {
+            match run(args, env) {
+                Err(e @ Error::Usage(_)) => {
+                    assert!(
+                        e.to_string().contains(needle),
+                        "failed testcase {args:?}: {e}"
+                    );
+                    assert_eq!(e.exit_code(), 2);
+                }
+                Err(e) => panic!("failed testcase {args:?}: wrong error {e}"),
+                Ok(_) if needle.is_empty() => {}
+                Ok(c) => panic!("failed testcase {args:?}: accepted as {c:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn help_lists_every_flag_with_its_variable() {
+        let text = help();
+        for flag in FLAGS {
+            assert!(text.contains(flag.names[0]), "{}", flag.names[0]);
+            for env in flag.env {
+                assert!(text.contains(env), "{env}");
+            }
+        }
+        assert!(text.contains("PROXY_ASG") && text.contains("ASG_BY_TAG"));
+    }
+}

@@ -1,0 +1,223 @@
+//! The one error type of the tool. Each variant says *when* it happens; its message says what
+//! failed and what to check, on one line, because it is the last thing an operator reads in
+//! `journalctl -u etcd-discovery`.
+
+use std::fmt;
+
+/// Everything that can stop a run.
+#[derive(Debug)]
+pub enum Error {
+    /// The command line or the environment is wrong: fix the unit file, not the cluster.
+    Usage(String),
+    /// A network call failed below HTTP (refused, timed out, TLS): `what` names the call.
+    Transport {
+        what: String,
+        detail: String,
+        transient: bool,
+    },
+    /// A server answered with a status we cannot use.
+    Status {
+        what: String,
+        status: u16,
+        body: String,
+    },
+    /// AWS answered with an error document (`<ErrorResponse>` or EC2's `<Response><Errors>`).
+    Aws {
+        action: String,
+        code: String,
+        message: String,
+    },
+    /// A body did not have the shape we expect (XML, JSON), or was larger than we read.
+    Parse { what: String, detail: String },
+    /// The instance metadata service did not tell us who we are.
+    Imds(String),
+    /// No credentials were found anywhere in the chain.
+    NoCredentials,
+    /// etcd refused a membership change, or the cluster state makes the change unsafe.
+    Etcd {
+        what: String,
+        detail: String,
+        transient: bool,
+    },
+    /// What we saw cannot be turned into a safe plan yet (e.g. an instance with no address).
+    NotReady(String),
+    /// Writing the environment file failed; the previous file is untouched.
+    Io { path: String, detail: String },
+}
+
+/// AWS error codes worth another try: the request may succeed as it is, later.
+pub fn is_transient_aws_code(code: &str) -> bool {
+    matches!(
+        code,
+        "Throttling"
+            | "ThrottlingException"
+            | "RequestLimitExceeded"
+            | "RequestThrottled"
+            | "ServiceUnavailable"
+            | "InternalError"
+            | "InternalFailure"
+            | "Unavailable"
+    )
+}
+
+impl Error {
+    /// The process exit code: 2 bad usage, 75 (EX_TEMPFAIL) worth a retry, 1 anything else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Usage(_) => 2,
+            _ if self.is_transient() => 75,
+            _ => 1,
+        }
+    }
+
+    /// True when retrying the same run later may succeed without anyone changing anything.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Transport { transient, .. } | Error::Etcd { transient, .. } => *transient,
+            Error::Status { status, .. } => *status >= 500 || *status == 429,
+            Error::Aws { code, .. } => is_transient_aws_code(code),
+            Error::NotReady(_) => true,
+            _ => false,
+        }
+    }
+}
+
+/// What to check for the AWS errors operators meet most; empty when we have no advice.
+fn aws_hint(code: &str, action: &str) -> String {
+    match code {
+        "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" => {
+            let permission = if action.starts_with("DescribeInstances") {
+                format!("ec2:{action}")
+            } else {
+                format!("autoscaling:{action}")
+            };
+            format!("; check that the instance role allows {permission}")
+        }
+        "AuthFailure" | "SignatureDoesNotMatch" | "InvalidClientTokenId" | "UnrecognizedClientException" => {
+            "; check the access key and secret (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the instance profile)".into()
+        }
+        "ExpiredToken" | "ExpiredTokenException" | "RequestExpired" => {
+            "; the session token has expired or the clock is off: refresh credentials, check NTP".into()
+        }
+        c if is_transient_aws_code(c) => "; AWS is throttling or unavailable, retry later".into(),
+        _ => String::new(),
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Usage(msg) => write!(f, "{msg} (see --help)"),
+            Error::Transport { what, detail, .. } => write!(f, "{what}: {detail}"),
+            Error::Status { what, status, body } => {
+                write!(f, "{what}: unexpected HTTP status {status}")?;
+                if !body.is_empty() {
+                    write!(f, ": {body}")?;
+                }
+                Ok(())
+            }
+            Error::Aws { action, code, message } => {
+                write!(f, "AWS {action} failed: {code}: {message}{}", aws_hint(code, action))
+            }
+            Error::Parse { what, detail } => write!(f, "{what}: unreadable answer: {detail}"),
+            Error::Imds(msg) => write!(
+                f,
+                "instance metadata: {msg}; is this an EC2 instance with the metadata service enabled \
+                 (or AWS_EC2_METADATA_SERVICE_ENDPOINT set)?"
+            ),
+            Error::NoCredentials => write!(
+                f,
+                "no AWS credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or attach an \
+                 instance profile with the policy in the README"
+            ),
+            Error::Etcd { what, detail, .. } => write!(f, "etcd {what}: {detail}"),
+            Error::NotReady(msg) => write!(f, "not ready: {msg}; retry later"),
+            Error::Io { path, detail } => {
+                write!(f, "cannot write {path}: {detail}; the previous file is untouched")
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Shortens a body for an error message: one line, a bounded number of characters.
+pub fn snippet(body: &str) -> String {
+    let one_line: String = body
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(200)
+        .collect();
+    one_line.trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes() {
+        let cases: Vec<(Error, i32)> = vec![
+            (Error::Usage("x".into()), 2),
+            (
+                Error::Aws {
+                    action: "A".into(),
+                    code: "Throttling".into(),
+                    message: "m".into(),
+                },
+                75,
+            ),
+            (
+                Error::Aws {
+                    action: "A".into(),
+                    code: "AccessDenied".into(),
+                    message: "m".into(),
+                },
+                1,
+            ),
+            (
+                Error::Status {
+                    what: "w".into(),
+                    status: 503,
+                    body: String::new(),
+                },
+                75,
+            ),
+            (
+                Error::Status {
+                    what: "w".into(),
+                    status: 404,
+                    body: String::new(),
+                },
+                1,
+            ),
+            (Error::NotReady("x".into()), 75),
+            (Error::NoCredentials, 1),
+        ];
+        for (error, code) in cases {
+            assert_eq!(error.exit_code(), code, "failed testcase: {error}");
+        }
+    }
+
+    #[test]
+    fn access_denied_names_the_permission() {
+        let e = Error::Aws {
+            action: "DescribeAutoScalingGroups".into(),
+            code: "AccessDenied".into(),
+            message: "User is not authorized".into(),
+        };
+        assert!(
+            e.to_string()
+                .contains("autoscaling:DescribeAutoScalingGroups"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn snippet_is_one_bounded_line() {
+        let s = snippet(&format!("a\nb\r{}", "x".repeat(500)));
+        assert!(!s.contains('\n') && s.chars().count() <= 200);
+    }
+}

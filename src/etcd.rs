@@ -1,0 +1,404 @@
+//! etcd's membership over HTTP: the v3 JSON gateway (`/v3/cluster/member/*`) or v2
+//! (`/v2/members`). Peers are asked in parallel with plain threads and the first good answer
+//! wins, so a group of dead addresses costs one connect timeout, not one each.
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::cli::EtcdApi;
+use crate::error::{snippet, Error, Result};
+use crate::http::{body_snippet, retry, Http, Response, RetryPolicy};
+use crate::model::Member;
+
+/// A membership change right after a member (re)connected or while another added member has
+/// not started is refused as "unhealthy cluster"; it clears in about five seconds.
+const MEMBER_CHANGE_RETRY: RetryPolicy = RetryPolicy {
+    attempts: 10,
+    base: Duration::from_millis(500),
+    cap: Duration::from_secs(5),
+};
+
+/// Which protocol an endpoint answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    V2,
+    V3,
+}
+
+/// A member as v3's gateway writes it: uint64 IDs as decimal strings, `isLearner` omitted
+/// when false, `name` and `clientURLs` omitted while the member has not started.
+#[derive(Deserialize)]
+struct V3Member {
+    #[serde(rename = "ID", default)]
+    id: String,
+    #[serde(default)]
+    name: String,
+    #[serde(rename = "peerURLs", default)]
+    peer_urls: Vec<String>,
+    #[serde(rename = "clientURLs", default)]
+    client_urls: Vec<String>,
+    #[serde(rename = "isLearner", default)]
+    is_learner: bool,
+}
+
+#[derive(Deserialize)]
+struct V3Members {
+    #[serde(default)]
+    members: Vec<V3Member>,
+}
+
+/// v2's member: IDs in hex.
+#[derive(Deserialize)]
+struct V2Member {
+    id: String,
+    #[serde(default)]
+    name: String,
+    #[serde(rename = "peerURLs", default)]
+    peer_urls: Vec<String>,
+    #[serde(rename = "clientURLs", default)]
+    client_urls: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct V2Members {
+    members: Vec<V2Member>,
+}
+
+/// The gateway's error body.
+#[derive(Deserialize)]
+struct GatewayError {
+    #[serde(default)]
+    code: i64,
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    error: String,
+}
+
+fn parse_json<T: for<'de> Deserialize<'de>>(what: &str, body: &str) -> Result<T> {
+    serde_json::from_str(body).map_err(|e| Error::Parse {
+        what: what.to_string(),
+        detail: e.to_string(),
+    })
+}
+
+fn check_urls(what: &str, urls: &[String]) -> Result<()> {
+    for url in urls {
+        if !(url.starts_with("http://") || url.starts_with("https://"))
+            || url.chars().any(|c| c.is_control() || c.is_whitespace())
+        {
+            return Err(Error::Parse {
+                what: what.to_string(),
+                detail: format!("bad URL {:?}", snippet(url)),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Parses v3's `members` array (from list, add and remove answers).
+pub fn parse_v3_members(body: &str) -> Result<Vec<Member>> {
+    let what = "etcd v3 member list";
+    let list: V3Members = parse_json(what, body)?;
+    list.members
+        .into_iter()
+        .map(|m| {
+            let id = m.id.parse::<u64>().map_err(|_| Error::Parse {
+                what: what.into(),
+                detail: format!("member ID {:?} is not a uint64", snippet(&m.id)),
+            })?;
+            check_urls(what, &m.peer_urls)?;
+            check_urls(what, &m.client_urls)?;
+            Ok(Member {
+                id,
+                name: m.name,
+                peer_urls: m.peer_urls,
+                client_urls: m.client_urls,
+                is_learner: m.is_learner,
+            })
+        })
+        .collect()
+}
+
+/// Parses v2's `/v2/members` answer.
+pub fn parse_v2_members(body: &str) -> Result<Vec<Member>> {
+    let what = "etcd v2 member list";
+    let list: V2Members = parse_json(what, body)?;
+    list.members
+        .into_iter()
+        .map(|m| {
+            let id = u64::from_str_radix(&m.id, 16).map_err(|_| Error::Parse {
+                what: what.into(),
+                detail: format!("member id {:?} is not a 64-bit hex number", snippet(&m.id)),
+            })?;
+            check_urls(what, &m.peer_urls)?;
+            check_urls(what, &m.client_urls)?;
+            Ok(Member {
+                id,
+                name: m.name,
+                peer_urls: m.peer_urls,
+                client_urls: m.client_urls,
+                is_learner: false,
+            })
+        })
+        .collect()
+}
+
+/// An etcd endpoint that answered, and the protocol it answered in.
+#[derive(Clone)]
+pub struct Etcd {
+    http: Http,
+    pub endpoint: String,
+    pub api: Api,
+}
+
+/// What asking every peer found.
+pub enum Discovery {
+    /// A peer answered with the member list.
+    Found(Etcd, Vec<Member>),
+    /// Nobody answered at all: no connection, no HTTP.
+    NobodyAnswered,
+}
+
+/// Asks one endpoint for the member list in the requested protocol(s).
+fn list_at(http: &Http, endpoint: &str, api: EtcdApi) -> Result<(Api, Vec<Member>)> {
+    if api != EtcdApi::V2 {
+        let etcd = Etcd {
+            http: http.clone(),
+            endpoint: endpoint.to_string(),
+            api: Api::V3,
+        };
+        match etcd.list() {
+            Err(Error::Status { status: 404, .. }) if api == EtcdApi::Auto => {}
+            result => return result.map(|m| (Api::V3, m)),
+        }
+    }
+    let etcd = Etcd {
+        http: http.clone(),
+        endpoint: endpoint.to_string(),
+        api: Api::V2,
+    };
+    etcd.list().map(|m| (Api::V2, m))
+}
+
+/// Asks every endpoint at once; the first member list wins. When nobody answered at the HTTP
+/// level the cluster does not exist yet; when some peer answered but gave no list, that is an
+/// error: bootstrapping a new cluster beside a sick one would split it.
+pub fn discover(http: &Http, endpoints: &[String], api: EtcdApi) -> Result<Discovery> {
+    let (sender, receiver) = mpsc::channel();
+    for endpoint in endpoints {
+        let (http, endpoint, sender) = (http.clone(), endpoint.clone(), sender.clone());
+        // Detached on purpose: once one peer answers we stop waiting for the dead ones.
+        std::thread::spawn(move || {
+            let result = list_at(&http, &endpoint, api);
+            let _ = sender.send((endpoint, result));
+        });
+    }
+    drop(sender);
+    let mut answered_badly: Option<Error> = None;
+    for (endpoint, result) in receiver {
+        match result {
+            Ok((api, members)) => {
+                log::debug!(
+                    "{endpoint} answered ({api:?}) with {} members",
+                    members.len()
+                );
+                return Ok(Discovery::Found(
+                    Etcd {
+                        http: http.clone(),
+                        endpoint,
+                        api,
+                    },
+                    members,
+                ));
+            }
+            Err(e @ Error::Transport { .. }) => log::debug!("no etcd at {endpoint}: {e}"),
+            Err(e) => {
+                log::warn!("etcd at {endpoint} answered without a member list: {e}");
+                answered_badly.get_or_insert(e);
+            }
+        }
+    }
+    match answered_badly {
+        None => Ok(Discovery::NobodyAnswered),
+        Some(e) => Err(Error::Etcd {
+            what: "member list".into(),
+            detail: format!(
+                "a peer is up but gave no member list ({e}); not bootstrapping beside it"
+            ),
+            transient: true,
+        }),
+    }
+}
+
+impl Etcd {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.endpoint.trim_end_matches('/'))
+    }
+
+    fn post_json(&self, what: &str, path: &str, body: String) -> Result<Response> {
+        self.http.send(
+            what,
+            "POST",
+            &self.url(path),
+            &[("content-type", "application/json")],
+            Some(body.into_bytes()),
+        )
+    }
+
+    /// The member list from this endpoint.
+    pub fn list(&self) -> Result<Vec<Member>> {
+        let what = format!("etcd member list at {}", self.endpoint);
+        let response = match self.api {
+            Api::V3 => self.post_json(&what, "/v3/cluster/member/list", "{}".into())?,
+            Api::V2 => self
+                .http
+                .send(&what, "GET", &self.url("/v2/members"), &[], None)?,
+        };
+        if !response.is_success() {
+            return Err(Error::Status {
+                what,
+                status: response.status,
+                body: body_snippet(&response),
+            });
+        }
+        match self.api {
+            Api::V3 => parse_v3_members(&response.body),
+            Api::V2 => parse_v2_members(&response.body),
+        }
+    }
+
+    /// Adds a member with this peer URL, retrying "unhealthy cluster" for a bounded time.
+    pub fn add(&self, peer_url: &str, sleep: &dyn Fn(Duration)) -> Result<()> {
+        let what = format!("member add {peer_url}");
+        let peer_urls = serde_json::to_string(&[peer_url]).map_err(|e| Error::Parse {
+            what: what.clone(),
+            detail: e.to_string(),
+        })?;
+        retry(MEMBER_CHANGE_RETRY, sleep, Error::is_transient, || {
+            let response = match self.api {
+                Api::V3 => self.post_json(
+                    &what,
+                    "/v3/cluster/member/add",
+                    format!(r#"{{"peerURLs":{peer_urls}}}"#),
+                )?,
+                Api::V2 => self.post_json(
+                    &what,
+                    "/v2/members",
+                    format!(r#"{{"peerURLs":{peer_urls}}}"#),
+                )?,
+            };
+            if response.is_success() {
+                return Ok(());
+            }
+            Err(self.refusal(&what, &response))
+        })
+    }
+
+    /// Removes a member by ID; a member that is already gone counts as removed.
+    pub fn remove(&self, id: u64, sleep: &dyn Fn(Duration)) -> Result<()> {
+        let what = format!("member remove {id:x}");
+        retry(MEMBER_CHANGE_RETRY, sleep, Error::is_transient, || {
+            let response = match self.api {
+                Api::V3 => self.post_json(
+                    &what,
+                    "/v3/cluster/member/remove",
+                    format!(r#"{{"ID":"{id}"}}"#),
+                )?,
+                Api::V2 => self.http.send(
+                    &what,
+                    "DELETE",
+                    &self.url(&format!("/v2/members/{id:x}")),
+                    &[],
+                    None,
+                )?,
+            };
+            if response.is_success() || self.is_not_found(&response) {
+                return Ok(());
+            }
+            Err(self.refusal(&what, &response))
+        })
+    }
+
+    fn is_not_found(&self, response: &Response) -> bool {
+        match self.api {
+            Api::V2 => response.status == 404,
+            // gRPC code 5, NotFound
+            Api::V3 => {
+                serde_json::from_str::<GatewayError>(&response.body).is_ok_and(|e| e.code == 5)
+            }
+        }
+    }
+
+    /// Turns a refused change into an error, transient when etcd says to come back later.
+    fn refusal(&self, what: &str, response: &Response) -> Error {
+        let (code, message) = match serde_json::from_str::<GatewayError>(&response.body) {
+            Ok(e) => (
+                e.code,
+                if e.message.is_empty() {
+                    e.error
+                } else {
+                    e.message
+                },
+            ),
+            Err(_) => (0, body_snippet(response)),
+        };
+        // gRPC 14 Unavailable ("unhealthy cluster") and v2's generic 500 pass with time.
+        let transient =
+            code == 14 || response.status >= 500 || message.contains("unhealthy cluster");
+        Error::Etcd {
+            what: what.to_string(),
+            detail: format!("HTTP {}: {}", response.status, snippet(&message)),
+            transient,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> String {
+        std::fs::read_to_string(format!("fixtures/etcd/{name}")).unwrap()
+    }
+
+    #[test]
+    fn v3_member_list_fixture() {
+        let members = parse_v3_members(&fixture("v3-member-list.json")).unwrap();
+        assert_eq!(members.len(), 3);
+        assert_eq!(members[0].id, 10501334649042878790);
+        assert_eq!(members[0].name, "i-0a1b2c3d4e5f60718");
+        assert!(!members[0].is_learner);
+        let unstarted = &members[2];
+        assert!(!unstarted.is_started() && unstarted.client_urls.is_empty());
+        assert!(unstarted.is_learner);
+    }
+
+    #[test]
+    fn v2_member_list_fixture() {
+        let members = parse_v2_members(&fixture("v2-members.json")).unwrap();
+        assert_eq!(members.len(), 2);
+        assert_eq!(members[0].id, 0x8e9e05c52164694d);
+        assert_eq!(members[1].name, "");
+    }
+
+    #[test]
+    fn bad_member_lists() {
+        let cases = [
+            r#"{"members":[{"ID":"18446744073709551616","peerURLs":["http://a:2380"]}]}"#,
+            r#"{"members":[{"ID":"-1","peerURLs":["http://a:2380"]}]}"#,
+            r#"{"members":[{"ID":"1","peerURLs":["ftp://a:2380"]}]}"#,
+            r#"{"members":[{"ID":"1","peerURLs":["http://a:2380\nETCD_X=1"]}]}"#,
+            r#"{"members":"#,
+            "<html>",
+        ];
+        for body in cases {
+            assert!(parse_v3_members(body).is_err(), "failed testcase {body}");
+        }
+        assert!(parse_v2_members(r#"{"members":[{"id":"zz"}]}"#).is_err());
+        assert!(parse_v2_members(r#"{"members":[{"id":"1ffffffffffffffff"}]}"#).is_err());
+        assert!(parse_v2_members("{}").is_err());
+    }
+}

@@ -1,0 +1,330 @@
+//! The one place the tool speaks HTTP: a ureq agent with short timeouts, status codes returned
+//! rather than raised (AWS and etcd explain failures in their bodies), a cap on every body we
+//! read, and a bounded retry with jittered exponential backoff and an injected sleep.
+
+use std::path::Path;
+use std::time::Duration;
+
+use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig};
+
+use crate::error::{snippet, Error, Result};
+
+/// No answer we read is legitimately larger: a DescribeInstances page of 1,000 instances is
+/// about 5 MB only with every field, and we ask for 100 at a time.
+pub const BODY_LIMIT: u64 = 4 * 1024 * 1024;
+
+/// How patient one agent is. IMDS and etcd peers sit on the local network: a second to
+/// connect is plenty, and a group of dead addresses must cost seconds, not minutes.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: Duration,
+    /// The whole call: connect, send, wait for and read the answer.
+    pub call: Duration,
+}
+
+/// One ready-to-use HTTP client.
+#[derive(Clone)]
+pub struct Http {
+    agent: ureq::Agent,
+}
+
+/// What came back: the status and the body (capped at `BODY_LIMIT`).
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Response {
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// Reads a PEM file the operator named, with an error that names it.
+fn read_pem(path: &Path, what: &str) -> Result<Vec<PemItem<'static>>> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| Error::Usage(format!("cannot read the {what} {}: {e}", path.display())))?;
+    let items = ureq::tls::parse_pem(&bytes)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| {
+            Error::Usage(format!(
+                "the {what} {} is not valid PEM: {e}",
+                path.display()
+            ))
+        })?;
+    if items.is_empty() {
+        return Err(Error::Usage(format!(
+            "the {what} {} holds no PEM item",
+            path.display()
+        )));
+    }
+    Ok(items)
+}
+
+/// TLS settings for etcd: an operator-given CA (else the bundled web roots), and an optional
+/// client certificate. Certificates are always verified.
+pub fn etcd_tls(tls: &crate::cli::EtcdTls) -> Result<TlsConfig> {
+    let mut builder = TlsConfig::builder();
+    if let Some(ca) = &tls.ca_file {
+        let roots: Vec<Certificate<'static>> = read_pem(ca, "CA file")?
+            .into_iter()
+            .filter_map(|item| match item {
+                PemItem::Certificate(c) => Some(c),
+                _ => None,
+            })
+            .collect();
+        if roots.is_empty() {
+            return Err(Error::Usage(format!(
+                "the CA file {} holds no certificate",
+                ca.display()
+            )));
+        }
+        builder = builder.root_certs(RootCerts::from(roots));
+    }
+    if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
+        let chain: Vec<Certificate<'static>> = read_pem(cert, "certificate file")?
+            .into_iter()
+            .filter_map(|item| match item {
+                PemItem::Certificate(c) => Some(c),
+                _ => None,
+            })
+            .collect();
+        let key: PrivateKey<'static> = read_pem(key, "key file")?
+            .into_iter()
+            .find_map(|item| match item {
+                PemItem::PrivateKey(k) => Some(k),
+                _ => None,
+            })
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "the key file {} holds no private key",
+                    key.display()
+                ))
+            })?;
+        builder = builder.client_cert(Some(ClientCert::new_with_certs(&chain, key)));
+    }
+    Ok(builder.build())
+}
+
+impl Http {
+    /// `use_proxy`: honour HTTPS_PROXY & co. (for AWS APIs); never for link-local IMDS or etcd.
+    pub fn new(timeouts: Timeouts, tls: TlsConfig, use_proxy: bool) -> Http {
+        let mut config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(timeouts.connect))
+            .timeout_global(Some(timeouts.call))
+            .max_redirects(0)
+            .user_agent(concat!("etcd-discovery/", env!("CARGO_PKG_VERSION")))
+            .tls_config(tls);
+        if !use_proxy {
+            config = config.proxy(None);
+        }
+        Http {
+            agent: config.build().new_agent(),
+        }
+    }
+
+    /// Sends one request. `what` names the call in errors ("etcd member list at http://...").
+    pub fn send(
+        &self,
+        what: &str,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Result<Response> {
+        let mut builder = ureq::http::Request::builder().method(method).uri(url);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let request = builder
+            .body(body.unwrap_or_default())
+            .map_err(|e| Error::Transport {
+                what: what.to_string(),
+                detail: format!("cannot build the request: {e}"),
+                transient: false,
+            })?;
+        let mut response = self
+            .agent
+            .run(request)
+            .map_err(|e| transport_error(what, e))?;
+        let status = response.status().as_u16();
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(BODY_LIMIT)
+            .read_to_vec()
+            .map_err(|e| match e {
+                ureq::Error::BodyExceedsLimit(_) => Error::Parse {
+                    what: what.to_string(),
+                    detail: format!("the answer is larger than {BODY_LIMIT} bytes"),
+                },
+                e => transport_error(what, e),
+            })?;
+        let body = String::from_utf8(bytes).map_err(|_| Error::Parse {
+            what: what.to_string(),
+            detail: "the answer is not UTF-8".into(),
+        })?;
+        log::trace!("{what}: HTTP {status}, {} bytes", body.len());
+        Ok(Response { status, body })
+    }
+}
+
+fn transport_error(what: &str, e: ureq::Error) -> Error {
+    // Certificate and URL problems need a person; everything else may pass.
+    let transient = !matches!(
+        e,
+        ureq::Error::BadUri(_) | ureq::Error::Tls(_) | ureq::Error::Pem(_) | ureq::Error::Rustls(_)
+    );
+    let detail = match &e {
+        ureq::Error::Timeout(t) => format!("timed out ({t})"),
+        ureq::Error::Rustls(r) => {
+            format!("TLS: {r} (check --etcd-ca-file and the server certificate)")
+        }
+        other => other.to_string(),
+    };
+    Error::Transport {
+        what: what.to_string(),
+        detail,
+        transient,
+    }
+}
+
+/// An error body as part of an error message.
+pub fn body_snippet(response: &Response) -> String {
+    snippet(&response.body)
+}
+
+/// How long to wait before retry number `attempt` (1-based): exponential from `base`, capped,
+/// with "equal jitter" (half fixed, half random) so a fleet booting at once spreads out.
+/// `random` is in [0, 1).
+pub fn backoff(attempt: u32, base: Duration, cap: Duration, random: f64) -> Duration {
+    let exponential = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+    let ceiling = exponential.min(cap);
+    let half = ceiling / 2;
+    half + half.mul_f64(random.clamp(0.0, 1.0))
+}
+
+/// A cheap random number in [0, 1) for jitter: clock and process id mixed. Not for secrets.
+pub fn jitter() -> f64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u64);
+    let mut x = nanos ^ (u64::from(std::process::id()) << 32) ^ 0x9E37_79B9_7F4A_7C15;
+    // xorshift64*
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// How many times to try, and how long to wait between tries.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+/// Runs `op` until it succeeds, fails with an error `retryable` rejects, or runs out of tries.
+/// `sleep` is injected so tests don't wait.
+pub fn retry<T>(
+    policy: RetryPolicy,
+    sleep: &dyn Fn(Duration),
+    retryable: impl Fn(&Error) -> bool,
+    mut op: impl FnMut() -> Result<T>,
+) -> Result<T> {
+    let mut attempt = 1;
+    loop {
+        match op() {
+            Err(e) if attempt < policy.attempts && retryable(&e) => {
+                let wait = backoff(attempt, policy.base, policy.cap, jitter());
+                log::debug!(
+                    "{e}; try {} of {} in {wait:?}",
+                    attempt + 1,
+                    policy.attempts
+                );
+                sleep(wait);
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::{Cell, RefCell};
+
+    #[test]
+    fn backoff_grows_caps_and_jitters() {
+        let base = Duration::from_millis(100);
+        let cap = Duration::from_secs(2);
+        let cases = [
+            (1, 0.0, 50),
+            (1, 0.999, 99),
+            (2, 0.0, 100),
+            (3, 0.5, 300),
+            (5, 0.0, 800),
+            (6, 0.0, 1000),
+            (30, 0.0, 1000),
+            (30, 1.0, 2000),
+        ];
+        for (attempt, random, millis) in cases {
+            let got = backoff(attempt, base, cap, random).as_millis();
+            assert_eq!(
+                got, millis,
+                "failed testcase: attempt {attempt}, random {random}"
+            );
+        }
+    }
+
+    #[test]
+    fn jitter_is_in_range() {
+        for _ in 0..100 {
+            let j = jitter();
+            assert!((0.0..1.0).contains(&j), "{j}");
+        }
+    }
+
+    #[test]
+    fn retry_stops_at_success_permanent_error_or_last_try() {
+        let policy = RetryPolicy {
+            attempts: 4,
+            base: Duration::from_millis(10),
+            cap: Duration::from_secs(1),
+        };
+        let slept = RefCell::new(Vec::new());
+        let sleep = |d: Duration| slept.borrow_mut().push(d);
+        let transient = || Error::NotReady("busy".into());
+
+        let calls = Cell::new(0);
+        let r = retry(policy, &sleep, Error::is_transient, || {
+            calls.set(calls.get() + 1);
+            if calls.get() < 3 {
+                Err(transient())
+            } else {
+                Ok(7)
+            }
+        });
+        assert_eq!((r.unwrap(), calls.get(), slept.borrow().len()), (7, 3, 2));
+
+        calls.set(0);
+        let r: Result<()> = retry(policy, &sleep, Error::is_transient, || {
+            calls.set(calls.get() + 1);
+            Err(transient())
+        });
+        assert!(r.is_err());
+        assert_eq!(calls.get(), 4, "bounded: exactly `attempts` tries");
+
+        calls.set(0);
+        let r: Result<()> = retry(policy, &sleep, Error::is_transient, || {
+            calls.set(calls.get() + 1);
+            Err(Error::NoCredentials)
+        });
+        assert!(r.is_err());
+        assert_eq!(calls.get(), 1, "a permanent error is not retried");
+    }
+}

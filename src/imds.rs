@@ -1,0 +1,217 @@
+//! The EC2 instance metadata service: who this instance is, and its instance-profile
+//! credentials. IMDSv2 first; IMDSv1 only when the token call is refused (403/404/405), never
+//! because IMDS is unreachable: an unreachable IMDS is an error, retried a few times.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::aws::credentials::{parse_credentials_document, Credentials};
+use crate::error::{Error, Result};
+use crate::http::{retry, Http, RetryPolicy};
+use crate::model::Identity;
+
+/// Six hours, the longest IMDS allows; one run needs seconds.
+const TOKEN_TTL_SECONDS: &str = "21600";
+
+const RETRY: RetryPolicy = RetryPolicy {
+    attempts: 3,
+    base: Duration::from_millis(200),
+    cap: Duration::from_secs(1),
+};
+
+/// A session with the metadata service.
+pub struct Imds<'a> {
+    http: &'a Http,
+    base: String,
+    /// `None` when IMDSv1 is in use.
+    token: Option<String>,
+}
+
+/// The fields of `/latest/dynamic/instance-identity/document` we use.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IdentityDocument {
+    instance_id: Option<String>,
+    private_ip: Option<String>,
+    region: Option<String>,
+    availability_zone: Option<String>,
+}
+
+/// Parses the identity document; every field we use must be there.
+pub fn parse_identity_document(body: &str) -> Result<(String, String, String, String)> {
+    let doc: IdentityDocument = serde_json::from_str(body).map_err(|e| Error::Parse {
+        what: "instance identity document".into(),
+        detail: e.to_string(),
+    })?;
+    let field = |value: Option<String>, name: &str| {
+        value
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| Error::Imds(format!("the identity document has no {name}")))
+    };
+    Ok((
+        field(doc.instance_id, "instanceId")?,
+        field(doc.private_ip, "privateIp")?,
+        field(doc.region, "region")?,
+        field(doc.availability_zone, "availabilityZone")?,
+    ))
+}
+
+impl<'a> Imds<'a> {
+    /// Opens a session: asks for an IMDSv2 token, falls back to v1 only when refused.
+    pub fn connect(http: &'a Http, base: &str, sleep: &dyn Fn(Duration)) -> Result<Imds<'a>> {
+        let base = base.trim_end_matches('/').to_string();
+        let url = format!("{base}/latest/api/token");
+        let response = retry(RETRY, sleep, Error::is_transient, || {
+            http.send(
+                "IMDS token",
+                "PUT",
+                &url,
+                &[("X-aws-ec2-metadata-token-ttl-seconds", TOKEN_TTL_SECONDS)],
+                None,
+            )
+            .and_then(|r| {
+                if r.status >= 500 {
+                    Err(Error::NotReady(format!("HTTP {}", r.status)))
+                } else {
+                    Ok(r)
+                }
+            })
+        })
+        .map_err(|e| Error::Imds(format!("no IMDSv2 token from {base}: {e}")))?;
+        let token = match response.status {
+            200 if !response.body.trim().is_empty() => Some(response.body.trim().to_string()),
+            // 403 Forbidden, 404 Not Found, 405 Method Not Allowed: IMDSv2 is not offered.
+            403..=405 => {
+                log::warn!(
+                    "IMDSv2 token refused (HTTP {}); falling back to IMDSv1",
+                    response.status
+                );
+                None
+            }
+            status => {
+                return Err(Error::Imds(format!(
+                    "the token call answered HTTP {status}"
+                )));
+            }
+        };
+        Ok(Imds { http, base, token })
+    }
+
+    /// GETs a metadata path; `Ok(None)` on 404.
+    fn get(&self, path: &str, sleep: &dyn Fn(Duration)) -> Result<Option<String>> {
+        let url = format!("{}/latest/{path}", self.base);
+        let headers: Vec<(&str, &str)> = match &self.token {
+            Some(t) => vec![("X-aws-ec2-metadata-token", t.as_str())],
+            None => vec![],
+        };
+        let response = retry(RETRY, sleep, Error::is_transient, || {
+            self.http
+                .send("IMDS", "GET", &url, &headers, None)
+                .and_then(|r| {
+                    if r.status >= 500 {
+                        Err(Error::NotReady(format!("IMDS {path}: HTTP {}", r.status)))
+                    } else {
+                        Ok(r)
+                    }
+                })
+        })
+        .map_err(|e| Error::Imds(format!("{path}: {e}")))?;
+        match response.status {
+            200 => Ok(Some(response.body)),
+            404 => Ok(None),
+            401 => Err(Error::Imds(format!("{path}: token rejected (HTTP 401)"))),
+            status => Err(Error::Imds(format!("{path}: HTTP {status}"))),
+        }
+    }
+
+    /// Who this instance is: the identity document plus `local-hostname`.
+    pub fn identity(&self, sleep: &dyn Fn(Duration)) -> Result<Identity> {
+        let document = self
+            .get("dynamic/instance-identity/document", sleep)?
+            .ok_or_else(|| Error::Imds("no instance identity document (HTTP 404)".into()))?;
+        let (instance_id, private_ip, region, availability_zone) =
+            parse_identity_document(&document)?;
+        let private_dns = self
+            .get("meta-data/local-hostname", sleep)?
+            .map(|h| h.trim().to_string())
+            .unwrap_or_default();
+        Ok(Identity {
+            instance_id,
+            private_ip,
+            private_dns,
+            region,
+            availability_zone,
+        })
+    }
+
+    /// The instance profile's temporary credentials, `None` when no profile is attached.
+    pub fn role_credentials(&self, sleep: &dyn Fn(Duration)) -> Result<Option<Credentials>> {
+        let Some(roles) = self.get("meta-data/iam/security-credentials/", sleep)? else {
+            return Ok(None);
+        };
+        let Some(role) = roles.lines().map(str::trim).find(|l| !l.is_empty()) else {
+            return Ok(None);
+        };
+        if !role
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+        {
+            return Err(Error::Imds(format!("unexpected role name {role:?}")));
+        }
+        let document = self
+            .get(&format!("meta-data/iam/security-credentials/{role}"), sleep)?
+            .ok_or_else(|| Error::Imds(format!("role {role} has no credentials")))?;
+        parse_credentials_document(&document, "instance profile credentials").map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_document_fixture() {
+        let body = std::fs::read_to_string("fixtures/imds/identity-document.json").unwrap();
+        let (id, ip, region, az) = parse_identity_document(&body).unwrap();
+        assert_eq!(
+            (id.as_str(), ip.as_str(), region.as_str(), az.as_str()),
+            (
+                "i-0a1b2c3d4e5f60718",
+                "10.0.1.15",
+                "eu-west-1",
+                "eu-west-1a"
+            )
+        );
+    }
+
+    #[test]
+    fn identity_document_missing_fields_is_an_imds_error() {
+        let cases = [
+            (
+                r#"{"instanceId":"i-1","region":"r","availabilityZone":"a"}"#,
+                "privateIp",
+            ),
+            (
+                r#"{"privateIp":"10.0.0.1","region":"r","availabilityZone":"a"}"#,
+                "instanceId",
+            ),
+            (
+                r#"{"instanceId":"","privateIp":"10.0.0.1","region":"r","availabilityZone":"a"}"#,
+                "instanceId",
+            ),
+        ];
+        for (body, field) in cases {
+            let e = parse_identity_document(body).unwrap_err();
+            assert!(e.to_string().contains(field), "failed testcase {body}: {e}");
+        }
+        assert!(matches!(
+            parse_identity_document("<html>"),
+            Err(Error::Parse { .. })
+        ));
+        assert!(matches!(
+            parse_identity_document(""),
+            Err(Error::Parse { .. })
+        ));
+    }
+}

@@ -1,0 +1,166 @@
+//! Domain types: what the tool observes about itself, its group and the cluster. No I/O, no
+//! wire formats: `aws/` and `etcd.rs` translate their answers into these.
+
+/// This instance, as the metadata service describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub instance_id: String,
+    pub private_ip: String,
+    /// `meta-data/local-hostname`, e.g. `ip-10-0-1-5.eu-west-1.compute.internal`.
+    pub private_dns: String,
+    pub region: String,
+    pub availability_zone: String,
+}
+
+/// An instance of the group(s) that counts as part of the cluster (see `counts_in_cluster`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    pub id: String,
+    /// Empty until EC2 has assigned one.
+    pub private_ip: String,
+    /// Empty when the VPC has no DNS hostnames.
+    pub private_dns: String,
+}
+
+/// A group as AutoScaling describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub name: String,
+    pub desired_capacity: u32,
+    /// (instance id, lifecycle state)
+    pub instances: Vec<(String, String)>,
+}
+
+/// Whether an instance in this AutoScaling lifecycle state belongs in the cluster.
+///
+/// `Pending*` and `InService` count: a pending instance is booting and about to run etcd.
+/// `Terminating*`, `Terminated`, `Detaching`, `Detached` do not: their etcd is going away.
+/// `Standby` (and `EnteringStandby`) count: standby takes an instance out of the load
+/// balancer, not out of service, and its etcd keeps running; removing it from the cluster
+/// would cost a member every time an operator patches a node. `Warmed:*` instances of a warm
+/// pool are stopped or hibernated and do not count.
+pub fn counts_in_cluster(lifecycle_state: &str) -> bool {
+    lifecycle_state.starts_with("Pending")
+        || lifecycle_state == "InService"
+        || lifecycle_state == "Standby"
+        || lifecycle_state == "EnteringStandby"
+}
+
+/// A member of the etcd cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub id: u64,
+    /// Empty while the member was added but its etcd has not started yet.
+    pub name: String,
+    pub peer_urls: Vec<String>,
+    pub client_urls: Vec<String>,
+    pub is_learner: bool,
+}
+
+impl Member {
+    pub fn is_started(&self) -> bool {
+        !self.name.is_empty()
+    }
+}
+
+/// Everything one run has learnt before it decides.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    pub me: Identity,
+    /// Counted instances of those groups, with addresses, sorted by id.
+    pub instances: Vec<Instance>,
+    /// The member list, when some peer answered; `None` when nobody did.
+    pub members: Option<Vec<Member>>,
+}
+
+/// The host part of a URL (`https://10.0.0.1:2380` -> `10.0.0.1`, `http://[::1]:2380` -> `::1`).
+pub fn url_host(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let authority = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    if let Some(v6) = authority.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or(v6);
+    }
+    authority
+        .rsplit_once(':')
+        .map_or(authority, |(host, _)| host)
+}
+
+/// True when `host` names this instance, by IP or DNS name. Exact comparison: `10.0.2.15` is
+/// not `10.0.2.150`, and DNS names compare without case.
+pub fn host_is_instance(host: &str, instance: &Instance) -> bool {
+    (!instance.private_ip.is_empty() && host == instance.private_ip)
+        || (!instance.private_dns.is_empty() && host.eq_ignore_ascii_case(&instance.private_dns))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_host_cases() {
+        let cases = [
+            ("https://10.0.0.1:2380", "10.0.0.1"),
+            (
+                "http://ip-10-0-0-1.ec2.internal:2380",
+                "ip-10-0-0-1.ec2.internal",
+            ),
+            ("http://[fd00::1]:2380", "fd00::1"),
+            ("http://10.0.0.1", "10.0.0.1"),
+            ("http://10.0.0.1:2380/", "10.0.0.1"),
+            ("10.0.0.1:2380", "10.0.0.1"),
+        ];
+        for (url, host) in cases {
+            assert_eq!(url_host(url), host, "failed testcase: {url}");
+        }
+    }
+
+    #[test]
+    fn host_match_is_exact_not_substring() {
+        let i = Instance {
+            id: "i-1".into(),
+            private_ip: "10.0.2.15".into(),
+            private_dns: "ip-10-0-2-15.ec2.internal".into(),
+        };
+        assert!(host_is_instance("10.0.2.15", &i));
+        assert!(!host_is_instance("10.0.2.150", &i));
+        assert!(!host_is_instance("10.0.2.1", &i));
+        assert!(host_is_instance("IP-10-0-2-15.EC2.INTERNAL", &i));
+        assert!(!host_is_instance(
+            "",
+            &Instance {
+                id: "i".into(),
+                private_ip: String::new(),
+                private_dns: String::new()
+            }
+        ));
+    }
+
+    #[test]
+    fn lifecycle_states() {
+        for s in [
+            "Pending",
+            "Pending:Wait",
+            "Pending:Proceed",
+            "InService",
+            "Standby",
+            "EnteringStandby",
+        ] {
+            assert!(counts_in_cluster(s), "{s}");
+        }
+        for s in [
+            "Terminating",
+            "Terminating:Wait",
+            "Terminating:Proceed",
+            "Terminated",
+            "Detaching",
+            "Detached",
+            "Warmed:Stopped",
+            "Quarantined",
+        ] {
+            assert!(!counts_in_cluster(s), "{s}");
+        }
+    }
+}
