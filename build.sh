@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# The project's one entry point.
+#   ./build.sh          static release binary for x86_64-unknown-linux-musl
+#   ./build.sh test     everything CI runs: format, lints, unit, offline and lab tests
+# It installs what it needs (Rust musl target, Debian packages, a Python venv with moto) and
+# stops loudly when something cannot be had.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+TARGET=x86_64-unknown-linux-musl
+BIN=target/$TARGET/release/etcd-discovery
+SIZE_BUDGET=2500000
+LAB_DIR=$PWD/.lab
+MOTO_VERSION=5.2.5
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }
+
+apt_updated=""
+# Installs the Debian packages that are missing; `apt-get update` once before the first.
+need_packages() {
+    local missing=()
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    command -v apt-get >/dev/null || die "missing packages ${missing[*]} and no apt-get to install them"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    if [ -z "$apt_updated" ]; then
+        say "apt-get update"
+        $sudo apt-get update -qq || die "apt-get update failed"
+        apt_updated=1
+    fi
+    say "installing ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+        || die "apt-get install ${missing[*]} failed"
+}
+
+# The etcd-server package may start a system etcd on 127.0.0.1:2379; the lab wants the
+# loopback addresses to itself.
+stop_system_etcd() {
+    if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+        systemctl disable --now etcd >/dev/null 2>&1 || true
+    fi
+}
+
+need_rust_target() {
+    command -v cargo >/dev/null || die "cargo not found: install Rust (rustup) first"
+    if ! rustup target list --installed 2>/dev/null | grep -qx "$1"; then
+        say "rustup target add $1"
+        rustup target add "$1" >/dev/null || die "rustup target add $1 failed"
+    fi
+}
+
+need_moto() {
+    if [ ! -x "$LAB_DIR/venv/bin/moto_server" ]; then
+        need_packages python3-venv
+        say "creating the moto $MOTO_VERSION venv in $LAB_DIR/venv"
+        rm -rf "$LAB_DIR/venv"
+        # Debian's python: the first python3 on PATH may be another interpreter.
+        /usr/bin/python3 -m venv "$LAB_DIR/venv" || die "python3 -m venv failed"
+        "$LAB_DIR/venv/bin/pip" install -q "moto[server]==$MOTO_VERSION" || die "pip install moto[server]==$MOTO_VERSION failed"
+    fi
+    "$LAB_DIR/venv/bin/moto_server" --help >/dev/null 2>&1 || die "moto_server in $LAB_DIR/venv does not run"
+}
+
+build_release() {
+    need_packages musl-tools
+    need_rust_target "$TARGET"
+    local commit
+    commit=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+    say "cargo build --release --target $TARGET"
+    ETCD_DISCOVERY_COMMIT=$commit cargo build --quiet --release --locked --target "$TARGET"
+    check_static "$BIN"
+}
+
+check_static() {
+    local bin=$1 size
+    size=$(stat -c %s "$bin")
+    if command -v file >/dev/null; then
+        file -b "$bin" | grep -Eq 'static(-pie)? linked' || die "$bin is not statically linked: $(file -b "$bin")"
+    elif ldd "$bin" >/dev/null 2>&1; then
+        die "$bin is dynamically linked"
+    fi
+    [ "$size" -le "$SIZE_BUDGET" ] || die "$bin is $size bytes, over the $SIZE_BUDGET budget"
+    say "$bin: $size bytes, static"
+}
+
+run_tests() {
+    need_packages musl-tools etcd-server etcd-client python3-venv file
+    stop_system_etcd
+    need_rust_target "$TARGET"
+    need_moto
+    command -v etcd >/dev/null || die "etcd not found after installing etcd-server"
+    command -v etcdctl >/dev/null || die "etcdctl not found after installing etcd-client"
+
+    say "cargo fmt --check"
+    cargo fmt --check || die "code is not formatted: run cargo fmt"
+    say "cargo clippy"
+    cargo clippy --quiet --locked --all-targets -- -D warnings
+    say "unit and offline tests (debug build)"
+    cargo test --locked --bins --test offline
+    build_release
+    say "offline tests against the static release binary"
+    ETCD_DISCOVERY_BIN=$PWD/$BIN cargo test --locked --test offline
+    say "lab tests: real etcd, moto, IMDS stubs"
+    LAB_MOTO_SERVER=$LAB_DIR/venv/bin/moto_server LAB_DIR=$LAB_DIR ETCD_DISCOVERY_BIN=$PWD/$BIN \
+        cargo test --locked --test lab -- --test-threads=2
+}
+
+case "${1:-build}" in
+    build) build_release ;;
+    test) run_tests ;;
+    *) die "unknown command ${1}: use build or test" ;;
+esac

@@ -1,0 +1,358 @@
+//! A simulated AWS account for one test: a metadata service for "this" instance, AutoScaling
+//! and EC2 answering from a shared model of groups, and optionally an etcd member API on one
+//! of the instances' addresses. Each test gets its own 127.0.N.0/24 so tests never collide.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+
+use super::fake::{FakeServer, Request};
+
+pub fn instance_id(k: u8) -> String {
+    format!("i-{k:017x}")
+}
+
+#[derive(Clone)]
+pub struct Group {
+    pub name: String,
+    pub desired: u32,
+    pub tags: Vec<(String, String)>,
+    /// (host number k in 127.0.N.k, lifecycle state)
+    pub instances: Vec<(u8, String)>,
+}
+
+#[derive(Clone, Debug)]
+pub struct FakeMember {
+    pub id: u64,
+    pub name: String,
+    pub peer_url: String,
+    pub client_url: String,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum EtcdApi {
+    V3,
+    /// The v3 gateway answers 404, only /v2/members works.
+    V2Only,
+}
+
+/// What AWS answers instead of the model, for error tests.
+pub type AwsOverride = Arc<Mutex<Option<(u16, String)>>>;
+
+pub struct World {
+    pub net: u8,
+    pub imds: FakeServer,
+    pub aws: FakeServer,
+    pub etcd: Option<FakeServer>,
+    /// The client port every instance's etcd would listen on.
+    pub client_port: u16,
+    pub members: Arc<Mutex<Vec<FakeMember>>>,
+    pub aws_override: AwsOverride,
+    pub dir: PathBuf,
+}
+
+/// The binary under test: the one cargo built, or `ETCD_DISCOVERY_BIN` (the static release
+/// build, or the aarch64 one under qemu) when `build.sh` names it.
+pub fn binary() -> PathBuf {
+    std::env::var_os("ETCD_DISCOVERY_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_etcd-discovery")),
+        PathBuf::from,
+    )
+}
+
+pub struct Imds {
+    pub v2: bool,
+}
+
+impl World {
+    pub fn ip(net: u8, k: u8) -> String {
+        format!("127.0.{net}.{k}")
+    }
+
+    /// `etcd_on`: the host number whose etcd answers (with `members`), or `None` for no etcd.
+    pub fn new(
+        net: u8,
+        me: u8,
+        groups: Vec<Group>,
+        etcd_on: Option<(u8, EtcdApi)>,
+        members: Vec<FakeMember>,
+        imds: Imds,
+    ) -> World {
+        let imds_server = start_imds(net, me, imds.v2);
+        let aws_override: AwsOverride = Arc::new(Mutex::new(None));
+        let aws = start_aws(net, groups, aws_override.clone());
+        let members = Arc::new(Mutex::new(members));
+        let (etcd, client_port) = match etcd_on {
+            Some((k, api)) => {
+                let server = start_etcd(&World::ip(net, k), members.clone(), api);
+                let port = server.port;
+                (Some(server), port)
+            }
+            None => {
+                // A port nothing listens on at any of this test's addresses.
+                let probe = std::net::TcpListener::bind((World::ip(net, 250).as_str(), 0)).unwrap();
+                (None, probe.local_addr().unwrap().port())
+            }
+        };
+        let dir = std::env::temp_dir().join(format!(
+            "etcd-discovery-offline-{net}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        World {
+            net,
+            imds: imds_server,
+            aws,
+            etcd,
+            client_port,
+            members,
+            aws_override,
+            dir,
+        }
+    }
+
+    pub fn env_file(&self) -> PathBuf {
+        self.dir.join("etcd-peers")
+    }
+
+    pub fn member(&self, k: u8, started: bool) -> FakeMember {
+        FakeMember {
+            id: 1000 + u64::from(k),
+            name: if started {
+                instance_id(k)
+            } else {
+                String::new()
+            },
+            peer_url: format!("http://{}:2380", World::ip(self.net, k)),
+            client_url: if started {
+                format!("http://{}:{}", World::ip(self.net, k), self.client_port)
+            } else {
+                String::new()
+            },
+        }
+    }
+
+    /// Runs the binary with this world's endpoints and static keys, plus `args`.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.run_with_env(
+            args,
+            &[
+                ("AWS_ACCESS_KEY_ID", "AKIDOFFLINE"),
+                ("AWS_SECRET_ACCESS_KEY", "offline-secret-key"),
+            ],
+        )
+    }
+
+    pub fn run_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let port = self.client_port.to_string();
+        let file = self.env_file();
+        let mut command = Command::new(binary());
+        command
+            .env_clear()
+            .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", self.imds.url())
+            .env("AWS_ENDPOINT_URL", self.aws.url())
+            .args([
+                "-etcd-client-scheme=http",
+                "-etcd-peer-scheme=http",
+                "-private-addresses",
+            ])
+            .args(["-etcd-client-port", &port])
+            .arg(format!("-environment-file={}", file.display()))
+            .args(args)
+            .envs(env.iter().copied());
+        command.output().expect("run etcd-discovery")
+    }
+
+    pub fn aws_requests(&self) -> Vec<Request> {
+        self.aws.requests()
+    }
+
+    pub fn etcd_requests(&self) -> Vec<Request> {
+        self.etcd.as_ref().map(|e| e.requests()).unwrap_or_default()
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn start_imds(net: u8, me: u8, v2: bool) -> FakeServer {
+    const TOKEN: &str = "offline-imds-token";
+    let ip = World::ip(net, me);
+    let id = instance_id(me);
+    FakeServer::start("127.0.0.1", move |r: &Request| {
+        if r.method == "PUT" && r.path == "/latest/api/token" {
+            return if v2 {
+                (200, TOKEN.into())
+            } else {
+                (403, String::new())
+            };
+        }
+        if v2 && r.header("x-aws-ec2-metadata-token") != Some(TOKEN) {
+            return (401, String::new());
+        }
+        match r.path.as_str() {
+            "/latest/dynamic/instance-identity/document" => (
+                200,
+                format!(
+                    r#"{{"instanceId":"{id}","privateIp":"{ip}","region":"us-east-1","availabilityZone":"us-east-1a","accountId":"123456789012"}}"#
+                ),
+            ),
+            "/latest/meta-data/local-hostname" => {
+                (200, format!("ip-{}.ec2.internal", ip.replace('.', "-")))
+            }
+            _ => (404, String::new()),
+        }
+    })
+}
+
+fn start_aws(net: u8, groups: Vec<Group>, aws_override: AwsOverride) -> FakeServer {
+    FakeServer::start("127.0.0.1", move |r: &Request| {
+        if let Some(answer) = aws_override.lock().unwrap().clone() {
+            return answer;
+        }
+        let action = r.param("Action").unwrap_or_default();
+        match action.as_str() {
+            "DescribeAutoScalingInstances" => {
+                let wanted = r.param("InstanceIds.member.1").unwrap_or_default();
+                let members: String = groups
+                    .iter()
+                    .flat_map(|g| g.instances.iter().map(move |(k, state)| (g, k, state)))
+                    .filter(|(_, k, _)| instance_id(**k) == wanted)
+                    .map(|(g, k, state)| format!("<member><InstanceId>{}</InstanceId><AutoScalingGroupName>{}</AutoScalingGroupName><AvailabilityZone>us-east-1a</AvailabilityZone><LifecycleState>{state}</LifecycleState><HealthStatus>HEALTHY</HealthStatus></member>", instance_id(*k), g.name))
+                    .collect();
+                (200, format!(r#"<DescribeAutoScalingInstancesResponse xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/"><DescribeAutoScalingInstancesResult><AutoScalingInstances>{members}</AutoScalingInstances></DescribeAutoScalingInstancesResult><ResponseMetadata><RequestId>x</RequestId></ResponseMetadata></DescribeAutoScalingInstancesResponse>"#))
+            }
+            "DescribeAutoScalingGroups" => {
+                let names: Vec<String> = (1..20).filter_map(|i| r.param(&format!("AutoScalingGroupNames.member.{i}"))).collect();
+                let tag_filters: Vec<(String, String)> = (1..20)
+                    .filter_map(|i| {
+                        let key = r.param(&format!("Filters.member.{i}.Name"))?;
+                        let value = r.param(&format!("Filters.member.{i}.Values.member.1"))?;
+                        Some((key.trim_start_matches("tag:").to_string(), value))
+                    })
+                    .collect();
+                let selected = groups.iter().filter(|g| {
+                    (names.is_empty() || names.contains(&g.name)) && tag_filters.iter().all(|t| g.tags.contains(t))
+                });
+                let members: String = selected
+                    .map(|g| {
+                        let instances: String = g.instances.iter().map(|(k, state)| format!("<member><InstanceId>{}</InstanceId><AvailabilityZone>us-east-1a</AvailabilityZone><LifecycleState>{state}</LifecycleState><HealthStatus>Healthy</HealthStatus></member>", instance_id(*k))).collect();
+                        format!("<member><AutoScalingGroupName>{}</AutoScalingGroupName><MinSize>0</MinSize><MaxSize>9</MaxSize><DesiredCapacity>{}</DesiredCapacity><Instances>{instances}</Instances></member>", g.name, g.desired)
+                    })
+                    .collect();
+                (200, format!(r#"<DescribeAutoScalingGroupsResponse xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/"><DescribeAutoScalingGroupsResult><AutoScalingGroups>{members}</AutoScalingGroups></DescribeAutoScalingGroupsResult><ResponseMetadata><RequestId>x</RequestId></ResponseMetadata></DescribeAutoScalingGroupsResponse>"#))
+            }
+            "DescribeInstances" => {
+                let items: String = (1..200)
+                    .filter_map(|i| r.param(&format!("InstanceId.{i}")))
+                    .filter_map(|id| (1..=250u8).find(|k| instance_id(*k) == id))
+                    .map(|k| {
+                        let ip = World::ip(net, k);
+                        format!("<item><instanceId>{}</instanceId><instanceState><code>16</code><name>running</name></instanceState><privateDnsName>ip-{}.ec2.internal</privateDnsName><privateIpAddress>{ip}</privateIpAddress></item>", instance_id(k), ip.replace('.', "-"))
+                    })
+                    .collect();
+                (200, format!(r#"<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>x</requestId><reservationSet><item><reservationId>r-1</reservationId><instancesSet>{items}</instancesSet></item></reservationSet></DescribeInstancesResponse>"#))
+            }
+            other => (400, format!("<ErrorResponse><Error><Code>InvalidAction</Code><Message>{other}</Message></Error></ErrorResponse>")),
+        }
+    })
+}
+
+fn v3_members_json(members: &[FakeMember]) -> String {
+    let items: Vec<String> = members
+        .iter()
+        .map(|m| {
+            if m.name.is_empty() {
+                format!(r#"{{"ID":"{}","peerURLs":["{}"]}}"#, m.id, m.peer_url)
+            } else {
+                format!(
+                    r#"{{"ID":"{}","name":"{}","peerURLs":["{}"],"clientURLs":["{}"]}}"#,
+                    m.id, m.name, m.peer_url, m.client_url
+                )
+            }
+        })
+        .collect();
+    format!(
+        r#"{{"header":{{"cluster_id":"1","member_id":"2","raft_term":"3"}},"members":[{}]}}"#,
+        items.join(",")
+    )
+}
+
+fn v2_members_json(members: &[FakeMember]) -> String {
+    let items: Vec<String> = members
+        .iter()
+        .map(|m| {
+            let clients = if m.client_url.is_empty() {
+                String::new()
+            } else {
+                format!(r#""{}""#, m.client_url)
+            };
+            format!(
+                r#"{{"id":"{:x}","name":"{}","peerURLs":["{}"],"clientURLs":[{clients}]}}"#,
+                m.id, m.name, m.peer_url
+            )
+        })
+        .collect();
+    format!(r#"{{"members":[{}]}}"#, items.join(","))
+}
+
+/// The first string value in a small JSON body after `"key":`.
+fn json_string(body: &str, key: &str) -> Option<String> {
+    let after = body.split(&format!(r#""{key}":"#)).nth(1)?;
+    let start = after.find('"')? + 1;
+    let end = start + after[start..].find('"')?;
+    Some(after[start..end].to_string())
+}
+
+fn start_etcd(ip: &str, members: Arc<Mutex<Vec<FakeMember>>>, api: EtcdApi) -> FakeServer {
+    FakeServer::start(ip, move |r: &Request| {
+        let mut list = members.lock().unwrap();
+        match (r.method.as_str(), r.path.as_str(), api) {
+            ("POST", p, EtcdApi::V2Only) if p.starts_with("/v3/") => {
+                (404, "404 page not found\n".into())
+            }
+            ("POST", "/v3/cluster/member/list", _) => (200, v3_members_json(&list)),
+            ("POST", "/v3/cluster/member/remove", _) => {
+                let id: u64 = json_string(&r.body, "ID")
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                if !list.iter().any(|m| m.id == id) {
+                    return (404, r#"{"error":"etcdserver: member not found","code":5,"message":"etcdserver: member not found"}"#.into());
+                }
+                list.retain(|m| m.id != id);
+                (200, v3_members_json(&list))
+            }
+            ("POST", "/v3/cluster/member/add", _) | ("POST", "/v2/members", _) => {
+                let peer = json_string(&r.body, "peerURLs").unwrap_or_default();
+                let id = 5000 + list.len() as u64;
+                list.push(FakeMember {
+                    id,
+                    name: String::new(),
+                    peer_url: peer,
+                    client_url: String::new(),
+                });
+                if r.path.starts_with("/v2") {
+                    (201, "{}".into())
+                } else {
+                    (200, v3_members_json(&list))
+                }
+            }
+            ("GET", "/v2/members", _) => (200, v2_members_json(&list)),
+            ("DELETE", p, _) if p.starts_with("/v2/members/") => {
+                let id = u64::from_str_radix(p.trim_start_matches("/v2/members/"), 16).unwrap_or(0);
+                let before = list.len();
+                list.retain(|m| m.id != id);
+                if list.len() < before {
+                    (204, String::new())
+                } else {
+                    (404, String::new())
+                }
+            }
+            _ => (404, "404 page not found\n".into()),
+        }
+    })
+}
