@@ -214,7 +214,13 @@ pub fn discover(http: &Http, endpoints: &[String], api: EtcdApi) -> Result<Disco
                     members,
                 ));
             }
-            Err(e @ Error::Transport { .. }) => log::debug!("no etcd at {endpoint}: {e}"),
+            // Refused or timed out: nobody there. A TLS failure is somebody there whom we
+            // cannot trust or who does not trust us: never a reason to bootstrap.
+            Err(
+                e @ Error::Transport {
+                    transient: true, ..
+                },
+            ) => log::debug!("no etcd at {endpoint}: {e}"),
             Err(e) => {
                 log::warn!("etcd at {endpoint} answered without a member list: {e}");
                 answered_badly.get_or_insert(e);
@@ -225,10 +231,10 @@ pub fn discover(http: &Http, endpoints: &[String], api: EtcdApi) -> Result<Disco
         None => Ok(Discovery::NobodyAnswered),
         Some(e) => Err(Error::Etcd {
             what: "member list".into(),
+            transient: e.is_transient(),
             detail: format!(
                 "a peer is up but gave no member list ({e}); not bootstrapping beside it"
             ),
-            transient: true,
         }),
     }
 }

@@ -173,14 +173,22 @@ impl Http {
 
 fn transport_error(what: &str, e: ureq::Error) -> Error {
     // Certificate and URL problems need a person; everything else may pass.
-    let transient = !matches!(
-        e,
-        ureq::Error::BadUri(_) | ureq::Error::Tls(_) | ureq::Error::Pem(_) | ureq::Error::Rustls(_)
-    );
+    let transient = match &e {
+        ureq::Error::BadUri(_)
+        | ureq::Error::Tls(_)
+        | ureq::Error::Pem(_)
+        | ureq::Error::Rustls(_) => false,
+        // rustls reports a rejected handshake through the stream as InvalidData.
+        ureq::Error::Io(io) => io.kind() != std::io::ErrorKind::InvalidData,
+        _ => true,
+    };
     let detail = match &e {
         ureq::Error::Timeout(t) => format!("timed out ({t})"),
         ureq::Error::Rustls(r) => {
             format!("TLS: {r} (check --etcd-ca-file and the server certificate)")
+        }
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+            format!("TLS: {io} (check --etcd-ca-file and the server certificate)")
         }
         other => other.to_string(),
     };

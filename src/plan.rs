@@ -332,6 +332,9 @@ pub fn environment(
                     endpoints,
                 )
             };
+            // Sorted: etcd lists members in ID order, which says nothing; a stable file does.
+            let mut endpoints = endpoints;
+            endpoints.sort();
             env.push(("ETCD_PROXY", "on".into()));
             env.push(("ETCD_INITIAL_CLUSTER", cluster));
             env.push(("ETCD_ENDPOINTS", endpoints.join(",")));
