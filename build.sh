@@ -2,6 +2,7 @@
 # The project's one entry point.
 #   ./build.sh          static release binary for x86_64-unknown-linux-musl
 #   ./build.sh test     everything CI runs: format, lints, unit, offline and lab tests
+#   ./build.sh demo     the lab's bootstrap and replacement, told in plain words
 # It installs what it needs (Rust musl target, Debian packages, a Python venv with moto) and
 # stops loudly when something cannot be had.
 set -euo pipefail
@@ -88,7 +89,7 @@ check_static() {
 }
 
 run_tests() {
-    need_packages musl-tools etcd-server etcd-client python3-venv file
+    need_packages musl-tools etcd-server etcd-client python3-venv file openssl
     stop_system_etcd
     need_rust_target "$TARGET"
     need_moto
@@ -109,8 +110,18 @@ run_tests() {
         cargo test --locked --test lab -- --test-threads=2
 }
 
+run_demo() {
+    need_packages musl-tools etcd-server etcd-client python3-venv
+    stop_system_etcd
+    need_moto
+    build_release
+    LAB_MOTO_SERVER=$LAB_DIR/venv/bin/moto_server LAB_DIR=$LAB_DIR ETCD_DISCOVERY_BIN=$PWD/$BIN \
+        cargo test --quiet --locked --test demo
+}
+
 case "${1:-build}" in
     build) build_release ;;
     test) run_tests ;;
-    *) die "unknown command ${1}: use build or test" ;;
+    demo) run_demo ;;
+    *) die "unknown command ${1}: use build, test or demo" ;;
 esac

@@ -2,6 +2,9 @@
 //! each request and answers (status, body), and a record of every request for assertions.
 //! Stopped (and its port closed) when dropped.
 
+// Shared by several test binaries; each uses a different part.
+#![allow(dead_code)]
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,0 +1,499 @@
+//! The lab: moto as AutoScaling/EC2, one IMDS stub and one real etcd per simulated instance,
+//! all on loopback. Instance k of a lab lives at 127.0.N.k (its etcd on ports 2379/2380).
+//! Every process is started by this file and stopped by PID when the lab is dropped; every
+//! wait is bounded.
+
+// Shared by several test binaries; each uses a different part.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use super::client::{request, xml_text};
+use super::fake::{FakeServer, Request};
+
+const REGION: &str = "us-east-1";
+const IMAGE: &str = "ami-03cf127a";
+
+/// A child process killed (by PID, through its handle) and reaped on drop.
+pub struct Guard {
+    pub child: Child,
+    /// For the reader of a failing test: which process this was.
+    #[allow(dead_code)]
+    pub what: String,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` every 100 ms until it holds or `limit` passes.
+pub fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out after {limit:?} waiting for {what}");
+}
+
+fn free_port(ip: &str) -> u16 {
+    std::net::TcpListener::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct Moto {
+    _guard: Guard,
+    pub url: String,
+}
+
+impl Moto {
+    /// Starts moto_server; `free_calls` turns on signature checks after that many calls.
+    pub fn start(dir: &Path, free_calls: Option<u32>) -> Moto {
+        let binary = std::env::var("LAB_MOTO_SERVER")
+            .expect("LAB_MOTO_SERVER must name moto_server (./build.sh test sets it)");
+        let port = free_port("127.0.0.1");
+        let log = fs::File::create(dir.join("moto.log")).unwrap();
+        let mut command = Command::new(binary);
+        command
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        if let Some(n) = free_calls {
+            command.env("INITIAL_NO_AUTH_ACTION_COUNT", n.to_string());
+        }
+        let guard = Guard {
+            child: command.spawn().expect("start moto_server"),
+            what: "moto".into(),
+        };
+        // A TCP connect, not an HTTP call: in authenticating mode every request counts.
+        wait_until("moto to listen", Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        Moto {
+            _guard: guard,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// A setup call. moto routes by the credential scope; it does not check the signature
+    /// unless told to, and setup calls stay within the free ones.
+    pub fn call(&self, service: &str, action: &str, params: &[(&str, &str)]) -> String {
+        let version = match service {
+            "ec2" => "2016-11-15",
+            "autoscaling" => "2011-01-01",
+            "iam" => "2010-05-08",
+            other => panic!("no version for {other}"),
+        };
+        let mut body = format!("Action={action}&Version={version}");
+        for (k, v) in params {
+            body.push_str(&format!("&{k}={}", encode(v)));
+        }
+        let auth = format!("AWS4-HMAC-SHA256 Credential=AKIDLABSETUP/20261124/{REGION}/{service}/aws4_request, SignedHeaders=host, Signature=0");
+        let (status, answer) = request(
+            "POST",
+            &format!("{}/", self.url),
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ],
+            &body,
+        )
+        .unwrap_or_else(|e| panic!("moto {action}: {e}"));
+        assert!(status < 300, "moto {action}: HTTP {status}: {answer}");
+        answer
+    }
+}
+
+fn encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Credentials an IMDS stub hands out as the instance profile.
+#[derive(Clone)]
+pub struct Profile {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+/// An IMDSv2 stub for one instance.
+pub fn start_imds(instance_id: &str, ip: &str, profile: Option<Profile>) -> FakeServer {
+    const TOKEN: &str = "lab-imds-token";
+    let (id, ip) = (instance_id.to_string(), ip.to_string());
+    FakeServer::start("127.0.0.1", move |r: &Request| {
+        if r.method == "PUT" && r.path == "/latest/api/token" {
+            return (200, TOKEN.into());
+        }
+        if r.header("x-aws-ec2-metadata-token") != Some(TOKEN) {
+            return (401, String::new());
+        }
+        match (r.path.as_str(), &profile) {
+            ("/latest/dynamic/instance-identity/document", _) => (
+                200,
+                format!(
+                    r#"{{"accountId":"123456789012","architecture":"x86_64","availabilityZone":"{REGION}a","imageId":"{IMAGE}","instanceId":"{id}","instanceType":"t3.micro","privateIp":"{ip}","region":"{REGION}","version":"2017-09-30"}}"#
+                ),
+            ),
+            ("/latest/meta-data/local-hostname", _) => {
+                (200, format!("ip-{}.ec2.internal", ip.replace('.', "-")))
+            }
+            ("/latest/meta-data/iam/security-credentials/", Some(_)) => {
+                (200, "etcd-lab-role".into())
+            }
+            ("/latest/meta-data/iam/security-credentials/etcd-lab-role", Some(p)) => (
+                200,
+                format!(
+                    r#"{{"Code":"Success","Type":"AWS-HMAC","AccessKeyId":"{}","SecretAccessKey":"{}","Expiration":"2099-01-01T00:00:00Z"}}"#,
+                    p.access_key_id, p.secret_access_key
+                ),
+            ),
+            _ => (404, String::new()),
+        }
+    })
+}
+
+pub struct Node {
+    pub k: u8,
+    pub instance_id: String,
+    pub imds: FakeServer,
+    pub etcd: Option<Guard>,
+}
+
+/// Extra flags for an etcd a test starts.
+#[derive(Default, Clone)]
+pub struct EtcdFlags {
+    pub args: Vec<String>,
+}
+
+pub struct Lab {
+    pub net: u8,
+    pub moto: Moto,
+    pub subnet: String,
+    pub dir: PathBuf,
+    pub nodes: BTreeMap<u8, Node>,
+    /// What every tool run gets: flags and environment.
+    pub tool_args: Vec<String>,
+    pub tool_env: Vec<(String, String)>,
+    pub profile: Option<Profile>,
+}
+
+impl Lab {
+    pub fn new(net: u8) -> Lab {
+        Lab::with_moto(net, None)
+    }
+
+    pub fn with_moto(net: u8, free_calls: Option<u32>) -> Lab {
+        let base = std::env::var("LAB_DIR").map_or_else(|_| std::env::temp_dir(), PathBuf::from);
+        let dir = base.join(format!("lab-{net}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let moto = Moto::start(&dir, free_calls);
+        let vpc = xml_text(
+            &moto.call("ec2", "CreateVpc", &[("CidrBlock", "127.0.0.0/16")]),
+            "vpcId",
+        )
+        .unwrap();
+        let cidr = format!("127.0.{net}.0/24");
+        let subnet = xml_text(
+            &moto.call(
+                "ec2",
+                "CreateSubnet",
+                &[("VpcId", &vpc), ("CidrBlock", &cidr)],
+            ),
+            "subnetId",
+        )
+        .unwrap();
+        moto.call(
+            "autoscaling",
+            "CreateLaunchConfiguration",
+            &[
+                ("LaunchConfigurationName", "etcd"),
+                ("ImageId", IMAGE),
+                ("InstanceType", "t3.micro"),
+            ],
+        );
+        Lab {
+            net,
+            moto,
+            subnet,
+            dir,
+            nodes: BTreeMap::new(),
+            tool_args: vec![
+                "-private-addresses".into(),
+                "-etcd-client-scheme=http".into(),
+                "-etcd-peer-scheme=http".into(),
+            ],
+            tool_env: vec![
+                ("AWS_ACCESS_KEY_ID".into(), "AKIDLAB".into()),
+                ("AWS_SECRET_ACCESS_KEY".into(), "lab-secret".into()),
+            ],
+            profile: None,
+        }
+    }
+
+    pub fn ip(&self, k: u8) -> String {
+        format!("127.0.{}.{k}", self.net)
+    }
+
+    /// An empty group (min 0, desired 0) that instances are attached to one by one.
+    pub fn create_group(&self, name: &str, name_tag: &str) {
+        self.moto.call(
+            "autoscaling",
+            "CreateAutoScalingGroup",
+            &[
+                ("AutoScalingGroupName", name),
+                ("LaunchConfigurationName", "etcd"),
+                ("MinSize", "0"),
+                ("MaxSize", "20"),
+                ("DesiredCapacity", "0"),
+                ("VPCZoneIdentifier", &self.subnet),
+                ("Tags.member.1.Key", "Name"),
+                ("Tags.member.1.Value", name_tag),
+                ("Tags.member.1.PropagateAtLaunch", "true"),
+            ],
+        );
+    }
+
+    /// Runs instance k at 127.0.N.k, attaches it to `group` and gives it an IMDS stub.
+    pub fn launch(&mut self, group: &str, k: u8) -> String {
+        let ip = self.ip(k);
+        let answer = self.moto.call(
+            "ec2",
+            "RunInstances",
+            &[
+                ("ImageId", IMAGE),
+                ("MinCount", "1"),
+                ("MaxCount", "1"),
+                ("SubnetId", &self.subnet),
+                ("PrivateIpAddress", &ip),
+            ],
+        );
+        let id = xml_text(&answer, "instanceId").unwrap();
+        self.moto.call(
+            "autoscaling",
+            "AttachInstances",
+            &[
+                ("AutoScalingGroupName", group),
+                ("InstanceIds.member.1", &id),
+            ],
+        );
+        let imds = start_imds(&id, &ip, self.profile.clone());
+        fs::create_dir_all(self.node_dir(k)).unwrap();
+        self.nodes.insert(
+            k,
+            Node {
+                k,
+                instance_id: id.clone(),
+                imds,
+                etcd: None,
+            },
+        );
+        id
+    }
+
+    /// The instance is gone: its etcd dies with it, AutoScaling terminates it.
+    pub fn terminate(&mut self, k: u8) {
+        let node = self.nodes.remove(&k).expect("a running node");
+        drop(node.etcd);
+        self.moto.call(
+            "autoscaling",
+            "TerminateInstanceInAutoScalingGroup",
+            &[
+                ("InstanceId", &node.instance_id),
+                ("ShouldDecrementDesiredCapacity", "true"),
+            ],
+        );
+    }
+
+    pub fn node_dir(&self, k: u8) -> PathBuf {
+        self.dir.join(format!("node-{k}"))
+    }
+
+    pub fn env_file(&self, k: u8) -> PathBuf {
+        self.node_dir(k).join("etcd-peers")
+    }
+
+    /// Runs etcd-discovery as instance k's boot would, with extra flags.
+    pub fn discover(&self, k: u8, extra: &[&str]) -> Output {
+        self.discover_with_env(k, extra, &[])
+    }
+
+    pub fn discover_with_env(&self, k: u8, extra: &[&str], env: &[(&str, &str)]) -> Output {
+        let node = &self.nodes[&k];
+        let binary = std::env::var("ETCD_DISCOVERY_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_etcd-discovery").to_string());
+        let mut command = Command::new(binary);
+        command
+            .env_clear()
+            .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", node.imds.url())
+            .env("AWS_ENDPOINT_URL", &self.moto.url)
+            .envs(self.tool_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(env.iter().copied())
+            .args(&self.tool_args)
+            .arg(format!("-environment-file={}", self.env_file(k).display()))
+            .args(extra);
+        command.output().expect("run etcd-discovery")
+    }
+
+    /// Runs the tool for k and asserts it succeeded; returns what it logged.
+    pub fn discover_ok(&self, k: u8, extra: &[&str]) -> String {
+        let out = self.discover(k, extra);
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            out.status.success(),
+            "node {k}: etcd-discovery failed ({:?}):\n{log}",
+            out.status.code()
+        );
+        log
+    }
+
+    pub fn env_of(&self, k: u8) -> Vec<(String, String)> {
+        let text = fs::read_to_string(self.env_file(k))
+            .unwrap_or_else(|e| panic!("node {k} env file: {e}"));
+        text.lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    pub fn env_value(&self, k: u8, key: &str) -> String {
+        self.env_of(k)
+            .into_iter()
+            .find(|(n, _)| n == key)
+            .map(|(_, v)| v)
+            .unwrap_or_else(|| panic!("node {k}: no {key}"))
+    }
+
+    /// Starts instance k's etcd from the file the tool wrote, as systemd's `EnvironmentFile=`.
+    pub fn start_etcd(&mut self, k: u8, flags: &EtcdFlags) {
+        let env = self.env_of(k);
+        let data = self.node_dir(k).join("data");
+        let log = fs::File::create(self.node_dir(k).join("etcd.log")).unwrap();
+        let mut command = Command::new("etcd");
+        command
+            .env_clear()
+            .envs(env)
+            .arg(format!("--data-dir={}", data.display()))
+            .args([
+                "--heartbeat-interval=50",
+                "--election-timeout=500",
+                "--log-level=warn",
+                "--logger=zap",
+            ])
+            .args(&flags.args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        let guard = Guard {
+            child: command.spawn().expect("start etcd"),
+            what: format!("etcd {k}"),
+        };
+        self.nodes.get_mut(&k).unwrap().etcd = Some(guard);
+    }
+
+    /// Waits until k's etcd reports healthy.
+    pub fn wait_healthy(&self, k: u8, etcdctl_tls: &[String]) {
+        let endpoint = self.env_value(k, "ETCD_ADVERTISE_CLIENT_URLS");
+        wait_until(
+            &format!("etcd {k} healthy"),
+            Duration::from_secs(30),
+            || {
+                Command::new("etcdctl")
+                    .env("ETCDCTL_API", "3")
+                    .args([
+                        "--endpoints",
+                        &endpoint,
+                        "--dial-timeout=1s",
+                        "--command-timeout=2s",
+                    ])
+                    .args(etcdctl_tls)
+                    .args(["endpoint", "health"])
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            },
+        );
+    }
+
+    /// `etcdctl member list` through k: (name, peer URL, started) of each member, sorted.
+    pub fn members(&self, k: u8, etcdctl_tls: &[String]) -> Vec<(String, String, bool)> {
+        let endpoint = self.env_value(k, "ETCD_ADVERTISE_CLIENT_URLS");
+        let out = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args(["--endpoints", &endpoint, "--dial-timeout=2s"])
+            .args(etcdctl_tls)
+            .args(["member", "list"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "member list: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut members: Vec<(String, String, bool)> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split(", ").collect();
+                (f[2].to_string(), f[3].to_string(), f[1] == "started")
+            })
+            .collect();
+        members.sort();
+        members
+    }
+
+    /// The cluster as it should be: every running node a started member under its instance id.
+    pub fn assert_cluster_is_the_nodes(&self, through: u8, etcdctl_tls: &[String]) {
+        let scheme = if etcdctl_tls.is_empty() {
+            "http"
+        } else {
+            "https"
+        };
+        let mut expected: Vec<(String, String, bool)> = self
+            .nodes
+            .values()
+            .map(|n| {
+                (
+                    n.instance_id.clone(),
+                    format!("{scheme}://{}:2380", self.ip(n.k)),
+                    true,
+                )
+            })
+            .collect();
+        expected.sort();
+        wait_until("all members started", Duration::from_secs(20), || {
+            self.members(through, etcdctl_tls).iter().all(|m| m.2)
+        });
+        assert_eq!(self.members(through, etcdctl_tls), expected);
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        // etcds first (they are Guards inside the nodes), then moto with the struct.
+        self.nodes.clear();
+        if !std::thread::panicking() {
+            let _ = fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!("lab files kept in {}", self.dir.display());
+        }
+    }
+}
