@@ -102,6 +102,14 @@ pub struct Config {
     pub etcd_tls: EtcdTls,
     /// Print the plan and the file; change nothing.
     pub dry_run: bool,
+    /// etcd's data directory: a started member without `member/` data here must be re-added.
+    pub data_dir: PathBuf,
+    /// Whether the operator named the data directory (flag or `ETCD_DATA_DIR`). Only then is
+    /// a directory without member data taken as lost: Debian's package leaves an empty
+    /// `/var/lib/etcd` behind even when etcd keeps its data elsewhere.
+    pub data_dir_named: bool,
+    /// How long to wait for the whole group to be visible before bootstrapping.
+    pub wait_timeout: std::time::Duration,
     pub aws: AwsSettings,
     /// From `-v=N` / `--log-level`; `RUST_LOG` overrides it.
     pub log_level: log::LevelFilter,
@@ -132,6 +140,8 @@ const FLAGS: &[Flag] = &[
     Flag { names: &["--etcd-cert-file"], env: &["ETCDCTL_CERT", "ETCDCTL_CERT_FILE"], default: "", boolean: false, help: "PEM client certificate for etcd" },
     Flag { names: &["--etcd-key-file"], env: &["ETCDCTL_KEY", "ETCDCTL_KEY_FILE"], default: "", boolean: false, help: "PEM private key of the client certificate" },
     Flag { names: &["--region"], env: &["AWS_REGION", "AWS_DEFAULT_REGION"], default: "", boolean: false, help: "AWS region (default: the instance's)" },
+    Flag { names: &["--etcd-data-dir"], env: &["ETCD_DATA_DIR"], default: "/var/lib/etcd", boolean: false, help: "etcd's data directory; when named here or in ETCD_DATA_DIR, a member whose directory holds no member data (wiped) is removed and added again" },
+    Flag { names: &["--wait-timeout"], env: &["ETCD_DISCOVERY_WAIT_TIMEOUT"], default: "5m", boolean: false, help: "how long to wait for the whole group before bootstrapping (e.g. 90s, 5m)" },
     Flag { names: &["--dry-run"], env: &["ETCD_DISCOVERY_DRY_RUN"], default: "false", boolean: true, help: "print the plan and the file, change nothing" },
     Flag { names: &["--log-level"], env: &[], default: "info", boolean: false, help: "error, warn, info, debug or trace (RUST_LOG wins)" },
     // glog's flags, accepted so gambol99's unit files keep working; logs always go to stderr.
@@ -206,10 +216,16 @@ fn parse_bool(name: &str, value: &str) -> Result<bool> {
 /// The raw values of the table's flags after the command line and the environment.
 struct Raw {
     values: Vec<(&'static str, String)>,
+    /// Flags given on the command line or through their variable (not defaulted).
+    named: Vec<&'static str>,
     tags: Vec<String>,
 }
 
 impl Raw {
+    fn named(&self, name: &str) -> bool {
+        self.named.iter().any(|n| n.trim_start_matches('-') == name)
+    }
+
     fn get(&self, name: &str) -> &str {
         self.values
             .iter()
@@ -264,9 +280,10 @@ fn read_raw(args: Vec<String>, env: &dyn Fn(&str) -> Option<String>) -> Result<R
     }
 
     let mut values = Vec::new();
+    let mut named = Vec::new();
     for flag in FLAGS {
         let key = flag.names[0];
-        let value = from_command_line
+        let given = from_command_line
             .iter()
             .rev()
             .find(|(n, _)| *n == key)
@@ -275,9 +292,11 @@ fn read_raw(args: Vec<String>, env: &dyn Fn(&str) -> Option<String>) -> Result<R
                 flag.env
                     .iter()
                     .find_map(|e| env(e).filter(|v| !v.is_empty()))
-            })
-            .unwrap_or_else(|| flag.default.to_string());
-        values.push((key, value));
+            });
+        if given.is_some() {
+            named.push(key);
+        }
+        values.push((key, given.unwrap_or_else(|| flag.default.to_string())));
     }
     let mut tags = tags;
     if tags.is_empty() {
@@ -289,7 +308,11 @@ fn read_raw(args: Vec<String>, env: &dyn Fn(&str) -> Option<String>) -> Result<R
                 .collect();
         }
     }
-    Ok(Raw { values, tags })
+    Ok(Raw {
+        values,
+        named,
+        tags,
+    })
 }
 
 fn parse_scheme(flag: &str, value: &str) -> Result<Scheme> {
@@ -511,9 +534,32 @@ pub fn parse(args: Vec<String>, env: &dyn Fn(&str) -> Option<String>) -> Result<
         etcd_api,
         etcd_tls,
         dry_run: bool_of("dry-run"),
+        data_dir: PathBuf::from(raw.get("etcd-data-dir")),
+        data_dir_named: raw.named("etcd-data-dir"),
+        wait_timeout: parse_duration("wait-timeout", raw.get("wait-timeout"))?,
         aws,
         log_level: log_level(&raw)?,
     })))
+}
+
+/// `90`, `90s`, `5m`, `1h`: a whole number of seconds, minutes or hours.
+fn parse_duration(flag: &str, value: &str) -> Result<std::time::Duration> {
+    let (number, unit) = match value.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => value.split_at(i),
+        None => (value, "s"),
+    };
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => 0,
+    };
+    match number.parse::<u64>() {
+        Ok(n) if scale > 0 && n <= 86_400 => Ok(std::time::Duration::from_secs(n * scale)),
+        _ => Err(Error::Usage(format!(
+            "--{flag} takes a duration like 90s, 5m or 1h, not {value:?}"
+        ))),
+    }
 }
 
 fn optional_string(value: &str) -> Option<String> {
@@ -552,6 +598,9 @@ mod tests {
         assert_eq!(c.address_kind, AddressKind::Hostname);
         assert_eq!(c.group, GroupSelector::Own);
         assert!(!c.proxy_mode && !c.dry_run);
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/etcd"));
+        assert!(!c.data_dir_named);
+        assert_eq!(c.wait_timeout.as_secs(), 300);
         assert_eq!(c.aws.imds_endpoint, "http://169.254.169.254");
     }
 
@@ -744,6 +793,8 @@ mod tests {
             (&["--environment-file=/etc/"], &[], "must name a file"),
             (&[], &[("AWS_ENDPOINT_URL", "127.0.0.1:5000")], "http://"),
             (&["--region=eu west"], &[], "region"),
+            (&["--wait-timeout=soon"], &[], "duration"),
+            (&["--wait-timeout=5d"], &[], "duration"),
         ];
         for (args, env, needle) in cases {
             match run(args, env) {

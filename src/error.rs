@@ -41,6 +41,9 @@ pub enum Error {
     },
     /// What we saw cannot be turned into a safe plan yet (e.g. an instance with no address).
     NotReady(String),
+    /// Members answer, but too few are healthy to elect a leader: most of the cluster's
+    /// instances are gone. Bootstrapping anew would throw the data away, so we stop.
+    QuorumLost { healthy: usize, voters: usize },
     /// Writing the environment file failed; the previous file is untouched.
     Io { path: String, detail: String },
 }
@@ -76,7 +79,7 @@ impl Error {
             Error::Transport { transient, .. } | Error::Etcd { transient, .. } => *transient,
             Error::Status { status, .. } => *status >= 500 || *status == 429,
             Error::Aws { code, .. } => is_transient_aws_code(code),
-            Error::NotReady(_) => true,
+            Error::NotReady(_) | Error::QuorumLost { .. } => true,
             _ => false,
         }
     }
@@ -132,6 +135,13 @@ impl fmt::Display for Error {
             ),
             Error::Etcd { what, detail, .. } => write!(f, "etcd {what}: {detail}"),
             Error::NotReady(msg) => write!(f, "not ready: {msg}; retry later"),
+            Error::QuorumLost { healthy, voters } => write!(
+                f,
+                "quorum lost: {healthy} of {voters} voting members are healthy, {} are needed; not \
+                 bootstrapping over the old cluster: start the members whose instances still exist, \
+                 or restore the latest snapshot (etcdctl snapshot restore) into a new cluster",
+                crate::model::quorum(*voters)
+            ),
             Error::Io { path, detail } => {
                 write!(f, "cannot write {path}: {detail}; the previous file is untouched")
             }
@@ -194,6 +204,13 @@ mod tests {
                 1,
             ),
             (Error::NotReady("x".into()), 75),
+            (
+                Error::QuorumLost {
+                    healthy: 1,
+                    voters: 3,
+                },
+                75,
+            ),
             (Error::NoCredentials, 1),
         ];
         for (error, code) in cases {

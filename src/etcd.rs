@@ -277,24 +277,28 @@ impl Etcd {
     }
 
     /// Adds a member with this peer URL, retrying "unhealthy cluster" for a bounded time.
+    /// Before each retry it looks whether an earlier try went through after all (a timed-out
+    /// answer), so a retry never adds a duplicate.
     pub fn add(&self, peer_url: &str, sleep: &dyn Fn(Duration)) -> Result<()> {
         let what = format!("member add {peer_url}");
         let peer_urls = serde_json::to_string(&[peer_url]).map_err(|e| Error::Parse {
             what: what.clone(),
             detail: e.to_string(),
         })?;
+        let mut first_try = true;
         retry(MEMBER_CHANGE_RETRY, sleep, Error::is_transient, || {
+            if !std::mem::take(&mut first_try)
+                && self
+                    .list()?
+                    .iter()
+                    .any(|m| m.peer_urls.iter().any(|u| u == peer_url))
+            {
+                return Ok(());
+            }
+            let body = format!(r#"{{"peerURLs":{peer_urls}}}"#);
             let response = match self.api {
-                Api::V3 => self.post_json(
-                    &what,
-                    "/v3/cluster/member/add",
-                    format!(r#"{{"peerURLs":{peer_urls}}}"#),
-                )?,
-                Api::V2 => self.post_json(
-                    &what,
-                    "/v2/members",
-                    format!(r#"{{"peerURLs":{peer_urls}}}"#),
-                )?,
+                Api::V3 => self.post_json(&what, "/v3/cluster/member/add", body)?,
+                Api::V2 => self.post_json(&what, "/v2/members", body)?,
             };
             if response.is_success() {
                 return Ok(());
@@ -359,6 +363,52 @@ impl Etcd {
             detail: format!("HTTP {}: {}", response.status, snippet(&message)),
             transient,
         }
+    }
+}
+
+/// IDs of the members that report healthy at one of their client URLs, asked in parallel.
+/// etcd's `/health` is true only when the member has a leader.
+pub fn healthy_members(http: &Http, members: &[Member]) -> Vec<u64> {
+    std::thread::scope(|scope| {
+        let checks: Vec<_> = members
+            .iter()
+            .map(|member| {
+                scope.spawn(move || {
+                    let healthy = member.client_urls.iter().any(|url| {
+                        let what = format!("etcd health at {url}");
+                        let health_url = format!("{}/health", url.trim_end_matches('/'));
+                        http.send(&what, "GET", &health_url, &[], None)
+                            .is_ok_and(|r| {
+                                r.is_success()
+                                    && serde_json::from_str::<Health>(&r.body)
+                                        .is_ok_and(|h| h.is_true())
+                            })
+                    });
+                    log::debug!(
+                        "member {:x} ({}) healthy: {healthy}",
+                        member.id,
+                        member.name
+                    );
+                    healthy.then_some(member.id)
+                })
+            })
+            .collect();
+        checks
+            .into_iter()
+            .filter_map(|c| c.join().ok().flatten())
+            .collect()
+    })
+}
+
+/// `{"health":"true"}` (etcd 3.4 writes a string; later versions may write a bool).
+#[derive(Deserialize)]
+struct Health {
+    health: serde_json::Value,
+}
+
+impl Health {
+    fn is_true(&self) -> bool {
+        self.health == serde_json::Value::Bool(true) || self.health == "true"
     }
 }
 

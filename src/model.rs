@@ -63,14 +63,35 @@ impl Member {
     }
 }
 
+/// What this node's etcd data directory says about its membership.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalData {
+    /// A `member/` folder is there: etcd will restart under its old member ID.
+    Present,
+    /// The directory exists but holds no member data: wiped, or a new volume.
+    Missing,
+    /// The directory does not exist: we cannot tell, so we assume the data is intact.
+    Unknown,
+}
+
 /// Everything one run has learnt before it decides.
 #[derive(Debug, Clone)]
 pub struct Observed {
     pub me: Identity,
+    /// The sum of the groups' desired capacities.
+    pub desired_capacity: u32,
     /// Counted instances of those groups, with addresses, sorted by id.
     pub instances: Vec<Instance>,
     /// The member list, when some peer answered; `None` when nobody did.
     pub members: Option<Vec<Member>>,
+    /// IDs of the members whose client URL reports healthy (they have a leader).
+    pub healthy: Vec<u64>,
+    pub local_data: LocalData,
+}
+
+/// The majority of `voters`: what etcd needs to commit anything.
+pub fn quorum(voters: usize) -> usize {
+    voters / 2 + 1
 }
 
 /// The host part of a URL (`https://10.0.0.1:2380` -> `10.0.0.1`, `http://[::1]:2380` -> `::1`).
@@ -136,6 +157,14 @@ mod tests {
                 private_dns: String::new()
             }
         ));
+    }
+
+    #[test]
+    fn quorum_sizes() {
+        let cases = [(1, 1), (2, 2), (3, 2), (4, 3), (5, 3), (6, 4), (7, 4)];
+        for (voters, q) in cases {
+            assert_eq!(quorum(voters), q, "failed testcase: {voters} voters");
+        }
     }
 
     #[test]

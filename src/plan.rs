@@ -4,7 +4,7 @@
 
 use crate::cli::{AddressKind, Scheme};
 use crate::error::{Error, Result};
-use crate::model::{host_is_instance, url_host, Instance, Member, Observed};
+use crate::model::{host_is_instance, quorum, url_host, Instance, LocalData, Member, Observed};
 
 /// The parts of the configuration that shape URLs and the decision.
 #[derive(Debug, Clone)]
@@ -37,6 +37,8 @@ pub enum Mode {
     Existing,
     /// A consumer node's proxy/gateway settings.
     Proxy,
+    /// Not safe to decide yet (the group is not all visible); look again shortly.
+    Wait,
 }
 
 /// The decision and the reasons for it.
@@ -46,6 +48,16 @@ pub struct Plan {
     pub actions: Vec<Action>,
     /// One line for the log: why this plan.
     pub summary: String,
+}
+
+impl Plan {
+    fn new(mode: Mode, actions: Vec<Action>, summary: String) -> Plan {
+        Plan {
+            mode,
+            actions,
+            summary,
+        }
+    }
 }
 
 /// The address peers reach `instance` at. Falls back to the IP when the VPC gives no DNS
@@ -118,112 +130,181 @@ pub fn plan(observed: &Observed, settings: &Settings) -> Result<Plan> {
                 observed.instances.len()
             ),
         };
-        return Ok(Plan {
-            mode: Mode::Proxy,
-            actions: vec![],
-            summary,
-        });
+        return Ok(Plan::new(Mode::Proxy, vec![], summary));
     }
     let Some(members) = &observed.members else {
         return plan_new(observed, settings, &me);
     };
     if let Some(member) = members.iter().find(|m| m.name == me.id) {
-        return Ok(Plan {
-            mode: Mode::Existing,
-            actions: vec![],
-            summary: format!(
-                "already member {:x} of a cluster of {}: nothing to change (reboot)",
-                member.id,
-                members.len()
-            ),
-        });
+        if observed.local_data != LocalData::Missing {
+            // A reboot. Never blocked by health: this member starting may be what restores
+            // the quorum.
+            return Ok(Plan::new(
+                Mode::Existing,
+                vec![],
+                format!(
+                    "already member {:x} of a cluster of {}: nothing to change (reboot)",
+                    member.id,
+                    members.len()
+                ),
+            ));
+        }
     }
+    check_quorum(observed, members)?;
 
-    let mut actions = Vec::new();
+    // Members to remove, before this node is added: etcd refuses an add while dead members
+    // keep the started count below the quorum of the larger cluster.
+    let mut stale: Vec<(&Member, String)> = Vec::new();
     let mut reuse = false;
     for member in members {
-        if member_is_instance(member, &me) {
+        let healthy = observed.healthy.contains(&member.id);
+        if member.name == me.id {
+            // Rule 5: our data directory is gone; the old ID cannot come back.
+            stale.push((
+                member,
+                "this node's data directory has no member data: re-adding it".into(),
+            ));
+        } else if member_is_instance(member, &me) {
             if member.is_started() {
-                // A started member on our address under another name: the instance that had
-                // this IP before us. Its data is gone with it.
-                actions.push(Action::Remove {
-                    id: member.id,
-                    name: member.name.clone(),
-                    why: format!(
+                stale.push((
+                    member,
+                    format!(
                         "it holds this instance's address but is named {}",
                         member.name
                     ),
-                });
+                ));
             } else {
                 // Added by an earlier run whose etcd never started: reuse the entry.
                 reuse = true;
             }
-            continue;
-        }
-        if !observed
+        } else if !observed
             .instances
             .iter()
             .any(|i| member_is_instance(member, i))
         {
-            let name = if member.name.is_empty() {
-                "(unstarted)".to_string()
-            } else {
-                member.name.clone()
-            };
-            actions.push(Action::Remove {
-                id: member.id,
-                name,
-                why: format!(
+            if healthy {
+                // Never remove a member that answers, whatever AutoScaling says.
+                continue;
+            }
+            stale.push((
+                member,
+                format!(
                     "its peer URLs {:?} match no instance of the group",
                     member.peer_urls
                 ),
-            });
+            ));
         }
     }
-    if !reuse {
-        actions.push(Action::Add {
-            peer_url: settings.peer_url(&me)?,
+    stale.sort_by_key(|(m, _)| m.id);
+
+    // check_quorum established healthy >= quorum(voters). Stale members are not healthy, so
+    // removing one leaves the healthy count as it is and can only lower the quorum: every
+    // removal below keeps the cluster available, one at a time, in ID order.
+    let mut voters = members.iter().filter(|m| !m.is_learner).count();
+    let healthy_voters = members
+        .iter()
+        .filter(|m| !m.is_learner && observed.healthy.contains(&m.id))
+        .count();
+    let mut actions = Vec::new();
+    for (member, why) in stale {
+        let name = if member.is_started() {
+            member.name.clone()
+        } else {
+            "(unstarted)".to_string()
+        };
+        if !member.is_learner {
+            voters -= 1;
+        }
+        actions.push(Action::Remove {
+            id: member.id,
+            name,
+            why,
         });
     }
-    let removals = actions
+    let readd = actions
         .iter()
-        .filter(|a| matches!(a, Action::Remove { .. }))
-        .count();
+        .any(|a| matches!(a, Action::Remove { name, .. } if *name == me.id));
+    if reuse && !readd {
+        let summary = format!(
+            "joining the existing cluster of {}: {} to remove, reusing the entry an earlier run added",
+            members.len(),
+            actions.len()
+        );
+        return Ok(Plan::new(Mode::Existing, actions, summary));
+    }
+    // Until this node starts, the cluster has one more voter and no more healthy members.
+    // etcd itself counts *started* members and allows growing one member to two; we count
+    // *healthy* ones, so a down member cannot leave the grown cluster without a quorum.
+    let grows_single_member = voters == 1 && healthy_voters == 1;
+    if !grows_single_member && healthy_voters < quorum(voters + 1) {
+        return Err(Error::Etcd {
+            what: "member add".into(),
+            detail: format!(
+                "adding this node would make {} voters of which {healthy_voters} are healthy, below \
+                 the quorum of {}; start the members that are down, or remove them if their \
+                 instances are gone",
+                voters + 1,
+                quorum(voters + 1)
+            ),
+            transient: true,
+        });
+    }
+    actions.push(Action::Add {
+        peer_url: settings.peer_url(&me)?,
+    });
     let summary = format!(
-        "joining the existing cluster of {} members: {} to remove, {}",
+        "joining the existing cluster of {} members: {} to remove, adding this instance",
         members.len(),
-        removals,
-        if reuse {
-            "reusing the entry an earlier run added"
-        } else {
-            "adding this instance"
-        }
+        actions.len() - 1
     );
-    Ok(Plan {
-        mode: Mode::Existing,
-        actions,
-        summary,
-    })
+    Ok(Plan::new(Mode::Existing, actions, summary))
 }
 
+/// Rule 6: members answered, but not enough of them are healthy to have a leader.
+fn check_quorum(observed: &Observed, members: &[Member]) -> Result<()> {
+    let voters: Vec<&Member> = members.iter().filter(|m| !m.is_learner).collect();
+    let healthy = voters
+        .iter()
+        .filter(|m| observed.healthy.contains(&m.id))
+        .count();
+    if healthy < quorum(voters.len()) {
+        return Err(Error::QuorumLost {
+            healthy,
+            voters: voters.len(),
+        });
+    }
+    Ok(())
+}
+
+/// Rule 1: bootstrap only when the whole group is visible, so that every node computes the
+/// same initial cluster. Until then, wait.
 fn plan_new(observed: &Observed, settings: &Settings, me: &Instance) -> Result<Plan> {
+    let wait = |summary: String| Ok(Plan::new(Mode::Wait, vec![], summary));
     if !observed.instances.iter().any(|i| i.id == me.id) {
-        return Err(Error::NotReady(format!(
+        return wait(format!(
             "this instance ({}) is not yet listed among the group's instances",
             me.id
-        )));
+        ));
+    }
+    let visible = observed.instances.len();
+    let desired = observed.desired_capacity as usize;
+    if visible < desired {
+        return wait(format!(
+            "{visible} of the group's {desired} desired instances are visible"
+        ));
     }
     for instance in &observed.instances {
-        settings.peer_url(instance)?;
+        if let Err(Error::NotReady(why)) = settings.peer_url(instance) {
+            return wait(why);
+        }
     }
-    Ok(Plan {
-        mode: Mode::New,
-        actions: vec![],
-        summary: format!(
-            "no member answered: bootstrapping a new cluster of the group's {} instances",
-            observed.instances.len()
+    Ok(Plan::new(
+        Mode::New,
+        vec![],
+        format!(
+            "no member answered: bootstrapping a new cluster of the group's {visible} instances"
         ),
-    })
+    ))
 }
 
 /// The member list once `actions` are done, as etcd will show it: removed members gone, this
@@ -340,6 +421,11 @@ pub fn environment(
             env.push(("ETCD_ENDPOINTS", endpoints.join(",")));
             return Ok(env);
         }
+        Mode::Wait => {
+            return Err(Error::NotReady(
+                "the plan is to wait; there is nothing to write yet".into(),
+            ));
+        }
         Mode::New => {
             env.push(("ETCD_INITIAL_CLUSTER_STATE", "new".into()));
             env.push((
@@ -431,8 +517,23 @@ mod tests {
         }
     }
 
+    /// An observation where every started member whose instance is listed is healthy (its
+    /// etcd answers), except this node's own (its etcd is not running yet), the group is
+    /// complete, and the data directory intact.
     fn observed(me: u8, instances: &[u8], members: Option<Vec<Member>>) -> Observed {
         let i = instance(me);
+        let instances: Vec<Instance> = instances.iter().map(|n| instance(*n)).collect();
+        let healthy = members
+            .iter()
+            .flatten()
+            .filter(|m| {
+                m.is_started()
+                    && instances
+                        .iter()
+                        .any(|i| i.id != format!("i-{me}") && member_is_instance(m, i))
+            })
+            .map(|m| m.id)
+            .collect();
         Observed {
             me: Identity {
                 instance_id: i.id,
@@ -441,9 +542,92 @@ mod tests {
                 region: "eu-west-1".into(),
                 availability_zone: "eu-west-1a".into(),
             },
-            instances: instances.iter().map(|n| instance(*n)).collect(),
+            desired_capacity: instances.len() as u32,
+            instances,
             members,
+            healthy,
+            local_data: LocalData::Present,
         }
+    }
+
+    fn three_members() -> Vec<Member> {
+        vec![
+            member(11, "i-1", "10.0.2.1"),
+            member(12, "i-2", "10.0.2.2"),
+            member(13, "i-3", "10.0.2.3"),
+        ]
+    }
+
+    impl Observed {
+        fn with_healthy(mut self, ids: &[u64]) -> Observed {
+            self.healthy = ids.to_vec();
+            self
+        }
+    }
+
+    #[test]
+    fn unsafe_situations_are_refused() {
+        // Two of three instances gone: one member answers but there is no leader.
+        let o = observed(4, &[1, 4], Some(three_members()));
+        match plan(&o, &settings()) {
+            Err(Error::QuorumLost {
+                healthy: 1,
+                voters: 3,
+            }) => {}
+            other => panic!("expected quorum lost, got {other:?}"),
+        }
+        // The same when the survivors answer but report no leader.
+        let o = observed(4, &[1, 2, 3, 4], Some(three_members())).with_healthy(&[]);
+        assert!(matches!(
+            plan(&o, &settings()),
+            Err(Error::QuorumLost {
+                healthy: 0,
+                voters: 3
+            })
+        ));
+        // Scale-up while a listed member's etcd is down: adding a fourth voter with two
+        // healthy would leave the cluster below quorum until the new one starts.
+        let o = observed(4, &[1, 2, 3, 4], Some(three_members())).with_healthy(&[11, 12]);
+        match plan(&o, &settings()) {
+            Err(
+                e @ Error::Etcd {
+                    transient: true, ..
+                },
+            ) => {
+                assert!(
+                    e.to_string().contains("4 voters of which 2 are healthy"),
+                    "{e}"
+                );
+                assert_eq!(e.exit_code(), 75);
+            }
+            other => panic!("expected a refused add, got {other:?}"),
+        }
+        // A reboot is never blocked by health: this member starting may restore the quorum.
+        let o = observed(2, &[1, 2, 3], Some(three_members())).with_healthy(&[]);
+        assert_eq!(plan(&o, &settings()).unwrap().actions, vec![]);
+    }
+
+    #[test]
+    fn replacement_while_another_member_is_down_removes_the_dead_first() {
+        // The issue's case: a group of three, one member down with its instance gone; etcd
+        // refuses the add ("started member (2) will be less than the quorum (3)") unless the
+        // dead member is removed first.
+        let o = observed(4, &[1, 2, 4], Some(three_members()));
+        let p = plan(&o, &settings()).unwrap();
+        assert_eq!(
+            p.actions,
+            vec![
+                Action::Remove {
+                    id: 13,
+                    name: "i-3".into(),
+                    why: "its peer URLs [\"http://10.0.2.3:2380\"] match no instance of the group"
+                        .into()
+                },
+                Action::Add {
+                    peer_url: "http://10.0.2.4:2380".into()
+                },
+            ]
+        );
     }
 
     fn remove(id: u64) -> u64 {
@@ -467,119 +651,160 @@ mod tests {
             ),
             (
                 "reboot: already a member by name",
-                observed(
-                    1,
-                    &[1, 2, 3],
-                    Some(vec![
-                        member(11, "i-1", "10.0.2.1"),
-                        member(12, "i-2", "10.0.2.2"),
-                        member(13, "i-3", "10.0.2.3"),
-                    ]),
-                ),
+                observed(1, &[1, 2, 3], Some(three_members())),
                 Mode::Existing,
                 vec![],
                 vec![],
             ),
             (
                 "one terminated member replaced",
+                observed(4, &[1, 2, 4], Some(three_members())),
+                Mode::Existing,
+                vec![remove(13)],
+                vec![add(4)],
+            ),
+            (
+                "two terminated members of five: both removed, one at a time",
+                observed(
+                    6,
+                    &[1, 2, 3, 6],
+                    Some(
+                        (1..=5)
+                            .map(|n| member(10 + n, &format!("i-{n}"), &format!("10.0.2.{n}")))
+                            .collect(),
+                    ),
+                ),
+                Mode::Existing,
+                vec![remove(14), remove(15)],
+                vec![add(6)],
+            ),
+            (
+                "a member with an unknown address is stale",
                 observed(
                     4,
                     &[1, 2, 4],
                     Some(vec![
                         member(11, "i-1", "10.0.2.1"),
                         member(12, "i-2", "10.0.2.2"),
-                        member(13, "i-3", "10.0.2.3"),
-                    ]),
-                ),
-                Mode::Existing,
-                vec![remove(13)],
-                vec![add(4)],
-            ),
-            (
-                "two terminated members",
-                observed(
-                    5,
-                    &[1, 4, 5],
-                    Some(vec![
-                        member(11, "i-1", "10.0.2.1"),
-                        member(12, "i-2", "10.0.2.2"),
-                        member(13, "i-3", "10.0.2.3"),
-                        member(14, "i-4", "10.0.2.4"),
-                    ]),
-                ),
-                Mode::Existing,
-                vec![remove(12), remove(13)],
-                vec![add(5)],
-            ),
-            (
-                "a member with an unknown address is stale",
-                observed(
-                    2,
-                    &[1, 2],
-                    Some(vec![
-                        member(11, "i-1", "10.0.2.1"),
                         member(19, "old", "192.168.9.9"),
                     ]),
                 ),
                 Mode::Existing,
                 vec![remove(19)],
-                vec![add(2)],
+                vec![add(4)],
             ),
             (
                 "substring addresses do not match: 10.0.2.1 is not 10.0.2.15",
                 observed(
-                    2,
-                    &[1, 2],
+                    4,
+                    &[1, 2, 4],
                     Some(vec![
                         member(11, "i-1", "10.0.2.1"),
+                        member(12, "i-2", "10.0.2.2"),
                         member(15, "i-15", "10.0.2.15"),
                     ]),
                 ),
                 Mode::Existing,
                 vec![remove(15)],
-                vec![add(2)],
+                vec![add(4)],
             ),
             (
                 "this node present by URL, unstarted: reuse the entry",
                 observed(
-                    2,
-                    &[1, 2],
-                    Some(vec![
-                        member(11, "i-1", "10.0.2.1"),
-                        member(12, "", "10.0.2.2"),
-                    ]),
+                    4,
+                    &[1, 2, 3, 4],
+                    Some({
+                        let mut m = three_members();
+                        m.push(member(14, "", "10.0.2.4"));
+                        m
+                    }),
                 ),
                 Mode::Existing,
                 vec![],
                 vec![],
             ),
             (
-                "this node's address held by another name: remove it, then add",
-                observed(
-                    2,
-                    &[1, 2],
-                    Some(vec![
-                        member(11, "i-1", "10.0.2.1"),
-                        member(12, "i-old", "10.0.2.2"),
-                    ]),
-                ),
-                Mode::Existing,
-                vec![remove(12)],
-                vec![add(2)],
-            ),
-            (
-                "another instance's unstarted entry is kept",
+                "this node's address held by another name (a reused IP): remove it, then add",
                 observed(
                     3,
                     &[1, 2, 3],
                     Some(vec![
                         member(11, "i-1", "10.0.2.1"),
-                        member(12, "", "10.0.2.2"),
+                        member(12, "i-2", "10.0.2.2"),
+                        member(13, "i-old", "10.0.2.3"),
                     ]),
                 ),
                 Mode::Existing,
-                vec![],
+                vec![remove(13)],
                 vec![add(3)],
+            ),
+            (
+                "another instance's unstarted entry is kept",
+                observed(
+                    5,
+                    &[1, 2, 3, 4, 5],
+                    Some({
+                        let mut m = three_members();
+                        m.push(member(14, "", "10.0.2.4"));
+                        m
+                    }),
+                ),
+                Mode::Existing,
+                vec![],
+                vec![add(5)],
+            ),
+            (
+                "rule 5: member by name but the data directory is wiped: remove and re-add",
+                Observed {
+                    local_data: LocalData::Missing,
+                    ..observed(2, &[1, 2, 3], Some(three_members()))
+                },
+                Mode::Existing,
+                vec![remove(12)],
+                vec![add(2)],
+            ),
+            (
+                "rule 5: no data directory at all: cannot tell, so a reboot",
+                Observed {
+                    local_data: LocalData::Unknown,
+                    ..observed(2, &[1, 2, 3], Some(three_members()))
+                },
+                Mode::Existing,
+                vec![],
+                vec![],
+            ),
+            (
+                "rule 3: a member that matches no instance but answers is never removed",
+                observed(
+                    4,
+                    &[1, 2, 3, 4],
+                    Some({
+                        let mut m = three_members();
+                        m.push(member(19, "outsider", "10.9.9.9"));
+                        m
+                    }),
+                )
+                .with_healthy(&[11, 12, 13, 19]),
+                Mode::Existing,
+                vec![],
+                vec![add(4)],
+            ),
+            (
+                "growing a single member to two is allowed, as etcd allows it",
+                observed(2, &[1, 2], Some(vec![member(11, "i-1", "10.0.2.1")])),
+                Mode::Existing,
+                vec![],
+                vec![add(2)],
+            ),
+            (
+                "rule 1: a group not all visible yet means wait",
+                Observed {
+                    desired_capacity: 3,
+                    ..observed(1, &[1, 2], None)
+                },
+                Mode::Wait,
+                vec![],
+                vec![],
             ),
         ];
         for (case, observed, mode, removed, adds) in cases {
@@ -639,9 +864,13 @@ mod tests {
         let mut o = observed(1, &[1, 2], None);
         o.instances[1].private_ip.clear();
         o.instances[1].private_dns.clear();
-        assert!(matches!(plan(&o, &settings()), Err(Error::NotReady(_))));
+        let p = plan(&o, &settings()).unwrap();
+        assert_eq!(p.mode, Mode::Wait);
+        assert!(p.summary.contains("no private address"), "{}", p.summary);
         let o = observed(3, &[1, 2], None);
-        assert!(matches!(plan(&o, &settings()), Err(Error::NotReady(_))));
+        let p = plan(&o, &settings()).unwrap();
+        assert_eq!(p.mode, Mode::Wait);
+        assert!(p.summary.contains("not yet listed"), "{}", p.summary);
     }
 
     #[test]
@@ -698,8 +927,10 @@ mod tests {
             member(11, "i-1", "10.0.2.1"),
             member(12, "", "10.0.2.2"),
             member(13, "i-3", "10.0.2.3"),
+            member(15, "i-5", "10.0.2.5"),
+            member(16, "i-6", "10.0.2.6"),
         ];
-        let o = observed(4, &[1, 2, 4], Some(members.clone()));
+        let o = observed(4, &[1, 2, 4, 5, 6], Some(members.clone()));
         let s = settings();
         let p = plan(&o, &s).unwrap();
         let after = predicted_members(&members, &p.actions);
@@ -713,7 +944,7 @@ mod tests {
         assert_eq!(get("ETCD_INITIAL_CLUSTER_STATE"), "existing");
         assert_eq!(
             get("ETCD_INITIAL_CLUSTER"),
-            "i-1=http://10.0.2.1:2380,i-2=http://10.0.2.2:2380,i-4=http://10.0.2.4:2380"
+            "i-1=http://10.0.2.1:2380,i-2=http://10.0.2.2:2380,i-4=http://10.0.2.4:2380,i-5=http://10.0.2.5:2380,i-6=http://10.0.2.6:2380"
         );
         assert!(!env.iter().any(|(k, _)| *k == "ETCD_INITIAL_CLUSTER_TOKEN"));
     }

@@ -1,17 +1,20 @@
 //! One run, start to finish: observe (IMDS, AWS, etcd), decide (`plan`), act (`apply`), write
-//! (`envfile`). This module wires the edges together; it makes no decision of its own.
+//! (`envfile`). This module wires the edges together; it makes no decision of its own. When
+//! the plan is to wait (the group is not all visible yet) it observes again, within
+//! `--wait-timeout`.
 
-use std::time::{Duration, SystemTime};
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::aws::autoscaling::{self, GroupQuery};
 use crate::aws::query::QueryClient;
 use crate::aws::{credentials, ec2, endpoint};
 use crate::cli::{Config, GroupSelector};
 use crate::error::{Error, Result};
-use crate::etcd::{self, Discovery};
-use crate::http::{etcd_tls, Http, Timeouts};
+use crate::etcd::{self, Discovery, Etcd};
+use crate::http::{etcd_tls, jitter, Http, Timeouts};
 use crate::imds::Imds;
-use crate::model::{counts_in_cluster, Group, Instance, Observed};
+use crate::model::{counts_in_cluster, Group, Identity, Instance, LocalData, Observed};
 use crate::plan::{self, Mode, Settings};
 use crate::{apply, envfile};
 
@@ -29,51 +32,66 @@ const AWS: Timeouts = Timeouts {
     connect: Duration::from_secs(3),
     call: Duration::from_secs(20),
 };
+/// Between two looks at a group that is not all visible yet, jittered to 2-6 s so a fleet
+/// booting at once spreads its AWS calls out.
+const WAIT_INTERVAL: Duration = Duration::from_secs(4);
 
 fn sleep(d: Duration) {
     std::thread::sleep(d);
 }
 
-/// The groups that form the cluster, and the text the cluster token is derived from.
-fn find_groups(
-    client: &QueryClient,
-    selector: &GroupSelector,
-    instance_id: &str,
-) -> Result<(Vec<Group>, String)> {
-    let (groups, selection) = match selector {
-        GroupSelector::Own => {
-            let names = autoscaling::groups_of_instance(client, instance_id)?;
-            if names.is_empty() {
-                return Err(Error::Usage(format!(
-                    "instance {instance_id} is in no Auto Scaling group; name the masters' group with --scaling-group-name"
-                )));
+/// The groups that form the cluster, as settled once at the start of a run.
+enum Selection {
+    Names(Vec<String>),
+    Tags(Vec<(String, String)>),
+}
+
+impl Selection {
+    /// Resolves "my own group" to its name; returns the text the cluster token comes from.
+    fn resolve(
+        client: &QueryClient,
+        selector: &GroupSelector,
+        instance_id: &str,
+    ) -> Result<(Selection, String)> {
+        match selector {
+            GroupSelector::Own => {
+                let mut names = autoscaling::groups_of_instance(client, instance_id)?;
+                if names.is_empty() {
+                    return Err(Error::Usage(format!(
+                        "instance {instance_id} is in no Auto Scaling group; name the masters' group with --scaling-group-name"
+                    )));
+                }
+                names.sort();
+                let text = names.join(",");
+                Ok((Selection::Names(names), text))
             }
-            let mut selection = names.clone();
-            selection.sort();
-            (
-                autoscaling::describe_groups(client, GroupQuery::Names(&names))?,
-                selection.join(","),
-            )
+            GroupSelector::Named(name) => Ok((Selection::Names(vec![name.clone()]), name.clone())),
+            GroupSelector::Tagged(tags) => {
+                let mut text: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                text.sort();
+                Ok((Selection::Tags(tags.clone()), text.join(",")))
+            }
         }
-        GroupSelector::Named(name) => (
-            autoscaling::describe_groups(client, GroupQuery::Names(std::slice::from_ref(name)))?,
-            name.clone(),
-        ),
-        GroupSelector::Tagged(tags) => {
-            let mut selection: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            selection.sort();
-            (
-                autoscaling::describe_groups(client, GroupQuery::Tags(tags))?,
-                selection.join(","),
-            )
-        }
-    };
-    if groups.is_empty() {
-        return Err(Error::Usage(format!(
-            "no Auto Scaling group matches {selection:?}; check the name or tags"
-        )));
     }
-    Ok((groups, selection))
+
+    fn describe(&self, client: &QueryClient) -> Result<Vec<Group>> {
+        let groups = match self {
+            Selection::Names(names) => {
+                autoscaling::describe_groups(client, GroupQuery::Names(names))?
+            }
+            Selection::Tags(tags) => autoscaling::describe_groups(client, GroupQuery::Tags(tags))?,
+        };
+        if groups.is_empty() {
+            let what = match self {
+                Selection::Names(n) => format!("named {}", n.join(",")),
+                Selection::Tags(t) => format!("tagged {t:?}"),
+            };
+            return Err(Error::Usage(format!(
+                "no Auto Scaling group {what}; check the name or tags"
+            )));
+        }
+        Ok(groups)
+    }
 }
 
 /// Counted instance ids of the groups, sorted and unique.
@@ -87,6 +105,113 @@ fn counted_ids(groups: &[Group]) -> Vec<String> {
     ids.sort();
     ids.dedup();
     ids
+}
+
+/// What the data directory says. Debian keeps etcd's data one level down
+/// (`/var/lib/etcd/default/member`), so a `member/` folder one level down counts too: we
+/// only call the data missing when we are sure.
+fn local_data(dir: &Path) -> LocalData {
+    let has_member = |d: &Path| d.join("member").is_dir();
+    if !dir.is_dir() {
+        log::debug!(
+            "data directory {} does not exist: assuming the member's data is intact",
+            dir.display()
+        );
+        return LocalData::Unknown;
+    }
+    let one_level_down = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .any(|e| has_member(&e.path()))
+        })
+        .unwrap_or(true);
+    if has_member(dir) || one_level_down {
+        LocalData::Present
+    } else {
+        LocalData::Missing
+    }
+}
+
+/// The edges one run talks to, set up once.
+struct World<'a> {
+    config: &'a Config,
+    etcd_http: Http,
+    autoscaling: QueryClient<'a>,
+    ec2: QueryClient<'a>,
+    me: Identity,
+    selection: Selection,
+    settings: Settings,
+}
+
+impl World<'_> {
+    /// One look at the group and the cluster.
+    fn observe(&self) -> Result<(Observed, Option<Etcd>)> {
+        let groups = self.selection.describe(&self.autoscaling)?;
+        let ids = counted_ids(&groups);
+        let mut instances: Vec<Instance> = ec2::describe_instances(&self.ec2, &ids)?
+            .into_iter()
+            .filter(|i| ids.contains(&i.id))
+            .collect();
+        // An id AutoScaling lists but EC2 does not know (yet) stays, without an address.
+        for id in &ids {
+            if !instances.iter().any(|i| &i.id == id) {
+                instances.push(Instance {
+                    id: id.clone(),
+                    private_ip: String::new(),
+                    private_dns: String::new(),
+                });
+            }
+        }
+        instances.sort_by(|a, b| a.id.cmp(&b.id));
+        let desired_capacity = groups.iter().map(|g| g.desired_capacity).sum();
+        let names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+        log::info!(
+            "group(s) {}: {} counted instances, {desired_capacity} desired",
+            names.join(","),
+            instances.len()
+        );
+
+        let client_urls: Vec<String> = instances
+            .iter()
+            .filter_map(|i| self.settings.client_url(i).ok())
+            .collect();
+        let (etcd, members) =
+            match etcd::discover(&self.etcd_http, &client_urls, self.config.etcd_api)? {
+                Discovery::Found(etcd, members) => (Some(etcd), Some(members)),
+                Discovery::NobodyAnswered => (None, None),
+            };
+        let healthy = match &members {
+            Some(members) if !self.config.proxy_mode => {
+                etcd::healthy_members(&self.etcd_http, members)
+            }
+            _ => Vec::new(),
+        };
+        let observed = Observed {
+            me: self.me.clone(),
+            desired_capacity,
+            instances,
+            members,
+            healthy,
+            local_data: self.local_data(),
+        };
+        Ok((observed, etcd))
+    }
+
+    /// Rule 5 acts only on a directory the operator named: an empty default directory says
+    /// nothing about where etcd really keeps its data.
+    fn local_data(&self) -> LocalData {
+        match local_data(&self.config.data_dir) {
+            LocalData::Missing if !self.config.data_dir_named => {
+                log::debug!(
+                    "{} holds no member data, but --etcd-data-dir/ETCD_DATA_DIR is not set: assuming etcd keeps its data elsewhere",
+                    self.config.data_dir.display()
+                );
+                LocalData::Unknown
+            }
+            found => found,
+        }
+    }
 }
 
 pub fn run(config: &Config) -> Result<()> {
@@ -110,7 +235,6 @@ pub fn run(config: &Config) -> Result<()> {
         .clone()
         .unwrap_or_else(|| me.region.clone());
     let credentials = credentials::resolve(&config.aws, &local, &imds, &sleep)?;
-
     let client =
         |service: &'static str, version: &'static str, configured: Option<&str>| QueryClient {
             http: &aws_http,
@@ -128,31 +252,8 @@ pub fn run(config: &Config) -> Result<()> {
         config.aws.autoscaling_endpoint.as_deref(),
     );
     let ec2 = client("ec2", ec2::VERSION, config.aws.ec2_endpoint.as_deref());
-
-    let (groups, selection) = find_groups(&autoscaling, &config.group, &me.instance_id)?;
-    let ids = counted_ids(&groups);
-    let mut instances: Vec<Instance> = ec2::describe_instances(&ec2, &ids)?
-        .into_iter()
-        .filter(|i| ids.contains(&i.id))
-        .collect();
-    // An id AutoScaling lists but EC2 does not know (yet) stays, without an address.
-    for id in &ids {
-        if !instances.iter().any(|i| &i.id == id) {
-            instances.push(Instance {
-                id: id.clone(),
-                private_ip: String::new(),
-                private_dns: String::new(),
-            });
-        }
-    }
-    instances.sort_by(|a, b| a.id.cmp(&b.id));
-    let group_names: Vec<String> = groups.iter().map(|g| g.name.clone()).collect();
-    log::info!(
-        "group(s) {}: {} counted instances",
-        group_names.join(","),
-        instances.len()
-    );
-
+    let (selection, selection_text) =
+        Selection::resolve(&autoscaling, &config.group, &me.instance_id)?;
     let settings = Settings {
         peer_scheme: config.peer_scheme,
         client_scheme: config.client_scheme,
@@ -160,24 +261,42 @@ pub fn run(config: &Config) -> Result<()> {
         client_port: config.client_port,
         address_kind: config.address_kind,
         proxy_mode: config.proxy_mode,
-        cluster_token: plan::cluster_token(&selection),
+        cluster_token: plan::cluster_token(&selection_text),
     };
-    let client_urls: Vec<String> = instances
-        .iter()
-        .filter_map(|i| settings.client_url(i).ok())
-        .collect();
-    let discovery = etcd::discover(&etcd_http, &client_urls, config.etcd_api)?;
-    let (etcd, members) = match discovery {
-        Discovery::Found(etcd, members) => (Some(etcd), Some(members)),
-        Discovery::NobodyAnswered => (None, None),
-    };
-    let observed = Observed {
+    let world = World {
+        config,
+        etcd_http,
+        autoscaling,
+        ec2,
         me,
-        instances,
-        members,
+        selection,
+        settings,
     };
-    let plan = plan::plan(&observed, &settings)?;
+
+    let deadline = Instant::now() + config.wait_timeout;
+    let mut looks = 0;
+    let (observed, etcd, plan) = loop {
+        let (observed, etcd) = world.observe()?;
+        let plan = plan::plan(&observed, &world.settings)?;
+        if plan.mode != Mode::Wait {
+            break (observed, etcd, plan);
+        }
+        looks += 1;
+        if Instant::now() >= deadline {
+            return Err(Error::NotReady(format!(
+                "{} after waiting {:?}",
+                plan.summary, config.wait_timeout
+            )));
+        }
+        log::info!("waiting before bootstrapping: {}", plan.summary);
+        let pause = WAIT_INTERVAL.mul_f64(0.5 + jitter());
+        sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+    };
+    if looks > 0 {
+        log::info!("the group is complete after {looks} more look(s)");
+    }
     log::info!("{}", plan.summary);
+    let settings = &world.settings;
 
     // Render what we expect before touching the cluster: a value that cannot go into the file
     // stops the run before any membership change.
@@ -189,7 +308,7 @@ pub fn run(config: &Config) -> Result<()> {
         &plan,
         &observed,
         predicted.as_deref(),
-        &settings,
+        settings,
     )?)?;
     if config.dry_run {
         println!("# plan: {}", plan.summary);
@@ -207,7 +326,7 @@ pub fn run(config: &Config) -> Result<()> {
                 &plan,
                 &observed,
                 Some(&members),
-                &settings,
+                settings,
             )?)?
         }
         _ => predicted_text,
@@ -219,4 +338,37 @@ pub fn run(config: &Config) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_data_cases() {
+        let base =
+            std::env::temp_dir().join(format!("etcd-discovery-local-data-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        assert_eq!(
+            local_data(&base),
+            LocalData::Unknown,
+            "no directory: cannot tell"
+        );
+        std::fs::create_dir_all(&base).unwrap();
+        assert_eq!(
+            local_data(&base),
+            LocalData::Missing,
+            "empty directory: wiped"
+        );
+        std::fs::create_dir_all(base.join("default/member")).unwrap();
+        assert_eq!(
+            local_data(&base),
+            LocalData::Present,
+            "Debian's layout, one level down"
+        );
+        std::fs::remove_dir_all(base.join("default")).unwrap();
+        std::fs::create_dir_all(base.join("member/snap")).unwrap();
+        assert_eq!(local_data(&base), LocalData::Present);
+        std::fs::remove_dir_all(&base).unwrap();
+    }
 }

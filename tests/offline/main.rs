@@ -7,6 +7,8 @@ mod fake;
 mod world;
 
 use std::fs;
+use std::process::{Output, Stdio};
+use std::time::Duration;
 
 use world::{instance_id, EtcdApi, Group, Imds, World};
 
@@ -22,11 +24,11 @@ fn group(name: &str, instances: &[u8]) -> Group {
     }
 }
 
-fn stderr(output: &std::process::Output) -> String {
+fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-fn assert_success(output: &std::process::Output) {
+fn assert_success(output: &Output) {
     assert!(
         output.status.success(),
         "exit {:?}\nstderr:\n{}",
@@ -36,7 +38,7 @@ fn assert_success(output: &std::process::Output) {
 }
 
 /// The one error line the tool prints, and its exit code.
-fn assert_failure(output: &std::process::Output, code: i32, needle: &str) {
+fn assert_failure(output: &Output, code: i32, needle: &str) {
     let err = stderr(output);
     assert_eq!(output.status.code(), Some(code), "stderr:\n{err}");
     let line = err
@@ -62,6 +64,15 @@ fn env_value(text: &str, key: &str) -> String {
         .to_string()
 }
 
+/// `i-..2=http://127.0.N.2:2380,...` for these hosts.
+fn cluster(net: u8, hosts: &[u8]) -> String {
+    hosts
+        .iter()
+        .map(|k| format!("{}=http://127.0.{net}.{k}:2380", instance_id(*k)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 #[test]
 fn bootstrap_when_nobody_answers() {
     let w = World::new(
@@ -80,12 +91,7 @@ fn bootstrap_when_nobody_answers() {
     assert_eq!(env_value(&text, "ETCD_INITIAL_CLUSTER_STATE"), "new");
     assert_eq!(
         env_value(&text, "ETCD_INITIAL_CLUSTER"),
-        format!(
-            "{}=http://127.0.11.2:2380,{}=http://127.0.11.3:2380,{}=http://127.0.11.4:2380",
-            instance_id(2),
-            instance_id(3),
-            instance_id(4)
-        )
+        cluster(11, &[2, 3, 4])
     );
     assert!(env_value(&text, "ETCD_INITIAL_CLUSTER_TOKEN").starts_with("etcd-etcd-"));
     assert_eq!(
@@ -136,17 +142,16 @@ fn bootstrap_when_nobody_answers() {
 
 #[test]
 fn join_removes_the_dead_member_and_adds_this_one() {
-    // Members 2 and 3 were the cluster; 3's instance is gone and 4 replaces it.
-    let mut w = World::new(
+    // Members 2, 3 and 5 were the cluster; 3's instance is gone and 4 replaces it.
+    let w = World::new(
         12,
         4,
-        vec![group("etcd", &[2, 4])],
-        Some((2, EtcdApi::V3)),
+        vec![group("etcd", &[2, 4, 5])],
+        Some((&[2, 5], EtcdApi::V3)),
         vec![],
         Imds { v2: true },
     );
-    let members = vec![w.member(2, true), w.member(3, true)];
-    *w.members.lock().unwrap() = members;
+    *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true), w.member(5, true)];
     let out = w.run(&[]);
     assert_success(&out);
     let text = fs::read_to_string(w.env_file()).unwrap();
@@ -154,37 +159,25 @@ fn join_removes_the_dead_member_and_adds_this_one() {
     assert_eq!(env_value(&text, "ETCD_INITIAL_CLUSTER_STATE"), "existing");
     assert_eq!(
         env_value(&text, "ETCD_INITIAL_CLUSTER"),
-        format!(
-            "{}=http://127.0.12.2:2380,{}=http://127.0.12.4:2380",
-            instance_id(2),
-            instance_id(4)
-        )
+        cluster(12, &[2, 4, 5])
     );
     assert!(!text.contains("ETCD_INITIAL_CLUSTER_TOKEN"));
-
-    let etcd: Vec<(String, String)> = w
-        .etcd_requests()
-        .into_iter()
-        .map(|r| (r.path, r.body))
-        .collect();
-    let changes: Vec<&(String, String)> =
-        etcd.iter().filter(|(p, _)| !p.ends_with("/list")).collect();
-    assert_eq!(changes.len(), 2, "{etcd:?}");
+    let changes = w.etcd_changes();
+    assert_eq!(changes.len(), 2, "{changes:?}");
     assert_eq!(
         changes[0],
-        &(
+        (
             "/v3/cluster/member/remove".to_string(),
             r#"{"ID":"1003"}"#.to_string()
         )
     );
     assert_eq!(
         changes[1],
-        &(
+        (
             "/v3/cluster/member/add".to_string(),
             r#"{"peerURLs":["http://127.0.12.4:2380"]}"#.to_string()
         )
     );
-    w.etcd.take();
 }
 
 #[test]
@@ -193,7 +186,7 @@ fn reboot_changes_nothing() {
         13,
         2,
         vec![group("etcd", &[2, 3, 4])],
-        Some((3, EtcdApi::V3)),
+        Some((&[3, 4], EtcdApi::V3)),
         vec![],
         Imds { v2: true },
     );
@@ -210,10 +203,7 @@ fn reboot_changes_nothing() {
         modified,
         "file not rewritten"
     );
-    assert!(
-        w.etcd_requests().iter().all(|r| r.path.ends_with("/list")),
-        "no membership change"
-    );
+    assert!(w.etcd_changes().is_empty(), "no membership change");
 }
 
 #[test]
@@ -221,21 +211,17 @@ fn v2_api_when_the_v3_gateway_is_missing() {
     let w = World::new(
         14,
         3,
-        vec![group("etcd", &[2, 3])],
-        Some((2, EtcdApi::V2Only)),
+        vec![group("etcd", &[2, 3, 5])],
+        Some((&[2, 5], EtcdApi::V2Only)),
         vec![],
         Imds { v2: true },
     );
-    *w.members.lock().unwrap() = vec![w.member(2, true), w.member(9, true)];
+    *w.members.lock().unwrap() = vec![w.member(2, true), w.member(5, true), w.member(9, true)];
     assert_success(&w.run(&["--etcd-api=auto"]));
     let text = fs::read_to_string(w.env_file()).unwrap();
     assert_eq!(
         env_value(&text, "ETCD_INITIAL_CLUSTER"),
-        format!(
-            "{}=http://127.0.14.2:2380,{}=http://127.0.14.3:2380",
-            instance_id(2),
-            instance_id(3)
-        )
+        cluster(14, &[2, 3, 5])
     );
     let calls: Vec<String> = w
         .etcd_requests()
@@ -258,7 +244,7 @@ fn proxy_mode_writes_endpoints_of_the_masters() {
         15,
         7,
         vec![masters, consumers],
-        Some((2, EtcdApi::V3)),
+        Some((&[2, 3], EtcdApi::V3)),
         vec![],
         Imds { v2: true },
     );
@@ -310,11 +296,7 @@ fn groups_selected_by_tag_form_one_cluster() {
     let text = fs::read_to_string(w.env_file()).unwrap();
     assert_eq!(
         env_value(&text, "ETCD_INITIAL_CLUSTER"),
-        format!(
-            "{}=http://127.0.16.2:2380,{}=http://127.0.16.3:2380",
-            instance_id(2),
-            instance_id(3)
-        )
+        cluster(16, &[2, 3])
     );
 }
 
@@ -344,12 +326,12 @@ fn dry_run_prints_and_changes_nothing() {
     let w = World::new(
         18,
         4,
-        vec![group("etcd", &[2, 4])],
-        Some((2, EtcdApi::V3)),
+        vec![group("etcd", &[2, 4, 5])],
+        Some((&[2, 5], EtcdApi::V3)),
         vec![],
         Imds { v2: true },
     );
-    *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true)];
+    *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true), w.member(5, true)];
     let out = w.run(&["--dry-run"]);
     assert_success(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -359,7 +341,7 @@ fn dry_run_prints_and_changes_nothing() {
         "{stdout}"
     );
     assert!(!w.env_file().exists());
-    assert!(w.etcd_requests().iter().all(|r| r.path.ends_with("/list")));
+    assert!(w.etcd_changes().is_empty());
 }
 
 #[test]
@@ -466,12 +448,12 @@ fn secrets_never_reach_the_log() {
     let w = World::new(
         22,
         4,
-        vec![group("etcd", &[2, 4])],
-        Some((2, EtcdApi::V3)),
+        vec![group("etcd", &[2, 4, 5])],
+        Some((&[2, 5], EtcdApi::V3)),
         vec![],
         Imds { v2: true },
     );
-    *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true)];
+    *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true), w.member(5, true)];
     let secret = "wJalrXUtnFEMIK7MDENGbPxRfiCYSECRETKEY";
     let token = "FQoGZXIvYXdzSESSIONTOKEN";
     let out = w.run_with_env(
@@ -496,4 +478,95 @@ fn secrets_never_reach_the_log() {
     for needle in [secret, token, signature.as_str()] {
         assert!(!log.contains(needle), "{needle} leaked into:\n{log}");
     }
+}
+
+#[test]
+fn bootstrap_waits_until_the_whole_group_is_visible() {
+    // Rule 1: desired 3, but only this instance is listed at first; the others appear while
+    // the tool waits. It must bootstrap with all three, never with itself alone.
+    let mut g = group("etcd", &[2]);
+    g.desired = 3;
+    let w = World::new(23, 2, vec![g], None, vec![], Imds { v2: true });
+    let mut child = w
+        .command(&["--wait-timeout=60s"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for k in [3, 4] {
+        std::thread::sleep(Duration::from_millis(1500));
+        w.groups.lock().unwrap()[0]
+            .instances
+            .push((k, "Pending".into()));
+    }
+    let out = wait_bounded(&mut child, Duration::from_secs(60));
+    assert_success(&out);
+    let log = stderr(&out);
+    assert!(
+        log.contains("1 of the group's 3 desired instances are visible"),
+        "{log}"
+    );
+    let text = fs::read_to_string(w.env_file()).unwrap();
+    assert_eq!(
+        env_value(&text, "ETCD_INITIAL_CLUSTER"),
+        cluster(23, &[2, 3, 4])
+    );
+}
+
+#[test]
+fn bootstrap_gives_up_after_the_wait_timeout() {
+    let mut g = group("etcd", &[2]);
+    g.desired = 3;
+    let w = World::new(24, 2, vec![g], None, vec![], Imds { v2: true });
+    fs::write(w.env_file(), "OLD=1\n").unwrap();
+    let out = w.run(&["--wait-timeout=3s"]);
+    assert_failure(
+        &out,
+        75,
+        "1 of the group's 3 desired instances are visible after waiting",
+    );
+    assert_eq!(fs::read_to_string(w.env_file()).unwrap(), "OLD=1\n");
+}
+
+#[test]
+fn lost_quorum_is_reported_not_papered_over() {
+    // Rule 6: two of three instances are gone; the survivor answers the member list. Never
+    // bootstrap anew over it: exit 75, say how many are healthy, keep the file.
+    let w = World::new(
+        25,
+        5,
+        vec![group("etcd", &[2, 5])],
+        Some((&[2], EtcdApi::V3)),
+        vec![],
+        Imds { v2: true },
+    );
+    *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true), w.member(4, true)];
+    fs::write(w.env_file(), "OLD=1\n").unwrap();
+    let out = w.run(&[]);
+    assert_failure(
+        &out,
+        75,
+        "quorum lost: 1 of 3 voting members are healthy, 2 are needed",
+    );
+    assert!(stderr(&out).contains("snapshot"), "{}", stderr(&out));
+    assert_eq!(fs::read_to_string(w.env_file()).unwrap(), "OLD=1\n");
+    assert!(w.etcd_changes().is_empty());
+}
+
+fn wait_bounded(child: &mut std::process::Child, limit: Duration) -> Output {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+            let status = child.wait().unwrap();
+            return Output {
+                status,
+                stdout: Vec::new(),
+                stderr: stderr.into_bytes(),
+            };
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    panic!("etcd-discovery did not finish within {limit:?}");
 }

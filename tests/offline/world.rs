@@ -43,7 +43,10 @@ pub struct World {
     pub net: u8,
     pub imds: FakeServer,
     pub aws: FakeServer,
-    pub etcd: Option<FakeServer>,
+    /// One fake etcd per serving host, all sharing `members`.
+    pub etcd: Vec<FakeServer>,
+    /// The groups AWS describes; tests may change them while the tool runs.
+    pub groups: Arc<Mutex<Vec<Group>>>,
     /// The client port every instance's etcd would listen on.
     pub client_port: u16,
     pub members: Arc<Mutex<Vec<FakeMember>>>,
@@ -69,30 +72,31 @@ impl World {
         format!("127.0.{net}.{k}")
     }
 
-    /// `etcd_on`: the host number whose etcd answers (with `members`), or `None` for no etcd.
+    /// `etcd_on`: the hosts whose etcd answers (all with the same `members`, healthy), or
+    /// `None` for no etcd anywhere.
     pub fn new(
         net: u8,
         me: u8,
         groups: Vec<Group>,
-        etcd_on: Option<(u8, EtcdApi)>,
+        etcd_on: Option<(&[u8], EtcdApi)>,
         members: Vec<FakeMember>,
         imds: Imds,
     ) -> World {
         let imds_server = start_imds(net, me, imds.v2);
         let aws_override: AwsOverride = Arc::new(Mutex::new(None));
-        let aws = start_aws(net, groups, aws_override.clone());
+        let groups = Arc::new(Mutex::new(groups));
+        let aws = start_aws(net, groups.clone(), aws_override.clone());
         let members = Arc::new(Mutex::new(members));
-        let (etcd, client_port) = match etcd_on {
-            Some((k, api)) => {
-                let server = start_etcd(&World::ip(net, k), members.clone(), api);
-                let port = server.port;
-                (Some(server), port)
-            }
-            None => {
-                // A port nothing listens on at any of this test's addresses.
-                let probe = std::net::TcpListener::bind((World::ip(net, 250).as_str(), 0)).unwrap();
-                (None, probe.local_addr().unwrap().port())
-            }
+        // A port nothing listens on yet at any of this test's addresses.
+        let probe = std::net::TcpListener::bind((World::ip(net, 250).as_str(), 0)).unwrap();
+        let client_port = probe.local_addr().unwrap().port();
+        drop(probe);
+        let etcd = match etcd_on {
+            Some((hosts, api)) => hosts
+                .iter()
+                .map(|k| start_etcd(&World::ip(net, *k), client_port, members.clone(), api))
+                .collect(),
+            None => Vec::new(),
         };
         let dir = std::env::temp_dir().join(format!(
             "etcd-discovery-offline-{net}-{}",
@@ -105,6 +109,7 @@ impl World {
             imds: imds_server,
             aws,
             etcd,
+            groups,
             client_port,
             members,
             aws_override,
@@ -135,16 +140,17 @@ impl World {
 
     /// Runs the binary with this world's endpoints and static keys, plus `args`.
     pub fn run(&self, args: &[&str]) -> Output {
-        self.run_with_env(
-            args,
-            &[
-                ("AWS_ACCESS_KEY_ID", "AKIDOFFLINE"),
-                ("AWS_SECRET_ACCESS_KEY", "offline-secret-key"),
-            ],
-        )
+        self.run_with_env(args, &[])
     }
 
     pub fn run_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut command = self.command(args);
+        command.envs(env.iter().copied());
+        command.output().expect("run etcd-discovery")
+    }
+
+    /// The command for one run, with static keys, not started.
+    pub fn command(&self, args: &[&str]) -> Command {
         let port = self.client_port.to_string();
         let file = self.env_file();
         let mut command = Command::new(binary());
@@ -152,6 +158,8 @@ impl World {
             .env_clear()
             .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", self.imds.url())
             .env("AWS_ENDPOINT_URL", self.aws.url())
+            .env("AWS_ACCESS_KEY_ID", "AKIDOFFLINE")
+            .env("AWS_SECRET_ACCESS_KEY", "offline-secret-key")
             .args([
                 "-etcd-client-scheme=http",
                 "-etcd-peer-scheme=http",
@@ -159,9 +167,8 @@ impl World {
             ])
             .args(["-etcd-client-port", &port])
             .arg(format!("-environment-file={}", file.display()))
-            .args(args)
-            .envs(env.iter().copied());
-        command.output().expect("run etcd-discovery")
+            .args(args);
+        command
     }
 
     pub fn aws_requests(&self) -> Vec<Request> {
@@ -169,7 +176,20 @@ impl World {
     }
 
     pub fn etcd_requests(&self) -> Vec<Request> {
-        self.etcd.as_ref().map(|e| e.requests()).unwrap_or_default()
+        self.etcd.iter().flat_map(|e| e.requests()).collect()
+    }
+
+    /// Membership changes the fake etcds saw, as (path, body), in no particular host order.
+    pub fn etcd_changes(&self) -> Vec<(String, String)> {
+        self.etcd_requests()
+            .into_iter()
+            .filter(|r| {
+                !r.path.ends_with("/list")
+                    && r.path != "/health"
+                    && !(r.method == "GET" && r.path == "/v2/members")
+            })
+            .map(|r| (r.path, r.body))
+            .collect()
     }
 }
 
@@ -209,11 +229,12 @@ fn start_imds(net: u8, me: u8, v2: bool) -> FakeServer {
     })
 }
 
-fn start_aws(net: u8, groups: Vec<Group>, aws_override: AwsOverride) -> FakeServer {
+fn start_aws(net: u8, groups: Arc<Mutex<Vec<Group>>>, aws_override: AwsOverride) -> FakeServer {
     FakeServer::start("127.0.0.1", move |r: &Request| {
         if let Some(answer) = aws_override.lock().unwrap().clone() {
             return answer;
         }
+        let groups = groups.lock().unwrap().clone();
         let action = r.param("Action").unwrap_or_default();
         match action.as_str() {
             "DescribeAutoScalingInstances" => {
@@ -308,10 +329,16 @@ fn json_string(body: &str, key: &str) -> Option<String> {
     Some(after[start..end].to_string())
 }
 
-fn start_etcd(ip: &str, members: Arc<Mutex<Vec<FakeMember>>>, api: EtcdApi) -> FakeServer {
-    FakeServer::start(ip, move |r: &Request| {
+fn start_etcd(
+    ip: &str,
+    port: u16,
+    members: Arc<Mutex<Vec<FakeMember>>>,
+    api: EtcdApi,
+) -> FakeServer {
+    FakeServer::start_on(ip, port, move |r: &Request| {
         let mut list = members.lock().unwrap();
         match (r.method.as_str(), r.path.as_str(), api) {
+            ("GET", "/health", _) => (200, r#"{"health":"true"}"#.into()),
             ("POST", p, EtcdApi::V2Only) if p.starts_with("/v3/") => {
                 (404, "404 page not found\n".into())
             }

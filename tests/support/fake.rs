@@ -68,7 +68,16 @@ impl FakeServer {
         ip: &str,
         handler: impl Fn(&Request) -> (u16, String) + Send + Sync + 'static,
     ) -> FakeServer {
-        let listener = TcpListener::bind((ip, 0)).expect("bind a loopback port");
+        FakeServer::start_on(ip, 0, handler)
+    }
+
+    /// On a given port (0: any free one).
+    pub fn start_on(
+        ip: &str,
+        port: u16,
+        handler: impl Fn(&Request) -> (u16, String) + Send + Sync + 'static,
+    ) -> FakeServer {
+        let listener = TcpListener::bind((ip, port)).expect("bind a loopback port");
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
