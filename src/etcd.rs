@@ -13,9 +13,11 @@ use crate::http::{body_snippet, retry, Http, Response, RetryPolicy};
 use crate::model::Member;
 
 /// A membership change right after a member (re)connected or while another added member has
-/// not started is refused as "unhealthy cluster"; it clears in about five seconds.
+/// not started is refused as "unhealthy cluster"; it clears about five seconds after that
+/// member starts. 16 tries with a 5 s cap wait about a minute in all: enough for a scale-up
+/// whose new members start one after another.
 const MEMBER_CHANGE_RETRY: RetryPolicy = RetryPolicy {
-    attempts: 10,
+    attempts: 16,
     base: Duration::from_millis(500),
     cap: Duration::from_secs(5),
 };
@@ -303,7 +305,19 @@ impl Etcd {
             if response.is_success() {
                 return Ok(());
             }
-            Err(self.refusal(&what, &response))
+            match self.refusal(&what, &response) {
+                // Seen in the lab with etcd 3.4: an add right after a removal is answered
+                // "member not found" (gRPC 5) until the removal settles. The add itself is
+                // sound, and the next try looks for a duplicate first.
+                Error::Etcd { what, detail, .. } if self.is_not_found(&response) => {
+                    Err(Error::Etcd {
+                        what,
+                        detail,
+                        transient: true,
+                    })
+                }
+                refused => Err(refused),
+            }
         })
     }
 

@@ -35,6 +35,9 @@ const AWS: Timeouts = Timeouts {
 /// Between two looks at a group that is not all visible yet, jittered to 2-6 s so a fleet
 /// booting at once spreads its AWS calls out.
 const WAIT_INTERVAL: Duration = Duration::from_secs(4);
+/// How long members may report no leader before we call the quorum lost: an election after
+/// a leader's instance died takes a few seconds.
+const ELECTION_GRACE: Duration = Duration::from_secs(15);
 
 fn sleep(d: Duration) {
     std::thread::sleep(d);
@@ -273,22 +276,32 @@ pub fn run(config: &Config) -> Result<()> {
         settings,
     };
 
-    let deadline = Instant::now() + config.wait_timeout;
+    let started = Instant::now();
+    let deadline = started + config.wait_timeout;
+    let election_deadline = started + ELECTION_GRACE.min(config.wait_timeout);
     let mut looks = 0;
     let (observed, etcd, plan) = loop {
         let (observed, etcd) = world.observe()?;
-        let plan = plan::plan(&observed, &world.settings)?;
-        if plan.mode != Mode::Wait {
-            break (observed, etcd, plan);
-        }
+        let why_wait = match plan::plan(&observed, &world.settings) {
+            Ok(plan) if plan.mode != Mode::Wait => break (observed, etcd, plan),
+            Ok(plan) if Instant::now() < deadline => {
+                format!("before bootstrapping: {}", plan.summary)
+            }
+            Ok(plan) => {
+                return Err(Error::NotReady(format!(
+                    "{} after waiting {:?}",
+                    plan.summary, config.wait_timeout
+                )))
+            }
+            // A member that just lost its leader reports unhealthy until the election is
+            // over: look again for a few seconds before calling the quorum lost.
+            Err(e @ Error::QuorumLost { .. }) if Instant::now() < election_deadline => {
+                format!("for a leader: {e}")
+            }
+            Err(e) => return Err(e),
+        };
         looks += 1;
-        if Instant::now() >= deadline {
-            return Err(Error::NotReady(format!(
-                "{} after waiting {:?}",
-                plan.summary, config.wait_timeout
-            )));
-        }
-        log::info!("waiting before bootstrapping: {}", plan.summary);
+        log::info!("waiting {why_wait}");
         let pause = WAIT_INTERVAL.mul_f64(0.5 + jitter());
         sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
     };

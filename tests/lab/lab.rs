@@ -310,10 +310,98 @@ impl Lab {
         id
     }
 
-    /// The instance is gone: its etcd dies with it, AutoScaling terminates it.
+    /// A group whose instances AutoScaling launches itself (desired capacity set at once);
+    /// returns their host numbers, each with an IMDS stub.
+    pub fn create_group_launching(&mut self, name: &str, desired: u32) -> Vec<u8> {
+        let desired = desired.to_string();
+        self.moto.call(
+            "autoscaling",
+            "CreateAutoScalingGroup",
+            &[
+                ("AutoScalingGroupName", name),
+                ("LaunchConfigurationName", "etcd"),
+                ("MinSize", "0"),
+                ("MaxSize", "20"),
+                ("DesiredCapacity", &desired),
+                ("VPCZoneIdentifier", &self.subnet),
+            ],
+        );
+        let groups = self.moto.call(
+            "autoscaling",
+            "DescribeAutoScalingGroups",
+            &[("AutoScalingGroupNames.member.1", name)],
+        );
+        let ids: Vec<String> = groups
+            .split("<InstanceId>")
+            .skip(1)
+            .filter_map(|s| s.split('<').next())
+            .map(str::to_string)
+            .collect();
+        let mut hosts = Vec::new();
+        for id in ids {
+            let described = self
+                .moto
+                .call("ec2", "DescribeInstances", &[("InstanceId.1", &id)]);
+            let ip = xml_text(&described, "privateIpAddress").expect("an address from the subnet");
+            let k: u8 = ip.rsplit('.').next().unwrap().parse().unwrap();
+            let imds = start_imds(&id, &ip, self.profile.clone());
+            fs::create_dir_all(self.node_dir(k)).unwrap();
+            self.nodes.insert(
+                k,
+                Node {
+                    k,
+                    instance_id: id,
+                    imds,
+                    etcd: None,
+                },
+            );
+            hosts.push(k);
+        }
+        hosts.sort();
+        hosts
+    }
+
+    /// Starts the tool for k without waiting for it.
+    pub fn discover_spawn(&self, k: u8, extra: &[&str]) -> Child {
+        let mut command = self.discover_command(k, extra);
+        command
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(self.node_dir(k).join("discovery.log")).unwrap());
+        command.spawn().expect("start etcd-discovery")
+    }
+
+    /// Waits (bounded) for tools started with `discover_spawn`; as each one succeeds, its
+    /// etcd is started, the way systemd's `Before=etcd.service` orders them.
+    pub fn finish_and_start(&mut self, mut running: Vec<(u8, Child)>, flags: &EtcdFlags) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !running.is_empty() {
+            assert!(Instant::now() < deadline, "tools still running after 120 s");
+            let mut still = Vec::new();
+            for (k, mut child) in running {
+                match child.try_wait().unwrap() {
+                    Some(status) => {
+                        let log = fs::read_to_string(self.node_dir(k).join("discovery.log"))
+                            .unwrap_or_default();
+                        assert!(
+                            status.success(),
+                            "node {k}: etcd-discovery failed ({:?}):\n{log}",
+                            status.code()
+                        );
+                        self.start_etcd(k, flags);
+                    }
+                    None => still.push((k, child)),
+                }
+            }
+            running = still;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The instance is gone: its etcd dies with it, its disk too, AutoScaling terminates it.
     pub fn terminate(&mut self, k: u8) {
         let node = self.nodes.remove(&k).expect("a running node");
         drop(node.etcd);
+        let _ = fs::remove_dir_all(self.node_dir(k));
         self.moto.call(
             "autoscaling",
             "TerminateInstanceInAutoScalingGroup",
@@ -338,6 +426,12 @@ impl Lab {
     }
 
     pub fn discover_with_env(&self, k: u8, extra: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut command = self.discover_command(k, extra);
+        command.envs(env.iter().copied());
+        command.output().expect("run etcd-discovery")
+    }
+
+    fn discover_command(&self, k: u8, extra: &[&str]) -> Command {
         let node = &self.nodes[&k];
         let binary = std::env::var("ETCD_DISCOVERY_BIN")
             .unwrap_or_else(|_| env!("CARGO_BIN_EXE_etcd-discovery").to_string());
@@ -347,11 +441,14 @@ impl Lab {
             .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", node.imds.url())
             .env("AWS_ENDPOINT_URL", &self.moto.url)
             .envs(self.tool_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .envs(env.iter().copied())
             .args(&self.tool_args)
             .arg(format!("-environment-file={}", self.env_file(k).display()))
+            .arg(format!(
+                "--etcd-data-dir={}",
+                self.node_dir(k).join("data").display()
+            ))
             .args(extra);
-        command.output().expect("run etcd-discovery")
+        command
     }
 
     /// Runs the tool for k and asserts it succeeded; returns what it logged.
@@ -387,6 +484,13 @@ impl Lab {
     /// Starts instance k's etcd from the file the tool wrote, as systemd's `EnvironmentFile=`.
     pub fn start_etcd(&mut self, k: u8, flags: &EtcdFlags) {
         let env = self.env_of(k);
+        let guard = self.spawn_etcd(k, env, flags);
+        self.nodes.get_mut(&k).unwrap().etcd = Some(guard);
+    }
+
+    /// Starts an etcd for host k with this environment; the caller keeps the guard.
+    pub fn spawn_etcd(&self, k: u8, env: Vec<(String, String)>, flags: &EtcdFlags) -> Guard {
+        fs::create_dir_all(self.node_dir(k)).unwrap();
         let data = self.node_dir(k).join("data");
         let log = fs::File::create(self.node_dir(k).join("etcd.log")).unwrap();
         let mut command = Command::new("etcd");
@@ -404,11 +508,10 @@ impl Lab {
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
-        let guard = Guard {
+        Guard {
             child: command.spawn().expect("start etcd"),
             what: format!("etcd {k}"),
-        };
-        self.nodes.get_mut(&k).unwrap().etcd = Some(guard);
+        }
     }
 
     /// Waits until k's etcd reports healthy.

@@ -8,6 +8,7 @@ mod client;
 #[path = "../support/fake.rs"]
 mod fake;
 mod lab;
+mod safety;
 
 use std::fs;
 use std::path::Path;

@@ -541,13 +541,18 @@ fn lost_quorum_is_reported_not_papered_over() {
     );
     *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true), w.member(4, true)];
     fs::write(w.env_file(), "OLD=1\n").unwrap();
-    let out = w.run(&[]);
+    let out = w.run(&["--wait-timeout=2s"]);
     assert_failure(
         &out,
         75,
         "quorum lost: 1 of 3 voting members are healthy, 2 are needed",
     );
     assert!(stderr(&out).contains("snapshot"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("waiting for a leader"),
+        "looked again before giving up: {}",
+        stderr(&out)
+    );
     assert_eq!(fs::read_to_string(w.env_file()).unwrap(), "OLD=1\n");
     assert!(w.etcd_changes().is_empty());
 }

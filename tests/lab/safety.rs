@@ -1,0 +1,223 @@
+//! Issue 5's rules against real etcd: every boot is safe when the happy path breaks.
+//! (The replacement while one member is down, with its instance gone, is the lab's
+//! `bootstrap_reboot_replace_on_the_v3_gateway`: the dead member is removed before the add.)
+
+use std::fs;
+use std::process::Command;
+use std::time::Duration;
+
+use super::lab::{self, EtcdFlags, Lab};
+use super::{bootstrap, NO_TLS};
+
+#[test]
+fn concurrent_bootstrap_forms_one_cluster() {
+    // Rule 1: AutoScaling launches three instances at once (desired 3); their tools start
+    // together, a moment apart. Every node must compute the same initial cluster.
+    let mut lab = Lab::new(41);
+    let hosts = lab.create_group_launching("etcd", 3);
+    assert_eq!(hosts.len(), 3);
+    let running: Vec<_> = hosts
+        .iter()
+        .map(|k| {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            (*k, lab.discover_spawn(*k, &[]))
+        })
+        .collect();
+    lab.finish_and_start(running, &EtcdFlags::default());
+    let clusters: Vec<String> = hosts
+        .iter()
+        .map(|k| lab.env_value(*k, "ETCD_INITIAL_CLUSTER"))
+        .collect();
+    assert!(clusters.iter().all(|c| c == &clusters[0]), "{clusters:#?}");
+    for k in &hosts {
+        lab.wait_healthy(*k, NO_TLS);
+    }
+    lab.assert_cluster_is_the_nodes(hosts[0], NO_TLS);
+}
+
+#[test]
+fn two_concurrent_replacements_both_join() {
+    // Rule 2: two of five instances are replaced at the same moment. Both remove the dead
+    // (the second finds them gone), etcd refuses the second add until the first new member
+    // starts, and neither adds a duplicate.
+    let mut lab = Lab::new(42);
+    bootstrap(&mut lab, &[2, 3, 4, 5, 6], &EtcdFlags::default());
+    lab.terminate(5);
+    lab.terminate(6);
+    lab.launch("etcd", 7);
+    lab.launch("etcd", 8);
+    let running = vec![
+        (7, lab.discover_spawn(7, &[])),
+        (8, lab.discover_spawn(8, &[])),
+    ];
+    lab.finish_and_start(running, &EtcdFlags::default());
+    for k in [7, 8] {
+        lab.wait_healthy(k, NO_TLS);
+    }
+    lab.assert_cluster_is_the_nodes(2, NO_TLS);
+}
+
+#[test]
+fn scale_up_three_to_six_at_once() {
+    // Three new nodes boot together; each one's initial cluster must match etcd's own list,
+    // or its etcd refuses to start ("member count is unequal").
+    let mut lab = Lab::new(43);
+    bootstrap(&mut lab, &[2, 3, 4], &EtcdFlags::default());
+    for k in [5, 6, 7] {
+        lab.launch("etcd", k);
+    }
+    let running = [5, 6, 7]
+        .iter()
+        .map(|k| (*k, lab.discover_spawn(*k, &[])))
+        .collect();
+    lab.finish_and_start(running, &EtcdFlags::default());
+    for k in [5, 6, 7] {
+        lab.wait_healthy(k, NO_TLS);
+    }
+    lab.assert_cluster_is_the_nodes(2, NO_TLS);
+    assert_eq!(lab.members(2, NO_TLS).len(), 6);
+}
+
+#[test]
+fn a_join_whose_etcd_never_started_is_reused() {
+    // Rule 4: the first boot added this node, then etcd failed to start. The next boot must
+    // reuse that entry, not add a second one.
+    let mut lab = Lab::new(44);
+    bootstrap(&mut lab, &[2, 3, 4], &EtcdFlags::default());
+    lab.launch("etcd", 5);
+    lab.discover_ok(5, &[]);
+    let log = lab.discover_ok(5, &[]);
+    assert!(
+        log.contains("reusing the entry an earlier run added"),
+        "{log}"
+    );
+    let unstarted: Vec<_> = lab
+        .members(2, NO_TLS)
+        .into_iter()
+        .filter(|m| !m.2)
+        .collect();
+    assert_eq!(unstarted.len(), 1, "one entry for node 5: {unstarted:?}");
+    lab.start_etcd(5, &EtcdFlags::default());
+    lab.wait_healthy(5, NO_TLS);
+    lab.assert_cluster_is_the_nodes(2, NO_TLS);
+}
+
+#[test]
+fn an_ip_reused_by_a_new_instance() {
+    // Rule 4: a member once ran at 127.0.45.9 under an instance that is long gone; a new
+    // instance gets that address. The old member, under its old name, is removed before the
+    // new one is added. (moto never frees a terminated instance's address, so the old member
+    // is made through etcd directly, as the earlier instance's boot would have.)
+    let mut lab = Lab::new(45);
+    bootstrap(&mut lab, &[2, 3, 4], &EtcdFlags::default());
+    let old_name = "i-0000000000000old9";
+    let endpoint = lab.env_value(2, "ETCD_ADVERTISE_CLIENT_URLS");
+    // etcd refuses a member add for a few seconds after members connect: retry, bounded.
+    let mut added = None;
+    lab::wait_until(
+        "etcdctl member add to be accepted",
+        Duration::from_secs(30),
+        || {
+            let out = Command::new("etcdctl")
+                .env("ETCDCTL_API", "3")
+                .args([
+                    "--endpoints",
+                    &endpoint,
+                    "member",
+                    "add",
+                    old_name,
+                    "--peer-urls=http://127.0.45.9:2380",
+                ])
+                .output()
+                .unwrap();
+            let ok = out.status.success();
+            added = Some(out);
+            ok
+        },
+    );
+    let added = added.unwrap();
+    let mut env: Vec<(String, String)> = String::from_utf8_lossy(&added.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+        .filter(|(k, _)| k.starts_with("ETCD_"))
+        .collect();
+    env.push((
+        "ETCD_LISTEN_PEER_URLS".into(),
+        "http://127.0.45.9:2380".into(),
+    ));
+    env.push((
+        "ETCD_LISTEN_CLIENT_URLS".into(),
+        "http://127.0.45.9:2379".into(),
+    ));
+    env.push((
+        "ETCD_ADVERTISE_CLIENT_URLS".into(),
+        "http://127.0.45.9:2379".into(),
+    ));
+    let old_etcd = lab.spawn_etcd(9, env, &EtcdFlags::default());
+    lab::wait_until("the old member to start", Duration::from_secs(30), || {
+        lab.members(2, NO_TLS).iter().all(|m| m.2)
+    });
+    drop(old_etcd);
+    fs::remove_dir_all(lab.node_dir(9)).unwrap();
+
+    lab.launch("etcd", 9);
+    let log = lab.discover_ok(9, &["-v=2"]);
+    println!("{log}");
+    assert!(
+        log.contains(&format!(
+            "holds this instance's address but is named {old_name}"
+        )),
+        "{log}"
+    );
+    lab.start_etcd(9, &EtcdFlags::default());
+    lab.wait_healthy(9, NO_TLS);
+    lab.assert_cluster_is_the_nodes(2, NO_TLS);
+}
+
+#[test]
+fn reboot_with_a_wiped_data_directory_rejoins() {
+    // Rule 5: node 3 reboots with an empty data directory (instance store lost). It cannot
+    // come back under its old ID: its member is removed and added again.
+    let mut lab = Lab::new(46);
+    bootstrap(&mut lab, &[2, 3, 4], &EtcdFlags::default());
+    let log = lab.discover_ok(3, &[]);
+    assert!(
+        log.contains("nothing to change"),
+        "a plain reboot first: {log}"
+    );
+    lab.nodes.get_mut(&3).unwrap().etcd.take();
+    let data = lab.node_dir(3).join("data");
+    fs::remove_dir_all(&data).unwrap();
+    fs::create_dir_all(&data).unwrap();
+    let log = lab.discover_ok(3, &[]);
+    assert!(log.contains("data directory has no member data"), "{log}");
+    lab.start_etcd(3, &EtcdFlags::default());
+    lab.wait_healthy(3, NO_TLS);
+    lab.assert_cluster_is_the_nodes(2, NO_TLS);
+}
+
+#[test]
+fn quorum_lost_is_reported_and_nothing_is_bootstrapped() {
+    // Rule 6: two of three instances are terminated. The replacement finds the survivor
+    // without a leader: exit 75, the counts and the way out, no file, no new cluster.
+    let mut lab = Lab::new(47);
+    bootstrap(&mut lab, &[2, 3, 4], &EtcdFlags::default());
+    lab.terminate(3);
+    lab.terminate(4);
+    lab.launch("etcd", 5);
+    let out = lab.discover(5, &["--wait-timeout=5s"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(75), "{err}");
+    assert!(
+        err.contains("quorum lost: 0 of 3 voting members are healthy")
+            || err.contains("quorum lost: 1 of 3"),
+        "{err}"
+    );
+    assert!(!lab.env_file(5).exists(), "no file written");
+    assert_eq!(
+        lab.members(2, NO_TLS).len(),
+        3,
+        "the old cluster is left as it was"
+    );
+}
