@@ -19,7 +19,15 @@ pub fn apply(etcd: &Etcd, actions: &[Action], sleep: &dyn Fn(Duration)) -> Resul
             }
             Action::Add { peer_url } => {
                 log::info!("adding this instance as a member at {peer_url}");
-                etcd.add(peer_url, sleep)?;
+                etcd.add(peer_url, false, sleep)?;
+            }
+            Action::AddLearner { peer_url } => {
+                log::info!("adding this instance as a learner at {peer_url}");
+                etcd.add(peer_url, true, sleep)?;
+            }
+            Action::Promote { id } => {
+                log::info!("promoting learner {id:x} to a voting member");
+                etcd.promote(*id, sleep)?;
             }
         }
     }

@@ -85,9 +85,27 @@ pub struct AwsSettings {
     pub container_credentials: Option<(String, Option<String>)>,
 }
 
+/// What a run does. The default job needs no subcommand (the seeds had none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Bootstrap or join, write the environment file (before etcd starts).
+    Discover,
+    /// Promote this node from learner to voter once it has caught up (`ExecStartPost=`).
+    Promote,
+    /// Remove this node's member when that keeps quorum (`ExecStop=`, termination hook).
+    Leave,
+    /// On the leader only: remove members whose instances are gone (a systemd timer).
+    Reconcile,
+}
+
 /// A validated run configuration. Every field has one meaning and one source of truth.
 #[derive(Debug, Clone)]
 pub struct Config {
+    pub command: Command,
+    /// Join as a non-voting learner (etcd 3.4+, v3 API); `promote` makes it a voter.
+    pub learner: bool,
+    /// With `leave`: complete this termination lifecycle hook once the member is gone.
+    pub lifecycle_hook: Option<String>,
     /// Where the `KEY=value` file for etcd's `EnvironmentFile=` goes.
     pub environment_file: PathBuf,
     pub client_scheme: Scheme,
@@ -142,6 +160,8 @@ const FLAGS: &[Flag] = &[
     Flag { names: &["--region"], env: &["AWS_REGION", "AWS_DEFAULT_REGION"], default: "", boolean: false, help: "AWS region (default: the instance's)" },
     Flag { names: &["--etcd-data-dir"], env: &["ETCD_DATA_DIR"], default: "/var/lib/etcd", boolean: false, help: "etcd's data directory; when named here or in ETCD_DATA_DIR, a member whose directory holds no member data (wiped) is removed and added again" },
     Flag { names: &["--wait-timeout"], env: &["ETCD_DISCOVERY_WAIT_TIMEOUT"], default: "5m", boolean: false, help: "how long to wait for the whole group before bootstrapping (e.g. 90s, 5m)" },
+    Flag { names: &["--learner"], env: &["ETCD_DISCOVERY_LEARNER"], default: "false", boolean: true, help: "join as a non-voting learner (v3 API); run `etcd-discovery promote` once etcd is up" },
+    Flag { names: &["--lifecycle-hook"], env: &["ETCD_DISCOVERY_LIFECYCLE_HOOK"], default: "", boolean: false, help: "with `leave`: the termination lifecycle hook to complete (CONTINUE) afterwards" },
     Flag { names: &["--dry-run"], env: &["ETCD_DISCOVERY_DRY_RUN"], default: "false", boolean: true, help: "print the plan and the file, change nothing" },
     Flag { names: &["--log-level"], env: &[], default: "info", boolean: false, help: "error, warn, info, debug or trace (RUST_LOG wins)" },
     // glog's flags, accepted so gambol99's unit files keep working; logs always go to stderr.
@@ -158,7 +178,12 @@ const FLAGS: &[Flag] = &[
 pub fn help() -> String {
     let mut out = String::from(
         "etcd-discovery: bootstrap or join an etcd cluster from its AWS Auto Scaling group\n\n\
-         Usage: etcd-discovery [FLAGS]\n\n\
+         Usage: etcd-discovery [discover|promote|leave|reconcile] [FLAGS]\n\n\
+         discover (the default) runs before etcd: bootstrap or join, write the file.\n\
+         promote  (ExecStartPost=) makes a --learner member a voter once it has caught up.\n\
+         leave    (ExecStop=, termination hook) removes this member when that keeps quorum.\n\
+         reconcile (a timer on the members) removes members whose instances are gone; only\n\
+         the leader acts.\n\n\
          Flags take Go syntax (-name=value, -name value, --name) as well as --name=value.\n\
          Each flag's variable stands in for it; a flag beats its variable.\n\n",
     );
@@ -219,6 +244,17 @@ struct Raw {
     /// Flags given on the command line or through their variable (not defaulted).
     named: Vec<&'static str>,
     tags: Vec<String>,
+    command: Command,
+}
+
+fn subcommand(word: &str) -> Option<Command> {
+    match word {
+        "discover" => Some(Command::Discover),
+        "promote" => Some(Command::Promote),
+        "leave" => Some(Command::Leave),
+        "reconcile" => Some(Command::Reconcile),
+        _ => None,
+    }
 }
 
 impl Raw {
@@ -268,7 +304,16 @@ fn read_raw(args: Vec<String>, env: &dyn Fn(&str) -> Option<String>) -> Result<R
             }
         }
     }
-    let leftover = parser.finish();
+    let mut leftover = parser.finish();
+    let mut command = Command::Discover;
+    if let Some(name) = leftover
+        .first()
+        .and_then(|a| a.to_str())
+        .and_then(subcommand)
+    {
+        command = name;
+        leftover.remove(0);
+    }
     if let Some(first) = leftover.first() {
         let first = first.to_string_lossy();
         let what = if first.starts_with('-') {
@@ -312,6 +357,7 @@ fn read_raw(args: Vec<String>, env: &dyn Fn(&str) -> Option<String>) -> Result<R
         values,
         named,
         tags,
+        command,
     })
 }
 
@@ -437,6 +483,21 @@ pub fn parse(args: Vec<String>, env: &dyn Fn(&str) -> Option<String>) -> Result<
         ));
     }
 
+    if bool_of("learner") && raw.get("etcd-api") == "v2" {
+        return Err(Error::Usage(
+            "--learner needs the v3 API; drop --etcd-api=v2".into(),
+        ));
+    }
+    if proxy_mode && raw.command != Command::Discover {
+        return Err(Error::Usage(
+            "promote, leave and reconcile act on members, not on proxy nodes".into(),
+        ));
+    }
+    if !raw.get("lifecycle-hook").is_empty() && raw.command != Command::Leave {
+        return Err(Error::Usage(
+            "--lifecycle-hook goes with `etcd-discovery leave`".into(),
+        ));
+    }
     let environment_file = PathBuf::from(raw.get("environment-file"));
     if raw.get("environment-file").is_empty() || raw.get("environment-file").ends_with('/') {
         return Err(Error::Usage("--environment-file must name a file".into()));
@@ -533,6 +594,9 @@ pub fn parse(args: Vec<String>, env: &dyn Fn(&str) -> Option<String>) -> Result<
         group,
         etcd_api,
         etcd_tls,
+        command: raw.command,
+        learner: bool_of("learner"),
+        lifecycle_hook: optional_string(raw.get("lifecycle-hook")),
         dry_run: bool_of("dry-run"),
         data_dir: PathBuf::from(raw.get("etcd-data-dir")),
         data_dir_named: raw.named("etcd-data-dir"),
@@ -630,6 +694,21 @@ mod tests {
     fn flag_forms_table() {
         type Check = fn(&Config) -> bool;
         let cases: Vec<(&[&str], Check)> = vec![
+            (&["leave", "--lifecycle-hook", "etcd-leave"], |c| {
+                c.command == Command::Leave && c.lifecycle_hook.as_deref() == Some("etcd-leave")
+            }),
+            (&["promote"], |c| c.command == Command::Promote),
+            (&["reconcile", "-v=2"], |c| c.command == Command::Reconcile),
+            (&["discover", "--learner"], |c| {
+                c.command == Command::Discover && c.learner
+            }),
+            (&["--etcd-data-dir=/data/etcd"], |c| {
+                c.data_dir == std::path::Path::new("/data/etcd") && c.data_dir_named
+            }),
+            (&["--wait-timeout=90"], |c| c.wait_timeout.as_secs() == 90),
+            (&["--wait-timeout", "2m"], |c| {
+                c.wait_timeout.as_secs() == 120
+            }),
             (&["-etcd-client-port", "4001"], |c| c.client_port == 4001),
             (&["--etcd-client-port=4001"], |c| c.client_port == 4001),
             (&["--etcd-peer-port", "7001"], |c| c.peer_port == 7001),
@@ -794,6 +873,18 @@ mod tests {
             (&[], &[("AWS_ENDPOINT_URL", "127.0.0.1:5000")], "http://"),
             (&["--region=eu west"], &[], "region"),
             (&["--wait-timeout=soon"], &[], "duration"),
+            (&["--learner", "--etcd-api=v2"], &[], "needs the v3 API"),
+            (
+                &["--lifecycle-hook=x"],
+                &[],
+                "goes with `etcd-discovery leave`",
+            ),
+            (
+                &["leave", "-proxy-mode", "-scaling-group-name=g"],
+                &[],
+                "not on proxy nodes",
+            ),
+            (&["join"], &[], "unexpected argument \"join\""),
             (&["--wait-timeout=5d"], &[], "duration"),
         ];
         for (args, env, needle) in cases {

@@ -68,6 +68,20 @@ struct V2Members {
     members: Vec<V2Member>,
 }
 
+/// What `/v3/maintenance/status` says about who leads.
+#[derive(Deserialize)]
+struct Status {
+    header: StatusHeader,
+    #[serde(default)]
+    leader: String,
+}
+
+#[derive(Deserialize)]
+struct StatusHeader {
+    #[serde(default)]
+    member_id: String,
+}
+
 /// The gateway's error body.
 #[derive(Deserialize)]
 struct GatewayError {
@@ -281,7 +295,7 @@ impl Etcd {
     /// Adds a member with this peer URL, retrying "unhealthy cluster" for a bounded time.
     /// Before each retry it looks whether an earlier try went through after all (a timed-out
     /// answer), so a retry never adds a duplicate.
-    pub fn add(&self, peer_url: &str, sleep: &dyn Fn(Duration)) -> Result<()> {
+    pub fn add(&self, peer_url: &str, learner: bool, sleep: &dyn Fn(Duration)) -> Result<()> {
         let what = format!("member add {peer_url}");
         let peer_urls = serde_json::to_string(&[peer_url]).map_err(|e| Error::Parse {
             what: what.clone(),
@@ -297,7 +311,11 @@ impl Etcd {
             {
                 return Ok(());
             }
-            let body = format!(r#"{{"peerURLs":{peer_urls}}}"#);
+            let body = if learner {
+                format!(r#"{{"peerURLs":{peer_urls},"isLearner":true}}"#)
+            } else {
+                format!(r#"{{"peerURLs":{peer_urls}}}"#)
+            };
             let response = match self.api {
                 Api::V3 => self.post_json(&what, "/v3/cluster/member/add", body)?,
                 Api::V2 => self.post_json(&what, "/v2/members", body)?,
@@ -319,6 +337,67 @@ impl Etcd {
                 refused => Err(refused),
             }
         })
+    }
+
+    /// Promotes a learner to a voter, retrying etcd's "not in sync" answer (gRPC 9, failed
+    /// precondition) while it catches up, for a bounded time.
+    pub fn promote(&self, id: u64, sleep: &dyn Fn(Duration)) -> Result<()> {
+        let what = format!("member promote {id:x}");
+        retry(MEMBER_CHANGE_RETRY, sleep, Error::is_transient, || {
+            let body = format!(r#"{{"ID":"{id}"}}"#);
+            let response = self.post_json(&what, "/v3/cluster/member/promote", body)?;
+            if response.is_success() {
+                return Ok(());
+            }
+            let refused = self.refusal(&what, &response);
+            let not_in_sync =
+                serde_json::from_str::<GatewayError>(&response.body).is_ok_and(|e| e.code == 9);
+            match refused {
+                Error::Etcd { what, detail, .. } if not_in_sync => Err(Error::Etcd {
+                    what,
+                    detail,
+                    transient: true,
+                }),
+                refused => Err(refused),
+            }
+        })
+    }
+
+    /// The same cluster, asked at another member's client URL.
+    pub fn at(&self, endpoint: &str) -> Etcd {
+        Etcd {
+            http: self.http.clone(),
+            endpoint: endpoint.to_string(),
+            api: self.api,
+        }
+    }
+
+    /// Whether the member answering at this endpoint is the cluster's leader (v3 maintenance
+    /// status; v2's self stats when the gateway is missing).
+    pub fn is_leader(&self) -> Result<bool> {
+        let what = format!("etcd status at {}", self.endpoint);
+        let response = match self.api {
+            Api::V3 => Some(self.post_json(&what, "/v3/maintenance/status", "{}".into())?),
+            Api::V2 => None,
+        };
+        let response = match response {
+            Some(r) if r.status != 404 => r,
+            _ => {
+                let r = self
+                    .http
+                    .send(&what, "GET", &self.url("/v2/stats/self"), &[], None)?;
+                return Ok(r.is_success() && r.body.contains("\"StateLeader\""));
+            }
+        };
+        if !response.is_success() {
+            return Err(Error::Status {
+                what,
+                status: response.status,
+                body: body_snippet(&response),
+            });
+        }
+        let status: Status = parse_json(&what, &response.body)?;
+        Ok(!status.leader.is_empty() && status.leader == status.header.member_id)
     }
 
     /// Removes a member by ID; a member that is already gone counts as removed.

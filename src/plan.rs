@@ -17,6 +17,8 @@ pub struct Settings {
     pub proxy_mode: bool,
     /// `ETCD_INITIAL_CLUSTER_TOKEN` for a new cluster: the same on every node of the group.
     pub cluster_token: String,
+    /// Join as a learner: it does not vote, so adding it never costs the quorum.
+    pub learner: bool,
 }
 
 /// A membership change, in the order it must happen.
@@ -26,6 +28,10 @@ pub enum Action {
     Remove { id: u64, name: String, why: String },
     /// Add this instance with its peer URL.
     Add { peer_url: String },
+    /// Add this instance as a non-voting learner (`--learner`).
+    AddLearner { peer_url: String },
+    /// Make this node's learner member a voter (`promote`).
+    Promote { id: u64 },
 }
 
 /// What kind of configuration etcd gets.
@@ -157,7 +163,6 @@ pub fn plan(observed: &Observed, settings: &Settings) -> Result<Plan> {
     let mut stale: Vec<(&Member, String)> = Vec::new();
     let mut reuse = false;
     for member in members {
-        let healthy = observed.healthy.contains(&member.id);
         if member.name == me.id {
             // Rule 5: our data directory is gone; the old ID cannot come back.
             stale.push((
@@ -177,22 +182,8 @@ pub fn plan(observed: &Observed, settings: &Settings) -> Result<Plan> {
                 // Added by an earlier run whose etcd never started: reuse the entry.
                 reuse = true;
             }
-        } else if !observed
-            .instances
-            .iter()
-            .any(|i| member_is_instance(member, i))
-        {
-            if healthy {
-                // Never remove a member that answers, whatever AutoScaling says.
-                continue;
-            }
-            stale.push((
-                member,
-                format!(
-                    "its peer URLs {:?} match no instance of the group",
-                    member.peer_urls
-                ),
-            ));
+        } else if let Some(why) = gone(observed, member) {
+            stale.push((member, why));
         }
     }
     stale.sort_by_key(|(m, _)| m.id);
@@ -207,19 +198,10 @@ pub fn plan(observed: &Observed, settings: &Settings) -> Result<Plan> {
         .count();
     let mut actions = Vec::new();
     for (member, why) in stale {
-        let name = if member.is_started() {
-            member.name.clone()
-        } else {
-            "(unstarted)".to_string()
-        };
         if !member.is_learner {
             voters -= 1;
         }
-        actions.push(Action::Remove {
-            id: member.id,
-            name,
-            why,
-        });
+        actions.push(removal(member, why));
     }
     let readd = actions
         .iter()
@@ -236,6 +218,17 @@ pub fn plan(observed: &Observed, settings: &Settings) -> Result<Plan> {
     // etcd itself counts *started* members and allows growing one member to two; we count
     // *healthy* ones, so a down member cannot leave the grown cluster without a quorum.
     let grows_single_member = voters == 1 && healthy_voters == 1;
+    if settings.learner {
+        actions.push(Action::AddLearner {
+            peer_url: settings.peer_url(&me)?,
+        });
+        let summary = format!(
+            "joining the existing cluster of {} members as a learner: {} to remove",
+            members.len(),
+            actions.len() - 1
+        );
+        return Ok(Plan::new(Mode::Existing, actions, summary));
+    }
     if !grows_single_member && healthy_voters < quorum(voters + 1) {
         return Err(Error::Etcd {
             what: "member add".into(),
@@ -258,6 +251,151 @@ pub fn plan(observed: &Observed, settings: &Settings) -> Result<Plan> {
         actions.len() - 1
     );
     Ok(Plan::new(Mode::Existing, actions, summary))
+}
+
+/// Why `member` is gone, when it is: its address matches no counted instance, and it does not
+/// answer. A member that answers is never removed, whatever AutoScaling says.
+fn gone(observed: &Observed, member: &Member) -> Option<String> {
+    let listed = observed
+        .instances
+        .iter()
+        .any(|i| member_is_instance(member, i));
+    let healthy = observed.healthy.contains(&member.id);
+    (!listed && !healthy).then(|| {
+        format!(
+            "its peer URLs {:?} match no instance of the group",
+            member.peer_urls
+        )
+    })
+}
+
+fn removal(member: &Member, why: String) -> Action {
+    let name = if member.is_started() {
+        member.name.clone()
+    } else {
+        "(unstarted)".to_string()
+    };
+    Action::Remove {
+        id: member.id,
+        name,
+        why,
+    }
+}
+
+/// This node's own member: by name, or (not yet started) by its address.
+fn my_member<'a>(observed: &Observed, members: &'a [Member]) -> Option<&'a Member> {
+    let me = me_as_instance(observed);
+    members
+        .iter()
+        .find(|m| m.name == me.id)
+        .or_else(|| members.iter().find(|m| member_is_instance(m, &me)))
+}
+
+fn members_or_error<'a>(observed: &'a Observed, what: &str) -> Result<&'a [Member]> {
+    observed.members.as_deref().ok_or_else(|| Error::Etcd {
+        what: what.into(),
+        detail: "no member of the group's cluster answered".into(),
+        transient: true,
+    })
+}
+
+/// Rule 9: remove the members whose instances are gone (a scale-down, a missed join), under
+/// rule 3. The caller runs this on the leader only, so the members never race each other.
+pub fn plan_reconcile(observed: &Observed) -> Result<Plan> {
+    let members = members_or_error(observed, "reconcile")?;
+    check_quorum(observed, members)?;
+    let mut gone_members: Vec<(&Member, String)> = members
+        .iter()
+        .filter_map(|m| gone(observed, m).map(|why| (m, why)))
+        .collect();
+    gone_members.sort_by_key(|(m, _)| m.id);
+    let actions: Vec<Action> = gone_members
+        .into_iter()
+        .map(|(m, why)| removal(m, why))
+        .collect();
+    let summary = match actions.len() {
+        0 => "every member's instance is in the group: nothing to reconcile".to_string(),
+        n => format!(
+            "{n} of {} members have no instance in the group",
+            members.len()
+        ),
+    };
+    Ok(Plan::new(Mode::Existing, actions, summary))
+}
+
+/// Rule 8: this node's member leaves, when the members left still make a quorum.
+pub fn plan_leave(observed: &Observed) -> Result<Plan> {
+    let members = members_or_error(observed, "leave")?;
+    let Some(mine) = my_member(observed, members) else {
+        return Ok(Plan::new(
+            Mode::Existing,
+            vec![],
+            "this instance is not a member: nothing to leave".into(),
+        ));
+    };
+    let refuse = |detail: String, transient| {
+        Err(Error::Etcd {
+            what: "leave".into(),
+            detail,
+            transient,
+        })
+    };
+    if !mine.is_learner {
+        let voters = members.iter().filter(|m| !m.is_learner).count();
+        let healthy = members
+            .iter()
+            .filter(|m| !m.is_learner && observed.healthy.contains(&m.id))
+            .count();
+        let healthy_after = healthy - usize::from(observed.healthy.contains(&mine.id));
+        if voters <= 1 {
+            return refuse(
+                "this is the last member; removing it would end the cluster".into(),
+                false,
+            );
+        }
+        if healthy_after < quorum(voters - 1) {
+            return refuse(
+                format!(
+                    "removing this member would leave {healthy_after} healthy of {} voters, below the quorum of {}",
+                    voters - 1,
+                    quorum(voters - 1)
+                ),
+                true,
+            );
+        }
+    }
+    let summary = format!("leaving the cluster of {} members", members.len());
+    Ok(Plan::new(
+        Mode::Existing,
+        vec![removal(mine, "this instance is leaving".into())],
+        summary,
+    ))
+}
+
+/// Rule 7: make this node's learner member a voter.
+pub fn plan_promote(observed: &Observed) -> Result<Plan> {
+    let members = members_or_error(observed, "promote")?;
+    let Some(mine) = my_member(observed, members) else {
+        return Err(Error::Etcd {
+            what: "promote".into(),
+            detail:
+                "this instance is not a member; run `etcd-discovery --learner` before etcd starts"
+                    .into(),
+            transient: false,
+        });
+    };
+    if !mine.is_learner {
+        return Ok(Plan::new(
+            Mode::Existing,
+            vec![],
+            format!("member {:x} already votes: nothing to promote", mine.id),
+        ));
+    }
+    Ok(Plan::new(
+        Mode::Existing,
+        vec![Action::Promote { id: mine.id }],
+        format!("promoting learner {:x}", mine.id),
+    ))
 }
 
 /// Rule 6: members answered, but not enough of them are healthy to have a leader.
@@ -320,13 +458,13 @@ pub fn predicted_members(members: &[Member], actions: &[Action]) -> Vec<Member> 
         .cloned()
         .collect();
     for action in actions {
-        if let Action::Add { peer_url } = action {
+        if let Action::Add { peer_url } | Action::AddLearner { peer_url } = action {
             after.push(Member {
                 id: 0,
                 name: String::new(),
                 peer_urls: vec![peer_url.clone()],
                 client_urls: vec![],
-                is_learner: false,
+                is_learner: matches!(action, Action::AddLearner { .. }),
             });
         }
     }
@@ -492,6 +630,7 @@ mod tests {
             address_kind: AddressKind::Ip,
             proxy_mode: false,
             cluster_token: cluster_token("etcd"),
+            learner: false,
         }
     }
 
@@ -628,6 +767,102 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn member_commands_table() {
+        type Case = (&'static str, Result<Plan>, Vec<Action>);
+        // On a member (the timer runs where etcd runs), this node's own member is healthy.
+        let gone3 = observed(1, &[1, 2], Some(three_members())).with_healthy(&[11, 12]);
+        let mut learner = three_members();
+        learner.push(Member {
+            is_learner: true,
+            ..member(14, "i-4", "10.0.2.4")
+        });
+        let cases: Vec<Case> = vec![
+            (
+                "reconcile removes the member whose instance is gone",
+                plan_reconcile(&gone3),
+                vec![removal(
+                    &three_members()[2],
+                    gone(&gone3, &three_members()[2]).unwrap(),
+                )],
+            ),
+            (
+                "reconcile with every instance listed does nothing",
+                plan_reconcile(
+                    &observed(1, &[1, 2, 3], Some(three_members())).with_healthy(&[11, 12, 13]),
+                ),
+                vec![],
+            ),
+            (
+                "leave removes this node's member",
+                plan_leave(
+                    &observed(1, &[1, 2, 3], Some(three_members())).with_healthy(&[11, 12, 13]),
+                ),
+                vec![removal(
+                    &three_members()[0],
+                    "this instance is leaving".into(),
+                )],
+            ),
+            (
+                "leave when not a member does nothing",
+                plan_leave(&observed(9, &[1, 2, 3, 9], Some(three_members()))),
+                vec![],
+            ),
+            (
+                "promote a learner",
+                plan_promote(&observed(4, &[1, 2, 3, 4], Some(learner.clone()))),
+                vec![Action::Promote { id: 14 }],
+            ),
+            (
+                "promote a voter does nothing",
+                plan_promote(&observed(1, &[1, 2, 3], Some(three_members()))),
+                vec![],
+            ),
+        ];
+        for (case, plan, actions) in cases {
+            let plan = plan.unwrap_or_else(|e| panic!("failed testcase {case}: {e}"));
+            assert_eq!(plan.actions, actions, "failed testcase: {case}");
+        }
+    }
+
+    #[test]
+    fn member_commands_refuse_what_is_unsafe() {
+        // Leaving with another member down would leave one healthy of two voters.
+        let o = observed(1, &[1, 2, 3], Some(three_members())).with_healthy(&[11, 12]);
+        let e = plan_leave(&o).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("1 healthy of 2 voters, below the quorum of 2"),
+            "{e}"
+        );
+        assert_eq!(e.exit_code(), 75);
+        // The last member never leaves.
+        let o = observed(1, &[1], Some(vec![member(11, "i-1", "10.0.2.1")])).with_healthy(&[11]);
+        assert_eq!(plan_leave(&o).unwrap_err().exit_code(), 1);
+        // Reconcile never removes when the quorum is already lost.
+        let o = observed(1, &[1], Some(three_members())).with_healthy(&[]);
+        assert!(matches!(plan_reconcile(&o), Err(Error::QuorumLost { .. })));
+        // Nothing answered: the member commands say so.
+        assert!(plan_promote(&observed(1, &[1], None)).is_err());
+    }
+
+    #[test]
+    fn a_learner_joins_without_the_voter_quorum_check() {
+        let mut s = settings();
+        s.learner = true;
+        // Scale-up while a member is down would be refused for a voter; a learner does not vote.
+        let o = observed(4, &[1, 2, 3, 4], Some(three_members())).with_healthy(&[11, 12]);
+        let p = plan(&o, &s).unwrap();
+        assert_eq!(
+            p.actions,
+            vec![Action::AddLearner {
+                peer_url: "http://10.0.2.4:2380".into()
+            }]
+        );
+        let after = predicted_members(&three_members(), &p.actions);
+        assert!(after.last().unwrap().is_learner);
     }
 
     fn remove(id: u64) -> u64 {

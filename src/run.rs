@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::aws::autoscaling::{self, GroupQuery};
 use crate::aws::query::QueryClient;
 use crate::aws::{credentials, ec2, endpoint};
-use crate::cli::{Config, GroupSelector};
+use crate::cli::{Command, Config, GroupSelector};
 use crate::error::{Error, Result};
 use crate::etcd::{self, Discovery, Etcd};
 use crate::http::{etcd_tls, jitter, Http, Timeouts};
@@ -218,7 +218,9 @@ impl World<'_> {
 }
 
 pub fn run(config: &Config) -> Result<()> {
-    envfile::check_directory(&config.environment_file)?;
+    if config.command == Command::Discover {
+        envfile::check_directory(&config.environment_file)?;
+    }
     let local = Http::new(LOCAL, ureq::tls::TlsConfig::default(), false);
     let etcd_http = Http::new(ETCD, etcd_tls(&config.etcd_tls)?, false);
     let aws_http = Http::new(AWS, ureq::tls::TlsConfig::default(), true);
@@ -265,6 +267,7 @@ pub fn run(config: &Config) -> Result<()> {
         address_kind: config.address_kind,
         proxy_mode: config.proxy_mode,
         cluster_token: plan::cluster_token(&selection_text),
+        learner: config.learner,
     };
     let world = World {
         config,
@@ -275,7 +278,70 @@ pub fn run(config: &Config) -> Result<()> {
         selection,
         settings,
     };
+    match config.command {
+        Command::Discover => discover(&world),
+        command => member_command(&world, command),
+    }
+}
 
+/// `promote`, `leave`, `reconcile`: act on the running cluster; no file is written.
+fn member_command(world: &World, command: Command) -> Result<()> {
+    let config = world.config;
+    let result = (|| {
+        let (observed, etcd) = world.observe()?;
+        let etcd = etcd.ok_or_else(|| Error::Etcd {
+            what: "member list".into(),
+            detail: "no member of the group's cluster answered".into(),
+            transient: true,
+        })?;
+        let plan = match command {
+            Command::Promote => plan::plan_promote(&observed)?,
+            Command::Leave => plan::plan_leave(&observed)?,
+            _ => {
+                // Only the leader reconciles, so members on the same timer never race.
+                let mine = world
+                    .settings
+                    .client_url(&plan::me_as_instance(&observed))?;
+                if !etcd.at(&mine).is_leader()? {
+                    log::info!("this member is not the leader: nothing to reconcile here");
+                    return Ok(());
+                }
+                plan::plan_reconcile(&observed)?
+            }
+        };
+        log::info!("{}", plan.summary);
+        if config.dry_run {
+            plan.actions.iter().for_each(|a| println!("# would {a:?}"));
+            return Ok(());
+        }
+        apply::apply(&etcd, &plan.actions, &sleep).map(|_| ())
+    })();
+    // AutoScaling terminates the instance when the hook times out anyway; holding it back
+    // after a refused removal would only delay that.
+    if let (Command::Leave, Some(hook), false) = (command, &config.lifecycle_hook, config.dry_run) {
+        let group = autoscaling::groups_of_instance(&world.autoscaling, &world.me.instance_id)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "instance {} is in no Auto Scaling group",
+                    world.me.instance_id
+                ))
+            })?;
+        autoscaling::complete_lifecycle_action(
+            &world.autoscaling,
+            hook,
+            &group,
+            &world.me.instance_id,
+        )?;
+        log::info!("completed lifecycle hook {hook} of {group}");
+    }
+    result
+}
+
+/// The default job: bootstrap or join, and write the environment file.
+fn discover(world: &World) -> Result<()> {
+    let config = world.config;
     let started = Instant::now();
     let deadline = started + config.wait_timeout;
     let election_deadline = started + ELECTION_GRACE.min(config.wait_timeout);

@@ -119,6 +119,26 @@ pub fn groups_of_instance(client: &QueryClient, instance_id: &str) -> Result<Vec
     })
 }
 
+/// Lets AutoScaling go on terminating (or launching) `instance_id` now.
+pub fn complete_lifecycle_action(
+    client: &QueryClient,
+    hook: &str,
+    group: &str,
+    instance_id: &str,
+) -> Result<()> {
+    let params = [
+        ("LifecycleHookName", hook),
+        ("AutoScalingGroupName", group),
+        ("InstanceId", instance_id),
+        ("LifecycleActionResult", "CONTINUE"),
+    ];
+    let params: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    client.call("CompleteLifecycleAction", &params).map(|_| ())
+}
+
 /// Which groups to describe.
 pub enum GroupQuery<'a> {
     Names(&'a [String]),

@@ -563,6 +563,28 @@ impl Lab {
         members
     }
 
+    /// Peer URLs of the learner members, through k.
+    pub fn learners(&self, k: u8) -> Vec<String> {
+        let endpoint = self.env_value(k, "ETCD_ADVERTISE_CLIENT_URLS");
+        let out = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args([
+                "--endpoints",
+                &endpoint,
+                "--dial-timeout=2s",
+                "member",
+                "list",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.split(", ").collect::<Vec<_>>())
+            .filter(|f| f.get(5) == Some(&"true"))
+            .map(|f| f[3].to_string())
+            .collect()
+    }
+
     /// The cluster as it should be: every running node a started member under its instance id.
     pub fn assert_cluster_is_the_nodes(&self, through: u8, etcdctl_tls: &[String]) {
         let scheme = if etcdctl_tls.is_empty() {

@@ -221,3 +221,69 @@ fn quorum_lost_is_reported_and_nothing_is_bootstrapped() {
         "the old cluster is left as it was"
     );
 }
+
+#[test]
+fn learner_joins_then_is_promoted() {
+    // Rule 7: a new node joins as a learner (no vote, no quorum risk while it catches up);
+    // `etcd-discovery promote` (ExecStartPost=) makes it a voter once it is in sync.
+    let mut lab = Lab::new(48);
+    bootstrap(&mut lab, &[2, 3, 4], &EtcdFlags::default());
+    lab.launch("etcd", 5);
+    let log = lab.discover_ok(5, &["--learner"]);
+    assert!(log.contains("as a learner"), "{log}");
+    assert_eq!(lab.learners(2), vec![format!("http://{}:2380", lab.ip(5))]);
+    lab.start_etcd(5, &EtcdFlags::default());
+    let log = lab.discover_ok(5, &["promote"]);
+    assert!(log.contains("promoting learner"), "{log}");
+    assert!(lab.learners(2).is_empty(), "promoted");
+    lab.wait_healthy(5, NO_TLS);
+    lab.assert_cluster_is_the_nodes(2, NO_TLS);
+    let log = lab.discover_ok(5, &["promote"]);
+    assert!(
+        log.contains("already votes"),
+        "promote twice is harmless: {log}"
+    );
+}
+
+#[test]
+fn leave_then_a_replacement_joins() {
+    // Rule 8: node 4 leaves (ExecStop= on termination) while its etcd still runs; its
+    // replacement then joins a cluster with nothing stale left to remove.
+    let mut lab = Lab::new(49);
+    bootstrap(&mut lab, &[2, 3, 4], &EtcdFlags::default());
+    let log = lab.discover_ok(4, &["leave"]);
+    assert!(log.contains("leaving the cluster of 3 members"), "{log}");
+    assert_eq!(lab.members(2, NO_TLS).len(), 2);
+    lab.terminate(4);
+    lab.launch("etcd", 5);
+    let log = lab.discover_ok(5, &[]);
+    assert!(log.contains("0 to remove, adding this instance"), "{log}");
+    lab.start_etcd(5, &EtcdFlags::default());
+    lab.wait_healthy(5, NO_TLS);
+    lab.assert_cluster_is_the_nodes(2, NO_TLS);
+}
+
+#[test]
+fn scale_down_then_reconcile_on_the_leader_only() {
+    // Rule 9: the group shrinks from three to two; the dead member stays until `reconcile`
+    // (a timer on every member) runs. Only the leader acts, so exactly one run removes it.
+    let mut lab = Lab::new(50);
+    bootstrap(&mut lab, &[2, 3, 4], &EtcdFlags::default());
+    lab.terminate(4);
+    // The election after a leader's death takes a moment; reconcile acts only with a leader,
+    // and /health is true only once there is one.
+    lab.wait_healthy(2, NO_TLS);
+    let logs: Vec<String> = [2, 3]
+        .iter()
+        .map(|k| lab.discover_ok(*k, &["reconcile"]))
+        .collect();
+    let acted = logs
+        .iter()
+        .filter(|l| l.contains("removing member"))
+        .count();
+    let stood_by = logs.iter().filter(|l| l.contains("not the leader")).count();
+    assert_eq!((acted, stood_by), (1, 1), "{logs:#?}");
+    lab.assert_cluster_is_the_nodes(2, NO_TLS);
+    let log = lab.discover_ok(2, &["reconcile"]);
+    assert!(log.contains("nothing to reconcile"), "{log}");
+}

@@ -557,6 +557,49 @@ fn lost_quorum_is_reported_not_papered_over() {
     assert!(w.etcd_changes().is_empty());
 }
 
+#[test]
+fn leave_removes_this_member_and_completes_the_lifecycle_hook() {
+    // Rule 8: on termination (ExecStop= or the hook's handler) the member leaves while the
+    // others keep a quorum, then AutoScaling is told to go on.
+    let w = World::new(
+        26,
+        2,
+        vec![group("etcd", &[2, 3, 4])],
+        Some((&[2, 3, 4], EtcdApi::V3)),
+        vec![],
+        Imds { v2: true },
+    );
+    *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true), w.member(4, true)];
+    let out = w.run(&["leave", "--lifecycle-hook", "etcd-leave"]);
+    assert_success(&out);
+    assert_eq!(
+        w.etcd_changes(),
+        vec![(
+            "/v3/cluster/member/remove".to_string(),
+            r#"{"ID":"1002"}"#.to_string()
+        )]
+    );
+    let hook = w
+        .aws_requests()
+        .into_iter()
+        .find(|r| r.param("Action").as_deref() == Some("CompleteLifecycleAction"))
+        .expect("hook completed");
+    assert_eq!(
+        hook.param("LifecycleHookName").as_deref(),
+        Some("etcd-leave")
+    );
+    assert_eq!(hook.param("AutoScalingGroupName").as_deref(), Some("etcd"));
+    assert_eq!(hook.param("InstanceId"), Some(instance_id(2)));
+    assert_eq!(
+        hook.param("LifecycleActionResult").as_deref(),
+        Some("CONTINUE")
+    );
+    assert!(hook
+        .header("authorization")
+        .is_some_and(|a| a.contains("/autoscaling/aws4_request")));
+    assert!(!w.env_file().exists(), "leave writes no file");
+}
+
 fn wait_bounded(child: &mut std::process::Child, limit: Duration) -> Output {
     let deadline = std::time::Instant::now() + limit;
     while std::time::Instant::now() < deadline {

@@ -278,6 +278,10 @@ fn start_aws(net: u8, groups: Arc<Mutex<Vec<Group>>>, aws_override: AwsOverride)
                     .collect();
                 (200, format!(r#"<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>x</requestId><reservationSet><item><reservationId>r-1</reservationId><instancesSet>{items}</instancesSet></item></reservationSet></DescribeInstancesResponse>"#))
             }
+            "CompleteLifecycleAction" => (
+                200,
+                r#"<CompleteLifecycleActionResponse xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/"><CompleteLifecycleActionResult/><ResponseMetadata><RequestId>x</RequestId></ResponseMetadata></CompleteLifecycleActionResponse>"#.into(),
+            ),
             other => (400, format!("<ErrorResponse><Error><Code>InvalidAction</Code><Message>{other}</Message></Error></ErrorResponse>")),
         }
     })
