@@ -3,13 +3,18 @@
 #   ./build.sh          static release binary for x86_64-unknown-linux-musl
 #   ./build.sh test     everything CI runs: format, lints, unit, offline and lab tests
 #   ./build.sh demo     the lab's bootstrap and replacement, told in plain words
+#   ./build.sh dist     release files for x86_64 and aarch64 in dist/, with SHA256SUMS
+#   ./build.sh repro    builds twice in different directories and compares the binaries
 # It installs what it needs (Rust musl target, Debian packages, a Python venv with moto) and
 # stops loudly when something cannot be had.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 TARGET=x86_64-unknown-linux-musl
+ARM_TARGET=aarch64-unknown-linux-musl
 BIN=target/$TARGET/release/etcd-discovery
+ARM_BIN=target/$ARM_TARGET/release/etcd-discovery
+VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 SIZE_BUDGET=2500000
 LAB_DIR=$PWD/.lab
 MOTO_VERSION=5.2.5
@@ -66,21 +71,69 @@ need_moto() {
     "$LAB_DIR/venv/bin/moto_server" --help >/dev/null 2>&1 || die "moto_server in $LAB_DIR/venv does not run"
 }
 
-build_release() {
-    need_packages musl-tools
-    need_rust_target "$TARGET"
-    local commit
+# Builds the release binary for target $1 into target dir $2 (default target/). Paths that
+# differ between machines are remapped and nothing time-dependent goes in, so the same commit
+# gives the same bytes.
+build_for() {
+    local target=$1 target_dir=${2:-$PWD/target} commit cargo_home=${CARGO_HOME:-$HOME/.cargo}
     commit=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
-    say "cargo build --release --target $TARGET"
-    ETCD_DISCOVERY_COMMIT=$commit cargo build --quiet --release --locked --target "$TARGET"
-    check_static "$BIN"
+    need_rust_target "$target"
+    if [ "$target" = "$ARM_TARGET" ]; then
+        need_packages gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+        export CC_aarch64_unknown_linux_musl=aarch64-linux-gnu-gcc
+        export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=aarch64-linux-gnu-gcc
+    else
+        need_packages musl-tools
+    fi
+    say "cargo build --release --target $target"
+    ETCD_DISCOVERY_COMMIT=$commit SOURCE_DATE_EPOCH=0 CARGO_TARGET_DIR=$target_dir \
+        RUSTFLAGS="--remap-path-prefix=$PWD=/build --remap-path-prefix=$cargo_home=/cargo --remap-path-prefix=$target_dir=/target" \
+        cargo build --quiet --release --locked --target "$target"
+    check_static "$target_dir/$target/release/etcd-discovery"
+}
+
+build_release() {
+    build_for "$TARGET"
+}
+
+dist() {
+    build_for "$TARGET"
+    build_for "$ARM_TARGET"
+    rm -rf dist && mkdir dist
+    local arch
+    for arch in x86_64 aarch64; do
+        local name=etcd-discovery-$VERSION-$arch-linux-musl
+        cp "target/$arch-unknown-linux-musl/release/etcd-discovery" "dist/$name"
+        gzip -9 -n -k "dist/$name"
+    done
+    (cd dist && sha256sum etcd-discovery-* > SHA256SUMS)
+    say "dist/:"
+    ls -l dist >&2
+    cat dist/SHA256SUMS >&2
+}
+
+# The same commit built twice, in two directories, must give byte-identical binaries.
+repro() {
+    local other
+    other=$(mktemp -d /tmp/etcd-discovery-repro.XXXXXX)
+    trap 'rm -rf "$other"' RETURN
+    local target
+    for target in "$TARGET" "$ARM_TARGET"; do
+        build_for "$target"
+        build_for "$target" "$other/target"
+        local a b
+        a=$(sha256sum < "target/$target/release/etcd-discovery")
+        b=$(sha256sum < "$other/target/$target/release/etcd-discovery")
+        [ "$a" = "$b" ] || die "$target: two builds differ: ${a%% *} vs ${b%% *}"
+        say "$target: reproducible, sha256 ${a%% *}"
+    done
 }
 
 check_static() {
     local bin=$1 size
     size=$(stat -c %s "$bin")
     if command -v file >/dev/null; then
-        file -b "$bin" | grep -Eq 'static(-pie)? linked' || die "$bin is not statically linked: $(file -b "$bin")"
+        file -b "$bin" | grep -Eq 'static(-pie)? linked|statically linked' || die "$bin is not statically linked: $(file -b "$bin")"
     elif ldd "$bin" >/dev/null 2>&1; then
         die "$bin is dynamically linked"
     fi
@@ -89,7 +142,7 @@ check_static() {
 }
 
 run_tests() {
-    need_packages musl-tools etcd-server etcd-client python3-venv file openssl
+    need_packages musl-tools etcd-server etcd-client python3-venv file openssl curl
     stop_system_etcd
     need_rust_target "$TARGET"
     need_moto
@@ -105,6 +158,14 @@ run_tests() {
     build_release
     say "offline tests against the static release binary"
     ETCD_DISCOVERY_BIN=$PWD/$BIN cargo test --locked --test offline
+    say "offline tests against the aarch64 binary under qemu-aarch64"
+    need_packages qemu-user
+    build_for "$ARM_TARGET"
+    local wrapper=$PWD/target/$ARM_TARGET/etcd-discovery-qemu
+    printf '#!/bin/sh\nexec qemu-aarch64 "%s" "$@"\n' "$PWD/$ARM_BIN" > "$wrapper"
+    chmod +x "$wrapper"
+    "$wrapper" --version | grep -q "aarch64-unknown-linux-musl" || die "the aarch64 binary does not run under qemu"
+    ETCD_DISCOVERY_BIN=$wrapper cargo test --locked --test offline
     say "lab tests: real etcd, moto, IMDS stubs"
     LAB_MOTO_SERVER=$LAB_DIR/venv/bin/moto_server LAB_DIR=$LAB_DIR ETCD_DISCOVERY_BIN=$PWD/$BIN \
         cargo test --locked --test lab -- --test-threads=2
@@ -123,5 +184,7 @@ case "${1:-build}" in
     build) build_release ;;
     test) run_tests ;;
     demo) run_demo ;;
-    *) die "unknown command ${1}: use build, test or demo" ;;
+    dist) dist ;;
+    repro) repro ;;
+    *) die "unknown command ${1}: use build, test, demo, dist or repro" ;;
 esac

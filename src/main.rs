@@ -18,9 +18,16 @@ mod run;
 use std::io::Write;
 use std::process::ExitCode;
 
+/// `etcd-discovery 0.1.0 (commit 0123abcd, x86_64-unknown-linux-musl)`: what was built, from
+/// what, for what. `build.sh` passes the commit in.
 fn version() -> String {
+    let libc = if cfg!(target_env = "musl") {
+        "musl"
+    } else {
+        "gnu"
+    };
     format!(
-        "etcd-discovery {} (commit {}, {}-{})",
+        "etcd-discovery {} (commit {}, {}-unknown-{}-{libc})",
         env!("CARGO_PKG_VERSION"),
         option_env!("ETCD_DISCOVERY_COMMIT").unwrap_or("unknown"),
         std::env::consts::ARCH,

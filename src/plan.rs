@@ -206,6 +206,18 @@ pub fn plan(observed: &Observed, settings: &Settings) -> Result<Plan> {
     let readd = actions
         .iter()
         .any(|a| matches!(a, Action::Remove { name, .. } if *name == me.id));
+    if observed.local_data == LocalData::Present && !reuse && !readd {
+        // Our member was removed (leave, reconcile) but its data is still here: etcd would
+        // refuse to start under the removed ID, and its unstarted entry would block joins.
+        return Err(Error::Etcd {
+            what: "join".into(),
+            detail: "this node's data directory holds member data, but the cluster has no member \
+                     named after this instance: it was removed. Move the data directory's member/ \
+                     folder away and run again to join afresh"
+                .into(),
+            transient: false,
+        });
+    }
     if reuse && !readd {
         let summary = format!(
             "joining the existing cluster of {}: {} to remove, reusing the entry an earlier run added",
@@ -685,7 +697,7 @@ mod tests {
             instances,
             members,
             healthy,
-            local_data: LocalData::Present,
+            local_data: LocalData::Unknown,
         }
     }
 
@@ -706,6 +718,18 @@ mod tests {
 
     #[test]
     fn unsafe_situations_are_refused() {
+        // This node's member was removed but its data was left behind: etcd would refuse to
+        // start under the removed ID, so do not add it again over that data.
+        let o = Observed {
+            local_data: LocalData::Present,
+            ..observed(4, &[1, 2, 3, 4], Some(three_members()))
+        };
+        let e = plan(&o, &settings()).unwrap_err();
+        assert!(
+            e.to_string().contains("Move the data directory's member/"),
+            "{e}"
+        );
+        assert_eq!(e.exit_code(), 1);
         // Two of three instances gone: one member answers but there is no leader.
         let o = observed(4, &[1, 4], Some(three_members()));
         match plan(&o, &settings()) {

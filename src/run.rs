@@ -201,13 +201,13 @@ impl World<'_> {
         Ok((observed, etcd))
     }
 
-    /// Rule 5 acts only on a directory the operator named: an empty default directory says
-    /// nothing about where etcd really keeps its data.
+    /// Only a directory the operator named says anything: an empty default directory (or a
+    /// leftover one) tells nothing about where etcd really keeps its data.
     fn local_data(&self) -> LocalData {
         match local_data(&self.config.data_dir) {
-            LocalData::Missing if !self.config.data_dir_named => {
+            _ if !self.config.data_dir_named => {
                 log::debug!(
-                    "{} holds no member data, but --etcd-data-dir/ETCD_DATA_DIR is not set: assuming etcd keeps its data elsewhere",
+                    "--etcd-data-dir/ETCD_DATA_DIR is not set: not judging {} (etcd may keep its data elsewhere)",
                     self.config.data_dir.display()
                 );
                 LocalData::Unknown
