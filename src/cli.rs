@@ -128,6 +128,8 @@ pub struct Config {
     pub data_dir_named: bool,
     /// How long to wait for the whole group to be visible before bootstrapping.
     pub wait_timeout: std::time::Duration,
+    /// The whole run's limit: every call and every retry stops there (exit 75).
+    pub timeout: std::time::Duration,
     pub aws: AwsSettings,
     /// From `-v=N` / `--log-level`; `RUST_LOG` overrides it.
     pub log_level: log::LevelFilter,
@@ -160,6 +162,7 @@ const FLAGS: &[Flag] = &[
     Flag { names: &["--region"], env: &["AWS_REGION", "AWS_DEFAULT_REGION"], default: "", boolean: false, help: "AWS region (default: the instance's)" },
     Flag { names: &["--etcd-data-dir"], env: &["ETCD_DATA_DIR"], default: "/var/lib/etcd", boolean: false, help: "etcd's data directory; when named here or in ETCD_DATA_DIR, a member whose directory holds no member data (wiped) is removed and added again" },
     Flag { names: &["--wait-timeout"], env: &["ETCD_DISCOVERY_WAIT_TIMEOUT"], default: "5m", boolean: false, help: "how long to wait for the whole group before bootstrapping (e.g. 90s, 5m)" },
+    Flag { names: &["--timeout"], env: &["ETCD_DISCOVERY_TIMEOUT"], default: "10m", boolean: false, help: "give up after this long, whatever is slow (exit 75)" },
     Flag { names: &["--learner"], env: &["ETCD_DISCOVERY_LEARNER"], default: "false", boolean: true, help: "join as a non-voting learner (v3 API); run `etcd-discovery promote` once etcd is up" },
     Flag { names: &["--lifecycle-hook"], env: &["ETCD_DISCOVERY_LIFECYCLE_HOOK"], default: "", boolean: false, help: "with `leave`: the termination lifecycle hook to complete (CONTINUE) afterwards" },
     Flag { names: &["--dry-run"], env: &["ETCD_DISCOVERY_DRY_RUN"], default: "false", boolean: true, help: "print the plan and the file, change nothing" },
@@ -449,6 +452,9 @@ pub fn parse(args: Vec<String>, env: &dyn Fn(&str) -> Option<String>) -> Result<
     // value of the `Name` tag.
     let proxy_asg = env("PROXY_ASG").filter(|v| !v.is_empty());
     let proxy_mode = bool_of("proxy-mode") || proxy_asg.is_some();
+    if raw.named("scaling-group-name") && raw.get("scaling-group-name").is_empty() {
+        check_name("--scaling-group-name", "")?;
+    }
     let name = match raw.get("scaling-group-name") {
         "" => proxy_asg.unwrap_or_default(),
         n => n.to_string(),
@@ -601,6 +607,7 @@ pub fn parse(args: Vec<String>, env: &dyn Fn(&str) -> Option<String>) -> Result<
         data_dir: PathBuf::from(raw.get("etcd-data-dir")),
         data_dir_named: raw.named("etcd-data-dir"),
         wait_timeout: parse_duration("wait-timeout", raw.get("wait-timeout"))?,
+        timeout: parse_duration("timeout", raw.get("timeout"))?,
         aws,
         log_level: log_level(&raw)?,
     })))
@@ -861,7 +868,11 @@ mod tests {
             (&["-etcd-peer-port=70000"], &[], "port from 1 to 65535"),
             (&["-etcd-peer-scheme=ftp"], &[], "http or https"),
             (&["-proxy-mode"], &[], "needs the masters' group"),
-            (&["-scaling-group-name="], &[("PROXY_ASG", "")], ""),
+            (
+                &["-scaling-group-name="],
+                &[("PROXY_ASG", "")],
+                "scaling-group-name",
+            ),
             (&["-scaling-group-name", "a\nb"], &[], "printable"),
             (&["-proxy-mode=maybe"], &[], "true or false"),
             (&["--etcd-api=v4"], &[], "auto, v2 or v3"),

@@ -114,6 +114,34 @@ fn check_urls(what: &str, urls: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// A member list we can reason about: no ID, peer URL or (started) name twice. etcd never
+/// writes such a list itself; a proxy or a broken member might.
+fn distinct(what: &str, members: Vec<Member>) -> Result<Vec<Member>> {
+    let duplicate = |detail: String| {
+        Err(Error::Parse {
+            what: what.to_string(),
+            detail,
+        })
+    };
+    for (i, m) in members.iter().enumerate() {
+        for other in &members[..i] {
+            if other.id == m.id {
+                return duplicate(format!("member ID {:x} appears twice", m.id));
+            }
+            if !m.name.is_empty() && other.name == m.name {
+                return duplicate(format!(
+                    "two members are named {:?}; remove one with etcdctl member remove",
+                    snippet(&m.name)
+                ));
+            }
+            if let Some(url) = m.peer_urls.iter().find(|u| other.peer_urls.contains(u)) {
+                return duplicate(format!("two members have the peer URL {:?}", snippet(url)));
+            }
+        }
+    }
+    Ok(members)
+}
+
 /// Parses v3's `members` array (from list, add and remove answers).
 pub fn parse_v3_members(body: &str) -> Result<Vec<Member>> {
     let what = "etcd v3 member list";
@@ -135,7 +163,8 @@ pub fn parse_v3_members(body: &str) -> Result<Vec<Member>> {
                 is_learner: m.is_learner,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()
+        .and_then(|members| distinct(what, members))
 }
 
 /// Parses v2's `/v2/members` answer.
@@ -159,7 +188,8 @@ pub fn parse_v2_members(body: &str) -> Result<Vec<Member>> {
                 is_learner: false,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()
+        .and_then(|members| distinct(what, members))
 }
 
 /// An etcd endpoint that answered, and the protocol it answered in.
@@ -549,5 +579,29 @@ mod tests {
         assert!(parse_v2_members(r#"{"members":[{"id":"zz"}]}"#).is_err());
         assert!(parse_v2_members(r#"{"members":[{"id":"1ffffffffffffffff"}]}"#).is_err());
         assert!(parse_v2_members("{}").is_err());
+        let twice = [
+            (
+                r#"{"members":[{"ID":"1","name":"a","peerURLs":["http://a:2380"]},{"ID":"1","name":"b","peerURLs":["http://b:2380"]}]}"#,
+                "ID 1 appears twice",
+            ),
+            (
+                r#"{"members":[{"ID":"1","name":"a","peerURLs":["http://a:2380"]},{"ID":"2","name":"a","peerURLs":["http://b:2380"]}]}"#,
+                "two members are named",
+            ),
+            (
+                r#"{"members":[{"ID":"1","name":"a","peerURLs":["http://a:2380"]},{"ID":"2","peerURLs":["http://a:2380"]}]}"#,
+                "peer URL",
+            ),
+        ];
+        for (body, needle) in twice {
+            let e = parse_v3_members(body).unwrap_err();
+            assert!(
+                e.to_string().contains(needle),
+                "failed testcase {body}: {e}"
+            );
+        }
+        // Unstarted members share the empty name; that is not a duplicate.
+        let ok = r#"{"members":[{"ID":"1","peerURLs":["http://a:2380"]},{"ID":"2","peerURLs":["http://b:2380"]}]}"#;
+        assert_eq!(parse_v3_members(ok).unwrap().len(), 2);
     }
 }

@@ -3,7 +3,10 @@
 //! read, and a bounded retry with jittered exponential backoff and an injected sleep.
 
 use std::path::Path;
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use ureq::RequestExt;
 
 use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig};
 
@@ -26,6 +29,31 @@ pub struct Timeouts {
 #[derive(Clone)]
 pub struct Http {
     agent: ureq::Agent,
+    call_timeout: Duration,
+}
+
+/// The whole run's deadline (`--timeout`): no call outlasts it and no retry waits past it, so
+/// a unit's start never hangs however slow the things it talks to are.
+static DEADLINE: OnceLock<Instant> = OnceLock::new();
+
+/// Sets the run's deadline; once, from `main`.
+pub fn set_deadline(deadline: Instant) {
+    let _ = DEADLINE.set(deadline);
+}
+
+/// Time left before the deadline; `None` when there is none.
+fn time_left() -> Option<Duration> {
+    DEADLINE
+        .get()
+        .map(|d| d.saturating_duration_since(Instant::now()))
+}
+
+fn out_of_time(what: &str) -> Error {
+    Error::Transport {
+        what: what.to_string(),
+        detail: "the run's --timeout is up".into(),
+        transient: true,
+    }
 }
 
 /// What came back: the status and the body (capped at `BODY_LIMIT`).
@@ -122,6 +150,7 @@ impl Http {
         }
         Http {
             agent: config.build().new_agent(),
+            call_timeout: timeouts.call,
         }
     }
 
@@ -145,9 +174,16 @@ impl Http {
                 detail: format!("cannot build the request: {e}"),
                 transient: false,
             })?;
-        let mut response = self
-            .agent
-            .run(request)
+        let timeout = match time_left() {
+            Some(left) if left.is_zero() => return Err(out_of_time(what)),
+            Some(left) => self.call_timeout.min(left),
+            None => self.call_timeout,
+        };
+        let mut response = request
+            .with_agent(&self.agent)
+            .configure()
+            .timeout_global(Some(timeout))
+            .run()
             .map_err(|e| transport_error(what, e))?;
         let status = response.status().as_u16();
         let bytes = response
@@ -248,6 +284,9 @@ pub fn retry<T>(
         match op() {
             Err(e) if attempt < policy.attempts && retryable(&e) => {
                 let wait = backoff(attempt, policy.base, policy.cap, jitter());
+                if time_left().is_some_and(|left| left < wait) {
+                    return Err(e);
+                }
                 log::debug!(
                     "{e}; try {} of {} in {wait:?}",
                     attempt + 1,

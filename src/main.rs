@@ -13,6 +13,8 @@ mod http;
 mod imds;
 mod model;
 mod plan;
+#[cfg(test)]
+mod robustness;
 mod run;
 
 use std::io::Write;
@@ -73,6 +75,7 @@ fn main() -> ExitCode {
         }
     };
     init_logging(config.log_level);
+    http::set_deadline(std::time::Instant::now() + config.timeout);
     match run::run(&config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

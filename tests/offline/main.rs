@@ -2,6 +2,7 @@
 //! EC2 and etcd's member API on loopback. Each test reads as a scenario; `world.rs` hides the
 //! setup. Each test uses its own 127.0.N.0/24 (N is the first argument of `World::new`).
 
+mod bad_input;
 mod cloud_init;
 #[path = "../support/fake.rs"]
 mod fake;
@@ -82,7 +83,7 @@ fn bootstrap_when_nobody_answers() {
         vec![group("etcd", &[4, 2, 3])],
         None,
         vec![],
-        Imds { v2: true },
+        Imds::v2(),
     );
     let out = w.run(&[]);
     assert_success(&out);
@@ -150,7 +151,7 @@ fn join_removes_the_dead_member_and_adds_this_one() {
         vec![group("etcd", &[2, 4, 5])],
         Some((&[2, 5], EtcdApi::V3)),
         vec![],
-        Imds { v2: true },
+        Imds::v2(),
     );
     *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true), w.member(5, true)];
     let out = w.run(&[]);
@@ -189,7 +190,7 @@ fn reboot_changes_nothing() {
         vec![group("etcd", &[2, 3, 4])],
         Some((&[3, 4], EtcdApi::V3)),
         vec![],
-        Imds { v2: true },
+        Imds::v2(),
     );
     *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true), w.member(4, true)];
     assert_success(&w.run(&[]));
@@ -215,7 +216,7 @@ fn v2_api_when_the_v3_gateway_is_missing() {
         vec![group("etcd", &[2, 3, 5])],
         Some((&[2, 5], EtcdApi::V2Only)),
         vec![],
-        Imds { v2: true },
+        Imds::v2(),
     );
     *w.members.lock().unwrap() = vec![w.member(2, true), w.member(5, true), w.member(9, true)];
     assert_success(&w.run(&["--etcd-api=auto"]));
@@ -247,7 +248,7 @@ fn proxy_mode_writes_endpoints_of_the_masters() {
         vec![masters, consumers],
         Some((&[2, 3], EtcdApi::V3)),
         vec![],
-        Imds { v2: true },
+        Imds::v2(),
     );
     *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true)];
     let out = w.run(&["-proxy-mode", "-scaling-group-name=etcd-masters"]);
@@ -292,7 +293,7 @@ fn groups_selected_by_tag_form_one_cluster() {
     let b = group("etcd-b", &[3]);
     let mut other = group("web", &[5]);
     other.tags = vec![("role".into(), "web".into())];
-    let w = World::new(16, 3, vec![a, b, other], None, vec![], Imds { v2: true });
+    let w = World::new(16, 3, vec![a, b, other], None, vec![], Imds::v2());
     assert_success(&w.run(&["--scaling-group-tag", "role=etcd"]));
     let text = fs::read_to_string(w.env_file()).unwrap();
     assert_eq!(
@@ -309,7 +310,7 @@ fn imdsv1_fallback_when_the_token_is_refused() {
         vec![group("etcd", &[2])],
         None,
         vec![],
-        Imds { v2: false },
+        Imds::default(),
     );
     let out = w.run(&[]);
     assert_success(&out);
@@ -330,7 +331,7 @@ fn dry_run_prints_and_changes_nothing() {
         vec![group("etcd", &[2, 4, 5])],
         Some((&[2, 5], EtcdApi::V3)),
         vec![],
-        Imds { v2: true },
+        Imds::v2(),
     );
     *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true), w.member(5, true)];
     let out = w.run(&["--dry-run"]);
@@ -347,14 +348,7 @@ fn dry_run_prints_and_changes_nothing() {
 
 #[test]
 fn aws_errors_fail_cleanly_and_keep_the_old_file() {
-    let w = World::new(
-        19,
-        2,
-        vec![group("etcd", &[2])],
-        None,
-        vec![],
-        Imds { v2: true },
-    );
+    let w = World::new(19, 2, vec![group("etcd", &[2])], None, vec![], Imds::v2());
     fs::write(w.env_file(), "OLD=1\n").unwrap();
     let denied = fs::read_to_string("fixtures/autoscaling/error-access-denied.xml").unwrap();
     *w.aws_override.lock().unwrap() = Some((403, denied));
@@ -380,14 +374,7 @@ fn aws_errors_fail_cleanly_and_keep_the_old_file() {
 
 #[test]
 fn imds_unreachable_is_an_error_not_a_fallback() {
-    let w = World::new(
-        20,
-        2,
-        vec![group("etcd", &[2])],
-        None,
-        vec![],
-        Imds { v2: true },
-    );
+    let w = World::new(20, 2, vec![group("etcd", &[2])], None, vec![], Imds::v2());
     let out = w.run_with_env(
         &[],
         &[("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.20.250:9")],
@@ -398,14 +385,7 @@ fn imds_unreachable_is_an_error_not_a_fallback() {
 
 #[test]
 fn missing_directory_fails_before_anything_happens() {
-    let w = World::new(
-        21,
-        2,
-        vec![group("etcd", &[2])],
-        None,
-        vec![],
-        Imds { v2: true },
-    );
+    let w = World::new(21, 2, vec![group("etcd", &[2])], None, vec![], Imds::v2());
     let out = w.run(&[&format!(
         "-environment-file={}/no/such/dir/peers",
         w.dir.display()
@@ -452,7 +432,7 @@ fn secrets_never_reach_the_log() {
         vec![group("etcd", &[2, 4, 5])],
         Some((&[2, 5], EtcdApi::V3)),
         vec![],
-        Imds { v2: true },
+        Imds::v2(),
     );
     *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true), w.member(5, true)];
     let secret = "wJalrXUtnFEMIK7MDENGbPxRfiCYSECRETKEY";
@@ -487,7 +467,7 @@ fn bootstrap_waits_until_the_whole_group_is_visible() {
     // the tool waits. It must bootstrap with all three, never with itself alone.
     let mut g = group("etcd", &[2]);
     g.desired = 3;
-    let w = World::new(23, 2, vec![g], None, vec![], Imds { v2: true });
+    let w = World::new(23, 2, vec![g], None, vec![], Imds::v2());
     let mut child = w
         .command(&["--wait-timeout=60s"])
         .stderr(Stdio::piped())
@@ -517,7 +497,7 @@ fn bootstrap_waits_until_the_whole_group_is_visible() {
 fn bootstrap_gives_up_after_the_wait_timeout() {
     let mut g = group("etcd", &[2]);
     g.desired = 3;
-    let w = World::new(24, 2, vec![g], None, vec![], Imds { v2: true });
+    let w = World::new(24, 2, vec![g], None, vec![], Imds::v2());
     fs::write(w.env_file(), "OLD=1\n").unwrap();
     let out = w.run(&["--wait-timeout=3s"]);
     assert_failure(
@@ -538,7 +518,7 @@ fn lost_quorum_is_reported_not_papered_over() {
         vec![group("etcd", &[2, 5])],
         Some((&[2], EtcdApi::V3)),
         vec![],
-        Imds { v2: true },
+        Imds::v2(),
     );
     *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true), w.member(4, true)];
     fs::write(w.env_file(), "OLD=1\n").unwrap();
@@ -568,7 +548,7 @@ fn leave_removes_this_member_and_completes_the_lifecycle_hook() {
         vec![group("etcd", &[2, 3, 4])],
         Some((&[2, 3, 4], EtcdApi::V3)),
         vec![],
-        Imds { v2: true },
+        Imds::v2(),
     );
     *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true), w.member(4, true)];
     let out = w.run(&["leave", "--lifecycle-hook", "etcd-leave"]);

@@ -51,6 +51,7 @@ pub struct World {
     pub client_port: u16,
     pub members: Arc<Mutex<Vec<FakeMember>>>,
     pub aws_override: AwsOverride,
+    pub etcd_fault: Arc<Mutex<Option<EtcdFault>>>,
     pub dir: PathBuf,
 }
 
@@ -63,8 +64,35 @@ pub fn binary() -> PathBuf {
     )
 }
 
+/// How the fake metadata service behaves.
+#[derive(Clone, Default)]
 pub struct Imds {
+    /// Hand out IMDSv2 tokens (else the token call is refused with 403).
     pub v2: bool,
+    /// Refuse GETs without a token too (IMDSv1 disabled).
+    pub v1_refused: bool,
+    /// What `local-hostname` says, instead of the real-shaped name.
+    pub hostname: Option<String>,
+    /// The identity document, instead of a complete one.
+    pub document: Option<String>,
+}
+
+impl Imds {
+    pub fn v2() -> Imds {
+        Imds {
+            v2: true,
+            ..Imds::default()
+        }
+    }
+}
+
+/// How the fake etcd misbehaves.
+#[derive(Clone)]
+pub enum EtcdFault {
+    /// Every member list answers this.
+    List(u16, String),
+    /// A member add never answers.
+    AddHangs,
 }
 
 impl World {
@@ -82,11 +110,12 @@ impl World {
         members: Vec<FakeMember>,
         imds: Imds,
     ) -> World {
-        let imds_server = start_imds(net, me, imds.v2);
+        let imds_server = start_imds(net, me, imds);
         let aws_override: AwsOverride = Arc::new(Mutex::new(None));
         let groups = Arc::new(Mutex::new(groups));
         let aws = start_aws(net, groups.clone(), aws_override.clone());
         let members = Arc::new(Mutex::new(members));
+        let etcd_fault: Arc<Mutex<Option<EtcdFault>>> = Arc::new(Mutex::new(None));
         // A port nothing listens on yet at any of this test's addresses.
         let probe = std::net::TcpListener::bind((World::ip(net, 250).as_str(), 0)).unwrap();
         let client_port = probe.local_addr().unwrap().port();
@@ -94,7 +123,15 @@ impl World {
         let etcd = match etcd_on {
             Some((hosts, api)) => hosts
                 .iter()
-                .map(|k| start_etcd(&World::ip(net, *k), client_port, members.clone(), api))
+                .map(|k| {
+                    start_etcd(
+                        &World::ip(net, *k),
+                        client_port,
+                        members.clone(),
+                        api,
+                        etcd_fault.clone(),
+                    )
+                })
                 .collect(),
             None => Vec::new(),
         };
@@ -113,6 +150,7 @@ impl World {
             client_port,
             members,
             aws_override,
+            etcd_fault,
             dir,
         }
     }
@@ -199,30 +237,31 @@ impl Drop for World {
     }
 }
 
-fn start_imds(net: u8, me: u8, v2: bool) -> FakeServer {
+fn start_imds(net: u8, me: u8, imds: Imds) -> FakeServer {
     const TOKEN: &str = "offline-imds-token";
     let ip = World::ip(net, me);
     let id = instance_id(me);
     FakeServer::start("127.0.0.1", move |r: &Request| {
         if r.method == "PUT" && r.path == "/latest/api/token" {
-            return if v2 {
+            return if imds.v2 {
                 (200, TOKEN.into())
             } else {
                 (403, String::new())
             };
         }
-        if v2 && r.header("x-aws-ec2-metadata-token") != Some(TOKEN) {
+        let has_token = r.header("x-aws-ec2-metadata-token") == Some(TOKEN);
+        if (imds.v2 || imds.v1_refused) && !has_token {
             return (401, String::new());
         }
         match r.path.as_str() {
             "/latest/dynamic/instance-identity/document" => (
                 200,
-                format!(
-                    r#"{{"instanceId":"{id}","privateIp":"{ip}","region":"us-east-1","availabilityZone":"us-east-1a","accountId":"123456789012"}}"#
-                ),
+                imds.document.clone().unwrap_or_else(|| {
+                    format!(r#"{{"instanceId":"{id}","privateIp":"{ip}","region":"us-east-1","availabilityZone":"us-east-1a","accountId":"123456789012"}}"#)
+                }),
             ),
             "/latest/meta-data/local-hostname" => {
-                (200, format!("ip-{}.ec2.internal", ip.replace('.', "-")))
+                (200, imds.hostname.clone().unwrap_or_else(|| format!("ip-{}.ec2.internal", ip.replace('.', "-"))))
             }
             _ => (404, String::new()),
         }
@@ -338,8 +377,21 @@ fn start_etcd(
     port: u16,
     members: Arc<Mutex<Vec<FakeMember>>>,
     api: EtcdApi,
+    fault: Arc<Mutex<Option<EtcdFault>>>,
 ) -> FakeServer {
     FakeServer::start_on(ip, port, move |r: &Request| {
+        match (fault.lock().unwrap().clone(), r.path.as_str()) {
+            (Some(EtcdFault::List(status, body)), "/v3/cluster/member/list" | "/v2/members")
+                if r.method != "DELETE" =>
+            {
+                return (status, body)
+            }
+            (Some(EtcdFault::AddHangs), "/v3/cluster/member/add") => {
+                std::thread::sleep(std::time::Duration::from_secs(20));
+                return (504, String::new());
+            }
+            _ => {}
+        }
         let mut list = members.lock().unwrap();
         match (r.method.as_str(), r.path.as_str(), api) {
             ("GET", "/health", _) => (200, r#"{"health":"true"}"#.into()),

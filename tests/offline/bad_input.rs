@@ -1,0 +1,261 @@
+//! Everything the tool reads, fed something wrong: each case must end in one clear error
+//! line, the documented exit code, no panic, no membership change and the previous env file
+//! untouched.
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use super::world::{EtcdApi, EtcdFault, Imds, World};
+use super::{assert_failure, group, stderr};
+
+const OLD: &str = "OLD=1\n";
+
+fn world(net: u8, imds: Imds) -> World {
+    let w = World::new(net, 2, vec![group("etcd", &[2])], None, vec![], imds);
+    fs::write(w.env_file(), OLD).unwrap();
+    w
+}
+
+fn assert_untouched(w: &World) {
+    assert_eq!(
+        fs::read_to_string(w.env_file()).unwrap(),
+        OLD,
+        "the previous env file must stay"
+    );
+}
+
+#[test]
+fn aws_answers_that_make_no_sense() {
+    let w = world(60, Imds::v2());
+    let error_response = |code: &str| {
+        format!("<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>says AWS</Message></Error><RequestId>x</RequestId></ErrorResponse>")
+    };
+    let huge = format!(
+        "<DescribeAutoScalingInstancesResponse>{}</DescribeAutoScalingInstancesResponse>",
+        "x".repeat(5 << 20)
+    );
+    let cases: Vec<(u16, String, i32, &str)> = vec![
+        (200, String::new(), 1, "unreadable answer"),
+        (
+            200,
+            "<DescribeAutoScalingInstancesResponse><DescribeAutoScal".into(),
+            1,
+            "unreadable answer",
+        ),
+        (
+            200,
+            error_response("AccessDenied"),
+            1,
+            "autoscaling:DescribeAutoScalingInstances",
+        ),
+        (
+            400,
+            error_response("ExpiredToken"),
+            1,
+            "refresh credentials",
+        ),
+        (
+            403,
+            error_response("SignatureDoesNotMatch"),
+            1,
+            "check the access key and secret",
+        ),
+        (200, huge, 1, "larger than"),
+        (
+            503,
+            "<html><body><h1>503 Service Unavailable</h1></body></html>".into(),
+            75,
+            "HTTP status 503",
+        ),
+    ];
+    for (status, body, code, needle) in cases {
+        *w.aws_override.lock().unwrap() = Some((status, body));
+        assert_failure(&w.run(&[]), code, needle);
+        assert_untouched(&w);
+    }
+}
+
+#[test]
+fn an_aws_endpoint_that_accepts_and_never_answers() {
+    let w = world(61, Imds::v2());
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", silent.local_addr().unwrap());
+    let started = Instant::now();
+    let out = w.run_with_env(&["--timeout=3s"], &[("AWS_ENDPOINT_URL", &url)]);
+    assert_failure(&out, 75, "timed out");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "bounded by --timeout: {:?}",
+        started.elapsed()
+    );
+    assert_untouched(&w);
+}
+
+#[test]
+fn metadata_that_cannot_be_used() {
+    let cases = [
+        (
+            Imds {
+                v2: false,
+                v1_refused: true,
+                ..Imds::default()
+            },
+            "token rejected",
+        ),
+        (
+            Imds {
+                document: Some(
+                    r#"{"instanceId":"i-1","region":"us-east-1","availabilityZone":"a"}"#.into(),
+                ),
+                ..Imds::v2()
+            },
+            "has no privateIp",
+        ),
+        (
+            Imds {
+                document: Some("<html>not json</html>".into()),
+                ..Imds::v2()
+            },
+            "unreadable answer",
+        ),
+    ];
+    for (n, (imds, needle)) in cases.into_iter().enumerate() {
+        let w = world(62 + n as u8, imds);
+        assert_failure(&w.run(&[]), 1, needle);
+        assert_untouched(&w);
+        assert!(
+            w.aws_requests().is_empty(),
+            "no AWS call without an identity"
+        );
+    }
+}
+
+#[test]
+fn a_hostname_that_would_inject_lines_is_refused_before_any_change() {
+    // local-hostname with a newline would add a line to the env file (and run a command in
+    // `sh`). It is refused before the member add, with the variable named.
+    let imds = Imds {
+        hostname: Some("ip-10-0-0-1\nETCD_INITIAL_CLUSTER_STATE=new".into()),
+        ..Imds::v2()
+    };
+    let w = World::new(
+        66,
+        4,
+        vec![group("etcd", &[2, 4, 5])],
+        Some((&[2, 5], EtcdApi::V3)),
+        vec![],
+        imds,
+    );
+    *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true), w.member(5, true)];
+    fs::write(w.env_file(), OLD).unwrap();
+    let out = w
+        .command(&["-private-hostnames"])
+        .args(["-private-addresses=false"])
+        .output()
+        .unwrap();
+    assert_failure(&out, 1, "ETCD_INITIAL_ADVERTISE_PEER_URLS");
+    assert_untouched(&w);
+    assert!(
+        w.etcd_changes().is_empty(),
+        "no membership change: {:?}",
+        w.etcd_changes()
+    );
+}
+
+#[test]
+fn etcd_answers_that_cannot_be_trusted() {
+    let cases: Vec<(EtcdFault, i32, &str)> = vec![
+        (EtcdFault::List(500, r#"{"error":"etcdserver: request timed out","code":14}"#.into()), 75, "gave no member list"),
+        (EtcdFault::List(200, "{\"members\":[{\"ID\":".into()), 1, "gave no member list"),
+        (EtcdFault::List(200, r#"{"members":[{"ID":"1","name":"i-1","peerURLs":["http://a:2380"]},{"ID":"2","name":"i-1","peerURLs":["http://b:2380"]}]}"#.into()), 1, "two members are named"),
+        (EtcdFault::List(200, r#"{"members":[{"ID":"99999999999999999999","peerURLs":["http://a:2380"]}]}"#.into()), 1, "not a uint64"),
+    ];
+    for (n, (fault, code, needle)) in cases.into_iter().enumerate() {
+        let w = World::new(
+            70 + n as u8,
+            4,
+            vec![group("etcd", &[2, 4])],
+            Some((&[2], EtcdApi::V3)),
+            vec![],
+            Imds::v2(),
+        );
+        fs::write(w.env_file(), OLD).unwrap();
+        *w.etcd_fault.lock().unwrap() = Some(fault);
+        let out = w.run(&[]);
+        assert_failure(&out, code, needle);
+        assert!(
+            !stderr(&out).contains("bootstrapping a new cluster"),
+            "a peer that answers badly is never 'nobody'"
+        );
+        assert_untouched(&w);
+    }
+}
+
+#[test]
+fn a_member_add_that_hangs_is_bounded() {
+    let w = World::new(
+        75,
+        4,
+        vec![group("etcd", &[2, 4, 5])],
+        Some((&[2, 5], EtcdApi::V3)),
+        vec![],
+        Imds::v2(),
+    );
+    *w.members.lock().unwrap() = vec![w.member(2, true), w.member(5, true)];
+    fs::write(w.env_file(), OLD).unwrap();
+    *w.etcd_fault.lock().unwrap() = Some(EtcdFault::AddHangs);
+    let started = Instant::now();
+    assert_failure(&w.run(&["--timeout=4s"]), 75, "member add");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_untouched(&w);
+}
+
+#[test]
+fn an_env_file_that_cannot_be_written() {
+    let w = world(76, Imds::v2());
+    // /proc is a directory no one can create files in, not even root.
+    assert_failure(
+        &w.run(&["-environment-file=/proc/etcd-peers"]),
+        1,
+        "cannot write /proc/etcd-peers",
+    );
+    // A file where the directory should be.
+    let out = w.run(&[&format!(
+        "-environment-file={}/etcd-peers/inner",
+        w.dir.display()
+    )]);
+    assert_failure(&out, 1, "not a directory");
+    assert_untouched(&w);
+}
+
+#[test]
+fn flags_and_variables_that_are_wrong() {
+    let w = world(77, Imds::v2());
+    /// (arguments, environment, what the message must say)
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
+        (&["-etcd-client-port=0"], &[], "port from 1 to 65535"),
+        (&["-etcd-peer-port=70000"], &[], "port from 1 to 65535"),
+        (&["-etcd-client-scheme=ftp"], &[], "http or https"),
+        (
+            &["-scaling-group-name", ""],
+            &[],
+            "1 to 255 printable characters",
+        ),
+        (
+            &["--scaling-group-tag", "Name=etcd\nETCD_X=1"],
+            &[],
+            "printable",
+        ),
+        (&["--frobnicate"], &[], "unknown flag"),
+        (&[], &[("PROXY_ASG", "bad\"name\n")], "printable"),
+    ];
+    for (args, env, needle) in cases {
+        assert_failure(&w.run_with_env(args, env), 2, needle);
+        assert_untouched(&w);
+    }
+}
