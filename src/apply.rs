@@ -1,16 +1,15 @@
 //! Carries out a plan's membership changes, in order. The only module that changes remote
 //! state; a failure stops the run before any file is written.
 
-use std::time::Duration;
-
 use crate::error::Result;
 use crate::etcd::Etcd;
+use crate::http::Sleep;
 use crate::model::Member;
 use crate::plan::Action;
 
 /// Runs the actions against the endpoint that answered, then returns etcd's member list as it
 /// now stands (the joining node's `ETCD_INITIAL_CLUSTER` must match it exactly).
-pub fn apply(etcd: &Etcd, actions: &[Action], sleep: &dyn Fn(Duration)) -> Result<Vec<Member>> {
+pub fn apply(etcd: &Etcd, actions: &[Action], sleep: &Sleep<'_>) -> Result<Vec<Member>> {
     for action in actions {
         match action {
             Action::Remove { id, name, why } => {

@@ -2,14 +2,15 @@
 //! (`/v2/members`). Peers are asked in parallel with plain threads and the first good answer
 //! wins, so a group of dead addresses costs one connect timeout, not one each.
 
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::cli::EtcdApi;
 use crate::error::{snippet, Error, Result};
-use crate::http::{body_snippet, retry, Http, Response, RetryPolicy};
+use crate::http::{body_snippet, retry, Http, Response, RetryPolicy, Sleep};
 use crate::model::Member;
 
 /// A membership change right after a member (re)connected or while another added member has
@@ -21,6 +22,9 @@ const MEMBER_CHANGE_RETRY: RetryPolicy = RetryPolicy {
     base: Duration::from_millis(500),
     cap: Duration::from_secs(5),
 };
+
+/// Peers asked at once. Dead addresses cost one connect timeout per round of this many.
+const MAX_PARALLEL_PEERS: usize = 16;
 
 /// Which protocol an endpoint answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,12 +238,20 @@ fn list_at(http: &Http, endpoint: &str, api: EtcdApi) -> Result<(Api, Vec<Member
 /// error: bootstrapping a new cluster beside a sick one would split it.
 pub fn discover(http: &Http, endpoints: &[String], api: EtcdApi) -> Result<Discovery> {
     let (sender, receiver) = mpsc::channel();
-    for endpoint in endpoints {
-        let (http, endpoint, sender) = (http.clone(), endpoint.clone(), sender.clone());
-        // Detached on purpose: once one peer answers we stop waiting for the dead ones.
+    let queue = Arc::new((endpoints.to_vec(), AtomicUsize::new(0)));
+    // A bounded pool: a group of a thousand addresses must not cost a thousand threads.
+    for _ in 0..endpoints.len().min(MAX_PARALLEL_PEERS) {
+        let (http, queue, sender) = (http.clone(), queue.clone(), sender.clone());
+        // Detached on purpose: once one peer answers we stop waiting for the dead ones; a
+        // worker stops at its next send once the receiver is gone.
         std::thread::spawn(move || {
-            let result = list_at(&http, &endpoint, api);
-            let _ = sender.send((endpoint, result));
+            let (endpoints, next) = &*queue;
+            while let Some(endpoint) = endpoints.get(next.fetch_add(1, Ordering::Relaxed)) {
+                let result = list_at(&http, endpoint, api);
+                if sender.send((endpoint.clone(), result)).is_err() {
+                    return;
+                }
+            }
         });
     }
     drop(sender);
@@ -325,7 +337,7 @@ impl Etcd {
     /// Adds a member with this peer URL, retrying "unhealthy cluster" for a bounded time.
     /// Before each retry it looks whether an earlier try went through after all (a timed-out
     /// answer), so a retry never adds a duplicate.
-    pub fn add(&self, peer_url: &str, learner: bool, sleep: &dyn Fn(Duration)) -> Result<()> {
+    pub fn add(&self, peer_url: &str, learner: bool, sleep: &Sleep<'_>) -> Result<()> {
         let what = format!("member add {peer_url}");
         let peer_urls = serde_json::to_string(&[peer_url]).map_err(|e| Error::Parse {
             what: what.clone(),
@@ -371,7 +383,7 @@ impl Etcd {
 
     /// Promotes a learner to a voter, retrying etcd's "not in sync" answer (gRPC 9, failed
     /// precondition) while it catches up, for a bounded time.
-    pub fn promote(&self, id: u64, sleep: &dyn Fn(Duration)) -> Result<()> {
+    pub fn promote(&self, id: u64, sleep: &Sleep<'_>) -> Result<()> {
         let what = format!("member promote {id:x}");
         retry(MEMBER_CHANGE_RETRY, sleep, Error::is_transient, || {
             let body = format!(r#"{{"ID":"{id}"}}"#);
@@ -431,7 +443,7 @@ impl Etcd {
     }
 
     /// Removes a member by ID; a member that is already gone counts as removed.
-    pub fn remove(&self, id: u64, sleep: &dyn Fn(Duration)) -> Result<()> {
+    pub fn remove(&self, id: u64, sleep: &Sleep<'_>) -> Result<()> {
         let what = format!("member remove {id:x}");
         retry(MEMBER_CHANGE_RETRY, sleep, Error::is_transient, || {
             let response = match self.api {

@@ -263,6 +263,10 @@ pub fn jitter() -> f64 {
     (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// The injected sleep: `std::thread::sleep` in a run, a recorder in tests. `Sync` so the
+/// calls a run makes in parallel can share it.
+pub type Sleep<'a> = dyn Fn(Duration) + Sync + 'a;
+
 /// How many times to try, and how long to wait between tries.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -275,7 +279,7 @@ pub struct RetryPolicy {
 /// `sleep` is injected so tests don't wait.
 pub fn retry<T>(
     policy: RetryPolicy,
-    sleep: &dyn Fn(Duration),
+    sleep: &Sleep<'_>,
     retryable: impl Fn(&Error) -> bool,
     mut op: impl FnMut() -> Result<T>,
 ) -> Result<T> {
@@ -303,7 +307,7 @@ pub fn retry<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cell::{Cell, RefCell};
+    use std::cell::Cell;
 
     #[test]
     fn backoff_grows_caps_and_jitters() {
@@ -343,8 +347,8 @@ mod tests {
             base: Duration::from_millis(10),
             cap: Duration::from_secs(1),
         };
-        let slept = RefCell::new(Vec::new());
-        let sleep = |d: Duration| slept.borrow_mut().push(d);
+        let slept = std::sync::Mutex::new(Vec::new());
+        let sleep = |d: Duration| slept.lock().unwrap().push(d);
         let transient = || Error::NotReady("busy".into());
 
         let calls = Cell::new(0);
@@ -356,7 +360,10 @@ mod tests {
                 Ok(7)
             }
         });
-        assert_eq!((r.unwrap(), calls.get(), slept.borrow().len()), (7, 3, 2));
+        assert_eq!(
+            (r.unwrap(), calls.get(), slept.lock().unwrap().len()),
+            (7, 3, 2)
+        );
 
         calls.set(0);
         let r: Result<()> = retry(policy, &sleep, Error::is_transient, || {

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::aws::credentials::{parse_credentials_document, Credentials};
 use crate::error::{Error, Result};
-use crate::http::{retry, Http, RetryPolicy};
+use crate::http::{retry, Http, RetryPolicy, Sleep};
 use crate::model::Identity;
 
 /// Six hours, the longest IMDS allows; one run needs seconds.
@@ -59,7 +59,7 @@ pub fn parse_identity_document(body: &str) -> Result<(String, String, String, St
 
 impl<'a> Imds<'a> {
     /// Opens a session: asks for an IMDSv2 token, falls back to v1 only when refused.
-    pub fn connect(http: &'a Http, base: &str, sleep: &dyn Fn(Duration)) -> Result<Imds<'a>> {
+    pub fn connect(http: &'a Http, base: &str, sleep: &Sleep<'_>) -> Result<Imds<'a>> {
         let base = base.trim_end_matches('/').to_string();
         let url = format!("{base}/latest/api/token");
         let response = retry(RETRY, sleep, Error::is_transient, || {
@@ -99,7 +99,7 @@ impl<'a> Imds<'a> {
     }
 
     /// GETs a metadata path; `Ok(None)` on 404.
-    fn get(&self, path: &str, sleep: &dyn Fn(Duration)) -> Result<Option<String>> {
+    fn get(&self, path: &str, sleep: &Sleep<'_>) -> Result<Option<String>> {
         let url = format!("{}/latest/{path}", self.base);
         let headers: Vec<(&str, &str)> = match &self.token {
             Some(t) => vec![("X-aws-ec2-metadata-token", t.as_str())],
@@ -126,16 +126,18 @@ impl<'a> Imds<'a> {
     }
 
     /// Who this instance is: the identity document plus `local-hostname`.
-    pub fn identity(&self, sleep: &dyn Fn(Duration)) -> Result<Identity> {
-        let document = self
-            .get("dynamic/instance-identity/document", sleep)?
+    /// Both calls at once: they are independent, and every boot waits on them.
+    pub fn identity(&self, sleep: &Sleep<'_>) -> Result<Identity> {
+        let (document, hostname) = std::thread::scope(|scope| {
+            let hostname = scope.spawn(|| self.get("meta-data/local-hostname", sleep));
+            let document = self.get("dynamic/instance-identity/document", sleep);
+            (document, join(hostname))
+        });
+        let document = document?
             .ok_or_else(|| Error::Imds("no instance identity document (HTTP 404)".into()))?;
         let (instance_id, private_ip, region, availability_zone) =
             parse_identity_document(&document)?;
-        let private_dns = self
-            .get("meta-data/local-hostname", sleep)?
-            .map(|h| h.trim().to_string())
-            .unwrap_or_default();
+        let private_dns = hostname?.map(|h| h.trim().to_string()).unwrap_or_default();
         Ok(Identity {
             instance_id,
             private_ip,
@@ -145,8 +147,15 @@ impl<'a> Imds<'a> {
         })
     }
 
+    /// This instance's Auto Scaling group, from the `aws:autoscaling:groupName` instance tag;
+    /// `None` when instance metadata tags are off (the default), so the caller asks AutoScaling.
+    pub fn autoscaling_group(&self, sleep: &Sleep<'_>) -> Result<Option<String>> {
+        let name = self.get("meta-data/tags/instance/aws:autoscaling:groupName", sleep)?;
+        Ok(name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty()))
+    }
+
     /// The instance profile's temporary credentials, `None` when no profile is attached.
-    pub fn role_credentials(&self, sleep: &dyn Fn(Duration)) -> Result<Option<Credentials>> {
+    pub fn role_credentials(&self, sleep: &Sleep<'_>) -> Result<Option<Credentials>> {
         let Some(roles) = self.get("meta-data/iam/security-credentials/", sleep)? else {
             return Ok(None);
         };
@@ -164,6 +173,13 @@ impl<'a> Imds<'a> {
             .ok_or_else(|| Error::Imds(format!("role {role} has no credentials")))?;
         parse_credentials_document(&document, "instance profile credentials").map(Some)
     }
+}
+
+/// Joins a scoped thread, passing its panic on (the release build aborts on panic anyway).
+pub fn join<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    handle
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 #[cfg(test)]

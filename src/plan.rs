@@ -125,6 +125,19 @@ fn member_is_instance(member: &Member, instance: &Instance) -> bool {
         .any(|u| host_is_instance(url_host(u), instance))
 }
 
+/// This node's member when this boot is a plain reboot: a member by name whose data is not
+/// known to be lost. Such a boot changes nothing and needs no health check.
+pub fn reboot_member<'a>(
+    me: &str,
+    members: &'a [Member],
+    local_data: LocalData,
+) -> Option<&'a Member> {
+    members
+        .iter()
+        .find(|m| m.name == me)
+        .filter(|_| local_data != LocalData::Missing)
+}
+
 /// Decides. Pure: the same observation always gives the same plan.
 pub fn plan(observed: &Observed, settings: &Settings) -> Result<Plan> {
     let me = me_as_instance(observed);
@@ -141,20 +154,18 @@ pub fn plan(observed: &Observed, settings: &Settings) -> Result<Plan> {
     let Some(members) = &observed.members else {
         return plan_new(observed, settings, &me);
     };
-    if let Some(member) = members.iter().find(|m| m.name == me.id) {
-        if observed.local_data != LocalData::Missing {
-            // A reboot. Never blocked by health: this member starting may be what restores
-            // the quorum.
-            return Ok(Plan::new(
-                Mode::Existing,
-                vec![],
-                format!(
-                    "already member {:x} of a cluster of {}: nothing to change (reboot)",
-                    member.id,
-                    members.len()
-                ),
-            ));
-        }
+    if let Some(member) = reboot_member(&me.id, members, observed.local_data) {
+        // A reboot. Never blocked by health: this member starting may be what restores the
+        // quorum.
+        return Ok(Plan::new(
+            Mode::Existing,
+            vec![],
+            format!(
+                "already member {:x} of a cluster of {}: nothing to change (reboot)",
+                member.id,
+                members.len()
+            ),
+        ));
     }
     check_quorum(observed, members)?;
 

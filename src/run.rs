@@ -13,7 +13,7 @@ use crate::cli::{Command, Config, GroupSelector};
 use crate::error::{Error, Result};
 use crate::etcd::{self, Discovery, Etcd};
 use crate::http::{etcd_tls, jitter, Http, Timeouts};
-use crate::imds::Imds;
+use crate::imds::{join, Imds};
 use crate::model::{counts_in_cluster, Group, Identity, Instance, LocalData, Observed};
 use crate::plan::{self, Mode, Settings};
 use crate::{apply, envfile};
@@ -51,14 +51,19 @@ enum Selection {
 
 impl Selection {
     /// Resolves "my own group" to its name; returns the text the cluster token comes from.
+    /// `group_tag`: the group's name when IMDS told it (instance metadata tags on).
     fn resolve(
         client: &QueryClient,
         selector: &GroupSelector,
         instance_id: &str,
+        group_tag: Option<String>,
     ) -> Result<(Selection, String)> {
         match selector {
             GroupSelector::Own => {
-                let mut names = autoscaling::groups_of_instance(client, instance_id)?;
+                let mut names = match group_tag {
+                    Some(name) => vec![name],
+                    None => autoscaling::groups_of_instance(client, instance_id)?,
+                };
                 if names.is_empty() {
                     return Err(Error::Usage(format!(
                         "instance {instance_id} is in no Auto Scaling group; name the masters' group with --scaling-group-name"
@@ -184,8 +189,15 @@ impl World<'_> {
                 Discovery::Found(etcd, members) => (Some(etcd), Some(members)),
                 Discovery::NobodyAnswered => (None, None),
             };
+        let local_data = self.local_data();
+        // A plain reboot is decided without health: one round trip less on every reboot.
+        // The member commands always weigh health.
+        let needs_health = |members: &[crate::model::Member]| {
+            self.config.command != Command::Discover
+                || plan::reboot_member(&self.me.instance_id, members, local_data).is_none()
+        };
         let healthy = match &members {
-            Some(members) if !self.config.proxy_mode => {
+            Some(members) if !self.config.proxy_mode && needs_health(members) => {
                 etcd::healthy_members(&self.etcd_http, members)
             }
             _ => Vec::new(),
@@ -196,7 +208,7 @@ impl World<'_> {
             instances,
             members,
             healthy,
-            local_data: self.local_data(),
+            local_data,
         };
         Ok((observed, etcd))
     }
@@ -226,7 +238,17 @@ pub fn run(config: &Config) -> Result<()> {
     let aws_http = Http::new(AWS, ureq::tls::TlsConfig::default(), true);
 
     let imds = Imds::connect(&local, &config.aws.imds_endpoint, &sleep)?;
-    let me = imds.identity(&sleep)?;
+    // Who we are, our group's name (when metadata tags are on) and our credentials are three
+    // independent lookups: one round trip instead of three.
+    let (me, group_tag, credentials) = std::thread::scope(|scope| {
+        let group_tag = scope.spawn(|| match config.group {
+            GroupSelector::Own => imds.autoscaling_group(&sleep),
+            _ => Ok(None),
+        });
+        let credentials = scope.spawn(|| credentials::resolve(&config.aws, &local, &imds, &sleep));
+        (imds.identity(&sleep), join(group_tag), join(credentials))
+    });
+    let me = me?;
     log::info!(
         "this is {} ({}, {}) in {}",
         me.instance_id,
@@ -239,7 +261,7 @@ pub fn run(config: &Config) -> Result<()> {
         .region
         .clone()
         .unwrap_or_else(|| me.region.clone());
-    let credentials = credentials::resolve(&config.aws, &local, &imds, &sleep)?;
+    let credentials = credentials?;
     let client =
         |service: &'static str, version: &'static str, configured: Option<&str>| QueryClient {
             http: &aws_http,
@@ -258,7 +280,7 @@ pub fn run(config: &Config) -> Result<()> {
     );
     let ec2 = client("ec2", ec2::VERSION, config.aws.ec2_endpoint.as_deref());
     let (selection, selection_text) =
-        Selection::resolve(&autoscaling, &config.group, &me.instance_id)?;
+        Selection::resolve(&autoscaling, &config.group, &me.instance_id, group_tag?)?;
     let settings = Settings {
         peer_scheme: config.peer_scheme,
         client_scheme: config.client_scheme,

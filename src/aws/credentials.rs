@@ -1,13 +1,11 @@
 //! AWS credentials and where they come from: the environment, the container credentials
 //! endpoint (ECS, or a container on an instance), else the instance profile via IMDS.
 
-use std::time::Duration;
-
 use serde::Deserialize;
 
 use crate::cli::AwsSettings;
 use crate::error::{Error, Result};
-use crate::http::Http;
+use crate::http::{Http, Sleep};
 use crate::imds::Imds;
 
 /// A key pair with an optional session token. `Debug` never shows the secret parts.
@@ -62,7 +60,7 @@ pub fn resolve(
     settings: &AwsSettings,
     local_http: &Http,
     imds: &Imds,
-    sleep: &dyn Fn(Duration),
+    sleep: &Sleep<'_>,
 ) -> Result<Credentials> {
     if let Some(keys) = &settings.keys {
         log::debug!(

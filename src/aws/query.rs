@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::credentials::Credentials;
 use super::sign::{sign_request, Unsigned};
 use crate::error::{snippet, Error, Result};
-use crate::http::{body_snippet, retry, Http, RetryPolicy};
+use crate::http::{body_snippet, retry, Http, RetryPolicy, Sleep};
 
 const RETRY: RetryPolicy = RetryPolicy {
     attempts: 5,
@@ -32,7 +32,7 @@ pub struct QueryClient<'a> {
     /// The API version, e.g. `2011-01-01`.
     pub version: &'static str,
     pub credentials: &'a Credentials,
-    pub sleep: &'a dyn Fn(Duration),
+    pub sleep: &'a Sleep<'a>,
     pub clock: fn() -> SystemTime,
 }
 

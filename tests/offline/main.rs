@@ -581,6 +581,62 @@ fn leave_removes_this_member_and_completes_the_lifecycle_hook() {
     assert!(!w.env_file().exists(), "leave writes no file");
 }
 
+#[test]
+fn the_reboot_path_takes_at_most_six_sequential_round_trips() {
+    // Instance metadata tags on (the group's name from IMDS) and an instance profile: token,
+    // then identity, hostname, tag and role at once, the role's keys, the group, the
+    // addresses, the member list. No health check: a reboot changes nothing whatever it says.
+    let imds = Imds {
+        group_tag: Some("etcd".into()),
+        profile: true,
+        ..Imds::v2()
+    };
+    let w = World::new(
+        27,
+        2,
+        vec![group("etcd", &[2, 3, 4])],
+        Some((&[3, 4], EtcdApi::V3)),
+        vec![],
+        imds,
+    );
+    *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true), w.member(4, true)];
+    w.set_latency(Duration::from_millis(20));
+    let out = w.run_with_env(
+        &[],
+        &[("AWS_ACCESS_KEY_ID", ""), ("AWS_SECRET_ACCESS_KEY", "")],
+    );
+    assert_success(&out);
+    assert!(
+        stderr(&out).contains("nothing to change (reboot)"),
+        "{}",
+        stderr(&out)
+    );
+    let actions: Vec<String> = w
+        .aws_requests()
+        .iter()
+        .map(|r| r.param("Action").unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["DescribeAutoScalingGroups", "DescribeInstances"],
+        "the group's name came from IMDS"
+    );
+    assert!(w.aws_requests().iter().all(|r| r
+        .header("authorization")
+        .is_some_and(|a| a.contains("ASIAPROFILE/"))));
+    assert!(
+        w.etcd_requests().iter().all(|r| r.path != "/health"),
+        "no health check on a reboot"
+    );
+    let all: Vec<fake::Request> = [w.imds.requests(), w.aws_requests(), w.etcd_requests()].concat();
+    let trips = fake::sequential_round_trips(&all);
+    assert!(trips <= 6, "{trips} sequential round trips");
+    println!(
+        "reboot path: {} requests, {trips} sequential round trips",
+        all.len()
+    );
+}
+
 fn wait_bounded(child: &mut std::process::Child, limit: Duration) -> Output {
     let deadline = std::time::Instant::now() + limit;
     while std::time::Instant::now() < deadline {

@@ -75,6 +75,10 @@ pub struct Imds {
     pub hostname: Option<String>,
     /// The identity document, instead of a complete one.
     pub document: Option<String>,
+    /// Instance metadata tags are on: the group's name is in `tags/instance/`.
+    pub group_tag: Option<String>,
+    /// An instance profile whose keys the static ones are.
+    pub profile: bool,
 }
 
 impl Imds {
@@ -152,6 +156,16 @@ impl World {
             aws_override,
             etcd_fault,
             dir,
+        }
+    }
+
+    /// Holds every answer of every fake back by `latency`, like a network would.
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        let ms = latency.as_millis() as u64;
+        for server in [&self.imds, &self.aws].into_iter().chain(&self.etcd) {
+            server
+                .latency_ms
+                .store(ms, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -259,6 +273,14 @@ fn start_imds(net: u8, me: u8, imds: Imds) -> FakeServer {
                 imds.document.clone().unwrap_or_else(|| {
                     format!(r#"{{"instanceId":"{id}","privateIp":"{ip}","region":"us-east-1","availabilityZone":"us-east-1a","accountId":"123456789012"}}"#)
                 }),
+            ),
+            "/latest/meta-data/tags/instance/aws:autoscaling:groupName" if imds.group_tag.is_some() => {
+                (200, imds.group_tag.clone().unwrap_or_default())
+            }
+            "/latest/meta-data/iam/security-credentials/" if imds.profile => (200, "etcd-role".into()),
+            "/latest/meta-data/iam/security-credentials/etcd-role" if imds.profile => (
+                200,
+                r#"{"Code":"Success","AccessKeyId":"ASIAPROFILE","SecretAccessKey":"profile-secret","Token":"profile-token"}"#.into(),
             ),
             "/latest/meta-data/local-hostname" => {
                 (200, imds.hostname.clone().unwrap_or_else(|| format!("ip-{}.ec2.internal", ip.replace('.', "-"))))

@@ -7,7 +7,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,27 @@ pub struct Request {
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// When the request was read, and when its answer was ready.
+    pub received: Instant,
+    pub answered: Instant,
+}
+
+/// The number of round trips on the critical path: the longest chain of requests in which
+/// each one was sent only after the one before it was answered. Requests made in parallel
+/// count once.
+pub fn sequential_round_trips(requests: &[Request]) -> usize {
+    let mut sorted: Vec<&Request> = requests.iter().collect();
+    sorted.sort_by_key(|r| r.received);
+    let mut depth: Vec<usize> = Vec::with_capacity(sorted.len());
+    for (i, r) in sorted.iter().enumerate() {
+        let before = (0..i)
+            .filter(|&j| sorted[j].answered <= r.received)
+            .map(|j| depth[j])
+            .max()
+            .unwrap_or(0);
+        depth.push(before + 1);
+    }
+    depth.into_iter().max().unwrap_or(0)
 }
 
 impl Request {
@@ -60,6 +81,9 @@ pub struct FakeServer {
     pub port: u16,
     pub ip: String,
     pub requests: Arc<Mutex<Vec<Request>>>,
+    /// Milliseconds every answer is held back: a network's round trip, so that requests a
+    /// client sends in parallel overlap visibly (see `sequential_round_trips`).
+    pub latency_ms: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
 }
 
@@ -78,22 +102,22 @@ impl FakeServer {
         handler: impl Fn(&Request) -> (u16, String) + Send + Sync + 'static,
     ) -> FakeServer {
         let listener = TcpListener::bind((ip, port)).expect("bind a loopback port");
-        listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
+        let latency_ms = Arc::new(AtomicU64::new(0));
         let handler: Arc<Handler> = Arc::new(handler);
-        let (r, s) = (requests.clone(), stop.clone());
+        let (r, s, l) = (requests.clone(), stop.clone(), latency_ms.clone());
+        // Blocking accept, so a connection is taken the moment it arrives; `drop` wakes it
+        // with a connection of its own after raising the stop flag.
         std::thread::spawn(move || {
-            // Bounded: the server lives at most as long as a test may (one minute).
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while !s.load(Ordering::SeqCst) && Instant::now() < deadline {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        let (r, h) = (r.clone(), handler.clone());
-                        std::thread::spawn(move || serve(stream, &r, &*h));
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+            for stream in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    return;
+                }
+                if let Ok(stream) = stream {
+                    let (r, h, l) = (r.clone(), handler.clone(), l.clone());
+                    std::thread::spawn(move || serve(stream, &r, &*h, &l));
                 }
             }
         });
@@ -101,6 +125,7 @@ impl FakeServer {
             port,
             ip: ip.to_string(),
             requests,
+            latency_ms,
             stop,
         }
     }
@@ -117,10 +142,19 @@ impl FakeServer {
 impl Drop for FakeServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect_timeout(
+            &format!("{}:{}", self.ip, self.port).parse().unwrap(),
+            Duration::from_secs(1),
+        );
     }
 }
 
-fn serve(stream: TcpStream, requests: &Mutex<Vec<Request>>, handler: &Handler) {
+fn serve(
+    stream: TcpStream,
+    requests: &Mutex<Vec<Request>>,
+    handler: &Handler,
+    latency_ms: &AtomicU64,
+) {
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
     stream.set_nonblocking(false).ok();
     // One request per connection: every answer says `Connection: close`.
@@ -157,13 +191,18 @@ fn serve(stream: TcpStream, requests: &Mutex<Vec<Request>>, handler: &Handler) {
     if reader.read_exact(&mut body).is_err() {
         return;
     }
-    let request = Request {
+    let received = Instant::now();
+    let mut request = Request {
         method,
         path,
         headers,
         body: String::from_utf8_lossy(&body).into_owned(),
+        received,
+        answered: received,
     };
     let (status, answer) = handler(&request);
+    std::thread::sleep(Duration::from_millis(latency_ms.load(Ordering::Relaxed)));
+    request.answered = Instant::now();
     requests.lock().unwrap().push(request);
     let mut out = stream;
     let head = format!(
