@@ -5,6 +5,7 @@
 #   ./build.sh demo     the lab's bootstrap and replacement, told in plain words
 #   ./build.sh dist     release files for x86_64 and aarch64 in dist/, with SHA256SUMS
 #   ./build.sh repro    builds twice in different directories and compares the binaries
+#   ./build.sh bench    size, wall time, peak RSS and round trips of the release binary
 # It installs what it needs (Rust musl target, Debian packages, a Python venv with moto) and
 # stops loudly when something cannot be had.
 set -euo pipefail
@@ -180,11 +181,21 @@ run_demo() {
         cargo test --quiet --locked --test demo
 }
 
+run_bench() {
+    need_packages musl-tools etcd-server etcd-client python3-venv time
+    stop_system_etcd
+    need_moto
+    build_release
+    LAB_MOTO_SERVER=$LAB_DIR/venv/bin/moto_server LAB_DIR=$LAB_DIR ETCD_DISCOVERY_BIN=$PWD/$BIN \
+        cargo test --quiet --locked --test bench
+}
+
 case "${1:-build}" in
     build) build_release ;;
     test) run_tests ;;
     demo) run_demo ;;
     dist) dist ;;
     repro) repro ;;
-    *) die "unknown command ${1}: use build, test, demo, dist or repro" ;;
+    bench) run_bench ;;
+    *) die "unknown command ${1}: use build, test, demo, dist, repro or bench" ;;
 esac

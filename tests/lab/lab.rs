@@ -187,6 +187,8 @@ pub struct EtcdFlags {
 pub struct Lab {
     pub net: u8,
     pub moto: Moto,
+    /// The lab's VPC (127.0.0.0/16).
+    pub vpc: String,
     pub subnet: String,
     pub dir: PathBuf,
     pub nodes: BTreeMap<u8, Node>,
@@ -234,6 +236,7 @@ impl Lab {
         Lab {
             net,
             moto,
+            vpc,
             subnet,
             dir,
             nodes: BTreeMap::new(),
@@ -431,7 +434,7 @@ impl Lab {
         command.output().expect("run etcd-discovery")
     }
 
-    fn discover_command(&self, k: u8, extra: &[&str]) -> Command {
+    pub fn discover_command(&self, k: u8, extra: &[&str]) -> Command {
         let node = &self.nodes[&k];
         let binary = std::env::var("ETCD_DISCOVERY_BIN")
             .unwrap_or_else(|_| env!("CARGO_BIN_EXE_etcd-discovery").to_string());

@@ -2,6 +2,9 @@
 //! and EC2 answering from a shared model of groups, and optionally an etcd member API on one
 //! of the instances' addresses. Each test gets its own 127.0.N.0/24 so tests never collide.
 
+// Shared with the bench, which uses a different part.
+#![allow(dead_code)]
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};

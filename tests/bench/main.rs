@@ -1,0 +1,408 @@
+//! `./build.sh bench`: how big, how fast and how lean the release binary is, measured the
+//! same way every time. Prints a markdown table (and writes it to target/bench.md) for the
+//! README. Not a test: nothing here asserts a time.
+//!
+//! Wall times are the median (with min and max) of RUNS runs of the whole process, spawn
+//! included; peak RSS is GNU time's maximum resident set of one run. "Fakes" are the offline
+//! suite's in-process IMDS/AWS/etcd; "lab" is real etcd 3.4 and moto on loopback.
+
+#[path = "../support/client.rs"]
+mod client;
+#[path = "../support/fake.rs"]
+mod fake;
+#[path = "../lab/lab.rs"]
+mod lab;
+#[path = "../offline/world.rs"]
+mod world;
+
+use std::fmt::Write as _;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use lab::{EtcdFlags, Lab};
+use world::{EtcdApi, FakeMember, Group, Imds, World};
+
+const RUNS: usize = 20;
+
+fn binary() -> String {
+    std::env::var("ETCD_DISCOVERY_BIN")
+        .expect("ETCD_DISCOVERY_BIN names the release binary (./build.sh bench sets it)")
+}
+
+/// (median, min, max) in milliseconds of `RUNS` runs; `reset` restores the state before each.
+fn time_runs(mut reset: impl FnMut(), mut run: impl FnMut() -> Output) -> (f64, f64, f64) {
+    let mut times: Vec<f64> = (0..RUNS)
+        .map(|_| {
+            reset();
+            let started = Instant::now();
+            let out = run();
+            let took = started.elapsed().as_secs_f64() * 1000.0;
+            assert!(
+                out.status.success(),
+                "a measured run failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            took
+        })
+        .collect();
+    times.sort_by(|a, b| a.total_cmp(b));
+    (times[RUNS / 2], times[0], times[RUNS - 1])
+}
+
+/// Peak RSS in KiB of one run of `command`, through GNU time.
+fn peak_rss(command: Command) -> u64 {
+    let report = std::env::temp_dir().join(format!("etcd-discovery-rss-{}", std::process::id()));
+    let mut timed = Command::new("/usr/bin/time");
+    timed
+        .args(["-f", "%M", "-o"])
+        .arg(&report)
+        .arg(command.get_program())
+        .args(command.get_args());
+    // The commands measured start from an empty environment; so does their timed copy.
+    timed.env_clear();
+    for (k, v) in command.get_envs() {
+        if let Some(v) = v {
+            timed.env(k, v);
+        }
+    }
+    let out = timed
+        .output()
+        .expect("/usr/bin/time (Debian's time package)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_to_string(&report)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+struct Row {
+    path: &'static str,
+    against: &'static str,
+    timing: (f64, f64, f64),
+    rss_kib: u64,
+    requests: String,
+    trips: String,
+}
+
+fn group(name: &str, hosts: &[u8]) -> Group {
+    Group {
+        name: name.into(),
+        desired: hosts.len() as u32,
+        tags: vec![],
+        instances: hosts.iter().map(|k| (*k, "InService".into())).collect(),
+    }
+}
+
+/// Requests and sequential round trips of one run against the fakes, with 20 ms held on
+/// every answer so that parallel requests overlap as they would on a network.
+fn count_trips(w: &World, args: &[&str], reset: &dyn Fn()) -> (String, String) {
+    reset();
+    w.set_latency(Duration::from_millis(20));
+    for s in [&w.imds, &w.aws].into_iter().chain(&w.etcd) {
+        s.requests.lock().unwrap().clear();
+    }
+    let out = w.run(args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let all: Vec<fake::Request> = [w.imds.requests(), w.aws_requests(), w.etcd_requests()].concat();
+    w.set_latency(Duration::ZERO);
+    (
+        all.len().to_string(),
+        fake::sequential_round_trips(&all).to_string(),
+    )
+}
+
+fn fakes(rows: &mut Vec<Row>) {
+    // Reboot: this node is a member; instance metadata tags and static keys.
+    let imds = Imds {
+        group_tag: Some("etcd".into()),
+        ..Imds::v2()
+    };
+    let w = World::new(
+        101,
+        2,
+        vec![group("etcd", &[2, 3, 4])],
+        Some((&[3, 4], EtcdApi::V3)),
+        vec![],
+        imds,
+    );
+    let members = vec![w.member(2, true), w.member(3, true), w.member(4, true)];
+    *w.members.lock().unwrap() = members;
+    let (requests, trips) = count_trips(&w, &[], &|| {});
+    rows.push(Row {
+        path: "reboot",
+        against: "fakes",
+        timing: time_runs(|| {}, || w.run(&[])),
+        rss_kib: peak_rss(w.command(&[])),
+        requests,
+        trips,
+    });
+
+    // Join: one stale member removed, this node added; the members are reset before each run.
+    let w = World::new(
+        102,
+        4,
+        vec![group("etcd", &[2, 4, 5])],
+        Some((&[2, 5], EtcdApi::V3)),
+        vec![],
+        Imds::v2(),
+    );
+    let start: Vec<FakeMember> = vec![w.member(2, true), w.member(3, true), w.member(5, true)];
+    let reset = || *w.members.lock().unwrap() = start.clone();
+    let (requests, trips) = count_trips(&w, &[], &reset);
+    let timing = time_runs(reset, || w.run(&[]));
+    reset();
+    rows.push(Row {
+        path: "join",
+        against: "fakes",
+        timing,
+        rss_kib: peak_rss(w.command(&[])),
+        requests,
+        trips,
+    });
+
+    // Proxy: a consumer node writes the masters' endpoints.
+    let w = World::new(
+        103,
+        7,
+        vec![group("etcd-masters", &[2, 3]), group("consumers", &[7])],
+        Some((&[2, 3], EtcdApi::V3)),
+        vec![],
+        Imds::v2(),
+    );
+    *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true)];
+    let args = ["-proxy-mode", "-scaling-group-name=etcd-masters"];
+    let (requests, trips) = count_trips(&w, &args, &|| {});
+    rows.push(Row {
+        path: "proxy",
+        against: "fakes",
+        timing: time_runs(|| {}, || w.run(&args)),
+        rss_kib: peak_rss(w.command(&args)),
+        requests,
+        trips,
+    });
+}
+
+fn etcdctl(endpoint: &str, args: &[&str]) -> Output {
+    Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args(["--endpoints", endpoint, "--dial-timeout=2s"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn lab(rows: &mut Vec<Row>) {
+    let mut lab = Lab::new(104);
+    lab.create_group("etcd", "etcd-masters");
+    for k in [2, 3, 4] {
+        lab.launch("etcd", k);
+    }
+    for k in [2, 3, 4] {
+        lab.discover_ok(k, &[]);
+    }
+    for k in [2, 3, 4] {
+        lab.start_etcd(k, &EtcdFlags::default());
+    }
+    for k in [2, 3, 4] {
+        lab.wait_healthy(k, &[]);
+    }
+    let endpoint = lab.env_value(2, "ETCD_ADVERTISE_CLIENT_URLS");
+
+    let reboot = || lab.discover(2, &[]);
+    rows.push(Row {
+        path: "reboot",
+        against: "lab",
+        timing: time_runs(|| {}, reboot),
+        rss_kib: lab_rss(&lab, 2, &[]),
+        requests: "-".into(),
+        trips: "-".into(),
+    });
+
+    // Join: a stale (never started) member at .9 is removed and node 6 added; then both are
+    // undone for the next run.
+    lab.launch("etcd", 6);
+    let stale_url = format!("http://{}:2380", lab.ip(9));
+    let me_url = format!("http://{}:2380", lab.ip(6));
+    let member_id = |url: &str| -> Option<String> {
+        let out = etcdctl(&endpoint, &["member", "list"]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find(|l| l.contains(url))
+            .map(|l| l.split(", ").next().unwrap().to_string())
+    };
+    let reset = || {
+        if let Some(id) = member_id(&me_url) {
+            assert!(etcdctl(&endpoint, &["member", "remove", &id])
+                .status
+                .success());
+        }
+        if member_id(&stale_url).is_none() {
+            lab::wait_until("the stale member re-added", Duration::from_secs(30), || {
+                etcdctl(
+                    &endpoint,
+                    &[
+                        "member",
+                        "add",
+                        "stale",
+                        &format!("--peer-urls={stale_url}"),
+                    ],
+                )
+                .status
+                .success()
+            });
+        }
+        let _ = std::fs::remove_file(lab.env_file(6));
+    };
+    let timing = time_runs(reset, || lab.discover(6, &[]));
+    reset();
+    rows.push(Row {
+        path: "join",
+        against: "lab",
+        timing,
+        rss_kib: lab_rss(&lab, 6, &[]),
+        requests: "-".into(),
+        trips: "-".into(),
+    });
+    if let Some(id) = member_id(&me_url) {
+        etcdctl(&endpoint, &["member", "remove", &id]);
+    }
+
+    lab.create_group("consumers", "consumers");
+    lab.launch("consumers", 20);
+    let args = ["-proxy-mode", "-scaling-group-name=etcd"];
+    rows.push(Row {
+        path: "proxy",
+        against: "lab",
+        timing: time_runs(|| {}, || lab.discover(20, &args)),
+        rss_kib: lab_rss(&lab, 20, &args),
+        requests: "-".into(),
+        trips: "-".into(),
+    });
+}
+
+fn lab_rss(lab: &Lab, k: u8, args: &[&str]) -> u64 {
+    peak_rss(lab.discover_command(k, args))
+}
+
+/// A masters' group of 1,000 instances (moto launches them), read by a proxy node.
+fn thousand(out: &mut String) {
+    let mut lab = Lab::new(105);
+    let subnet = client::xml_text(
+        &lab.moto.call(
+            "ec2",
+            "CreateSubnet",
+            &[("VpcId", &lab.vpc), ("CidrBlock", "127.0.64.0/22")],
+        ),
+        "subnetId",
+    )
+    .unwrap();
+    lab.moto.call(
+        "autoscaling",
+        "CreateAutoScalingGroup",
+        &[
+            ("AutoScalingGroupName", "big"),
+            ("LaunchConfigurationName", "etcd"),
+            ("MinSize", "0"),
+            ("MaxSize", "1000"),
+            ("DesiredCapacity", "1000"),
+            ("VPCZoneIdentifier", &subnet),
+        ],
+    );
+    lab.create_group("consumers", "consumers");
+    lab.launch("consumers", 9);
+    let args = ["-proxy-mode", "-scaling-group-name=big"];
+    let first = lab.discover(9, &args);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let entries = lab.env_value(9, "ETCD_INITIAL_CLUSTER").split(',').count();
+    let timing = time_runs(|| {}, || lab.discover(9, &args));
+    let rss = lab_rss(&lab, 9, &args);
+    let _ = writeln!(
+        out,
+        "\n1,000-instance masters' group in moto, proxy mode: {entries} peers written; wall median {:.0} ms (min {:.0}, max {:.0}); peak RSS {:.1} MiB.",
+        timing.0,
+        timing.1,
+        timing.2,
+        rss as f64 / 1024.0
+    );
+}
+
+fn sizes(out: &mut String) {
+    let bin = binary();
+    let size = std::fs::metadata(&bin).unwrap().len();
+    let gz = Command::new("sh")
+        .arg("-c")
+        .arg(format!("gzip -9 -n -c '{bin}' | wc -c"))
+        .output()
+        .unwrap();
+    let gz: u64 = String::from_utf8_lossy(&gz.stdout).trim().parse().unwrap();
+    let tree = Command::new("cargo")
+        .args([
+            "tree",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "--target",
+            "x86_64-unknown-linux-musl",
+        ])
+        .output()
+        .unwrap();
+    let mut crates: Vec<String> = String::from_utf8_lossy(&tree.stdout)
+        .lines()
+        .map(|l| l.split(' ').take(2).collect::<Vec<_>>().join(" "))
+        .collect();
+    crates.sort();
+    crates.dedup();
+    let _ = writeln!(out, "Binary (static x86_64 musl, release): {size} bytes ({:.2} MB), {gz} bytes gzipped; it links {} crates (cargo tree, normal edges).", size as f64 / 1e6, crates.len().saturating_sub(1));
+}
+
+fn main() {
+    let mut out = String::new();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let _ = writeln!(
+        out,
+        "Measured on {cores} cores ({cpu}), {RUNS} runs each.\n"
+    );
+    sizes(&mut out);
+    let mut rows = Vec::new();
+    fakes(&mut rows);
+    lab(&mut rows);
+    let _ = writeln!(out, "\n| path | against | wall median | min | max | peak RSS | requests | sequential round trips |");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+    for r in &rows {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} MiB | {} | {} |",
+            r.path,
+            r.against,
+            r.timing.0,
+            r.timing.1,
+            r.timing.2,
+            r.rss_kib as f64 / 1024.0,
+            r.requests,
+            r.trips
+        );
+    }
+    thousand(&mut out);
+    print!("{out}");
+    let _ = std::fs::write("target/bench.md", &out);
+}
