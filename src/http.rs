@@ -221,10 +221,14 @@ fn transport_error(what: &str, e: ureq::Error) -> Error {
     let detail = match &e {
         ureq::Error::Timeout(t) => format!("timed out ({t})"),
         ureq::Error::Rustls(r) => {
-            format!("TLS: {r} (check --etcd-ca-file and the server certificate)")
+            format!(
+                "TLS: {r} (the server certificate is not trusted; for etcd, check --etcd-ca-file)"
+            )
         }
         ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
-            format!("TLS: {io} (check --etcd-ca-file and the server certificate)")
+            format!(
+                "TLS: {io} (the server certificate is not trusted; for etcd, check --etcd-ca-file)"
+            )
         }
         other => other.to_string(),
     };
