@@ -104,18 +104,18 @@ fn parse_json<T: for<'de> Deserialize<'de>>(what: &str, body: &str) -> Result<T>
     })
 }
 
-fn check_urls(what: &str, urls: &[String]) -> Result<()> {
-    for url in urls {
-        if !(url.starts_with("http://") || url.starts_with("https://"))
-            || url.chars().any(|c| c.is_control() || c.is_whitespace())
-        {
+/// A member from either API, its URLs checked: only http(s), nothing that could break a line.
+fn checked(what: &str, member: Member) -> Result<Member> {
+    for url in member.peer_urls.iter().chain(&member.client_urls) {
+        let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
+        if !scheme_ok || url.chars().any(|c| c.is_control() || c.is_whitespace()) {
             return Err(Error::Parse {
                 what: what.to_string(),
                 detail: format!("bad URL {:?}", snippet(url)),
             });
         }
     }
-    Ok(())
+    Ok(member)
 }
 
 /// A member list we can reason about: no ID, peer URL or (started) name twice. etcd never
@@ -157,15 +157,16 @@ pub fn parse_v3_members(body: &str) -> Result<Vec<Member>> {
                 what: what.into(),
                 detail: format!("member ID {:?} is not a uint64", snippet(&m.id)),
             })?;
-            check_urls(what, &m.peer_urls)?;
-            check_urls(what, &m.client_urls)?;
-            Ok(Member {
-                id,
-                name: m.name,
-                peer_urls: m.peer_urls,
-                client_urls: m.client_urls,
-                is_learner: m.is_learner,
-            })
+            checked(
+                what,
+                Member {
+                    id,
+                    name: m.name,
+                    peer_urls: m.peer_urls,
+                    client_urls: m.client_urls,
+                    is_learner: m.is_learner,
+                },
+            )
         })
         .collect::<Result<Vec<_>>>()
         .and_then(|members| distinct(what, members))
@@ -182,15 +183,16 @@ pub fn parse_v2_members(body: &str) -> Result<Vec<Member>> {
                 what: what.into(),
                 detail: format!("member id {:?} is not a 64-bit hex number", snippet(&m.id)),
             })?;
-            check_urls(what, &m.peer_urls)?;
-            check_urls(what, &m.client_urls)?;
-            Ok(Member {
-                id,
-                name: m.name,
-                peer_urls: m.peer_urls,
-                client_urls: m.client_urls,
-                is_learner: false,
-            })
+            checked(
+                what,
+                Member {
+                    id,
+                    name: m.name,
+                    peer_urls: m.peer_urls,
+                    client_urls: m.client_urls,
+                    is_learner: false,
+                },
+            )
         })
         .collect::<Result<Vec<_>>>()
         .and_then(|members| distinct(what, members))

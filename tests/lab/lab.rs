@@ -259,21 +259,31 @@ impl Lab {
 
     /// An empty group (min 0, desired 0) that instances are attached to one by one.
     pub fn create_group(&self, name: &str, name_tag: &str) {
-        self.moto.call(
-            "autoscaling",
-            "CreateAutoScalingGroup",
+        self.create_asg(
+            name,
+            0,
             &[
-                ("AutoScalingGroupName", name),
-                ("LaunchConfigurationName", "etcd"),
-                ("MinSize", "0"),
-                ("MaxSize", "20"),
-                ("DesiredCapacity", "0"),
-                ("VPCZoneIdentifier", &self.subnet),
                 ("Tags.member.1.Key", "Name"),
                 ("Tags.member.1.Value", name_tag),
                 ("Tags.member.1.PropagateAtLaunch", "true"),
             ],
         );
+    }
+
+    /// CreateAutoScalingGroup in the lab's subnet; moto launches `desired` instances itself.
+    fn create_asg(&self, name: &str, desired: u32, more: &[(&str, &str)]) {
+        let desired = desired.to_string();
+        let mut params = vec![
+            ("AutoScalingGroupName", name),
+            ("LaunchConfigurationName", "etcd"),
+            ("MinSize", "0"),
+            ("MaxSize", "20"),
+            ("DesiredCapacity", desired.as_str()),
+            ("VPCZoneIdentifier", self.subnet.as_str()),
+        ];
+        params.extend_from_slice(more);
+        self.moto
+            .call("autoscaling", "CreateAutoScalingGroup", &params);
     }
 
     /// Runs instance k at 127.0.N.k, attaches it to `group` and gives it an IMDS stub.
@@ -316,19 +326,7 @@ impl Lab {
     /// A group whose instances AutoScaling launches itself (desired capacity set at once);
     /// returns their host numbers, each with an IMDS stub.
     pub fn create_group_launching(&mut self, name: &str, desired: u32) -> Vec<u8> {
-        let desired = desired.to_string();
-        self.moto.call(
-            "autoscaling",
-            "CreateAutoScalingGroup",
-            &[
-                ("AutoScalingGroupName", name),
-                ("LaunchConfigurationName", "etcd"),
-                ("MinSize", "0"),
-                ("MaxSize", "20"),
-                ("DesiredCapacity", &desired),
-                ("VPCZoneIdentifier", &self.subnet),
-            ],
-        );
+        self.create_asg(name, desired, &[]);
         let groups = self.moto.call(
             "autoscaling",
             "DescribeAutoScalingGroups",
