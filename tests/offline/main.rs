@@ -637,6 +637,38 @@ fn the_reboot_path_takes_at_most_six_sequential_round_trips() {
     );
 }
 
+#[test]
+fn container_credentials_are_used_when_there_are_no_keys() {
+    // monsanto's tool ran in a container: the ECS credentials endpoint comes before the
+    // instance profile, with its authorization token, and the token never reaches the log.
+    let w = World::new(28, 2, vec![group("etcd", &[2])], None, vec![], Imds::v2());
+    let url = format!("{}/v2/credentials/task", w.imds.url());
+    let out = w.run_with_env(
+        &["-v=10"],
+        &[
+            ("AWS_ACCESS_KEY_ID", ""),
+            ("AWS_SECRET_ACCESS_KEY", ""),
+            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", &url),
+            ("AWS_CONTAINER_AUTHORIZATION_TOKEN", "container-auth-token"),
+        ],
+    );
+    assert_success(&out);
+    for r in w.aws_requests() {
+        assert!(r
+            .header("authorization")
+            .is_some_and(|a| a.contains("Credential=ASIACONTAINER/")));
+        assert_eq!(r.header("x-amz-security-token"), Some("container-session"));
+    }
+    let log = stderr(&out);
+    for secret in [
+        "container-auth-token",
+        "container-secret",
+        "container-session",
+    ] {
+        assert!(!log.contains(secret), "{secret} leaked into:\n{log}");
+    }
+}
+
 fn wait_bounded(child: &mut std::process::Child, limit: Duration) -> Output {
     let deadline = std::time::Instant::now() + limit;
     while std::time::Instant::now() < deadline {

@@ -266,6 +266,17 @@ fn start_imds(net: u8, me: u8, imds: Imds) -> FakeServer {
                 (403, String::new())
             };
         }
+        // The container credentials endpoint (ECS), served here too: no IMDS token, its own
+        // authorization token instead.
+        if r.path == "/v2/credentials/task" {
+            return match r.header("authorization") {
+                Some("container-auth-token") => (
+                    200,
+                    r#"{"AccessKeyId":"ASIACONTAINER","SecretAccessKey":"container-secret","Token":"container-session","Expiration":"2099-01-01T00:00:00Z"}"#.into(),
+                ),
+                _ => (401, String::new()),
+            };
+        }
         let has_token = r.header("x-aws-ec2-metadata-token") == Some(TOKEN);
         if (imds.v2 || imds.v1_refused) && !has_token {
             return (401, String::new());
