@@ -383,9 +383,9 @@ fn discover(world: &World) -> Result<()> {
             }
             // A member that just lost its leader reports unhealthy until the election is
             // over: look again for a few seconds before calling the quorum lost.
-            Err(e @ Error::QuorumLost { .. }) if Instant::now() < election_deadline => {
-                format!("for a leader: {e}")
-            }
+            Err(Error::QuorumLost { healthy, voters }) if Instant::now() < election_deadline => format!(
+                "for a leader: {healthy} of {voters} voting members are healthy so far (an election takes a few seconds)"
+            ),
             Err(e) => return Err(e),
         };
         looks += 1;
@@ -394,7 +394,7 @@ fn discover(world: &World) -> Result<()> {
         sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
     };
     if looks > 0 {
-        log::info!("the group is complete after {looks} more look(s)");
+        log::info!("decided after {looks} more look(s)");
     }
     log::info!("{}", plan.summary);
     let settings = &world.settings;
