@@ -1,7 +1,8 @@
 //! One run, start to finish: observe (IMDS, AWS, etcd), decide (`plan`), act (`apply`), write
-//! (`envfile`). This module wires the edges together; it makes no decision of its own. When
-//! the plan is to wait (the group is not all visible yet) it observes again, within
-//! `--wait-timeout`.
+//! (`envfile`). This module wires the edges together; it makes no decision of its own. The
+//! default job (`discover`) looks again while the plan is to wait (the group not all visible,
+//! an election under way), within `--wait-timeout`; `promote`, `leave` and `reconcile` act
+//! on the running cluster and write no file.
 
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
