@@ -440,13 +440,17 @@ pub fn parse(args: Vec<String>, env: &dyn Fn(&str) -> Option<String>) -> Result<
         return Ok(Invocation::Version);
     }
     let raw = read_raw(args, env)?;
-    let bool_of = |name: &str| raw.get(name) == "true";
-    let parse_env_bool = |name: &str, value: &str| parse_bool(name, value);
-    // Variables for booleans went through the same table; validate what they held.
-    for flag in FLAGS.iter().filter(|f| f.boolean) {
-        let name = &flag.names[0][2..];
-        parse_env_bool(name, raw.get(name))?;
-    }
+    // Every boolean, from a flag or its variable, read the way Go's flags read it: a variable
+    // may say 1, t or TRUE as well as true.
+    let booleans = FLAGS
+        .iter()
+        .filter(|f| f.boolean)
+        .map(|f| {
+            let name = &f.names[0][2..];
+            parse_bool(name, raw.get(name)).map(|on| (name, on))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let bool_of = |name: &str| booleans.iter().any(|(n, on)| *n == name && *on);
 
     // monsanto: PROXY_ASG forces proxy mode for that group; ASG_BY_TAG makes the name a
     // value of the `Name` tag.
@@ -807,6 +811,29 @@ mod tests {
             c.group,
             GroupSelector::Tagged(vec![("Name".into(), "etcd-masters".into())])
         );
+    }
+
+    #[test]
+    fn boolean_variables_read_like_go_flags() {
+        // Regression: a variable saying 1 or TRUE was accepted but read as false.
+        for value in ["1", "t", "TRUE", "true"] {
+            let c = run(
+                &["-scaling-group-name=g"],
+                &[
+                    ("ETCD_DISCOVERY_PROXY_MODE", value),
+                    ("ETCD_DISCOVERY_DRY_RUN", value),
+                ],
+            )
+            .unwrap();
+            assert!(c.proxy_mode && c.dry_run, "failed testcase: {value}");
+        }
+        let c = run(
+            &["-scaling-group-name=g"],
+            &[("ETCD_DISCOVERY_PROXY_MODE", "0")],
+        )
+        .unwrap();
+        assert!(!c.proxy_mode);
+        assert!(run(&[], &[("ETCD_DISCOVERY_DRY_RUN", "yes")]).is_err());
     }
 
     #[test]
