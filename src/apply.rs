@@ -4,12 +4,10 @@
 use crate::error::Result;
 use crate::etcd::Etcd;
 use crate::http::Sleep;
-use crate::model::Member;
 use crate::plan::Action;
 
-/// Runs the actions against the endpoint that answered, then returns etcd's member list as it
-/// now stands (the joining node's `ETCD_INITIAL_CLUSTER` must match it exactly).
-pub fn apply(etcd: &Etcd, actions: &[Action], sleep: &Sleep<'_>) -> Result<Vec<Member>> {
+/// Runs the actions against the endpoint that answered, in order; stops at the first refusal.
+pub fn apply(etcd: &Etcd, actions: &[Action], sleep: &Sleep<'_>) -> Result<()> {
     for action in actions {
         match action {
             Action::Remove { id, name, why } => {
@@ -30,5 +28,5 @@ pub fn apply(etcd: &Etcd, actions: &[Action], sleep: &Sleep<'_>) -> Result<Vec<M
             }
         }
     }
-    etcd.list()
+    Ok(())
 }

@@ -337,7 +337,7 @@ fn member_command(world: &World, command: Command) -> Result<()> {
             plan.actions.iter().for_each(|a| println!("# would {a:?}"));
             return Ok(());
         }
-        apply::apply(&etcd, &plan.actions, &sleep).map(|_| ())
+        apply::apply(&etcd, &plan.actions, &sleep)
     })();
     // AutoScaling terminates the instance when the hook times out anyway; holding it back
     // after a refused removal would only delay that.
@@ -423,7 +423,10 @@ fn discover(world: &World) -> Result<()> {
 
     let text = match (&etcd, plan.mode) {
         (Some(etcd), Mode::Existing) if !plan.actions.is_empty() => {
-            let members = apply::apply(etcd, &plan.actions, &sleep)?;
+            apply::apply(etcd, &plan.actions, &sleep)?;
+            // etcd's list as it now stands: the joining node's ETCD_INITIAL_CLUSTER must
+            // match it exactly, other nodes' concurrent joins included.
+            let members = etcd.list()?;
             envfile::render(&plan::environment(
                 &plan,
                 &observed,
