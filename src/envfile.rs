@@ -3,8 +3,8 @@
 //! `write_atomic` replaces the file whole or not at all, and leaves it alone when unchanged.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use crate::error::{snippet, Error, Result};
@@ -53,17 +53,39 @@ pub enum Written {
     Unchanged,
 }
 
-/// Fails early, before any membership change, when the file's directory is missing.
-pub fn check_directory(path: &Path) -> Result<()> {
+/// Proves, before any membership change, that the file can be written: a missing directory is
+/// created (0755, like `install -d`; Debian and Ubuntu have no `/etc/sysconfig`), and a
+/// temporary file is created and removed in it. A read-only or full filesystem stops the run
+/// here, while the cluster is still untouched.
+pub fn check_writable(path: &Path) -> Result<()> {
     let dir = parent(path);
     match fs::metadata(dir) {
-        Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => Err(io_error(
-            path,
-            format!("{} is not a directory", dir.display()),
-        )),
-        Err(e) => Err(io_error(path, format!("directory {}: {e}", dir.display()))),
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(io_error(
+                path,
+                format!("{} is not a directory", dir.display()),
+            ))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(dir)
+                .map_err(|e| io_error(path, format!("cannot create {}: {e}", dir.display())))?;
+            log::info!("created the directory {}", dir.display());
+        }
+        Err(e) => return Err(io_error(path, format!("directory {}: {e}", dir.display()))),
     }
+    let probe = temp_path(path)?;
+    let created = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&probe)
+        .and_then(|mut f| f.write_all(b"#\n").and_then(|()| f.sync_all()));
+    let _ = fs::remove_file(&probe);
+    created.map_err(|e| io_error(path, format!("the directory is not writable: {e}")))
 }
 
 fn parent(path: &Path) -> &Path {
@@ -77,34 +99,61 @@ fn io_error(path: &Path, detail: String) -> Error {
     Error::Io {
         path: path.display().to_string(),
         detail,
+        after_change: false,
     }
 }
 
-/// Writes `content` to `path` atomically: temp file in the same directory, fsync, rename,
-/// fsync the directory. On failure the old file is untouched and the temp file removed.
-pub fn write_atomic(path: &Path, content: &str) -> Result<Written> {
-    if fs::read(path).is_ok_and(|old| old == content.as_bytes()) {
-        return Ok(Written::Unchanged);
-    }
-    let dir = parent(path);
+/// `.NAME.PID.tmp` beside the file: the same filesystem, so the rename is atomic.
+fn temp_path(path: &Path) -> Result<std::path::PathBuf> {
     let name = path
         .file_name()
         .ok_or_else(|| io_error(path, "not a file name".into()))?;
-    let temp = dir.join(format!(
+    Ok(parent(path).join(format!(
         ".{}.{}.tmp",
         name.to_string_lossy(),
         std::process::id()
-    ));
+    )))
+}
+
+/// The old file's content, when it is a regular file of a sane size. A FIFO would block the
+/// read and a link to `/dev/zero` would never end, so neither is read.
+fn old_content(path: &Path, limit: usize) -> Option<Vec<u8>> {
+    let meta = fs::metadata(path).ok()?;
+    if !meta.is_file() || meta.len() > limit as u64 {
+        return None;
+    }
+    let mut content = Vec::new();
+    File::open(path)
+        .ok()?
+        .take(limit as u64 + 1)
+        .read_to_end(&mut content)
+        .ok()?;
+    Some(content)
+}
+
+/// Writes `content` to `path` atomically: temp file in the same directory, fsync, rename,
+/// fsync the directory. On failure the old file is untouched and the temp file removed. An
+/// existing file's mode and owner are kept (an operator may have made it 0640 root:etcd).
+pub fn write_atomic(path: &Path, content: &str) -> Result<Written> {
+    if old_content(path, content.len()).is_some_and(|old| old == content.as_bytes()) {
+        return Ok(Written::Unchanged);
+    }
+    let old = fs::metadata(path).ok().filter(|m| m.is_file());
+    let temp = temp_path(path)?;
     let result = (|| -> std::io::Result<()> {
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o644)
             .open(&temp)?;
+        if let Some(old) = &old {
+            file.set_permissions(fs::Permissions::from_mode(old.mode() & 0o7777))?;
+            std::os::unix::fs::fchown(&file, Some(old.uid()), Some(old.gid()))?;
+        }
         file.write_all(content.as_bytes())?;
         file.sync_all()?;
         fs::rename(&temp, path)?;
-        File::open(dir)?.sync_all()
+        File::open(parent(path))?.sync_all()
     })();
     if let Err(e) = result {
         let _ = fs::remove_file(&temp);
@@ -189,7 +238,6 @@ mod tests {
     #[test]
     fn failures_leave_the_old_file() {
         let dir = temp_dir("fail");
-        assert!(check_directory(&dir.join("missing/etcd-peers")).is_err());
         assert!(write_atomic(&dir.join("missing/etcd-peers"), "A=1\n").is_err());
         // The target is a directory: rename fails, nothing is left behind.
         let target = dir.join("peers");
@@ -198,6 +246,65 @@ mod tests {
         assert!(write_atomic(&target, "A=1\n").is_err());
         assert_eq!(fs::read_to_string(target.join("keep")).unwrap(), "x");
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 1, "no temp file left");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_missing_directory_is_created_and_an_unwritable_one_refused() {
+        let dir = temp_dir("prepare");
+        let path = dir.join("sysconfig/etcd-peers");
+        check_writable(&path).unwrap();
+        let meta = fs::metadata(dir.join("sysconfig")).unwrap();
+        assert!(meta.is_dir());
+        assert_eq!(meta.mode() & 0o777, 0o755);
+        assert_eq!(
+            fs::read_dir(dir.join("sysconfig")).unwrap().count(),
+            0,
+            "probe removed"
+        );
+        fs::write(dir.join("file"), "x").unwrap();
+        let e = check_writable(&dir.join("file/etcd-peers")).unwrap_err();
+        assert!(e.to_string().contains("not a directory"), "{e}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    // A FIFO at the file's path hung the run past --timeout (the old content was read whole).
+    #[test]
+    fn a_fifo_or_a_link_to_dev_zero_is_not_read() {
+        let dir = temp_dir("special");
+        let fifo = dir.join("fifo");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        let zero = dir.join("zero");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        for path in [fifo, zero] {
+            let (done, wait) = std::sync::mpsc::channel();
+            let p = path.clone();
+            std::thread::spawn(move || done.send(write_atomic(&p, "A=1\n").is_ok()));
+            let ok = wait
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("write_atomic hung on {}", path.display()));
+            assert!(ok);
+            assert_eq!(fs::read_to_string(&path).unwrap(), "A=1\n");
+        }
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_existing_files_mode_and_owner_are_kept() {
+        let dir = temp_dir("owner");
+        let path = dir.join("etcd-peers");
+        fs::write(&path, "A=1\n").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        // Tests run as root in CI; elsewhere chown to another owner is refused, so keep ours.
+        let owner = std::os::unix::fs::chown(&path, Some(4321), Some(4322))
+            .map_or_else(|_| fs::metadata(&path).unwrap().uid(), |()| 4321);
+        assert_eq!(write_atomic(&path, "A=2\n").unwrap(), Written::Replaced);
+        let meta = fs::metadata(&path).unwrap();
+        assert_eq!((meta.mode() & 0o7777, meta.uid()), (0o640, owner));
         fs::remove_dir_all(&dir).unwrap();
     }
 }

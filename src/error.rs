@@ -9,7 +9,11 @@ use std::fmt;
 pub enum Error {
     /// The command line or the environment is wrong: fix the unit file, not the cluster.
     Usage(String),
-    /// A network call failed below HTTP (refused, timed out, TLS): `what` names the call.
+    /// Nothing listens where we called: the connection was refused, or no TCP session could be
+    /// set up (unreachable, connect timed out). The only failure that is evidence of absence.
+    Absent { what: String, detail: String },
+    /// A network call failed below HTTP after somebody answered, or before we could tell
+    /// (a stall, a reset, garbage, TLS, DNS, the run's deadline): `what` names the call.
     Transport {
         what: String,
         detail: String,
@@ -44,8 +48,13 @@ pub enum Error {
     /// Members answer, but too few are healthy to elect a leader: most of the cluster's
     /// instances are gone. Bootstrapping anew would throw the data away, so we stop.
     QuorumLost { healthy: usize, voters: usize },
-    /// Writing the environment file failed; the previous file is untouched.
-    Io { path: String, detail: String },
+    /// Writing the environment file failed; the previous file is untouched. `after_change`:
+    /// the membership was already changed, so a rerun (which finds the change) must follow.
+    Io {
+        path: String,
+        detail: String,
+        after_change: bool,
+    },
 }
 
 /// AWS error codes worth another try: the request may succeed as it is, later.
@@ -79,7 +88,8 @@ impl Error {
             Error::Transport { transient, .. } | Error::Etcd { transient, .. } => *transient,
             Error::Status { status, .. } => *status >= 500 || *status == 429,
             Error::Aws { code, .. } => is_transient_aws_code(code),
-            Error::NotReady(_) | Error::QuorumLost { .. } => true,
+            Error::NotReady(_) | Error::QuorumLost { .. } | Error::Absent { .. } => true,
+            Error::Io { after_change, .. } => *after_change,
             _ => false,
         }
     }
@@ -111,7 +121,9 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Usage(msg) => write!(f, "{msg} (see --help)"),
-            Error::Transport { what, detail, .. } => write!(f, "{what}: {detail}"),
+            Error::Transport { what, detail, .. } | Error::Absent { what, detail } => {
+                write!(f, "{what}: {detail}")
+            }
             Error::Status { what, status, body } => {
                 write!(f, "{what}: unexpected HTTP status {status}")?;
                 if !body.is_empty() {
@@ -142,9 +154,16 @@ impl fmt::Display for Error {
                  or restore the latest snapshot (etcdctl snapshot restore) into a new cluster",
                 crate::model::quorum(*voters)
             ),
-            Error::Io { path, detail } => {
-                write!(f, "cannot write {path}: {detail}; the previous file is untouched")
-            }
+            Error::Io {
+                path,
+                detail,
+                after_change: false,
+            } => write!(f, "cannot write {path}: {detail}; the previous file is untouched"),
+            Error::Io { path, detail, .. } => write!(
+                f,
+                "cannot write {path}: {detail}; the membership was already changed: free the \
+                 space or fix the directory, and the next run writes the file for that change"
+            ),
         }
     }
 }

@@ -78,6 +78,15 @@ struct Status {
     header: StatusHeader,
     #[serde(default)]
     leader: String,
+    /// Alarms and health notes (etcd 3.4 and later), e.g. "memberID:... alarm:NOSPACE".
+    #[serde(default)]
+    errors: Vec<String>,
+}
+
+impl Status {
+    fn has_leader(&self) -> bool {
+        !self.leader.is_empty() && self.leader != "0"
+    }
 }
 
 #[derive(Deserialize)]
@@ -118,8 +127,9 @@ fn checked(what: &str, member: Member) -> Result<Member> {
     Ok(member)
 }
 
-/// A member list we can reason about: no ID, peer URL or (started) name twice. etcd never
-/// writes such a list itself; a proxy or a broken member might.
+/// A member list we can reason about: not empty (a cluster always has the member that
+/// answers), no ID, peer URL or (started) name twice. etcd never writes such a list itself; a
+/// proxy or a broken member might, and an empty one must not read as "no cluster".
 fn distinct(what: &str, members: Vec<Member>) -> Result<Vec<Member>> {
     let duplicate = |detail: String| {
         Err(Error::Parse {
@@ -127,6 +137,12 @@ fn distinct(what: &str, members: Vec<Member>) -> Result<Vec<Member>> {
             detail,
         })
     };
+    if members.is_empty() {
+        return duplicate(
+            "the member list is empty; a cluster always has at least the member that answers"
+                .into(),
+        );
+    }
     for (i, m) in members.iter().enumerate() {
         for other in &members[..i] {
             if other.id == m.id {
@@ -235,9 +251,10 @@ fn list_at(http: &Http, endpoint: &str, api: EtcdApi) -> Result<(Api, Vec<Member
     etcd.list().map(|m| (Api::V2, m))
 }
 
-/// Asks every endpoint at once; the first member list wins. When nobody answered at the HTTP
-/// level the cluster does not exist yet; when some peer answered but gave no list, that is an
-/// error: bootstrapping a new cluster beside a sick one would split it.
+/// Asks every endpoint at once; the first member list wins. Only when every endpoint proved
+/// that nothing listens there does the cluster not exist yet; when some peer answered but gave
+/// no list, or could not be told apart from a slow one, that is an error: bootstrapping a new
+/// cluster beside a sick one would split it.
 pub fn discover(http: &Http, endpoints: &[String], api: EtcdApi) -> Result<Discovery> {
     let (sender, receiver) = mpsc::channel();
     let queue = Arc::new((endpoints.to_vec(), AtomicUsize::new(0)));
@@ -274,16 +291,16 @@ pub fn discover(http: &Http, endpoints: &[String], api: EtcdApi) -> Result<Disco
                     members,
                 ));
             }
-            // Refused or timed out: nobody there. A TLS failure is somebody there whom we
-            // cannot trust or who does not trust us: never a reason to bootstrap.
-            Err(
-                e @ Error::Transport {
-                    transient: true, ..
-                },
-            ) => log::debug!("no etcd at {endpoint}: {e}"),
+            // Refused, or no TCP session: nobody there. Anything else (a stall, a reset,
+            // garbage, a TLS refusal, DNS) is somebody we could not use: never a reason to
+            // bootstrap.
+            Err(e @ Error::Absent { .. }) => log::debug!("no etcd at {endpoint}: {e}"),
             Err(e) => {
                 log::warn!("etcd at {endpoint} answered without a member list: {e}");
-                answered_badly.get_or_insert(e);
+                // What a person must fix (our certificate refused) outranks what may pass.
+                if answered_badly.as_ref().is_none_or(Error::is_transient) {
+                    answered_badly = Some(e);
+                }
             }
         }
     }
@@ -503,47 +520,133 @@ impl Etcd {
     }
 }
 
-/// IDs of the members that report healthy at one of their client URLs, asked in parallel.
-/// etcd's `/health` is true only when the member has a leader.
-pub fn healthy_members(http: &Http, members: &[Member]) -> Vec<u64> {
+/// What a member's client URLs said about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// It has a leader: `/health` is true, or false while its status names a leader (an alarm
+    /// or a slow read); `note` says what to do then.
+    Leader { note: Option<String> },
+    /// It answered, and has no leader.
+    NoLeader,
+    /// Somebody is there, but the answer was unusable (slow, reset, garbled, TLS): alive as
+    /// far as we can tell.
+    Unknown,
+    /// Nothing listens at any of its client URLs, or it has none (it never started).
+    Absent,
+}
+
+impl Health {
+    /// Orders what several client URLs said: the strongest evidence of life wins.
+    fn rank(&self) -> u8 {
+        match self {
+            Health::Leader { .. } => 3,
+            Health::NoLeader => 2,
+            Health::Unknown => 1,
+            Health::Absent => 0,
+        }
+    }
+}
+
+/// Each member's health, asked at its client URLs in parallel. etcd's `/health` is false
+/// without a leader, but also for an alarm (NOSPACE) or a read slower than a second; the
+/// member's status tells those apart, because it names the leader.
+pub fn member_health(http: &Http, members: &[Member]) -> Vec<(u64, Health)> {
     std::thread::scope(|scope| {
         let checks: Vec<_> = members
             .iter()
             .map(|member| {
                 scope.spawn(move || {
-                    let healthy = member.client_urls.iter().any(|url| {
-                        let what = format!("etcd health at {url}");
-                        let health_url = format!("{}/health", url.trim_end_matches('/'));
-                        http.send(&what, "GET", &health_url, &[], None)
-                            .is_ok_and(|r| {
-                                r.is_success()
-                                    && serde_json::from_str::<Health>(&r.body)
-                                        .is_ok_and(|h| h.is_true())
-                            })
-                    });
-                    log::debug!(
-                        "member {:x} ({}) healthy: {healthy}",
-                        member.id,
-                        member.name
-                    );
-                    healthy.then_some(member.id)
+                    let health = member
+                        .client_urls
+                        .iter()
+                        .map(|url| health_at(http, url))
+                        .max_by_key(Health::rank)
+                        .unwrap_or(Health::Absent);
+                    log::debug!("member {:x} ({}): {health:?}", member.id, member.name);
+                    (member.id, health)
                 })
             })
             .collect();
         checks
             .into_iter()
-            .filter_map(|c| c.join().ok().flatten())
+            .zip(members)
+            .map(|(check, member)| check.join().unwrap_or((member.id, Health::Unknown)))
             .collect()
     })
 }
 
-/// `{"health":"true"}` (etcd 3.4 writes a string; later versions may write a bool).
-#[derive(Deserialize)]
-struct Health {
-    health: serde_json::Value,
+fn health_at(http: &Http, url: &str) -> Health {
+    let base = url.trim_end_matches('/');
+    let what = format!("etcd health at {url}");
+    let answer = match http.send(&what, "GET", &format!("{base}/health"), &[], None) {
+        Ok(answer) => answer,
+        Err(Error::Absent { .. }) => return Health::Absent,
+        Err(e) => {
+            log::warn!("{e}: counting the member as alive");
+            return Health::Unknown;
+        }
+    };
+    let health = serde_json::from_str::<HealthAnswer>(&answer.body).ok();
+    if answer.is_success() && health.as_ref().is_some_and(HealthAnswer::is_true) {
+        return Health::Leader { note: None };
+    }
+    // Unhealthy by /health: is there a leader all the same?
+    let what = format!("etcd status at {url}");
+    let status = http
+        .send(
+            &what,
+            "POST",
+            &format!("{base}/v3/maintenance/status"),
+            &[("content-type", "application/json")],
+            Some(b"{}".to_vec()),
+        )
+        .ok()
+        .filter(Response::is_success)
+        .and_then(|r| serde_json::from_str::<Status>(&r.body).ok());
+    match status {
+        Some(status) if status.has_leader() => {
+            let reason = health.map(|h| h.reason).unwrap_or_default();
+            Health::Leader {
+                note: Some(unhealthy_note(&status.errors, &reason)),
+            }
+        }
+        _ => Health::NoLeader,
+    }
 }
 
-impl Health {
+/// What an operator should do about a member that has a leader but reports unhealthy.
+fn unhealthy_note(errors: &[String], reason: &str) -> String {
+    let said = errors.join("; ");
+    let said = if said.is_empty() { reason } else { &said };
+    if said.contains("NOSPACE") {
+        format!(
+            "alarm NOSPACE ({}): the database is over its quota; compact, defragment, then \
+             `etcdctl alarm disarm` (or raise --quota-backend-bytes)",
+            snippet(said)
+        )
+    } else if said.contains("CORRUPT") {
+        format!(
+            "alarm CORRUPT ({}): a member's data differs from the others'; replace that member",
+            snippet(said)
+        )
+    } else if said.is_empty() {
+        "it has a leader but reads are slow (over a second): check disk and network latency"
+            .to_string()
+    } else {
+        format!("it has a leader but reports {}", snippet(said))
+    }
+}
+
+/// `{"health":"true"}` (etcd 3.4 writes a string; later versions may write a bool, and a
+/// `reason`).
+#[derive(Deserialize)]
+struct HealthAnswer {
+    health: serde_json::Value,
+    #[serde(default)]
+    reason: String,
+}
+
+impl HealthAnswer {
     fn is_true(&self) -> bool {
         self.health == serde_json::Value::Bool(true) || self.health == "true"
     }
@@ -617,5 +720,40 @@ mod tests {
         // Unstarted members share the empty name; that is not a duplicate.
         let ok = r#"{"members":[{"ID":"1","peerURLs":["http://a:2380"]},{"ID":"2","peerURLs":["http://b:2380"]}]}"#;
         assert_eq!(parse_v3_members(ok).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_status_with_an_alarm_names_the_leader() {
+        let status: Status = serde_json::from_str(&fixture("v3-status-nospace.json")).unwrap();
+        assert!(status.has_leader());
+        let note = unhealthy_note(&status.errors, "");
+        assert!(
+            note.contains("alarm NOSPACE") && note.contains("etcdctl alarm disarm"),
+            "{note}"
+        );
+        let no_leader: Status =
+            serde_json::from_str(r#"{"header":{"member_id":"1"},"leader":"0"}"#).unwrap();
+        assert!(!no_leader.has_leader());
+        let cases = [
+            (vec![], "", "reads are slow"),
+            (
+                vec!["memberID:1 alarm:CORRUPT ".to_string()],
+                "",
+                "replace that member",
+            ),
+            (vec![], "NOSPACE", "alarm NOSPACE"),
+            (
+                vec!["something new".to_string()],
+                "",
+                "reports something new",
+            ),
+        ];
+        for (errors, reason, needle) in cases {
+            let note = unhealthy_note(&errors, reason);
+            assert!(
+                note.contains(needle),
+                "failed testcase {errors:?} {reason:?}: {note}"
+            );
+        }
     }
 }

@@ -30,6 +30,7 @@ pub struct Timeouts {
 pub struct Http {
     agent: ureq::Agent,
     call_timeout: Duration,
+    connect_timeout: Duration,
 }
 
 /// The whole run's deadline (`--timeout`): no call outlasts it and no retry waits past it, so
@@ -151,6 +152,7 @@ impl Http {
         Http {
             agent: config.build().new_agent(),
             call_timeout: timeouts.call,
+            connect_timeout: timeouts.connect,
         }
     }
 
@@ -184,7 +186,7 @@ impl Http {
             .configure()
             .timeout_global(Some(timeout))
             .run()
-            .map_err(|e| transport_error(what, e))?;
+            .map_err(|e| transport_error(what, url, self.connect_timeout, e))?;
         let status = response.status().as_u16();
         let bytes = response
             .body_mut()
@@ -196,7 +198,7 @@ impl Http {
                     what: what.to_string(),
                     detail: format!("the answer is larger than {BODY_LIMIT} bytes"),
                 },
-                e => transport_error(what, e),
+                e => transport_error(what, url, self.connect_timeout, e),
             })?;
         let body = String::from_utf8(bytes).map_err(|_| Error::Parse {
             what: what.to_string(),
@@ -207,36 +209,117 @@ impl Http {
     }
 }
 
-fn transport_error(what: &str, e: ureq::Error) -> Error {
-    // Certificate and URL problems need a person; everything else may pass.
-    let transient = match &e {
-        ureq::Error::BadUri(_)
-        | ureq::Error::Tls(_)
-        | ureq::Error::Pem(_)
-        | ureq::Error::Rustls(_) => false,
-        // rustls reports a rejected handshake through the stream as InvalidData.
-        ureq::Error::Io(io) => io.kind() != std::io::ErrorKind::InvalidData,
-        _ => true,
-    };
-    let detail = match &e {
-        ureq::Error::Timeout(t) => format!("timed out ({t})"),
-        ureq::Error::Rustls(r) => {
-            format!(
-                "TLS: {r} (the server certificate is not trusted; for etcd, check --etcd-ca-file)"
-            )
+/// Turns a failed call into our error. Only evidence that nothing listens becomes
+/// `Error::Absent`; every other failure means somebody may be there, and is never read as
+/// "no etcd here" (that reading bootstraps a second cluster beside a slow or picky one).
+fn transport_error(what: &str, url: &str, connect_timeout: Duration, e: ureq::Error) -> Error {
+    if nothing_listens(&e, url, connect_timeout) {
+        return Error::Absent {
+            what: what.to_string(),
+            detail: format!("nothing listens there ({e})"),
+        };
+    }
+    let tls = tls_error(&e);
+    // Certificates and URLs need a person; everything else may pass.
+    let transient = tls.is_none()
+        && !matches!(
+            e,
+            ureq::Error::BadUri(_) | ureq::Error::Tls(_) | ureq::Error::Pem(_)
+        );
+    let detail = match (&e, tls) {
+        (ureq::Error::Timeout(t), _) => format!("timed out ({t})"),
+        (ureq::Error::HostNotFound, _) => "the name does not resolve (yet): is DNS up?".into(),
+        // std's wording for a failed getaddrinfo (EAI_AGAIN, EAI_NONAME): the resolver may
+        // not be up yet at boot.
+        (ureq::Error::Io(io), _) if io.to_string().contains("failed to lookup address") => {
+            format!("the name does not resolve (yet): is DNS up? ({io})")
         }
-        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
-            format!(
-                "TLS: {io} (the server certificate is not trusted; for etcd, check --etcd-ca-file)"
-            )
-        }
-        other => other.to_string(),
+        (_, Some(TlsFailure::TheyRefusedUs(alert))) => format!(
+            "TLS: the server refused our client certificate ({alert}); check --etcd-cert-file and \
+             --etcd-key-file (and that the server's CA signed them)"
+        ),
+        (_, Some(TlsFailure::WeRefusedThem(why))) => format!(
+            "TLS: the server's certificate is not trusted ({why}); for etcd, check --etcd-ca-file"
+        ),
+        (other, None) => other.to_string(),
     };
     Error::Transport {
         what: what.to_string(),
         detail,
         transient,
     }
+}
+
+/// Whether the failure proves that nothing listens at the URL: the connection was refused or
+/// the address unreachable, or the connect timed out and a bare TCP connect (the TLS handshake
+/// counts into ureq's connect timeout) cannot be made either. The run's deadline is not
+/// evidence: ureq names it `Global`, never `Connect`.
+fn nothing_listens(e: &ureq::Error, url: &str, connect_timeout: Duration) -> bool {
+    use std::io::ErrorKind::*;
+    match e {
+        // These only happen while connecting: no TCP session ever existed.
+        ureq::Error::Io(io) => matches!(
+            io.kind(),
+            ConnectionRefused
+                | HostUnreachable
+                | NetworkUnreachable
+                | NetworkDown
+                | AddrNotAvailable
+        ),
+        ureq::Error::Timeout(ureq::Timeout::Connect) if url.starts_with("https://") => {
+            !tcp_connects(url, connect_timeout)
+        }
+        ureq::Error::Timeout(ureq::Timeout::Connect) => true,
+        _ => false,
+    }
+}
+
+/// A bare TCP connect to the URL's host and port; false when it cannot be made (or the name
+/// does not resolve, in which case the caller's error already says more than we could).
+fn tcp_connects(url: &str, timeout: Duration) -> bool {
+    use std::net::{TcpStream, ToSocketAddrs};
+    let Ok(uri) = url.parse::<ureq::http::Uri>() else {
+        return false;
+    };
+    let (Some(host), port) = (uri.host(), uri.port_u16()) else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = port.unwrap_or(if uri.scheme_str() == Some("https") {
+        443
+    } else {
+        80
+    });
+    let Ok(addresses) = (host, port).to_socket_addrs() else {
+        // Not resolvable now: we cannot tell, so this is not evidence of absence.
+        return true;
+    };
+    addresses
+        .into_iter()
+        .any(|a| TcpStream::connect_timeout(&a, timeout).is_ok())
+}
+
+/// Which side of a TLS handshake said no.
+enum TlsFailure {
+    /// The server sent an alert: it refused our certificate (or has none for us to pass).
+    TheyRefusedUs(String),
+    /// We refused the server's certificate.
+    WeRefusedThem(String),
+}
+
+/// rustls reports handshake failures through the stream, as `InvalidData` carrying its error.
+fn tls_error(e: &ureq::Error) -> Option<TlsFailure> {
+    let rustls_error = match e {
+        ureq::Error::Rustls(r) => Some(r),
+        ureq::Error::Io(io) => io
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+        _ => None,
+    }?;
+    Some(match rustls_error {
+        rustls::Error::AlertReceived(alert) => TlsFailure::TheyRefusedUs(format!("{alert:?}")),
+        other => TlsFailure::WeRefusedThem(other.to_string()),
+    })
 }
 
 /// An error body as part of an error message.
@@ -334,6 +417,107 @@ mod tests {
                 "failed testcase: attempt {attempt}, random {random}"
             );
         }
+    }
+
+    /// Only a refused or impossible connect is evidence that no etcd is there; the review
+    /// of issue 10 saw each of the others read as "nobody" and a second cluster bootstrapped.
+    #[test]
+    fn only_a_failed_connect_is_evidence_of_absence() {
+        use std::io::{Error as Io, ErrorKind};
+        let connect = Duration::from_millis(100);
+        let cases: Vec<(&str, ureq::Error, &str, bool)> = vec![
+            (
+                "refused",
+                Io::from(ErrorKind::ConnectionRefused).into(),
+                "http://a:1",
+                true,
+            ),
+            (
+                "no route",
+                Io::from(ErrorKind::HostUnreachable).into(),
+                "http://a:1",
+                true,
+            ),
+            (
+                "no network",
+                Io::from(ErrorKind::NetworkUnreachable).into(),
+                "http://a:1",
+                true,
+            ),
+            (
+                "TCP connect timed out",
+                ureq::Error::Timeout(ureq::Timeout::Connect),
+                "http://a:1",
+                true,
+            ),
+            (
+                "reset after connect",
+                Io::from(ErrorKind::ConnectionReset).into(),
+                "http://a:1",
+                false,
+            ),
+            (
+                "broken pipe",
+                Io::from(ErrorKind::BrokenPipe).into(),
+                "http://a:1",
+                false,
+            ),
+            (
+                "body cut short",
+                Io::from(ErrorKind::UnexpectedEof).into(),
+                "http://a:1",
+                false,
+            ),
+            (
+                "no answer in time",
+                ureq::Error::Timeout(ureq::Timeout::RecvResponse),
+                "http://a:1",
+                false,
+            ),
+            (
+                "body never ends",
+                ureq::Error::Timeout(ureq::Timeout::RecvBody),
+                "http://a:1",
+                false,
+            ),
+            (
+                "the run's deadline",
+                ureq::Error::Timeout(ureq::Timeout::Global),
+                "http://a:1",
+                false,
+            ),
+            (
+                "name does not resolve",
+                ureq::Error::HostNotFound,
+                "http://a:1",
+                false,
+            ),
+            (
+                "header too large",
+                ureq::Error::LargeResponseHeader(1, 2),
+                "http://a:1",
+                false,
+            ),
+            ("TLS", ureq::Error::Tls("handshake"), "https://a:1", false),
+        ];
+        for (case, error, url, absent) in cases {
+            assert_eq!(
+                nothing_listens(&error, url, connect),
+                absent,
+                "failed testcase: {case}"
+            );
+        }
+        // An https connect that timed out while a TCP session could be made (a stalled TLS
+        // handshake) is somebody there.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("https://{}", listener.local_addr().unwrap());
+        let stalled = ureq::Error::Timeout(ureq::Timeout::Connect);
+        assert!(!nothing_listens(&stalled, &url, connect));
+        drop(listener);
+        assert!(
+            nothing_listens(&stalled, &url, connect),
+            "nothing listens now"
+        );
     }
 
     #[test]

@@ -57,8 +57,33 @@ fn init_logging(level: log::LevelFilter) {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let invocation = cli::parse(args, &|name| std::env::var(name).ok());
+    // Arguments and variables that are not UTF-8 are usage errors, not an abort (args())
+    // or a silently ignored setting (var().ok()).
+    let args: Result<Vec<String>, _> = std::env::args_os()
+        .skip(1)
+        .map(|a| {
+            a.into_string()
+                .map_err(|a| format!("the argument {a:?} is not valid UTF-8"))
+        })
+        .collect();
+    let not_unicode = std::cell::RefCell::new(None);
+    let variable = |name: &str| match std::env::var(name) {
+        Ok(value) => Some(value),
+        Err(std::env::VarError::NotPresent) => None,
+        Err(std::env::VarError::NotUnicode(_)) => {
+            not_unicode.borrow_mut().get_or_insert(format!(
+                "the variable {name} is not valid UTF-8; set it to a UTF-8 value or unset it"
+            ));
+            None
+        }
+    };
+    let invocation = args.map_err(error::Error::Usage).and_then(|args| {
+        let invocation = cli::parse(args, &variable)?;
+        match not_unicode.borrow_mut().take() {
+            Some(message) => Err(error::Error::Usage(message)),
+            None => Ok(invocation),
+        }
+    });
     let config = match invocation {
         Ok(cli::Invocation::Run(config)) => config,
         Ok(cli::Invocation::Help) => {

@@ -84,8 +84,12 @@ pub struct Observed {
     pub instances: Vec<Instance>,
     /// The member list, when some peer answered; `None` when nobody did.
     pub members: Option<Vec<Member>>,
-    /// IDs of the members whose client URL reports healthy (they have a leader).
+    /// IDs of the members that have a leader (their `/health`, or their status when an alarm
+    /// or a slow read makes `/health` false): what the quorum arithmetic counts.
     pub healthy: Vec<u64>,
+    /// IDs of the members that are not provably down: they answered, or something at their
+    /// address answered in a way that is not "nothing listens". Never removed.
+    pub present: Vec<u64>,
     pub local_data: LocalData,
 }
 

@@ -167,21 +167,64 @@ pub fn plan(observed: &Observed, settings: &Settings) -> Result<Plan> {
             ),
         ));
     }
+    // Rule 10: only an instance the group counts joins. One that is leaving (Terminating:Wait,
+    // Detaching), parked in a warm pool, or not listed yet would add a voter that never serves.
+    if !observed.instances.iter().any(|i| i.id == me.id) {
+        return Ok(Plan::new(
+            Mode::Wait,
+            vec![],
+            format!(
+                "this instance ({}) is not counted by the group (not listed yet, or leaving): not joining",
+                me.id
+            ),
+        ));
+    }
     check_quorum(observed, members)?;
 
     // Members to remove, before this node is added: etcd refuses an add while dead members
-    // keep the started count below the quorum of the larger cluster.
+    // keep the started count below the quorum of the larger cluster. A member that is not
+    // provably down is never removed, whatever its name or address say.
+    let my_peer_url = settings.peer_url(&me)?;
+    let refuse = |detail: String| {
+        Err(Error::Etcd {
+            what: "join".into(),
+            detail,
+            transient: false,
+        })
+    };
     let mut stale: Vec<(&Member, String)> = Vec::new();
     let mut reuse = false;
     for member in members {
+        let alive = is_alive(observed, member);
         if member.name == me.id {
+            if alive {
+                return refuse(format!(
+                    "the data directory holds no member data, but this instance's member {:x} \
+                     answers: is the data volume mounted? Not removing a live member",
+                    member.id
+                ));
+            }
             // Rule 5: our data directory is gone; the old ID cannot come back.
             stale.push((
                 member,
                 "this node's data directory has no member data: re-adding it".into(),
             ));
         } else if member_is_instance(member, &me) {
-            if member.is_started() {
+            if !member.is_started() && member.peer_urls == std::slice::from_ref(&my_peer_url) {
+                // Added by an earlier run whose etcd never started: reuse the entry.
+                reuse = true;
+            } else if alive {
+                return refuse(format!(
+                    "member {:x} ({}) at this instance's address answers: another etcd runs \
+                     here; stop it, or remove the member with etcdctl member remove",
+                    member.id,
+                    if member.is_started() {
+                        &member.name
+                    } else {
+                        "unstarted"
+                    }
+                ));
+            } else if member.is_started() {
                 stale.push((
                     member,
                     format!(
@@ -190,8 +233,13 @@ pub fn plan(observed: &Observed, settings: &Settings) -> Result<Plan> {
                     ),
                 ));
             } else {
-                // Added by an earlier run whose etcd never started: reuse the entry.
-                reuse = true;
+                stale.push((
+                    member,
+                    format!(
+                        "an unstarted entry at this instance's address with peer URLs {:?}, not {my_peer_url}",
+                        member.peer_urls
+                    ),
+                ));
             }
         } else if let Some(why) = gone(observed, member) {
             stale.push((member, why));
@@ -199,21 +247,21 @@ pub fn plan(observed: &Observed, settings: &Settings) -> Result<Plan> {
     }
     stale.sort_by_key(|(m, _)| m.id);
 
-    // check_quorum established healthy >= quorum(voters). Stale members are not healthy, so
-    // removing one leaves the healthy count as it is and can only lower the quorum: every
-    // removal below keeps the cluster available, one at a time, in ID order.
-    let mut voters = members.iter().filter(|m| !m.is_learner).count();
+    // The quorum arithmetic is done on the cluster as it will be after the removals. Stale
+    // members are provably down, so removing them never lowers the healthy count.
+    let removed = |m: &Member| stale.iter().any(|(s, _)| s.id == m.id);
+    let voters = members
+        .iter()
+        .filter(|m| !m.is_learner && !removed(m))
+        .count();
     let healthy_voters = members
         .iter()
-        .filter(|m| !m.is_learner && observed.healthy.contains(&m.id))
+        .filter(|m| !m.is_learner && !removed(m) && observed.healthy.contains(&m.id))
         .count();
-    let mut actions = Vec::new();
-    for (member, why) in stale {
-        if !member.is_learner {
-            voters -= 1;
-        }
-        actions.push(removal(member, why));
-    }
+    let mut actions: Vec<Action> = stale
+        .iter()
+        .map(|(member, why)| removal(member, why.clone()))
+        .collect();
     let readd = actions
         .iter()
         .any(|a| matches!(a, Action::Remove { name, .. } if *name == me.id));
@@ -243,7 +291,7 @@ pub fn plan(observed: &Observed, settings: &Settings) -> Result<Plan> {
     let grows_single_member = voters == 1 && healthy_voters == 1;
     if settings.learner {
         actions.push(Action::AddLearner {
-            peer_url: settings.peer_url(&me)?,
+            peer_url: my_peer_url,
         });
         let summary = format!(
             "joining the existing cluster of {} members as a learner: {} to remove",
@@ -266,7 +314,7 @@ pub fn plan(observed: &Observed, settings: &Settings) -> Result<Plan> {
         });
     }
     actions.push(Action::Add {
-        peer_url: settings.peer_url(&me)?,
+        peer_url: my_peer_url,
     });
     let summary = format!(
         "joining the existing cluster of {} members: {} to remove, adding this instance",
@@ -276,15 +324,21 @@ pub fn plan(observed: &Observed, settings: &Settings) -> Result<Plan> {
     Ok(Plan::new(Mode::Existing, actions, summary))
 }
 
-/// Why `member` is gone, when it is: its address matches no counted instance, and it does not
-/// answer. A member that answers is never removed, whatever AutoScaling says.
+/// Whether the member is not provably down: it has a leader, or it answered (or something at
+/// its address did, in a way that is not "nothing listens").
+fn is_alive(observed: &Observed, member: &Member) -> bool {
+    observed.healthy.contains(&member.id) || observed.present.contains(&member.id)
+}
+
+/// Why `member` is gone, when it is: its address matches no counted instance, and it is
+/// provably down (nothing listens at its client URLs, or it never started). A member that
+/// answers, or might (a slow one), is never removed, whatever AutoScaling says.
 fn gone(observed: &Observed, member: &Member) -> Option<String> {
     let listed = observed
         .instances
         .iter()
         .any(|i| member_is_instance(member, i));
-    let healthy = observed.healthy.contains(&member.id);
-    (!listed && !healthy).then(|| {
+    (!listed && !is_alive(observed, member)).then(|| {
         format!(
             "its peer URLs {:?} match no instance of the group",
             member.peer_urls
@@ -685,7 +739,7 @@ mod tests {
     fn observed(me: u8, instances: &[u8], members: Option<Vec<Member>>) -> Observed {
         let i = instance(me);
         let instances: Vec<Instance> = instances.iter().map(|n| instance(*n)).collect();
-        let healthy = members
+        let healthy: Vec<u64> = members
             .iter()
             .flatten()
             .filter(|m| {
@@ -707,6 +761,7 @@ mod tests {
             desired_capacity: instances.len() as u32,
             instances,
             members,
+            present: healthy.clone(),
             healthy,
             local_data: LocalData::Unknown,
         }
@@ -721,8 +776,16 @@ mod tests {
     }
 
     impl Observed {
+        /// These members have a leader; the others are provably down.
         fn with_healthy(mut self, ids: &[u64]) -> Observed {
             self.healthy = ids.to_vec();
+            self.present = ids.to_vec();
+            self
+        }
+
+        /// These members answer, or might, without being healthy (no leader, slow, garbled).
+        fn with_present(mut self, ids: &[u64]) -> Observed {
+            self.present.extend_from_slice(ids);
             self
         }
     }
@@ -779,6 +842,78 @@ mod tests {
         // A reboot is never blocked by health: this member starting may restore the quorum.
         let o = observed(2, &[1, 2, 3], Some(three_members())).with_healthy(&[]);
         assert_eq!(plan(&o, &settings()).unwrap().actions, vec![]);
+    }
+
+    /// Issue 10's review: each of these removed a member that was alive, or joined from an
+    /// instance the group does not count.
+    #[test]
+    fn live_members_are_never_removed() {
+        let refused = |o: &Observed, needle: &str| {
+            let e = plan(o, &settings()).unwrap_err();
+            assert!(e.to_string().contains(needle), "expected {needle:?}: {e}");
+            assert_eq!(e.exit_code(), 1, "a person must look: {e}");
+        };
+        // A started member at this node's address under another name answers healthy.
+        let mut members = three_members();
+        members[2] = member(13, "i-old", "10.0.2.3");
+        let o = observed(3, &[1, 2, 3], Some(members)).with_healthy(&[11, 12, 13]);
+        refused(&o, "another etcd runs here");
+        // Rule 5 with an unmounted (nofail) volume: the directory is empty, the member is up.
+        let o = Observed {
+            local_data: LocalData::Missing,
+            ..observed(2, &[1, 2, 3], Some(three_members())).with_healthy(&[11, 12, 13])
+        };
+        refused(&o, "is the data volume mounted?");
+        // A member whose instance is gone but that answers slowly is kept; with it counted
+        // unhealthy, adding a voter would cost the quorum, so the add waits.
+        let o = observed(4, &[1, 2, 4], Some(three_members()))
+            .with_healthy(&[11, 12])
+            .with_present(&[13]);
+        let e = plan(&o, &settings()).unwrap_err();
+        assert!(e.to_string().contains("4 voters of which 2"), "{e}");
+        assert_eq!(e.exit_code(), 75);
+        // The same member provably down (nothing listens): removed, then the add.
+        let o = observed(4, &[1, 2, 4], Some(three_members())).with_healthy(&[11, 12]);
+        let p = plan(&o, &settings()).unwrap();
+        assert!(matches!(p.actions[0], Action::Remove { id: 13, .. }));
+        // reconcile keeps a slow member too.
+        let o = observed(1, &[1, 2], Some(three_members()))
+            .with_healthy(&[11, 12])
+            .with_present(&[13]);
+        assert_eq!(plan_reconcile(&o).unwrap().actions, vec![]);
+    }
+
+    #[test]
+    fn only_an_instance_the_group_counts_joins() {
+        // i-4 is Terminating:Wait (not counted): it must not add a voter that never serves.
+        let o = Observed {
+            me: observed(4, &[4], None).me,
+            ..observed(1, &[1, 2, 3], Some(three_members()))
+        };
+        let p = plan(&o, &settings()).unwrap();
+        assert_eq!((p.mode, p.actions.len()), (Mode::Wait, 0));
+        assert!(
+            p.summary.contains("not counted by the group"),
+            "{}",
+            p.summary
+        );
+    }
+
+    // An unstarted entry at this host but another port was reused: the file named a peer URL
+    // etcd did not know, and etcd refused to start.
+    #[test]
+    fn an_unstarted_entry_is_ours_only_with_our_whole_peer_url() {
+        let mut members = three_members();
+        let mut other_port = member(14, "", "10.0.2.4");
+        other_port.peer_urls = vec!["http://10.0.2.4:2381".into()];
+        members.push(other_port);
+        let o = observed(4, &[1, 2, 3, 4], Some(members));
+        let p = plan(&o, &settings()).unwrap();
+        assert!(
+            matches!(&p.actions[..], [Action::Remove { id: 14, .. }, Action::Add { peer_url }] if peer_url == "http://10.0.2.4:2380"),
+            "{:?}",
+            p.actions
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::aws::query::QueryClient;
 use crate::aws::{credentials, ec2, endpoint};
 use crate::cli::{Command, Config, GroupSelector};
 use crate::error::{Error, Result};
-use crate::etcd::{self, Discovery, Etcd};
+use crate::etcd::{self, Discovery, Etcd, Health};
 use crate::http::{etcd_tls, jitter, Http, Timeouts};
 use crate::imds::{join, Imds};
 use crate::model::{counts_in_cluster, Group, Identity, Instance, LocalData, Observed};
@@ -197,18 +197,32 @@ impl World<'_> {
             self.config.command != Command::Discover
                 || plan::reboot_member(&self.me.instance_id, members, local_data).is_none()
         };
-        let healthy = match &members {
+        let health = match &members {
             Some(members) if !self.config.proxy_mode && needs_health(members) => {
-                etcd::healthy_members(&self.etcd_http, members)
+                etcd::member_health(&self.etcd_http, members)
             }
             _ => Vec::new(),
         };
+        let mut healthy = Vec::new();
+        let mut present = Vec::new();
+        for (id, health) in health {
+            if let Health::Leader { note: Some(note) } = &health {
+                log::warn!("member {id:x}: {note}");
+            }
+            if matches!(health, Health::Leader { .. }) {
+                healthy.push(id);
+            }
+            if health != Health::Absent {
+                present.push(id);
+            }
+        }
         let observed = Observed {
             me: self.me.clone(),
             desired_capacity,
             instances,
             members,
             healthy,
+            present,
             local_data,
         };
         Ok((observed, etcd))
@@ -232,7 +246,7 @@ impl World<'_> {
 
 pub fn run(config: &Config) -> Result<()> {
     if config.command == Command::Discover {
-        envfile::check_directory(&config.environment_file)?;
+        envfile::check_writable(&config.environment_file)?;
     }
     let local = Http::new(LOCAL, ureq::tls::TlsConfig::default(), false);
     let etcd_http = Http::new(ETCD, etcd_tls(&config.etcd_tls)?, false);
@@ -362,19 +376,42 @@ fn member_command(world: &World, command: Command) -> Result<()> {
     result
 }
 
+/// One jittered pause between two looks, never past `deadline`.
+fn pause_until(deadline: Instant) {
+    let pause = WAIT_INTERVAL.mul_f64(0.5 + jitter());
+    sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+}
+
 /// The default job: bootstrap or join, and write the environment file.
 fn discover(world: &World) -> Result<()> {
     let config = world.config;
     let started = Instant::now();
-    let deadline = started + config.wait_timeout;
+    // The run-wide --timeout bounds the waiting too: past it every call fails at once.
+    let deadline = started + config.wait_timeout.min(config.timeout);
     let election_deadline = started + ELECTION_GRACE.min(config.wait_timeout);
     let mut looks = 0;
     let (observed, etcd, plan) = loop {
-        let (observed, etcd) = world.observe()?;
+        let seen = match world.observe() {
+            Ok(seen) => seen,
+            // A peer is there but gave no usable member list (slow, reset, garbled): not
+            // evidence of anything. Look again; the last error is what the operator reads.
+            Err(
+                e @ Error::Etcd {
+                    transient: true, ..
+                },
+            ) if Instant::now() < deadline => {
+                looks += 1;
+                log::warn!("{e}; looking again");
+                pause_until(deadline);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let (observed, etcd) = seen;
         let why_wait = match plan::plan(&observed, &world.settings) {
             Ok(plan) if plan.mode != Mode::Wait => break (observed, etcd, plan),
             Ok(plan) if Instant::now() < deadline => {
-                format!("before bootstrapping: {}", plan.summary)
+                format!("before deciding: {}", plan.summary)
             }
             Ok(plan) => {
                 return Err(Error::NotReady(format!(
@@ -391,8 +428,7 @@ fn discover(world: &World) -> Result<()> {
         };
         looks += 1;
         log::info!("waiting {why_wait}");
-        let pause = WAIT_INTERVAL.mul_f64(0.5 + jitter());
-        sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+        pause_until(deadline);
     };
     if looks > 0 {
         log::info!("decided after {looks} more look(s)");
@@ -421,8 +457,10 @@ fn discover(world: &World) -> Result<()> {
         return Ok(());
     }
 
+    let changed =
+        matches!((&etcd, plan.mode), (Some(_), Mode::Existing)) && !plan.actions.is_empty();
     let text = match (&etcd, plan.mode) {
-        (Some(etcd), Mode::Existing) if !plan.actions.is_empty() => {
+        (Some(etcd), Mode::Existing) if changed => {
             apply::apply(etcd, &plan.actions, &sleep)?;
             // etcd's list as it now stands: the joining node's ETCD_INITIAL_CLUSTER must
             // match it exactly, other nodes' concurrent joins included.
@@ -436,7 +474,16 @@ fn discover(world: &World) -> Result<()> {
         }
         _ => predicted_text,
     };
-    match envfile::write_atomic(&config.environment_file, &text)? {
+    let written = envfile::write_atomic(&config.environment_file, &text).map_err(|e| match e {
+        // The cluster now expects this node; a rerun finds the change and writes the file.
+        Error::Io { path, detail, .. } if changed => Error::Io {
+            path,
+            detail,
+            after_change: true,
+        },
+        e => e,
+    })?;
+    match written {
         envfile::Written::Replaced => log::info!("wrote {}", config.environment_file.display()),
         envfile::Written::Unchanged => {
             log::info!("{} is up to date", config.environment_file.display())

@@ -287,3 +287,57 @@ fn scale_down_then_reconcile_on_the_leader_only() {
     let log = lab.discover_ok(2, &["reconcile"]);
     assert!(log.contains("nothing to reconcile"), "{log}");
 }
+
+#[test]
+fn an_alarm_is_not_a_lost_quorum() {
+    // Issue 10: with a NOSPACE alarm raised, etcd 3.4's /health is false on every member
+    // although there is a leader. The tool used to call that a lost quorum and advise
+    // restoring a snapshot into a new cluster; it must tell the alarm apart and say what to do.
+    let mut lab = Lab::new(51);
+    let small = EtcdFlags {
+        args: vec!["--quota-backend-bytes=1048576".into()],
+    };
+    bootstrap(&mut lab, &[2, 3, 4], &small);
+    let endpoint = lab.env_value(2, "ETCD_ADVERTISE_CLIENT_URLS");
+    let value = "x".repeat(100 * 1024);
+    let mut raised = false;
+    for i in 0..60 {
+        let out = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args(["--endpoints", &endpoint, "--command-timeout=5s", "put"])
+            .arg(format!("fill-{i}"))
+            .arg(&value)
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&out.stderr).contains("database space exceeded") {
+            raised = true;
+            break;
+        }
+    }
+    assert!(raised, "the 1 MiB quota never filled");
+    let curl = |args: &[&str]| {
+        let out = Command::new("curl")
+            .args(["-s", "-i"])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let health = curl(&[&format!("{endpoint}/health")]);
+    let status = curl(&["-d", "{}", &format!("{endpoint}/v3/maintenance/status")]);
+    // The shapes the offline fake (EtcdFault::NoSpaceAlarm) copies.
+    println!("etcd /health with NOSPACE:\n{health}\nstatus:\n{status}");
+    assert!(health.starts_with("HTTP/1.1 503"), "{health}");
+    assert!(health.contains(r#"{"health":"false"}"#), "{health}");
+    assert!(status.contains("alarm:NOSPACE"), "{status}");
+
+    lab.terminate(4);
+    lab.launch("etcd", 5);
+    let out = lab.discover(5, &["--wait-timeout=5s"]);
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    println!("{log}");
+    assert!(!log.contains("quorum lost"), "{log}");
+    assert!(!log.contains("restore"), "{log}");
+    assert!(log.contains("alarm NOSPACE"), "{log}");
+    assert!(log.contains("etcdctl alarm disarm"), "{log}");
+}

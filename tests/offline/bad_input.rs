@@ -148,12 +148,22 @@ fn a_hostname_that_would_inject_lines_is_refused_before_any_change() {
     );
     *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true), w.member(5, true)];
     fs::write(w.env_file(), OLD).unwrap();
-    let out = w
-        .command(&["-private-hostnames"])
-        .args(["-private-addresses=false"])
-        .output()
-        .unwrap();
-    assert_failure(&out, 1, "ETCD_INITIAL_ADVERTISE_PEER_URLS");
+    // The peers' names resolve through a private /etc/hosts: a name that does not resolve
+    // is no longer read as "nobody there".
+    let hosts = w.dir.join("hosts");
+    fs::write(
+        &hosts,
+        "127.0.66.2 ip-127-0-66-2.ec2.internal\n127.0.66.5 ip-127-0-66-5.ec2.internal\n127.0.0.1 localhost\n",
+    )
+    .unwrap();
+    let command = w.command_by_hostname(&[]);
+    let out = World::in_private_mounts(
+        &command,
+        &format!("/bin/mount --bind {} /etc/hosts", hosts.display()),
+    )
+    .output()
+    .unwrap();
+    assert_failure(&out, 1, "ETCD_INITIAL_CLUSTER");
     assert_untouched(&w);
     assert!(
         w.etcd_changes().is_empty(),
@@ -181,7 +191,7 @@ fn etcd_answers_that_cannot_be_trusted() {
         );
         fs::write(w.env_file(), OLD).unwrap();
         *w.etcd_fault.lock().unwrap() = Some(fault);
-        let out = w.run(&[]);
+        let out = w.run(&["--wait-timeout=1s"]);
         assert_failure(&out, code, needle);
         assert!(
             !stderr(&out).contains("bootstrapping a new cluster"),

@@ -6,6 +6,7 @@ mod bad_input;
 mod cloud_init;
 #[path = "../support/fake.rs"]
 mod fake;
+mod hostile;
 mod world;
 
 use std::fs;
@@ -384,14 +385,22 @@ fn imds_unreachable_is_an_error_not_a_fallback() {
 }
 
 #[test]
-fn missing_directory_fails_before_anything_happens() {
+fn a_missing_directory_is_created() {
+    // Debian and Ubuntu have no /etc/sysconfig: refusing a missing directory failed every
+    // first boot with exit 1, which the unit does not retry.
+    use std::os::unix::fs::PermissionsExt;
     let w = World::new(21, 2, vec![group("etcd", &[2])], None, vec![], Imds::v2());
-    let out = w.run(&[&format!(
-        "-environment-file={}/no/such/dir/peers",
-        w.dir.display()
-    )]);
-    assert_failure(&out, 1, "no/such/dir");
-    assert!(w.imds.requests().is_empty());
+    let dir = w.dir.join("sysconfig/etcd");
+    let out = w.run(&[&format!("-environment-file={}/peers", dir.display())]);
+    assert_success(&out);
+    assert!(stderr(&out).contains(&format!("created the directory {}", dir.display())));
+    assert_eq!(
+        fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+        0o755
+    );
+    assert!(fs::read_to_string(dir.join("peers"))
+        .unwrap()
+        .contains("ETCD_NAME="));
 }
 
 #[test]

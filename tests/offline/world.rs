@@ -100,6 +100,8 @@ pub enum EtcdFault {
     List(u16, String),
     /// A member add never answers.
     AddHangs,
+    /// An active NOSPACE alarm: `/health` is false although there is a leader (etcd 3.4).
+    NoSpaceAlarm,
 }
 
 impl World {
@@ -204,8 +206,15 @@ impl World {
         command.output().expect("run etcd-discovery")
     }
 
-    /// The command for one run, with static keys, not started.
+    /// The command for one run, with static keys, peers addressed by IP, not started.
     pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = self.command_by_hostname(&["-private-addresses"]);
+        command.args(args);
+        command
+    }
+
+    /// The same, with peers addressed by their private DNS names (which resolve nowhere here).
+    pub fn command_by_hostname(&self, args: &[&str]) -> Command {
         let port = self.client_port.to_string();
         let file = self.env_file();
         let mut command = Command::new(binary());
@@ -215,15 +224,26 @@ impl World {
             .env("AWS_ENDPOINT_URL", self.aws.url())
             .env("AWS_ACCESS_KEY_ID", "AKIDOFFLINE")
             .env("AWS_SECRET_ACCESS_KEY", "offline-secret-key")
-            .args([
-                "-etcd-client-scheme=http",
-                "-etcd-peer-scheme=http",
-                "-private-addresses",
-            ])
+            .args(["-etcd-client-scheme=http", "-etcd-peer-scheme=http"])
             .args(["-etcd-client-port", &port])
             .arg(format!("-environment-file={}", file.display()))
             .args(args);
         command
+    }
+
+    /// `command` run in a private mount namespace after `setup` (a shell line, absolute paths:
+    /// the environment is the command's own), so a test can mount over a directory or
+    /// `/etc/hosts` without touching the machine.
+    pub fn in_private_mounts(command: &Command, setup: &str) -> Command {
+        let mut wrapped = Command::new("/usr/bin/unshare");
+        wrapped
+            .args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c"])
+            .arg(format!("{setup} && exec \"$0\" \"$@\""))
+            .arg(command.get_program())
+            .args(command.get_args())
+            .env_clear()
+            .envs(command.get_envs().filter_map(|(k, v)| Some((k, v?))));
+        wrapped
     }
 
     pub fn aws_requests(&self) -> Vec<Request> {
@@ -425,6 +445,16 @@ fn start_etcd(
             (Some(EtcdFault::AddHangs), "/v3/cluster/member/add") => {
                 std::thread::sleep(std::time::Duration::from_secs(20));
                 return (504, String::new());
+            }
+            // Shapes captured from etcd 3.4.23 with a NOSPACE alarm raised.
+            (Some(EtcdFault::NoSpaceAlarm), "/health") => {
+                return (503, r#"{"health":"false"}"#.into())
+            }
+            (Some(EtcdFault::NoSpaceAlarm), "/v3/maintenance/status") => {
+                return (
+                    200,
+                    include_str!("../../fixtures/etcd/v3-status-nospace.json").into(),
+                )
             }
             _ => {}
         }
