@@ -6,6 +6,7 @@
 mod apply;
 mod aws;
 mod cli;
+mod config;
 mod envfile;
 mod error;
 mod etcd;

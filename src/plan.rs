@@ -2,9 +2,33 @@
 //! existing one (removing members whose instances are gone), change nothing (reboot), or write
 //! proxy settings. No I/O here: `apply.rs` carries a plan out, `envfile.rs` writes it down.
 
-use crate::cli::{AddressKind, Scheme};
 use crate::error::{Error, Result};
 use crate::model::{host_is_instance, quorum, url_host, Instance, LocalData, Member, Observed};
+
+/// URL scheme etcd speaks on a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+}
+
+/// How a peer is addressed in its URLs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressKind {
+    /// The private DNS name (gambol99's default).
+    Hostname,
+    /// The private IPv4 address (monsanto's behaviour).
+    Ip,
+}
 
 /// The parts of the configuration that shape URLs and the decision.
 #[derive(Debug, Clone)]

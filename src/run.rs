@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::aws::autoscaling::{self, GroupQuery};
 use crate::aws::query::QueryClient;
 use crate::aws::{credentials, ec2, endpoint};
-use crate::cli::{Command, Config, GroupSelector};
+use crate::config::{Command, Config, GroupSelector};
 use crate::error::{Error, Result};
 use crate::etcd::{self, Discovery, Etcd};
 use crate::http::{etcd_tls, jitter, Http, Timeouts};
@@ -246,7 +246,15 @@ pub fn run(config: &Config) -> Result<()> {
             GroupSelector::Own => imds.autoscaling_group(&sleep),
             _ => Ok(None),
         });
-        let credentials = scope.spawn(|| credentials::resolve(&config.aws, &local, &imds, &sleep));
+        let credentials = scope.spawn(|| {
+            credentials::resolve(
+                config.aws.keys.as_ref(),
+                config.aws.container_credentials.as_ref(),
+                &local,
+                &imds,
+                &sleep,
+            )
+        });
         (imds.identity(&sleep), join(group_tag), join(credentials))
     });
     let me = me?;

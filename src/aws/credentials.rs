@@ -3,7 +3,6 @@
 
 use serde::Deserialize;
 
-use crate::cli::AwsSettings;
 use crate::error::{Error, Result};
 use crate::http::{Http, Sleep};
 use crate::imds::Imds;
@@ -55,21 +54,43 @@ pub fn parse_credentials_document(body: &str, what: &str) -> Result<Credentials>
     }
 }
 
-/// Walks the chain: environment keys, container endpoint, instance profile.
+/// The instance profile's temporary credentials from IMDS, `None` when no profile is attached.
+fn instance_profile(imds: &Imds, sleep: &Sleep<'_>) -> Result<Option<Credentials>> {
+    let Some(roles) = imds.get("meta-data/iam/security-credentials/", sleep)? else {
+        return Ok(None);
+    };
+    let Some(role) = roles.lines().map(str::trim).find(|l| !l.is_empty()) else {
+        return Ok(None);
+    };
+    if !role
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+    {
+        return Err(Error::Imds(format!("unexpected role name {role:?}")));
+    }
+    let document = imds
+        .get(&format!("meta-data/iam/security-credentials/{role}"), sleep)?
+        .ok_or_else(|| Error::Imds(format!("role {role} has no credentials")))?;
+    parse_credentials_document(&document, "instance profile credentials").map(Some)
+}
+
+/// Walks the chain: environment keys, container endpoint (its URL and optional
+/// `Authorization` value), instance profile.
 pub fn resolve(
-    settings: &AwsSettings,
+    keys: Option<&Credentials>,
+    container: Option<&(String, Option<String>)>,
     local_http: &Http,
     imds: &Imds,
     sleep: &Sleep<'_>,
 ) -> Result<Credentials> {
-    if let Some(keys) = &settings.keys {
+    if let Some(keys) = keys {
         log::debug!(
             "using AWS credentials from the environment ({})",
             keys.access_key_id
         );
         return Ok(keys.clone());
     }
-    if let Some((url, authorization)) = &settings.container_credentials {
+    if let Some((url, authorization)) = container {
         let headers: Vec<(&str, &str)> = authorization
             .iter()
             .map(|a| ("Authorization", a.as_str()))
@@ -89,7 +110,7 @@ pub fn resolve(
         );
         return Ok(credentials);
     }
-    match imds.role_credentials(sleep)? {
+    match instance_profile(imds, sleep)? {
         Some(credentials) => {
             log::debug!(
                 "using instance profile credentials ({})",

@@ -6,6 +6,7 @@ mod bad_input;
 mod cloud_init;
 #[path = "../support/fake.rs"]
 mod fake;
+mod module_graph;
 mod world;
 
 use std::fs;
