@@ -254,8 +254,14 @@ impl Drop for World {
     }
 }
 
+/// The IMDSv2 token the fake hands out, and the instance profile's secret parts: long and
+/// distinctive, so a test can look for any piece of them in a log.
+pub const IMDS_TOKEN: &str = "AQAEAJ7mIMDSv2tokenQx4Zr9Kp2Lw8Vn5Ts1Yh==";
+pub const PROFILE_SECRET: &str = "Hq7yPROFILEsecretK3vWm9Zx2Lp5Rn8Tc4Bd6Gf";
+pub const PROFILE_TOKEN: &str = "IQoJb3JpZ2luX2VjEPROFILEsessionTOKENa8Xq3Wv7Nm2Kd5Rt9Yp4Lz6Hc1";
+
 fn start_imds(net: u8, me: u8, imds: Imds) -> FakeServer {
-    const TOKEN: &str = "offline-imds-token";
+    const TOKEN: &str = IMDS_TOKEN;
     let ip = World::ip(net, me);
     let id = instance_id(me);
     FakeServer::start("127.0.0.1", move |r: &Request| {
@@ -294,7 +300,7 @@ fn start_imds(net: u8, me: u8, imds: Imds) -> FakeServer {
             "/latest/meta-data/iam/security-credentials/" if imds.profile => (200, "etcd-role".into()),
             "/latest/meta-data/iam/security-credentials/etcd-role" if imds.profile => (
                 200,
-                r#"{"Code":"Success","AccessKeyId":"ASIAPROFILE","SecretAccessKey":"profile-secret","Token":"profile-token"}"#.into(),
+                format!(r#"{{"Code":"Success","AccessKeyId":"ASIAPROFILE","SecretAccessKey":"{PROFILE_SECRET}","Token":"{PROFILE_TOKEN}"}}"#),
             ),
             "/latest/meta-data/local-hostname" => {
                 (200, imds.hostname.clone().unwrap_or_else(|| format!("ip-{}.ec2.internal", ip.replace('.', "-"))))
