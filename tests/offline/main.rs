@@ -7,6 +7,7 @@ mod cloud_init;
 #[path = "../support/fake.rs"]
 mod fake;
 mod module_graph;
+mod not_yet;
 mod world;
 
 use std::fs;
