@@ -72,6 +72,28 @@ pub fn is_transient_aws_code(code: &str) -> bool {
     )
 }
 
+/// AWS refusing a request because this machine's clock is off: AWS accepts signatures within
+/// a few minutes of its own time. Transient: at boot chrony often steps the clock after us.
+/// (EC2 says `RequestExpired` for an expired session token too; the caller refreshes
+/// refreshable credentials first, so what is left is the clock.)
+pub fn is_clock_skew(code: &str, message: &str) -> bool {
+    match code {
+        "RequestTimeTooSkewed" | "RequestExpired" | "RequestInTheFuture" => true,
+        "SignatureDoesNotMatch" | "InvalidSignatureException" => {
+            message.contains("Signature expired") || message.contains("Signature not yet current")
+        }
+        _ => false,
+    }
+}
+
+/// AWS saying the temporary credentials have expired: fetch fresh ones and try again.
+pub fn is_expired_credentials(code: &str) -> bool {
+    matches!(
+        code,
+        "ExpiredToken" | "ExpiredTokenException" | "RequestExpired"
+    )
+}
+
 impl Error {
     /// The process exit code: 2 bad usage, 75 (EX_TEMPFAIL) worth a retry, 1 anything else.
     pub fn exit_code(&self) -> i32 {
@@ -87,7 +109,9 @@ impl Error {
         match self {
             Error::Transport { transient, .. } | Error::Etcd { transient, .. } => *transient,
             Error::Status { status, .. } => *status >= 500 || *status == 429,
-            Error::Aws { code, .. } => is_transient_aws_code(code),
+            Error::Aws { code, message, .. } => {
+                is_transient_aws_code(code) || is_clock_skew(code, message)
+            }
             Error::NotReady(_) | Error::QuorumLost { .. } | Error::Absent { .. } => true,
             Error::Io { after_change, .. } => *after_change,
             _ => false,
@@ -96,7 +120,12 @@ impl Error {
 }
 
 /// What to check for the AWS errors operators meet most; empty when we have no advice.
-fn aws_hint(code: &str, action: &str) -> String {
+fn aws_hint(code: &str, message: &str, action: &str) -> String {
+    if is_clock_skew(code, message) {
+        return "; this machine's clock is off (AWS refuses requests signed minutes away from its \
+                time): check that chrony or NTP has synchronised it (timedatectl), then retry"
+            .into();
+    }
     match code {
         "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" => {
             let permission = if action.starts_with("DescribeInstances") {
@@ -109,8 +138,8 @@ fn aws_hint(code: &str, action: &str) -> String {
         "AuthFailure" | "SignatureDoesNotMatch" | "InvalidClientTokenId" | "UnrecognizedClientException" => {
             "; check the access key and secret (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the instance profile)".into()
         }
-        "ExpiredToken" | "ExpiredTokenException" | "RequestExpired" => {
-            "; the session token has expired or the clock is off: refresh credentials, check NTP".into()
+        "ExpiredToken" | "ExpiredTokenException" => {
+            "; the session token has expired: refresh credentials (a new AWS_SESSION_TOKEN with its keys) or use the instance profile".into()
         }
         c if is_transient_aws_code(c) => "; AWS is throttling or unavailable, retry later".into(),
         _ => String::new(),
@@ -132,7 +161,7 @@ impl fmt::Display for Error {
                 Ok(())
             }
             Error::Aws { action, code, message } => {
-                write!(f, "AWS {action} failed: {code}: {message}{}", aws_hint(code, action))
+                write!(f, "AWS {action} failed: {code}: {message}{}", aws_hint(code, message, action))
             }
             Error::Parse { what, detail } => write!(f, "{what}: unreadable answer: {detail}"),
             Error::Imds(msg) => write!(
@@ -235,6 +264,42 @@ mod tests {
         for (error, code) in cases {
             assert_eq!(error.exit_code(), code, "failed testcase: {error}");
         }
+    }
+
+    #[test]
+    fn clock_skew_is_transient_and_names_the_clock() {
+        // Regression: a skewed clock ended in exit 1 with a hint about the keys.
+        let aws = |code: &str, message: &str| Error::Aws {
+            action: "DescribeAutoScalingGroups".into(),
+            code: code.into(),
+            message: message.into(),
+        };
+        let skewed = [
+            aws("SignatureDoesNotMatch", "Signature expired: 20261128T010000Z is now earlier than 20261128T011000Z (20261128T011500Z - 5 min.)"),
+            aws("RequestTimeTooSkewed", "The difference between the request time and the current time is too large."),
+            aws("RequestExpired", "Request has expired."),
+        ];
+        for e in skewed {
+            assert_eq!(e.exit_code(), 75, "failed testcase: {e}");
+            let text = e.to_string();
+            assert!(text.contains("clock"), "failed testcase: {text}");
+            assert!(!text.contains("access key"), "failed testcase: {text}");
+        }
+        let keys = aws(
+            "SignatureDoesNotMatch",
+            "The request signature we calculated does not match the signature you provided.",
+        );
+        assert_eq!(keys.exit_code(), 1);
+        assert!(keys.to_string().contains("check the access key"), "{keys}");
+        let expired = aws(
+            "ExpiredToken",
+            "The security token included in the request is expired",
+        );
+        assert_eq!(expired.exit_code(), 1);
+        assert!(
+            expired.to_string().contains("AWS_SESSION_TOKEN"),
+            "{expired}"
+        );
     }
 
     #[test]

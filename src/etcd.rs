@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::cli::EtcdApi;
 use crate::error::{snippet, Error, Result};
 use crate::http::{body_snippet, retry, Http, Response, RetryPolicy, Sleep};
 use crate::model::Member;
@@ -25,6 +24,15 @@ const MEMBER_CHANGE_RETRY: RetryPolicy = RetryPolicy {
 
 /// Peers asked at once. Dead addresses cost one connect timeout per round of this many.
 const MAX_PARALLEL_PEERS: usize = 16;
+
+/// Which etcd membership API to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EtcdApi {
+    /// The v3 JSON gateway, falling back to v2 when it is not there.
+    Auto,
+    V2,
+    V3,
+}
 
 /// Which protocol an endpoint answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

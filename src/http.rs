@@ -2,7 +2,7 @@
 //! rather than raised (AWS and etcd explain failures in their bodies), a cap on every body we
 //! read, and a bounded retry with jittered exponential backoff and an injected sleep.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -70,6 +70,14 @@ impl Response {
     }
 }
 
+/// Client-certificate settings for talking to etcd over https.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EtcdTls {
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+}
+
 /// Reads a PEM file the operator named, with an error that names it.
 fn read_pem(path: &Path, what: &str) -> Result<Vec<PemItem<'static>>> {
     let bytes = std::fs::read(path)
@@ -93,7 +101,7 @@ fn read_pem(path: &Path, what: &str) -> Result<Vec<PemItem<'static>>> {
 
 /// TLS settings for etcd: an operator-given CA (else the bundled web roots), and an optional
 /// client certificate. Certificates are always verified.
-pub fn etcd_tls(tls: &crate::cli::EtcdTls) -> Result<TlsConfig> {
+pub fn etcd_tls(tls: &EtcdTls) -> Result<TlsConfig> {
     let mut builder = TlsConfig::builder();
     if let Some(ca) = &tls.ca_file {
         let roots: Vec<Certificate<'static>> = read_pem(ca, "CA file")?

@@ -1,12 +1,12 @@
-//! The EC2 instance metadata service: who this instance is, and its instance-profile
-//! credentials. IMDSv2 first; IMDSv1 only when the token call is refused (403/404/405), never
+//! The EC2 instance metadata service: who this instance is, and `get` for the paths others
+//! read (`aws::credentials` reads the instance profile's keys; this module knows nothing of
+//! AWS credentials, so the two never import each other). IMDSv2 first; IMDSv1 only when the token call is refused (403/404/405), never
 //! because IMDS is unreachable: an unreachable IMDS is an error, retried a few times.
 
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::aws::credentials::{parse_credentials_document, Credentials};
 use crate::error::{Error, Result};
 use crate::http::{retry, Http, RetryPolicy, Sleep};
 use crate::model::Identity;
@@ -98,8 +98,8 @@ impl<'a> Imds<'a> {
         Ok(Imds { http, base, token })
     }
 
-    /// GETs a metadata path; `Ok(None)` on 404.
-    fn get(&self, path: &str, sleep: &Sleep<'_>) -> Result<Option<String>> {
+    /// GETs a metadata path under `/latest/`; `Ok(None)` on 404.
+    pub fn get(&self, path: &str, sleep: &Sleep<'_>) -> Result<Option<String>> {
         let url = format!("{}/latest/{path}", self.base);
         let headers: Vec<(&str, &str)> = match &self.token {
             Some(t) => vec![("X-aws-ec2-metadata-token", t.as_str())],
@@ -152,26 +152,6 @@ impl<'a> Imds<'a> {
     pub fn autoscaling_group(&self, sleep: &Sleep<'_>) -> Result<Option<String>> {
         let name = self.get("meta-data/tags/instance/aws:autoscaling:groupName", sleep)?;
         Ok(name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty()))
-    }
-
-    /// The instance profile's temporary credentials, `None` when no profile is attached.
-    pub fn role_credentials(&self, sleep: &Sleep<'_>) -> Result<Option<Credentials>> {
-        let Some(roles) = self.get("meta-data/iam/security-credentials/", sleep)? else {
-            return Ok(None);
-        };
-        let Some(role) = roles.lines().map(str::trim).find(|l| !l.is_empty()) else {
-            return Ok(None);
-        };
-        if !role
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
-        {
-            return Err(Error::Imds(format!("unexpected role name {role:?}")));
-        }
-        let document = self
-            .get(&format!("meta-data/iam/security-credentials/{role}"), sleep)?
-            .ok_or_else(|| Error::Imds(format!("role {role} has no credentials")))?;
-        parse_credentials_document(&document, "instance profile credentials").map(Some)
     }
 }
 

@@ -6,6 +6,7 @@
 mod apply;
 mod aws;
 mod cli;
+mod config;
 mod envfile;
 mod error;
 mod etcd;
@@ -37,6 +38,40 @@ fn version() -> String {
     )
 }
 
+/// Other crates never log above this, whatever `RUST_LOG` says: at trace, ureq hex-dumps every
+/// byte it sends and receives (the instance profile's keys from IMDS, the session token, the
+/// signature, the IMDS token), while its debug lines redact headers. Our own modules may go
+/// to trace: they never log a secret.
+const OTHER_CRATES_MAX: log::LevelFilter = log::LevelFilter::Debug;
+
+/// env_logger's filter, with other crates capped at `OTHER_CRATES_MAX`. A filter directive
+/// alone cannot cap them: `RUST_LOG=ureq_proto::util=trace` would win over `ureq=debug`.
+struct CappedLogger(env_logger::Logger);
+
+impl CappedLogger {
+    fn allowed(metadata: &log::Metadata<'_>) -> bool {
+        let target = metadata.target();
+        let ours = target == "etcd_discovery" || target.starts_with("etcd_discovery::");
+        ours || metadata.level() <= OTHER_CRATES_MAX
+    }
+}
+
+impl log::Log for CappedLogger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        Self::allowed(metadata) && self.0.enabled(metadata)
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if Self::allowed(record.metadata()) {
+            self.0.log(record);
+        }
+    }
+
+    fn flush(&self) {
+        self.0.flush();
+    }
+}
+
 fn init_logging(level: log::LevelFilter) {
     let mut builder = env_logger::Builder::new();
     builder
@@ -53,7 +88,12 @@ fn init_logging(level: log::LevelFilter) {
     if let Ok(spec) = std::env::var("RUST_LOG") {
         builder.parse_filters(&spec);
     }
-    builder.target(env_logger::Target::Stderr).init();
+    let logger = builder.target(env_logger::Target::Stderr).build();
+    let max = logger.filter();
+    // Only fails when a logger is already set, which nothing here does.
+    if log::set_boxed_logger(Box::new(CappedLogger(logger))).is_ok() {
+        log::set_max_level(max);
+    }
 }
 
 fn main() -> ExitCode {

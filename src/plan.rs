@@ -2,9 +2,33 @@
 //! existing one (removing members whose instances are gone), change nothing (reboot), or write
 //! proxy settings. No I/O here: `apply.rs` carries a plan out, `envfile.rs` writes it down.
 
-use crate::cli::{AddressKind, Scheme};
 use crate::error::{Error, Result};
 use crate::model::{host_is_instance, quorum, url_host, Instance, LocalData, Member, Observed};
+
+/// URL scheme etcd speaks on a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+}
+
+/// How a peer is addressed in its URLs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressKind {
+    /// The private DNS name (gambol99's default).
+    Hostname,
+    /// The private IPv4 address (monsanto's behaviour).
+    Ip,
+}
 
 /// The parts of the configuration that shape URLs and the decision.
 #[derive(Debug, Clone)]
@@ -242,6 +266,9 @@ pub fn plan(observed: &Observed, settings: &Settings) -> Result<Plan> {
                 ));
             }
         } else if let Some(why) = gone(observed, member) {
+            if let Some(waiting) = unaddressed(observed, member) {
+                return Ok(Plan::new(Mode::Wait, vec![], waiting));
+            }
             stale.push((member, why));
         }
     }
@@ -346,6 +373,19 @@ fn gone(observed: &Observed, member: &Member) -> Option<String> {
     })
 }
 
+/// Why `member`, which matches no instance's address, cannot be called gone yet: a counted
+/// instance has no address yet (EC2 does not know it yet), and the member may be its.
+fn unaddressed(observed: &Observed, member: &Member) -> Option<String> {
+    let instance = observed
+        .instances
+        .iter()
+        .find(|i| i.private_ip.is_empty() && i.private_dns.is_empty())?;
+    Some(format!(
+        "instance {} has no address yet: member {:x} may be its, not removing anything until it has one",
+        instance.id, member.id
+    ))
+}
+
 fn removal(member: &Member, why: String) -> Action {
     let name = if member.is_started() {
         member.name.clone()
@@ -386,6 +426,12 @@ pub fn plan_reconcile(observed: &Observed) -> Result<Plan> {
         .filter_map(|m| gone(observed, m).map(|why| (m, why)))
         .collect();
     gone_members.sort_by_key(|(m, _)| m.id);
+    if let Some(waiting) = gone_members
+        .first()
+        .and_then(|(m, _)| unaddressed(observed, m))
+    {
+        return Ok(Plan::new(Mode::Wait, vec![], waiting));
+    }
     let actions: Vec<Action> = gone_members
         .into_iter()
         .map(|(m, why)| removal(m, why))
@@ -995,6 +1041,31 @@ mod tests {
             let plan = plan.unwrap_or_else(|e| panic!("failed testcase {case}: {e}"));
             assert_eq!(plan.actions, actions, "failed testcase: {case}");
         }
+    }
+
+    #[test]
+    fn no_member_is_called_gone_while_an_instance_has_no_address() {
+        // Regression: an instance EC2 does not know yet has no address, so a member that
+        // may be its matched no instance and would have been removed.
+        let mut o = observed(4, &[1, 2, 3, 4], Some(three_members())).with_healthy(&[11, 12]);
+        o.instances[2].private_ip.clear();
+        o.instances[2].private_dns.clear();
+        let p = plan(&o, &settings()).unwrap();
+        assert_eq!((p.mode, p.actions.len()), (Mode::Wait, 0), "{}", p.summary);
+        assert!(
+            p.summary.contains("i-3 has no address yet"),
+            "{}",
+            p.summary
+        );
+        let mut r = o.clone();
+        r.me = observed(1, &[1], None).me;
+        let p = plan_reconcile(&r.with_healthy(&[11, 12])).unwrap();
+        assert_eq!((p.mode, p.actions.len()), (Mode::Wait, 0), "{}", p.summary);
+        // With every address known, the dead member goes.
+        let o = observed(4, &[1, 2, 4], Some(three_members())).with_healthy(&[11, 12]);
+        let p = plan(&o, &settings()).unwrap();
+        assert_eq!(p.mode, Mode::Existing);
+        assert!(matches!(p.actions[0], Action::Remove { id: 13, .. }));
     }
 
     #[test]

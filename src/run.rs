@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::aws::autoscaling::{self, GroupQuery};
 use crate::aws::query::QueryClient;
 use crate::aws::{credentials, ec2, endpoint};
-use crate::cli::{Command, Config, GroupSelector};
+use crate::config::{Command, Config, GroupSelector};
 use crate::error::{Error, Result};
 use crate::etcd::{self, Discovery, Etcd, Health};
 use crate::http::{etcd_tls, jitter, Http, Timeouts};
@@ -253,6 +253,15 @@ pub fn run(config: &Config) -> Result<()> {
     let aws_http = Http::new(AWS, ureq::tls::TlsConfig::default(), true);
 
     let imds = Imds::connect(&local, &config.aws.imds_endpoint, &sleep)?;
+    let fetch_credentials = || {
+        credentials::resolve(
+            config.aws.keys.as_ref(),
+            config.aws.container_credentials.as_ref(),
+            &local,
+            &imds,
+            &sleep,
+        )
+    };
     // Who we are, our group's name (when metadata tags are on) and our credentials are three
     // independent lookups: one round trip instead of three.
     let (me, group_tag, credentials) = std::thread::scope(|scope| {
@@ -260,7 +269,7 @@ pub fn run(config: &Config) -> Result<()> {
             GroupSelector::Own => imds.autoscaling_group(&sleep),
             _ => Ok(None),
         });
-        let credentials = scope.spawn(|| credentials::resolve(&config.aws, &local, &imds, &sleep));
+        let credentials = scope.spawn(fetch_credentials);
         (imds.identity(&sleep), join(group_tag), join(credentials))
     });
     let me = me?;
@@ -276,7 +285,12 @@ pub fn run(config: &Config) -> Result<()> {
         .region
         .clone()
         .unwrap_or_else(|| me.region.clone());
-    let credentials = credentials?;
+    // Keys from the environment are what they are; the others are temporary and renewable.
+    let renew: Option<&credentials::Refresh> = match config.aws.keys {
+        Some(_) => None,
+        None => Some(&fetch_credentials),
+    };
+    let credentials = credentials::Provider::new(credentials?, renew);
     let client =
         |service: &'static str, version: &'static str, configured: Option<&str>| QueryClient {
             http: &aws_http,

@@ -1,9 +1,10 @@
 //! AWS credentials and where they come from: the environment, the container credentials
 //! endpoint (ECS, or a container on an instance), else the instance profile via IMDS.
 
+use std::sync::{Mutex, PoisonError};
+
 use serde::Deserialize;
 
-use crate::cli::AwsSettings;
 use crate::error::{Error, Result};
 use crate::http::{Http, Sleep};
 use crate::imds::Imds;
@@ -19,6 +20,45 @@ pub struct Credentials {
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Credentials({}, secret: <redacted>)", self.access_key_id)
+    }
+}
+
+/// Fetches the credentials anew: temporary ones (instance profile, container endpoint) expire,
+/// and a long run may outlive them.
+pub type Refresh<'a> = dyn Fn() -> Result<Credentials> + Sync + 'a;
+
+/// The credentials a run signs with, and how to get fresh ones when AWS says they expired.
+pub struct Provider<'a> {
+    current: Mutex<Credentials>,
+    /// `None` for keys from the environment: nothing here can renew them.
+    refresh: Option<&'a Refresh<'a>>,
+}
+
+impl<'a> Provider<'a> {
+    pub fn new(credentials: Credentials, refresh: Option<&'a Refresh<'a>>) -> Provider<'a> {
+        Provider {
+            current: Mutex::new(credentials),
+            refresh,
+        }
+    }
+
+    /// The credentials to sign the next request with.
+    pub fn current(&self) -> Credentials {
+        self.current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Fetches fresh credentials; `Ok(false)` when they cannot be renewed here.
+    pub fn refresh(&self) -> Result<bool> {
+        let Some(refresh) = self.refresh else {
+            return Ok(false);
+        };
+        let fresh = refresh()?;
+        log::debug!("fetched fresh AWS credentials ({})", fresh.access_key_id);
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = fresh;
+        Ok(true)
     }
 }
 
@@ -55,21 +95,43 @@ pub fn parse_credentials_document(body: &str, what: &str) -> Result<Credentials>
     }
 }
 
-/// Walks the chain: environment keys, container endpoint, instance profile.
+/// The instance profile's temporary credentials from IMDS, `None` when no profile is attached.
+fn instance_profile(imds: &Imds, sleep: &Sleep<'_>) -> Result<Option<Credentials>> {
+    let Some(roles) = imds.get("meta-data/iam/security-credentials/", sleep)? else {
+        return Ok(None);
+    };
+    let Some(role) = roles.lines().map(str::trim).find(|l| !l.is_empty()) else {
+        return Ok(None);
+    };
+    if !role
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+    {
+        return Err(Error::Imds(format!("unexpected role name {role:?}")));
+    }
+    let document = imds
+        .get(&format!("meta-data/iam/security-credentials/{role}"), sleep)?
+        .ok_or_else(|| Error::Imds(format!("role {role} has no credentials")))?;
+    parse_credentials_document(&document, "instance profile credentials").map(Some)
+}
+
+/// Walks the chain: environment keys, container endpoint (its URL and optional
+/// `Authorization` value), instance profile.
 pub fn resolve(
-    settings: &AwsSettings,
+    keys: Option<&Credentials>,
+    container: Option<&(String, Option<String>)>,
     local_http: &Http,
     imds: &Imds,
     sleep: &Sleep<'_>,
 ) -> Result<Credentials> {
-    if let Some(keys) = &settings.keys {
+    if let Some(keys) = keys {
         log::debug!(
             "using AWS credentials from the environment ({})",
             keys.access_key_id
         );
         return Ok(keys.clone());
     }
-    if let Some((url, authorization)) = &settings.container_credentials {
+    if let Some((url, authorization)) = container {
         let headers: Vec<(&str, &str)> = authorization
             .iter()
             .map(|a| ("Authorization", a.as_str()))
@@ -89,7 +151,7 @@ pub fn resolve(
         );
         return Ok(credentials);
     }
-    match imds.role_credentials(sleep)? {
+    match instance_profile(imds, sleep)? {
         Some(credentials) => {
             log::debug!(
                 "using instance profile credentials ({})",
@@ -112,6 +174,26 @@ mod tests {
         assert_eq!(c.access_key_id, "ASIAEXAMPLEFIXTURE01");
         assert!(c.session_token.is_some());
         assert!(!format!("{c:?}").contains(&c.secret_access_key));
+    }
+
+    #[test]
+    fn only_temporary_credentials_are_renewed() {
+        let keys = |token: &str| Credentials {
+            access_key_id: "ASIA".into(),
+            secret_access_key: "s".into(),
+            session_token: Some(token.into()),
+        };
+        let fixed = Provider::new(keys("env"), None);
+        assert!(!fixed.refresh().unwrap(), "keys from the environment stay");
+        assert_eq!(fixed.current().session_token.as_deref(), Some("env"));
+        let fetch = || Ok(keys("fresh"));
+        let renewable = Provider::new(keys("old"), Some(&fetch));
+        assert!(renewable.refresh().unwrap());
+        assert_eq!(renewable.current().session_token.as_deref(), Some("fresh"));
+        let failing = || Err(Error::NoCredentials);
+        let broken = Provider::new(keys("old"), Some(&failing));
+        assert!(broken.refresh().is_err());
+        assert_eq!(broken.current().session_token.as_deref(), Some("old"));
     }
 
     #[test]

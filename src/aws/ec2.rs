@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use super::query::{paginate, parse_xml, QueryClient};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::Instance;
 
 pub const VERSION: &str = "2016-11-15";
@@ -67,23 +67,88 @@ pub fn parse_instances_page(body: &str) -> Result<(Vec<Instance>, Option<String>
     Ok((instances, r.next_token))
 }
 
-/// Addresses of these instances, every page of every chunk.
+/// Addresses of these instances, every page of every chunk. An id EC2 does not know yet is
+/// left out (the caller sees it without an address); the others still get theirs.
 pub fn describe_instances(client: &QueryClient, ids: &[String]) -> Result<Vec<Instance>> {
     let mut all = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(IDS_PER_CALL) {
-        all.extend(paginate("DescribeInstances", |token| {
-            let mut params: Vec<(String, String)> = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, id)| (format!("InstanceId.{}", i + 1), id.clone()))
-                .collect();
-            if let Some(t) = token {
-                params.push(("NextToken".into(), t.into()));
-            }
-            parse_instances_page(&client.call("DescribeInstances", &params)?)
+        all.extend(known_only(chunk, &mut |asking| {
+            paginate("DescribeInstances", |token| {
+                let mut params: Vec<(String, String)> = asking
+                    .iter()
+                    .enumerate()
+                    .map(|(i, id)| (format!("InstanceId.{}", i + 1), id.clone()))
+                    .collect();
+                if let Some(t) = token {
+                    params.push(("NextToken".into(), t.into()));
+                }
+                parse_instances_page(&client.call("DescribeInstances", &params)?)
+            })
         })?);
     }
     Ok(all)
+}
+
+/// What EC2 answers, for the whole call, when it does not know one of the ids. Right after a
+/// launch AutoScaling lists instances that EC2 does not know yet (eventual consistency).
+const NOT_FOUND: &str = "InvalidInstanceID.NotFound";
+
+/// The instance ids EC2's NotFound message names: "The instance ID 'i-1a' does not exist",
+/// "The instance IDs 'i-1a, i-2b' do not exist".
+pub fn ids_in_message(message: &str) -> Vec<String> {
+    message
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .filter(|w| {
+            w.strip_prefix("i-")
+                .is_some_and(|hex| !hex.is_empty() && hex.chars().all(|c| c.is_ascii_hexdigit()))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// Asks `describe` for `ids`, leaving out the ids EC2 answers NotFound for: those named in
+/// its message first, one at a time when it names none of them (a shortened message).
+fn known_only(
+    ids: &[String],
+    describe: &mut dyn FnMut(&[String]) -> Result<Vec<Instance>>,
+) -> Result<Vec<Instance>> {
+    let mut asking = ids.to_vec();
+    let mut unknown: Vec<String> = Vec::new();
+    let mut found = Vec::new();
+    while !asking.is_empty() {
+        match describe(&asking) {
+            Ok(instances) => {
+                found = instances;
+                break;
+            }
+            Err(Error::Aws { code, message, .. }) if code == NOT_FOUND => {
+                let named = ids_in_message(&message);
+                let (missing, rest): (Vec<String>, Vec<String>) =
+                    asking.into_iter().partition(|id| named.contains(id));
+                if !missing.is_empty() {
+                    unknown.extend(missing);
+                    asking = rest;
+                    continue;
+                }
+                for id in rest {
+                    match describe(std::slice::from_ref(&id)) {
+                        Ok(instances) => found.extend(instances),
+                        Err(Error::Aws { code, .. }) if code == NOT_FOUND => unknown.push(id),
+                        Err(e) => return Err(e),
+                    }
+                }
+                break;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if !unknown.is_empty() {
+        log::info!(
+            "EC2 does not know {} yet (launched moments ago): no address until it does",
+            unknown.join(", ")
+        );
+    }
+    Ok(found)
 }
 
 #[cfg(test)]
@@ -113,6 +178,109 @@ mod tests {
             instances[2].private_ip, "",
             "a terminated instance has no address"
         );
+    }
+
+    #[test]
+    fn not_found_ids_in_ec2_messages() {
+        let cases: [(&str, &[&str]); 4] = [
+            (
+                "The instance ID 'i-0a1b2c3d4e5f60718' does not exist",
+                &["i-0a1b2c3d4e5f60718"],
+            ),
+            (
+                "The instance IDs 'i-0a1b2c3d4e5f60718, i-0b2c3d4e5f6071829' do not exist",
+                &["i-0a1b2c3d4e5f60718", "i-0b2c3d4e5f6071829"],
+            ),
+            ("Invalid id: \"i-xyz\"", &[]),
+            ("", &[]),
+        ];
+        for (message, ids) in cases {
+            assert_eq!(ids_in_message(message), ids, "failed testcase: {message}");
+        }
+    }
+
+    fn instance(id: &str) -> Instance {
+        Instance {
+            id: id.into(),
+            private_ip: "10.0.0.1".into(),
+            private_dns: String::new(),
+        }
+    }
+
+    /// A DescribeInstances that knows only `known` and answers the whole call NotFound
+    /// otherwise, naming the unknown ids when `names_them`.
+    fn ec2<'a>(
+        known: &'static [&'static str],
+        names_them: bool,
+        calls: &'a mut Vec<Vec<String>>,
+    ) -> impl FnMut(&[String]) -> Result<Vec<Instance>> + 'a {
+        move |ids: &[String]| {
+            calls.push(ids.to_vec());
+            let unknown: Vec<&str> = ids
+                .iter()
+                .map(String::as_str)
+                .filter(|id| !known.contains(id))
+                .collect();
+            if unknown.is_empty() {
+                return Ok(ids.iter().map(|id| instance(id)).collect());
+            }
+            let message = if names_them {
+                format!("The instance IDs '{}' do not exist", unknown.join(", "))
+            } else {
+                "The instance IDs 'i-0a1b2c3d4e5f60718, i-0b2c3d4e5f...' do not exist".into()
+            };
+            Err(Error::Aws {
+                action: "DescribeInstances".into(),
+                code: NOT_FOUND.into(),
+                message,
+            })
+        }
+    }
+
+    #[test]
+    fn instances_ec2_does_not_know_yet_are_left_out() {
+        // Regression: one just-launched id failed the whole DescribeInstances (exit 1).
+        let ids: Vec<String> = ["i-1", "i-2", "i-3"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let mut calls = Vec::new();
+        let found = known_only(&ids, &mut ec2(&["i-1", "i-3"], true, &mut calls)).unwrap();
+        assert_eq!(
+            found.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
+            ["i-1", "i-3"]
+        );
+        assert_eq!(
+            calls.len(),
+            2,
+            "asked again without the unknown id: {calls:?}"
+        );
+
+        // A message naming none of them: one at a time.
+        let mut calls = Vec::new();
+        let found = known_only(&ids, &mut ec2(&["i-2"], false, &mut calls)).unwrap();
+        assert_eq!(
+            found.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
+            ["i-2"]
+        );
+        assert_eq!(calls.len(), 4, "{calls:?}");
+
+        // Nobody known yet: an empty answer, not an error.
+        let mut calls = Vec::new();
+        assert!(known_only(&ids, &mut ec2(&[], true, &mut calls))
+            .unwrap()
+            .is_empty());
+
+        // Other errors pass through.
+        let e = known_only(&ids, &mut |_| {
+            Err(Error::Aws {
+                action: "DescribeInstances".into(),
+                code: "UnauthorizedOperation".into(),
+                message: "no".into(),
+            })
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("UnauthorizedOperation"));
     }
 
     #[test]

@@ -6,9 +6,9 @@ use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 
-use super::credentials::Credentials;
+use super::credentials::Provider;
 use super::sign::{sign_request, Unsigned};
-use crate::error::{snippet, Error, Result};
+use crate::error::{is_expired_credentials, snippet, Error, Result};
 use crate::http::{body_snippet, retry, Http, RetryPolicy, Sleep};
 
 const RETRY: RetryPolicy = RetryPolicy {
@@ -31,7 +31,7 @@ pub struct QueryClient<'a> {
     pub service: &'static str,
     /// The API version, e.g. `2011-01-01`.
     pub version: &'static str,
-    pub credentials: &'a Credentials,
+    pub credentials: &'a Provider<'a>,
     pub sleep: &'a Sleep<'a>,
     pub clock: fn() -> SystemTime,
 }
@@ -125,8 +125,21 @@ pub fn form_body(action: &str, version: &str, params: &[(String, String)]) -> St
 }
 
 impl QueryClient<'_> {
-    /// Calls `action` and returns the XML of a successful answer.
+    /// Calls `action` and returns the XML of a successful answer. When AWS says the temporary
+    /// credentials expired, fetches fresh ones and tries once more.
     pub fn call(&self, action: &str, params: &[(String, String)]) -> Result<String> {
+        match self.call_once(action, params) {
+            Err(Error::Aws { code, .. })
+                if is_expired_credentials(&code) && self.credentials.refresh()? =>
+            {
+                log::info!("AWS {action}: {code}: signing again with fresh credentials");
+                self.call_once(action, params)
+            }
+            result => result,
+        }
+    }
+
+    fn call_once(&self, action: &str, params: &[(String, String)]) -> Result<String> {
         let body = form_body(action, self.version, params);
         let url = format!("{}/", self.endpoint);
         let what = format!("AWS {action} at {}", self.endpoint);
@@ -139,7 +152,7 @@ impl QueryClient<'_> {
             };
             let signed = sign_request(
                 &unsigned,
-                self.credentials,
+                &self.credentials.current(),
                 &self.region,
                 self.service,
                 (self.clock)(),

@@ -7,13 +7,15 @@ mod cloud_init;
 #[path = "../support/fake.rs"]
 mod fake;
 mod hostile;
+mod module_graph;
+mod not_yet;
 mod world;
 
 use std::fs;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use world::{instance_id, EtcdApi, Group, Imds, World};
+use world::{instance_id, EtcdApi, Group, Imds, World, IMDS_TOKEN, PROFILE_SECRET, PROFILE_TOKEN};
 
 fn group(name: &str, instances: &[u8]) -> Group {
     Group {
@@ -433,6 +435,46 @@ fn usage_help_and_version() {
     assert_failure(&out, 2, "unknown flag \"--no-such-flag\"");
 }
 
+/// Where a secret shows in a log, whole or in pieces: any 8-character window of it as text,
+/// or hex-encoded (ureq's wire dump prints 16 bytes a line, in hex and as text, so a secret
+/// is split across lines and only pieces of it are on any one line).
+fn leaked_piece(log: &str, secret: &str) -> Option<String> {
+    let hex_log: String = log
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_lowercase();
+    let bytes = secret.as_bytes();
+    bytes.windows(8.min(bytes.len())).find_map(|window| {
+        let text = String::from_utf8_lossy(window).into_owned();
+        let hex: String = window.iter().map(|b| format!("{b:02x}")).collect();
+        if log.contains(&text) {
+            Some(text)
+        } else if hex_log.contains(&hex) {
+            Some(format!("{text} as hex {hex}"))
+        } else {
+            None
+        }
+    })
+}
+
+fn assert_no_piece_of(log: &str, secrets: &[(&str, &str)]) {
+    for (what, secret) in secrets {
+        if let Some(piece) = leaked_piece(log, secret) {
+            panic!("a piece of the {what} ({piece}) leaked into:\n{log}");
+        }
+    }
+}
+
+/// The signatures of the AWS requests the tool made, first to last.
+fn signatures(w: &World) -> Vec<String> {
+    w.aws_requests()
+        .iter()
+        .filter_map(|r| r.header("authorization"))
+        .filter_map(|a| a.rsplit_once("Signature=").map(|(_, s)| s.to_string()))
+        .collect()
+}
+
 #[test]
 fn secrets_never_reach_the_log() {
     let w = World::new(
@@ -458,15 +500,69 @@ fn secrets_never_reach_the_log() {
     assert_success(&out);
     let log = stderr(&out);
     assert!(log.lines().count() > 10, "trace logging is on:\n{log}");
-    let signature = w.aws_requests()[0]
-        .header("authorization")
-        .unwrap()
-        .rsplit("Signature=")
-        .next()
-        .unwrap()
-        .to_string();
+    let signature = signatures(&w)[0].clone();
     for needle in [secret, token, signature.as_str()] {
         assert!(!log.contains(needle), "{needle} leaked into:\n{log}");
+    }
+    assert_no_piece_of(
+        &log,
+        &[
+            ("secret key", secret),
+            ("session token", token),
+            ("signature", &signature),
+            ("IMDS token", IMDS_TOKEN),
+        ],
+    );
+}
+
+#[test]
+fn rust_log_trace_does_not_dump_the_wire() {
+    // Regression: RUST_LOG=trace let ureq hex-dump every byte: the instance profile's secret
+    // and token from IMDS, x-amz-security-token, the signature and the IMDS token.
+    let w = World::new(
+        29,
+        4,
+        vec![group("etcd", &[2, 4, 5])],
+        Some((&[2, 5], EtcdApi::V3)),
+        vec![],
+        Imds {
+            profile: true,
+            ..Imds::v2()
+        },
+    );
+    *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true), w.member(5, true)];
+    for rust_log in ["trace", "ureq=trace,ureq_proto=trace,rustls=trace,trace"] {
+        let out = w.run_with_env(
+            &["-v=10"],
+            &[
+                ("AWS_ACCESS_KEY_ID", ""),
+                ("AWS_SECRET_ACCESS_KEY", ""),
+                ("RUST_LOG", rust_log),
+            ],
+        );
+        assert_success(&out);
+        let log = stderr(&out);
+        assert!(
+            log.contains("etcd-discovery: trace:"),
+            "our own modules still log at trace with RUST_LOG={rust_log}:\n{log}"
+        );
+        let requests = w.aws_requests();
+        assert_eq!(
+            requests[0].header("x-amz-security-token"),
+            Some(PROFILE_TOKEN),
+            "the instance profile's keys were used"
+        );
+        assert_no_piece_of(
+            &log,
+            &[
+                ("profile secret key", PROFILE_SECRET),
+                ("profile session token", PROFILE_TOKEN),
+                ("IMDS token", IMDS_TOKEN),
+            ],
+        );
+        for signature in signatures(&w) {
+            assert_no_piece_of(&log, &[("signature", &signature)]);
+        }
     }
 }
 

@@ -42,6 +42,18 @@ pub enum EtcdApi {
 /// What AWS answers instead of the model, for error tests.
 pub type AwsOverride = Arc<Mutex<Option<(u16, String)>>>;
 
+/// How the fake AWS departs from the model, for eventual-consistency and credential tests.
+#[derive(Clone, Default)]
+pub struct AwsFaults {
+    /// Hosts EC2 does not know yet: DescribeInstances naming one fails whole, with
+    /// `InvalidInstanceID.NotFound` naming them (as EC2 does right after a launch).
+    pub ec2_unknown: Arc<Mutex<Vec<u8>>>,
+    /// Session tokens AWS calls expired (`ExpiredToken`).
+    pub expired_tokens: Arc<Mutex<Vec<String>>>,
+    /// Every request is refused for a skewed clock with this (code, message).
+    pub clock_skew: Arc<Mutex<Option<(String, String)>>>,
+}
+
 pub struct World {
     pub net: u8,
     pub imds: FakeServer,
@@ -54,6 +66,7 @@ pub struct World {
     pub client_port: u16,
     pub members: Arc<Mutex<Vec<FakeMember>>>,
     pub aws_override: AwsOverride,
+    pub aws_faults: AwsFaults,
     pub etcd_fault: Arc<Mutex<Option<EtcdFault>>>,
     pub dir: PathBuf,
 }
@@ -122,7 +135,13 @@ impl World {
         let imds_server = start_imds(net, me, imds);
         let aws_override: AwsOverride = Arc::new(Mutex::new(None));
         let groups = Arc::new(Mutex::new(groups));
-        let aws = start_aws(net, groups.clone(), aws_override.clone());
+        let aws_faults = AwsFaults::default();
+        let aws = start_aws(
+            net,
+            groups.clone(),
+            aws_override.clone(),
+            aws_faults.clone(),
+        );
         let members = Arc::new(Mutex::new(members));
         let etcd_fault: Arc<Mutex<Option<EtcdFault>>> = Arc::new(Mutex::new(None));
         // A port nothing listens on yet at any of this test's addresses.
@@ -159,6 +178,7 @@ impl World {
             client_port,
             members,
             aws_override,
+            aws_faults,
             etcd_fault,
             dir,
         }
@@ -274,11 +294,29 @@ impl Drop for World {
     }
 }
 
+/// The IMDSv2 token the fake hands out, and the instance profile's secret parts: long and
+/// distinctive, so a test can look for any piece of them in a log.
+pub const IMDS_TOKEN: &str = "AQAEAJ7mIMDSv2tokenQx4Zr9Kp2Lw8Vn5Ts1Yh==";
+pub const PROFILE_SECRET: &str = "Hq7yPROFILEsecretK3vWm9Zx2Lp5Rn8Tc4Bd6Gf";
+pub const PROFILE_TOKEN: &str = "IQoJb3JpZ2luX2VjEPROFILEsessionTOKENa8Xq3Wv7Nm2Kd5Rt9Yp4Lz6Hc1";
+
 fn start_imds(net: u8, me: u8, imds: Imds) -> FakeServer {
-    const TOKEN: &str = "offline-imds-token";
+    FakeServer::start("127.0.0.1", imds_handler(net, me, imds))
+}
+
+/// The fake metadata service of host `me`, to start on any address. The instance profile's
+/// session token changes on every fetch after the first (`PROFILE_TOKEN`, then
+/// `PROFILE_TOKEN-2`, ...), as temporary credentials do.
+pub fn imds_handler(
+    net: u8,
+    me: u8,
+    imds: Imds,
+) -> impl Fn(&Request) -> (u16, String) + Send + Sync + 'static {
+    const TOKEN: &str = IMDS_TOKEN;
     let ip = World::ip(net, me);
     let id = instance_id(me);
-    FakeServer::start("127.0.0.1", move |r: &Request| {
+    let profile_fetches = std::sync::atomic::AtomicUsize::new(0);
+    move |r: &Request| {
         if r.method == "PUT" && r.path == "/latest/api/token" {
             return if imds.v2 {
                 (200, TOKEN.into())
@@ -312,22 +350,47 @@ fn start_imds(net: u8, me: u8, imds: Imds) -> FakeServer {
                 (200, imds.group_tag.clone().unwrap_or_default())
             }
             "/latest/meta-data/iam/security-credentials/" if imds.profile => (200, "etcd-role".into()),
-            "/latest/meta-data/iam/security-credentials/etcd-role" if imds.profile => (
-                200,
-                r#"{"Code":"Success","AccessKeyId":"ASIAPROFILE","SecretAccessKey":"profile-secret","Token":"profile-token"}"#.into(),
-            ),
+            "/latest/meta-data/iam/security-credentials/etcd-role" if imds.profile => {
+                let n = 1 + profile_fetches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let token = match n {
+                    1 => PROFILE_TOKEN.to_string(),
+                    n => format!("{PROFILE_TOKEN}-{n}"),
+                };
+                (
+                    200,
+                    format!(r#"{{"Code":"Success","AccessKeyId":"ASIAPROFILE","SecretAccessKey":"{PROFILE_SECRET}","Token":"{token}"}}"#),
+                )
+            }
             "/latest/meta-data/local-hostname" => {
                 (200, imds.hostname.clone().unwrap_or_else(|| format!("ip-{}.ec2.internal", ip.replace('.', "-"))))
             }
             _ => (404, String::new()),
         }
-    })
+    }
 }
 
-fn start_aws(net: u8, groups: Arc<Mutex<Vec<Group>>>, aws_override: AwsOverride) -> FakeServer {
+fn start_aws(
+    net: u8,
+    groups: Arc<Mutex<Vec<Group>>>,
+    aws_override: AwsOverride,
+    faults: AwsFaults,
+) -> FakeServer {
     FakeServer::start("127.0.0.1", move |r: &Request| {
         if let Some(answer) = aws_override.lock().unwrap().clone() {
             return answer;
+        }
+        if let Some((code, message)) = faults.clock_skew.lock().unwrap().clone() {
+            return (403, format!("<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>x</RequestId></ErrorResponse>"));
+        }
+        let token = r.header("x-amz-security-token").unwrap_or_default();
+        if faults
+            .expired_tokens
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|t| t == token)
+        {
+            return (403, "<ErrorResponse><Error><Type>Sender</Type><Code>ExpiredToken</Code><Message>The security token included in the request is expired</Message></Error><RequestId>x</RequestId></ErrorResponse>".into());
         }
         let groups = groups.lock().unwrap().clone();
         let action = r.param("Action").unwrap_or_default();
@@ -363,6 +426,14 @@ fn start_aws(net: u8, groups: Arc<Mutex<Vec<Group>>>, aws_override: AwsOverride)
                 (200, format!(r#"<DescribeAutoScalingGroupsResponse xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/"><DescribeAutoScalingGroupsResult><AutoScalingGroups>{members}</AutoScalingGroups></DescribeAutoScalingGroupsResult><ResponseMetadata><RequestId>x</RequestId></ResponseMetadata></DescribeAutoScalingGroupsResponse>"#))
             }
             "DescribeInstances" => {
+                let unknown: Vec<String> = (1..200)
+                    .filter_map(|i| r.param(&format!("InstanceId.{i}")))
+                    .filter(|id| faults.ec2_unknown.lock().unwrap().iter().any(|k| instance_id(*k) == *id))
+                    .collect();
+                if !unknown.is_empty() {
+                    let (noun, verb) = if unknown.len() == 1 { ("ID", "does") } else { ("IDs", "do") };
+                    return (400, format!("<Response><Errors><Error><Code>InvalidInstanceID.NotFound</Code><Message>The instance {noun} '{}' {verb} not exist</Message></Error></Errors><RequestID>x</RequestID></Response>", unknown.join(", ")));
+                }
                 let items: String = (1..200)
                     .filter_map(|i| r.param(&format!("InstanceId.{i}")))
                     .filter_map(|id| (1..=250u8).find(|k| instance_id(*k) == id))

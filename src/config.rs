@@ -1,0 +1,86 @@
+//! The settled configuration of a run: what `cli` makes of the flags and variables, and what
+//! `run` acts on. Types only, no parsing and no I/O. Each setting whose meaning belongs to one
+//! client (URL schemes to `plan`, the etcd API to `etcd`, TLS files to `http`, keys to
+//! `aws::credentials`) lives there; this module only gathers them, so the clients and the
+//! transport never reach up into the flag parser.
+
+use std::path::PathBuf;
+
+use crate::aws::credentials::Credentials;
+use crate::etcd::EtcdApi;
+use crate::http::EtcdTls;
+use crate::plan::{AddressKind, Scheme};
+
+/// Which Auto Scaling group(s) form the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupSelector {
+    /// The group this instance belongs to (DescribeAutoScalingInstances).
+    Own,
+    /// A group by name; the lookup of our own group is skipped.
+    Named(String),
+    /// Every group carrying all these tags (one group per availability zone is common).
+    Tagged(Vec<(String, String)>),
+}
+
+/// Where AWS lives for this run, from the SDKs' environment variables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsSettings {
+    /// `--region`, `AWS_REGION`, `AWS_DEFAULT_REGION`; else the identity document's.
+    pub region: Option<String>,
+    pub autoscaling_endpoint: Option<String>,
+    pub ec2_endpoint: Option<String>,
+    pub imds_endpoint: String,
+    pub keys: Option<Credentials>,
+    /// The ECS/container credentials URL and its optional `Authorization` value.
+    pub container_credentials: Option<(String, Option<String>)>,
+}
+
+/// What a run does. The default job needs no subcommand (the seeds had none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Bootstrap or join, write the environment file (before etcd starts).
+    Discover,
+    /// Promote this node from learner to voter once it has caught up (`ExecStartPost=`).
+    Promote,
+    /// Remove this node's member when that keeps quorum (`ExecStop=`, termination hook).
+    Leave,
+    /// On the leader only: remove members whose instances are gone (a systemd timer).
+    Reconcile,
+}
+
+/// A validated run configuration. Every field has one meaning and one source of truth.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub command: Command,
+    /// Join as a non-voting learner (etcd 3.4+, v3 API); `promote` makes it a voter.
+    pub learner: bool,
+    /// With `leave`: complete this termination lifecycle hook once the member is gone.
+    pub lifecycle_hook: Option<String>,
+    /// Where the `KEY=value` file for etcd's `EnvironmentFile=` goes.
+    pub environment_file: PathBuf,
+    pub client_scheme: Scheme,
+    pub peer_scheme: Scheme,
+    pub client_port: u16,
+    pub peer_port: u16,
+    pub address_kind: AddressKind,
+    /// Consumer node: never change membership, write proxy/gateway settings.
+    pub proxy_mode: bool,
+    pub group: GroupSelector,
+    pub etcd_api: EtcdApi,
+    pub etcd_tls: EtcdTls,
+    /// Print the plan and the file; change nothing.
+    pub dry_run: bool,
+    /// etcd's data directory: a started member without `member/` data here must be re-added.
+    pub data_dir: PathBuf,
+    /// Whether the operator named the data directory (flag or `ETCD_DATA_DIR`). Only then is
+    /// a directory without member data taken as lost: Debian's package leaves an empty
+    /// `/var/lib/etcd` behind even when etcd keeps its data elsewhere.
+    pub data_dir_named: bool,
+    /// How long to wait for the whole group to be visible before bootstrapping.
+    pub wait_timeout: std::time::Duration,
+    /// The whole run's limit: every call and every retry stops there (exit 75).
+    pub timeout: std::time::Duration,
+    pub aws: AwsSettings,
+    /// From `-v=N` / `--log-level`; `RUST_LOG` overrides it.
+    pub log_level: log::LevelFilter,
+}

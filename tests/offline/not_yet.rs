@@ -1,0 +1,146 @@
+//! "Not yet" is not a failure: what AWS and the instance look like in the first seconds after
+//! a launch (EC2 not knowing an instance AutoScaling lists), late in a long run (expired
+//! temporary credentials), or on a host whose clock chrony has not set yet. Each ends in
+//! success once the world catches up, or in exit 75 (retried by the unit), never in 1.
+//! Networks 127.0.130-149.0/24.
+
+use std::fs;
+use std::process::Stdio;
+use std::time::Duration;
+
+use super::world::{Imds, World, PROFILE_TOKEN};
+use super::{assert_failure, assert_success, cluster, env_value, group, stderr, wait_bounded};
+
+#[test]
+fn an_instance_ec2_does_not_know_yet_is_waited_for() {
+    // Regression: DescribeInstances answering InvalidInstanceID.NotFound for an id
+    // AutoScaling already listed failed the whole run with exit 1.
+    let w = World::new(
+        130,
+        2,
+        vec![group("etcd", &[2, 3, 4])],
+        None,
+        vec![],
+        Imds::v2(),
+    );
+    *w.aws_faults.ec2_unknown.lock().unwrap() = vec![4];
+    let mut child = w
+        .command(&["--wait-timeout=60s"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    w.aws_faults.ec2_unknown.lock().unwrap().clear();
+    let out = wait_bounded(&mut child, Duration::from_secs(60));
+    assert_success(&out);
+    let log = stderr(&out);
+    assert!(
+        log.contains(&format!("EC2 does not know {} yet", super::instance_id(4))),
+        "{log}"
+    );
+    assert!(log.contains("has no private address yet"), "{log}");
+    let text = fs::read_to_string(w.env_file()).unwrap();
+    assert_eq!(
+        env_value(&text, "ETCD_INITIAL_CLUSTER"),
+        cluster(130, &[2, 3, 4])
+    );
+}
+
+#[test]
+fn an_instance_ec2_never_knows_ends_in_75() {
+    let w = World::new(
+        131,
+        2,
+        vec![group("etcd", &[2, 3, 4])],
+        None,
+        vec![],
+        Imds::v2(),
+    );
+    fs::write(w.env_file(), "OLD=1\n").unwrap();
+    *w.aws_faults.ec2_unknown.lock().unwrap() = vec![3, 4];
+    let out = w.run(&["--wait-timeout=3s"]);
+    assert_failure(&out, 75, "has no private address yet");
+    assert_eq!(fs::read_to_string(w.env_file()).unwrap(), "OLD=1\n");
+    // The known instance was still asked about, alone, after the first answer named the
+    // other two.
+    let asked: Vec<Vec<String>> = w
+        .aws_requests()
+        .iter()
+        .filter(|r| r.param("Action").as_deref() == Some("DescribeInstances"))
+        .map(|r| {
+            (1..9)
+                .filter_map(|i| r.param(&format!("InstanceId.{i}")))
+                .collect()
+        })
+        .collect();
+    assert!(
+        asked.contains(&vec![super::instance_id(2)]),
+        "asked: {asked:?}"
+    );
+}
+
+#[test]
+fn expired_instance_profile_credentials_are_fetched_again() {
+    // Regression: ExpiredToken from instance-profile credentials in a long run was an
+    // exit 1; fresh credentials are in IMDS.
+    let w = World::new(
+        132,
+        2,
+        vec![group("etcd", &[2])],
+        None,
+        vec![],
+        Imds {
+            profile: true,
+            ..Imds::v2()
+        },
+    );
+    *w.aws_faults.expired_tokens.lock().unwrap() = vec![PROFILE_TOKEN.to_string()];
+    let out = w.run_with_env(
+        &[],
+        &[("AWS_ACCESS_KEY_ID", ""), ("AWS_SECRET_ACCESS_KEY", "")],
+    );
+    assert_success(&out);
+    let tokens: Vec<String> = w
+        .aws_requests()
+        .iter()
+        .filter_map(|r| r.header("x-amz-security-token").map(str::to_string))
+        .collect();
+    assert_eq!(tokens[0], PROFILE_TOKEN, "{tokens:?}");
+    assert!(
+        tokens[1..]
+            .iter()
+            .all(|t| *t == format!("{PROFILE_TOKEN}-2")),
+        "every later request signed with the fresh token: {tokens:?}"
+    );
+}
+
+#[test]
+fn expired_keys_from_the_environment_say_so() {
+    // Keys from the environment cannot be renewed here: exit 1, naming the token.
+    let w = World::new(133, 2, vec![group("etcd", &[2])], None, vec![], Imds::v2());
+    *w.aws_faults.expired_tokens.lock().unwrap() = vec!["STALE".into()];
+    let out = w.run_with_env(&[], &[("AWS_SESSION_TOKEN", "STALE")]);
+    assert_failure(&out, 1, "AWS_SESSION_TOKEN");
+}
+
+#[test]
+fn a_skewed_clock_is_75_and_named() {
+    // Regression: a clock chrony had not set yet ended in exit 1 with a hint about the keys.
+    let w = World::new(134, 2, vec![group("etcd", &[2])], None, vec![], Imds::v2());
+    for (code, message) in [
+        (
+            "SignatureDoesNotMatch",
+            "Signature expired: 20261128T010000Z is now earlier than 20261128T011000Z (20261128T011500Z - 5 min.)",
+        ),
+        (
+            "RequestTimeTooSkewed",
+            "The difference between the request time and the current time is too large.",
+        ),
+        ("RequestExpired", "Request has expired."),
+    ] {
+        *w.aws_faults.clock_skew.lock().unwrap() = Some((code.into(), message.into()));
+        let out = w.run(&["--timeout=20s"]);
+        assert_failure(&out, 75, "clock is off");
+        assert!(!stderr(&out).contains("access key"), "{}", stderr(&out));
+    }
+}
