@@ -54,6 +54,8 @@ pub struct Config {
     pub command: Command,
     /// Join as a non-voting learner (etcd 3.4+, v3 API); `promote` makes it a voter.
     pub learner: bool,
+    /// etcd listens for clients on 127.0.0.1 too (`--listen-localhost`).
+    pub listen_localhost: bool,
     /// With `leave`: complete this termination lifecycle hook once the member is gone.
     pub lifecycle_hook: Option<String>,
     /// Where the `KEY=value` file for etcd's `EnvironmentFile=` goes.

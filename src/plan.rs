@@ -43,6 +43,8 @@ pub struct Settings {
     pub cluster_token: String,
     /// Join as a learner: it does not vote, so adding it never costs the quorum.
     pub learner: bool,
+    /// Clients on the node (etcdctl, an API server) look at 127.0.0.1:2379 by default.
+    pub listen_localhost: bool,
 }
 
 /// A membership change, in the order it must happen.
@@ -711,10 +713,15 @@ pub fn environment(
         "ETCD_LISTEN_PEER_URLS",
         url(settings.peer_scheme, ip, settings.peer_port),
     ));
-    env.push((
-        "ETCD_LISTEN_CLIENT_URLS",
-        url(settings.client_scheme, ip, settings.client_port),
-    ));
+    let mut listen_client = vec![url(settings.client_scheme, ip, settings.client_port)];
+    if settings.listen_localhost && ip != "127.0.0.1" {
+        listen_client.push(url(
+            settings.client_scheme,
+            "127.0.0.1",
+            settings.client_port,
+        ));
+    }
+    env.push(("ETCD_LISTEN_CLIENT_URLS", listen_client.join(",")));
     Ok(env)
 }
 
@@ -754,6 +761,7 @@ mod tests {
             proxy_mode: false,
             cluster_token: cluster_token("etcd"),
             learner: false,
+            listen_localhost: false,
         }
     }
 
@@ -1375,6 +1383,27 @@ mod tests {
         assert_eq!(get("ETCD_ADVERTISE_CLIENT_URLS"), "http://10.0.2.2:2379");
         assert_eq!(get("ETCD_LISTEN_PEER_URLS"), "http://10.0.2.2:2380");
         assert_eq!(get("ETCD_LISTEN_CLIENT_URLS"), "http://10.0.2.2:2379");
+    }
+
+    #[test]
+    fn clients_on_the_node_reach_etcd_on_localhost() {
+        let o = observed(2, &[1, 2], None);
+        let mut s = settings();
+        s.listen_localhost = true;
+        let env = environment(&plan(&o, &s).unwrap(), &o, None, &s).unwrap();
+        let listen = env
+            .iter()
+            .find(|(k, _)| *k == "ETCD_LISTEN_CLIENT_URLS")
+            .unwrap();
+        assert_eq!(listen.1, "http://10.0.2.2:2379,http://127.0.0.1:2379");
+        let advertise = env
+            .iter()
+            .find(|(k, _)| *k == "ETCD_ADVERTISE_CLIENT_URLS")
+            .unwrap();
+        assert_eq!(
+            advertise.1, "http://10.0.2.2:2379",
+            "peers never get 127.0.0.1"
+        );
     }
 
     #[test]

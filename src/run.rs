@@ -319,6 +319,7 @@ pub fn run(config: &Config) -> Result<()> {
         proxy_mode: config.proxy_mode,
         cluster_token: plan::cluster_token(&selection_text),
         learner: config.learner,
+        listen_localhost: config.listen_localhost,
     };
     let world = World {
         config,

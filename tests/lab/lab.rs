@@ -240,10 +240,13 @@ impl Lab {
             subnet,
             dir,
             nodes: BTreeMap::new(),
+            // Every lab node shares this machine's one 127.0.0.1: only the first etcd could
+            // listen there, so the lab's nodes listen on their own address only.
             tool_args: vec![
                 "-private-addresses".into(),
                 "-etcd-client-scheme=http".into(),
                 "-etcd-peer-scheme=http".into(),
+                "--listen-localhost=false".into(),
             ],
             tool_env: vec![
                 ("AWS_ACCESS_KEY_ID".into(), "AKIDLAB".into()),

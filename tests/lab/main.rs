@@ -271,6 +271,7 @@ fn tls_on_client_and_peer_ports_with_client_certificates() {
     let p = |f: &str| pki.join(f).display().to_string();
     lab.tool_args = vec![
         "-private-addresses".into(),
+        "--listen-localhost=false".into(),
         format!("--etcd-ca-file={}", p("ca.pem")),
         format!("--etcd-cert-file={}", p("client.pem")),
         format!("--etcd-key-file={}", p("client.key")),
@@ -346,6 +347,7 @@ fn tls_on_client_and_peer_ports_with_client_certificates() {
     for (case, cert) in refused {
         lab.tool_args = vec![
             "-private-addresses".into(),
+            "--listen-localhost=false".into(),
             format!("--etcd-ca-file={}", p("ca.pem")),
         ];
         lab.tool_args.extend(cert);

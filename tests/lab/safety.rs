@@ -341,3 +341,27 @@ fn an_alarm_is_not_a_lost_quorum() {
     assert!(log.contains("alarm NOSPACE"), "{log}");
     assert!(log.contains("etcdctl alarm disarm"), "{log}");
 }
+
+#[test]
+fn an_instance_the_group_does_not_count_never_joins() {
+    // Rule 10: an instance detached from the group (as one leaving or parked would be) boots
+    // with the masters' group named: it must not add a voter that will never serve.
+    let mut lab = Lab::new(52);
+    bootstrap(&mut lab, &[2, 3, 4], &EtcdFlags::default());
+    let id = lab.launch("etcd", 5);
+    lab.moto.call(
+        "autoscaling",
+        "DetachInstances",
+        &[
+            ("AutoScalingGroupName", "etcd"),
+            ("InstanceIds.member.1", &id),
+            ("ShouldDecrementDesiredCapacity", "true"),
+        ],
+    );
+    let out = lab.discover(5, &["-scaling-group-name=etcd", "--wait-timeout=2s"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(75), "{log}");
+    assert!(log.contains("not counted by the group"), "{log}");
+    assert!(!lab.env_file(5).exists(), "no file written");
+    assert_eq!(lab.members(2, NO_TLS).len(), 3, "no member added");
+}

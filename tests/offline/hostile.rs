@@ -265,7 +265,7 @@ fn a_member_that_answers_health_slowly_is_not_removed() {
 }
 
 #[test]
-fn no_membership_change_on_a_read_only_filesystem() {
+fn no_membership_change_on_a_read_only_or_full_filesystem() {
     // Before issue 10 the stale member was removed and this node added, and only then did
     // the write fail: the cluster kept a voter that never starts.
     let w = World::new(
@@ -277,23 +277,20 @@ fn no_membership_change_on_a_read_only_filesystem() {
         Imds::v2(),
     );
     *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true), w.member(5, true)];
-    let read_only = w.dir.join("ro");
-    fs::create_dir(&read_only).unwrap();
-    let command = w.command(&[&format!(
-        "-environment-file={}/etcd-peers",
-        read_only.display()
-    )]);
-    // A private mount namespace with a read-only tmpfs over the file's directory.
-    let mut wrapped = World::in_private_mounts(
-        &command,
-        &format!(
-            "/bin/mount -t tmpfs -o ro,size=64k tmpfs {}",
-            read_only.display()
-        ),
-    );
-    let out = wrapped.output().unwrap();
-    assert_failure(&out, 1, "not writable");
-    assert_eq!(w.etcd_changes(), vec![], "no member removed or added");
+    let dir = w.dir.join("mnt");
+    fs::create_dir(&dir).unwrap();
+    let command = w.command(&[&format!("-environment-file={}/etcd-peers", dir.display())]);
+    // A private mount namespace with a small tmpfs over the file's directory: read-only, or
+    // one page large and filled.
+    let d = dir.display();
+    for setup in [
+        format!("/bin/mount -t tmpfs -o ro,size=64k tmpfs {d}"),
+        format!("/bin/mount -t tmpfs -o size=4k tmpfs {d} && /bin/dd if=/dev/zero of={d}/fill bs=4096 count=1 2>/dev/null"),
+    ] {
+        let out = World::in_private_mounts(&command, &setup).output().unwrap();
+        assert_failure(&out, 1, "not writable");
+        assert_eq!(w.etcd_changes(), vec![], "{setup}: no member removed or added");
+    }
 }
 
 #[test]
