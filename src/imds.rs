@@ -1,8 +1,9 @@
 //! The EC2 instance metadata service: who this instance is, and `get` for the paths others
 //! read (`aws::credentials` reads the instance profile's keys; this module knows nothing of
-//! AWS credentials, so the two never import each other). IMDSv2 first; IMDSv1 only when the token call is refused (403/404/405), never
-//! because IMDS is unreachable: an unreachable IMDS is waited for within `--boot-wait` (it may
-//! come up late at boot), then an error worth a retry.
+//! AWS credentials, so the two never import each other). IMDSv2 first; IMDSv1 only when the
+//! token call is refused (403/404/405), never because IMDS is unreachable: an unreachable IMDS
+//! is waited for within `--boot-wait` (it may come up late at boot), then an error worth a
+//! retry.
 
 use std::time::{Duration, Instant};
 
@@ -72,10 +73,13 @@ impl<'a> Imds<'a> {
         let url = format!("{base}/latest/api/token");
         let started = Instant::now();
         let mut told = false;
-        let response = retry_until(RETRY, until, sleep, Error::is_transient, Error::is_transient, || {
+        let not_yet = Error::is_transient;
+        let response = retry_until(RETRY, until, sleep, Error::is_transient, not_yet, || {
             if !told && started.elapsed() >= RETRY.cap {
                 told = true;
-                log::info!("the instance metadata service does not answer yet at {base}: waiting for it (--boot-wait)");
+                log::info!(
+                    "the metadata service at {base} does not answer yet: waiting (--boot-wait)"
+                );
             }
             http.send(
                 "IMDS token",
