@@ -50,6 +50,7 @@ const FLAGS: &[Flag] = &[
     Flag { names: &["--region"], env: &["AWS_REGION", "AWS_DEFAULT_REGION"], default: "", boolean: false, help: "AWS region (default: the instance's)" },
     Flag { names: &["--etcd-data-dir"], env: &["ETCD_DATA_DIR"], default: "/var/lib/etcd", boolean: false, help: "etcd's data directory; when named here or in ETCD_DATA_DIR, a member whose directory holds no member data (wiped) is removed and added again" },
     Flag { names: &["--wait-timeout"], env: &["ETCD_DISCOVERY_WAIT_TIMEOUT"], default: "5m", boolean: false, help: "how long to wait for the whole group before bootstrapping (e.g. 90s, 5m)" },
+    Flag { names: &["--boot-wait"], env: &["ETCD_DISCOVERY_BOOT_WAIT"], default: "60s", boolean: false, help: "how long to wait at boot for what comes up late: the metadata service, the network (DNS), this instance's listing in its group (then exit 75)" },
     Flag { names: &["--timeout"], env: &["ETCD_DISCOVERY_TIMEOUT"], default: "10m", boolean: false, help: "give up after this long, whatever is slow (exit 75)" },
     Flag { names: &["--listen-localhost"], env: &["ETCD_DISCOVERY_LISTEN_LOCALHOST"], default: "true", boolean: true, help: "etcd also listens for clients on 127.0.0.1, where etcdctl and API servers on the node look; =false for the private address only" },
     Flag { names: &["--learner"], env: &["ETCD_DISCOVERY_LEARNER"], default: "false", boolean: true, help: "join as a non-voting learner (v3 API); run `etcd-discovery promote` once etcd is up" },
@@ -501,6 +502,7 @@ pub fn parse(args: Vec<String>, env: &dyn Fn(&str) -> Option<String>) -> Result<
         data_dir: PathBuf::from(raw.get("etcd-data-dir")),
         data_dir_named: raw.named("etcd-data-dir"),
         wait_timeout: parse_duration("wait-timeout", raw.get("wait-timeout"))?,
+        boot_wait: parse_duration("boot-wait", raw.get("boot-wait"))?,
         timeout: parse_duration("timeout", raw.get("timeout"))?,
         aws,
         log_level: log_level(&raw)?,
@@ -566,6 +568,7 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("/var/lib/etcd"));
         assert!(!c.data_dir_named);
         assert_eq!(c.wait_timeout.as_secs(), 300);
+        assert_eq!(c.boot_wait.as_secs(), 60);
         assert_eq!(c.aws.imds_endpoint, "http://169.254.169.254");
     }
 
@@ -607,6 +610,8 @@ mod tests {
                 c.data_dir == std::path::Path::new("/data/etcd") && c.data_dir_named
             }),
             (&["--wait-timeout=90"], |c| c.wait_timeout.as_secs() == 90),
+            (&["--boot-wait=0"], |c| c.boot_wait.is_zero()),
+            (&["-boot-wait", "2m"], |c| c.boot_wait.as_secs() == 120),
             (&["--wait-timeout", "2m"], |c| {
                 c.wait_timeout.as_secs() == 120
             }),
@@ -814,6 +819,11 @@ mod tests {
             ),
             (&["join"], &[], "unexpected argument \"join\""),
             (&["--wait-timeout=5d"], &[], "duration"),
+            (
+                &[],
+                &[("ETCD_DISCOVERY_BOOT_WAIT", "soon")],
+                "--boot-wait takes a duration",
+            ),
         ];
         for (args, env, needle) in cases {
             match run(args, env) {

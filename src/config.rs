@@ -80,6 +80,9 @@ pub struct Config {
     pub data_dir_named: bool,
     /// How long to wait for the whole group to be visible before bootstrapping.
     pub wait_timeout: std::time::Duration,
+    /// How long what is only "not yet" at boot is waited for: a metadata service or network
+    /// that comes up late, this instance not yet listed by AutoScaling (then exit 75).
+    pub boot_wait: std::time::Duration,
     /// The whole run's limit: every call and every retry stops there (exit 75).
     pub timeout: std::time::Duration,
     pub aws: AwsSettings,

@@ -35,6 +35,9 @@ pub enum Error {
     Parse { what: String, detail: String },
     /// The instance metadata service did not tell us who we are.
     Imds(String),
+    /// The instance metadata service did not answer at all within `--boot-wait`: at boot it
+    /// may come up late (worth a retry); on a host that has none, it never does.
+    ImdsUnreachable(String),
     /// No credentials were found anywhere in the chain.
     NoCredentials,
     /// etcd refused a membership change, or the cluster state makes the change unsafe.
@@ -112,7 +115,10 @@ impl Error {
             Error::Aws { code, message, .. } => {
                 is_transient_aws_code(code) || is_clock_skew(code, message)
             }
-            Error::NotReady(_) | Error::QuorumLost { .. } | Error::Absent { .. } => true,
+            Error::NotReady(_)
+            | Error::QuorumLost { .. }
+            | Error::Absent { .. }
+            | Error::ImdsUnreachable(_) => true,
             Error::Io { after_change, .. } => *after_change,
             _ => false,
         }
@@ -164,7 +170,7 @@ impl fmt::Display for Error {
                 write!(f, "AWS {action} failed: {code}: {message}{}", aws_hint(code, message, action))
             }
             Error::Parse { what, detail } => write!(f, "{what}: unreadable answer: {detail}"),
-            Error::Imds(msg) => write!(
+            Error::Imds(msg) | Error::ImdsUnreachable(msg) => write!(
                 f,
                 "instance metadata: {msg}; is this an EC2 instance with the metadata service enabled \
                  (or AWS_EC2_METADATA_SERVICE_ENDPOINT set)?"
@@ -260,6 +266,8 @@ mod tests {
                 75,
             ),
             (Error::NoCredentials, 1),
+            (Error::Imds("x".into()), 1),
+            (Error::ImdsUnreachable("x".into()), 75),
         ];
         for (error, code) in cases {
             assert_eq!(error.exit_code(), code, "failed testcase: {error}");

@@ -376,21 +376,44 @@ pub fn retry<T>(
     policy: RetryPolicy,
     sleep: &Sleep<'_>,
     retryable: impl Fn(&Error) -> bool,
+    op: impl FnMut() -> Result<T>,
+) -> Result<T> {
+    retry_until(policy, Instant::now(), sleep, retryable, |_| false, op)
+}
+
+/// `retry`, and after its tries, more of them until `until` for the errors `patient` picks:
+/// what is only "not yet" at boot (a metadata service or a network that comes up late).
+/// Never past the run's `--timeout`.
+pub fn retry_until<T>(
+    policy: RetryPolicy,
+    until: Instant,
+    sleep: &Sleep<'_>,
+    retryable: impl Fn(&Error) -> bool,
+    patient: impl Fn(&Error) -> bool,
     mut op: impl FnMut() -> Result<T>,
 ) -> Result<T> {
     let mut attempt = 1;
     loop {
         match op() {
-            Err(e) if attempt < policy.attempts && retryable(&e) => {
+            Err(e) if retryable(&e) || patient(&e) => {
                 let wait = backoff(attempt, policy.base, policy.cap, jitter());
-                if time_left().is_some_and(|left| left < wait) {
+                let more_tries = attempt < policy.attempts && retryable(&e);
+                let still_waiting = patient(&e) && Instant::now() + wait < until;
+                if !(more_tries || still_waiting) || time_left().is_some_and(|left| left < wait) {
                     return Err(e);
                 }
-                log::debug!(
-                    "{e}; try {} of {} in {wait:?}",
-                    attempt + 1,
-                    policy.attempts
-                );
+                if more_tries {
+                    log::debug!(
+                        "{e}; try {} of {} in {wait:?}",
+                        attempt + 1,
+                        policy.attempts
+                    );
+                } else {
+                    log::debug!(
+                        "{e}; not up yet? trying again in {wait:?} (for {:?} more)",
+                        until.saturating_duration_since(Instant::now())
+                    );
+                }
                 sleep(wait);
                 attempt += 1;
             }
@@ -534,6 +557,92 @@ mod tests {
             let j = jitter();
             assert!((0.0..1.0).contains(&j), "{j}");
         }
+    }
+
+    #[test]
+    fn a_name_that_does_not_resolve_is_transient() {
+        // Regression: DNS not up yet at boot must be "not yet" (75), not a failure.
+        let e = transport_error(
+            "AWS DescribeAutoScalingInstances",
+            "https://autoscaling.us-east-1.amazonaws.com",
+            Duration::from_secs(1),
+            ureq::Error::HostNotFound,
+        );
+        assert!(e.is_transient(), "{e}");
+        assert!(e.to_string().contains("does not resolve"), "{e}");
+        let lookup = std::io::Error::other(
+            "failed to lookup address information: Temporary failure in name resolution",
+        );
+        let e = transport_error("x", "http://a:1", Duration::from_secs(1), lookup.into());
+        assert!(
+            e.is_transient() && !matches!(e, Error::Absent { .. }),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn retry_until_waits_for_what_is_not_up_yet() {
+        let policy = RetryPolicy {
+            attempts: 2,
+            base: Duration::from_millis(5),
+            cap: Duration::from_millis(20),
+        };
+        let not_up = || Error::Transport {
+            what: "IMDS".into(),
+            detail: "connection refused".into(),
+            transient: true,
+        };
+        let patient = |e: &Error| matches!(e, Error::Transport { .. });
+        // Comes up on the sixth try: past `attempts`, within `until`.
+        let calls = Cell::new(0);
+        let r = retry_until(
+            policy,
+            Instant::now() + Duration::from_secs(30),
+            &std::thread::sleep,
+            Error::is_transient,
+            patient,
+            || {
+                calls.set(calls.get() + 1);
+                if calls.get() < 6 {
+                    Err(not_up())
+                } else {
+                    Ok(())
+                }
+            },
+        );
+        assert!(r.is_ok());
+        assert_eq!(calls.get(), 6);
+        // Never up: it stops at `until`.
+        let started = Instant::now();
+        let r: Result<()> = retry_until(
+            policy,
+            started + Duration::from_millis(200),
+            &std::thread::sleep,
+            Error::is_transient,
+            patient,
+            || Err(not_up()),
+        );
+        assert!(r.is_err());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        // What is not "not yet" gets only the usual tries.
+        calls.set(0);
+        let r: Result<()> = retry_until(
+            policy,
+            Instant::now() + Duration::from_secs(30),
+            &|_| {},
+            Error::is_transient,
+            patient,
+            || {
+                calls.set(calls.get() + 1);
+                Err(Error::NotReady("throttled".into()))
+            },
+        );
+        assert!(r.is_err());
+        assert_eq!(calls.get(), 2);
     }
 
     #[test]

@@ -1,14 +1,16 @@
 //! The EC2 instance metadata service: who this instance is, and `get` for the paths others
 //! read (`aws::credentials` reads the instance profile's keys; this module knows nothing of
-//! AWS credentials, so the two never import each other). IMDSv2 first; IMDSv1 only when the token call is refused (403/404/405), never
-//! because IMDS is unreachable: an unreachable IMDS is an error, retried a few times.
+//! AWS credentials, so the two never import each other). IMDSv2 first; IMDSv1 only when the
+//! token call is refused (403/404/405), never because IMDS is unreachable: an unreachable IMDS
+//! is waited for within `--boot-wait` (it may come up late at boot), then an error worth a
+//! retry.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::http::{retry, Http, RetryPolicy, Sleep};
+use crate::http::{retry, retry_until, Http, RetryPolicy, Sleep};
 use crate::model::Identity;
 
 /// Six hours, the longest IMDS allows; one run needs seconds.
@@ -58,11 +60,27 @@ pub fn parse_identity_document(body: &str) -> Result<(String, String, String, St
 }
 
 impl<'a> Imds<'a> {
-    /// Opens a session: asks for an IMDSv2 token, falls back to v1 only when refused.
-    pub fn connect(http: &'a Http, base: &str, sleep: &Sleep<'_>) -> Result<Imds<'a>> {
+    /// Opens a session: asks for an IMDSv2 token, falls back to v1 only when refused. A
+    /// metadata service that does not answer (refused, unreachable, timed out, HTTP 5xx) is
+    /// asked again until `until` (the end of `--boot-wait`): at boot it may come up late.
+    pub fn connect(
+        http: &'a Http,
+        base: &str,
+        until: Instant,
+        sleep: &Sleep<'_>,
+    ) -> Result<Imds<'a>> {
         let base = base.trim_end_matches('/').to_string();
         let url = format!("{base}/latest/api/token");
-        let response = retry(RETRY, sleep, Error::is_transient, || {
+        let started = Instant::now();
+        let mut told = false;
+        let not_yet = Error::is_transient;
+        let response = retry_until(RETRY, until, sleep, Error::is_transient, not_yet, || {
+            if !told && started.elapsed() >= RETRY.cap {
+                told = true;
+                log::info!(
+                    "the metadata service at {base} does not answer yet: waiting (--boot-wait)"
+                );
+            }
             http.send(
                 "IMDS token",
                 "PUT",
@@ -78,7 +96,17 @@ impl<'a> Imds<'a> {
                 }
             })
         })
-        .map_err(|e| Error::Imds(format!("no IMDSv2 token from {base}: {e}")))?;
+        .map_err(|e| {
+            let what = format!(
+                "no IMDSv2 token from {base} (tried for {}s): {e}",
+                started.elapsed().as_secs()
+            );
+            if e.is_transient() {
+                Error::ImdsUnreachable(what)
+            } else {
+                Error::Imds(what)
+            }
+        })?;
         let token = match response.status {
             200 if !response.body.trim().is_empty() => Some(response.body.trim().to_string()),
             // 403 Forbidden, 404 Not Found, 405 Method Not Allowed: IMDSv2 is not offered.

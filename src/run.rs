@@ -53,21 +53,34 @@ enum Selection {
 impl Selection {
     /// Resolves "my own group" to its name; returns the text the cluster token comes from.
     /// `group_tag`: the group's name when IMDS told it (instance metadata tags on).
+    /// AutoScaling may list a just-launched instance only moments later: until `until` (the
+    /// end of `--boot-wait`) we ask again.
     fn resolve(
         client: &QueryClient,
         selector: &GroupSelector,
         instance_id: &str,
         group_tag: Option<String>,
+        until: Instant,
     ) -> Result<(Selection, String)> {
         match selector {
             GroupSelector::Own => {
+                let started = Instant::now();
                 let mut names = match group_tag {
                     Some(name) => vec![name],
                     None => autoscaling::groups_of_instance(client, instance_id)?,
                 };
+                while names.is_empty() && Instant::now() < until {
+                    log::info!(
+                        "instance {instance_id} is not listed in an Auto Scaling group yet: asking again (--boot-wait)"
+                    );
+                    let pause = WAIT_INTERVAL.mul_f64(0.5 + jitter());
+                    sleep(pause.min(until.saturating_duration_since(Instant::now())));
+                    names = autoscaling::groups_of_instance(client, instance_id)?;
+                }
                 if names.is_empty() {
-                    return Err(Error::Usage(format!(
-                        "instance {instance_id} is in no Auto Scaling group; name the masters' group with --scaling-group-name"
+                    return Err(Error::NotReady(format!(
+                        "instance {instance_id} is in no Auto Scaling group after {}s (--boot-wait); if it is not in one, name the masters' group with --scaling-group-name",
+                        started.elapsed().as_secs()
                     )));
                 }
                 names.sort();
@@ -252,7 +265,10 @@ pub fn run(config: &Config) -> Result<()> {
     let etcd_http = Http::new(ETCD, etcd_tls(&config.etcd_tls)?, false);
     let aws_http = Http::new(AWS, ureq::tls::TlsConfig::default(), true);
 
-    let imds = Imds::connect(&local, &config.aws.imds_endpoint, &sleep)?;
+    // What comes up late at boot (IMDS, the network, our listing in the group) is waited for
+    // until then.
+    let boot_deadline = Instant::now() + config.boot_wait.min(config.timeout);
+    let imds = Imds::connect(&local, &config.aws.imds_endpoint, boot_deadline, &sleep)?;
     let fetch_credentials = || {
         credentials::resolve(
             config.aws.keys.as_ref(),
@@ -301,6 +317,7 @@ pub fn run(config: &Config) -> Result<()> {
             credentials: &credentials,
             sleep: &sleep,
             clock: SystemTime::now,
+            patient_until: boot_deadline,
         };
     let autoscaling = client(
         "autoscaling",
@@ -308,8 +325,13 @@ pub fn run(config: &Config) -> Result<()> {
         config.aws.autoscaling_endpoint.as_deref(),
     );
     let ec2 = client("ec2", ec2::VERSION, config.aws.ec2_endpoint.as_deref());
-    let (selection, selection_text) =
-        Selection::resolve(&autoscaling, &config.group, &me.instance_id, group_tag?)?;
+    let (selection, selection_text) = Selection::resolve(
+        &autoscaling,
+        &config.group,
+        &me.instance_id,
+        group_tag?,
+        boot_deadline,
+    )?;
     let settings = Settings {
         peer_scheme: config.peer_scheme,
         client_scheme: config.client_scheme,

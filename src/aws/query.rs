@@ -2,14 +2,14 @@
 //! code and message. Throttling, 5xx and dropped connections are retried with jittered
 //! backoff, a bounded number of times; each try is signed anew.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Deserialize;
 
 use super::credentials::Provider;
 use super::sign::{sign_request, Unsigned};
 use crate::error::{is_expired_credentials, snippet, Error, Result};
-use crate::http::{body_snippet, retry, Http, RetryPolicy, Sleep};
+use crate::http::{body_snippet, retry_until, Http, RetryPolicy, Sleep};
 
 const RETRY: RetryPolicy = RetryPolicy {
     attempts: 5,
@@ -34,6 +34,22 @@ pub struct QueryClient<'a> {
     pub credentials: &'a Provider<'a>,
     pub sleep: &'a Sleep<'a>,
     pub clock: fn() -> SystemTime,
+    /// Until when a network that is not up yet (refused, unreachable, DNS, timed out) is
+    /// waited for beyond the usual tries: the end of `--boot-wait`.
+    pub patient_until: Instant,
+}
+
+/// A network that is not up yet: the connection failed below HTTP (refused, unreachable, or
+/// a stall, a reset, DNS), and may work later.
+fn not_up_yet(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Absent { .. }
+            | Error::Transport {
+                transient: true,
+                ..
+            }
+    )
 }
 
 /// Both error shapes: `<ErrorResponse><Error>` (AutoScaling) and `<Response><Errors><Error>` (EC2).
@@ -143,47 +159,54 @@ impl QueryClient<'_> {
         let body = form_body(action, self.version, params);
         let url = format!("{}/", self.endpoint);
         let what = format!("AWS {action} at {}", self.endpoint);
-        retry(RETRY, self.sleep, Error::is_transient, || {
-            let unsigned = Unsigned {
-                method: "POST",
-                url: &url,
-                headers: &[("content-type", FORM)],
-                body: body.as_bytes(),
-            };
-            let signed = sign_request(
-                &unsigned,
-                &self.credentials.current(),
-                &self.region,
-                self.service,
-                (self.clock)(),
-            )?;
-            let mut headers: Vec<(&str, &str)> = vec![("content-type", FORM)];
-            headers.extend(signed.iter().map(|(n, v)| (n.as_str(), v.as_str())));
-            log::debug!("AWS {action} -> {}", self.endpoint);
-            let response = self.http.send(
-                &what,
-                "POST",
-                &url,
-                &headers,
-                Some(body.as_bytes().to_vec()),
-            )?;
-            // A 200 can carry an error document too; look at every answer.
-            if let Some((code, message)) = parse_error(&response.body) {
-                return Err(Error::Aws {
-                    action: action.to_string(),
-                    code,
-                    message,
-                });
-            }
-            if !response.is_success() {
-                return Err(Error::Status {
-                    what: what.clone(),
-                    status: response.status,
-                    body: body_snippet(&response),
-                });
-            }
-            Ok(response.body)
-        })
+        retry_until(
+            RETRY,
+            self.patient_until,
+            self.sleep,
+            Error::is_transient,
+            not_up_yet,
+            || {
+                let unsigned = Unsigned {
+                    method: "POST",
+                    url: &url,
+                    headers: &[("content-type", FORM)],
+                    body: body.as_bytes(),
+                };
+                let signed = sign_request(
+                    &unsigned,
+                    &self.credentials.current(),
+                    &self.region,
+                    self.service,
+                    (self.clock)(),
+                )?;
+                let mut headers: Vec<(&str, &str)> = vec![("content-type", FORM)];
+                headers.extend(signed.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+                log::debug!("AWS {action} -> {}", self.endpoint);
+                let response = self.http.send(
+                    &what,
+                    "POST",
+                    &url,
+                    &headers,
+                    Some(body.as_bytes().to_vec()),
+                )?;
+                // A 200 can carry an error document too; look at every answer.
+                if let Some((code, message)) = parse_error(&response.body) {
+                    return Err(Error::Aws {
+                        action: action.to_string(),
+                        code,
+                        message,
+                    });
+                }
+                if !response.is_success() {
+                    return Err(Error::Status {
+                        what: what.clone(),
+                        status: response.status,
+                        body: body_snippet(&response),
+                    });
+                }
+                Ok(response.body)
+            },
+        )
     }
 }
 

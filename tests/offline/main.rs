@@ -377,12 +377,24 @@ fn aws_errors_fail_cleanly_and_keep_the_old_file() {
 
 #[test]
 fn imds_unreachable_is_an_error_not_a_fallback() {
+    // No metadata service at all: waited for within --boot-wait, then the clear message and
+    // 75 (at boot it may only be late).
     let w = World::new(20, 2, vec![group("etcd", &[2])], None, vec![], Imds::v2());
+    let started = std::time::Instant::now();
     let out = w.run_with_env(
-        &[],
+        &["--boot-wait=2s"],
         &[("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.20.250:9")],
     );
-    assert_failure(&out, 1, "instance metadata");
+    assert_failure(
+        &out,
+        75,
+        "is this an EC2 instance with the metadata service enabled",
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "bounded by --boot-wait: {:?}",
+        started.elapsed()
+    );
     assert!(w.aws_requests().is_empty());
 }
 

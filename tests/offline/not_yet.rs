@@ -1,14 +1,17 @@
 //! "Not yet" is not a failure: what AWS and the instance look like in the first seconds after
 //! a launch (EC2 not knowing an instance AutoScaling lists), late in a long run (expired
 //! temporary credentials), or on a host whose clock chrony has not set yet. Each ends in
-//! success once the world catches up, or in exit 75 (retried by the unit), never in 1.
+//! success once the world catches up, or in exit 75 (retried by the unit), never in 1. At
+//! boot, what comes up late (IMDS, the network, the group's listing) is waited for within
+//! `--boot-wait`.
 //! Networks 127.0.130-149.0/24.
 
 use std::fs;
 use std::process::Stdio;
 use std::time::Duration;
 
-use super::world::{Imds, World, PROFILE_TOKEN};
+use super::fake::FakeServer;
+use super::world::{aws_handler, imds_handler, Imds, World, PROFILE_TOKEN};
 use super::{assert_failure, assert_success, cluster, env_value, group, stderr, wait_bounded};
 
 #[test]
@@ -143,4 +146,114 @@ fn a_skewed_clock_is_75_and_named() {
         assert_failure(&out, 75, "clock is off");
         assert!(!stderr(&out).contains("access key"), "{}", stderr(&out));
     }
+}
+
+/// A port on `ip` that nothing listens on yet.
+fn free_port(ip: &str) -> u16 {
+    let probe = std::net::TcpListener::bind((ip, 0)).unwrap();
+    probe.local_addr().unwrap().port()
+}
+
+#[test]
+fn a_metadata_service_that_comes_up_late_is_waited_for() {
+    // Regression: IMDS unreachable for the first seconds of a boot was exit 1 after 0.55 s.
+    let w = World::new(135, 2, vec![group("etcd", &[2])], None, vec![], Imds::v2());
+    let ip = World::ip(135, 251);
+    let port = free_port(&ip);
+    let mut child = w
+        .command(&[])
+        .env(
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+            format!("http://{ip}:{port}"),
+        )
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2000));
+    let _late = FakeServer::start_on(&ip, port, imds_handler(135, 2, Imds::v2()));
+    let out = wait_bounded(&mut child, Duration::from_secs(30));
+    assert_success(&out);
+    assert!(
+        stderr(&out).contains("does not answer yet"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn an_aws_endpoint_that_comes_up_late_is_waited_for() {
+    // The network at boot: refused (or a name that does not resolve yet) for a few seconds.
+    let w = World::new(136, 2, vec![group("etcd", &[2])], None, vec![], Imds::v2());
+    let ip = World::ip(136, 251);
+    let port = free_port(&ip);
+    let mut child = w
+        .command(&[])
+        .env("AWS_ENDPOINT_URL", format!("http://{ip}:{port}"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Longer than the usual five tries take (at most 4.5 s of backoff).
+    std::thread::sleep(Duration::from_millis(6000));
+    let late = FakeServer::start_on(
+        &ip,
+        port,
+        aws_handler(
+            136,
+            w.groups.clone(),
+            w.aws_override.clone(),
+            w.aws_faults.clone(),
+        ),
+    );
+    let out = wait_bounded(&mut child, Duration::from_secs(30));
+    assert_success(&out);
+    assert!(!late.requests().is_empty());
+}
+
+#[test]
+fn an_instance_autoscaling_lists_late_is_waited_for() {
+    // Regression: DescribeAutoScalingInstances not listing a just-launched instance yet was
+    // a failure; it is asked again within --boot-wait.
+    let mut g = group("etcd", &[3]);
+    g.desired = 2;
+    let w = World::new(137, 2, vec![g], None, vec![], Imds::v2());
+    let mut child = w
+        .command(&["--wait-timeout=60s"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(3000));
+    w.groups.lock().unwrap()[0]
+        .instances
+        .push((2, "Pending".into()));
+    let out = wait_bounded(&mut child, Duration::from_secs(60));
+    assert_success(&out);
+    let log = stderr(&out);
+    assert!(
+        log.contains("is not listed in an Auto Scaling group yet"),
+        "{log}"
+    );
+    let looks = w
+        .aws_requests()
+        .iter()
+        .filter(|r| r.param("Action").as_deref() == Some("DescribeAutoScalingInstances"))
+        .count();
+    assert!(looks >= 2, "asked {looks} times");
+    let text = fs::read_to_string(w.env_file()).unwrap();
+    assert_eq!(
+        env_value(&text, "ETCD_INITIAL_CLUSTER"),
+        cluster(137, &[2, 3])
+    );
+}
+
+#[test]
+fn an_instance_autoscaling_never_lists_ends_in_75() {
+    let w = World::new(138, 2, vec![group("etcd", &[3])], None, vec![], Imds::v2());
+    let started = std::time::Instant::now();
+    let out = w.run(&["--boot-wait=3s"]);
+    assert_failure(&out, 75, "is in no Auto Scaling group after");
+    assert!(
+        started.elapsed() < Duration::from_secs(12),
+        "bounded by --boot-wait: {:?}",
+        started.elapsed()
+    );
 }

@@ -375,7 +375,17 @@ fn start_aws(
     aws_override: AwsOverride,
     faults: AwsFaults,
 ) -> FakeServer {
-    FakeServer::start("127.0.0.1", move |r: &Request| {
+    FakeServer::start("127.0.0.1", aws_handler(net, groups, aws_override, faults))
+}
+
+/// The fake AutoScaling and EC2 of this world, to start on any address.
+pub fn aws_handler(
+    net: u8,
+    groups: Arc<Mutex<Vec<Group>>>,
+    aws_override: AwsOverride,
+    faults: AwsFaults,
+) -> impl Fn(&Request) -> (u16, String) + Send + Sync + 'static {
+    move |r: &Request| {
         if let Some(answer) = aws_override.lock().unwrap().clone() {
             return answer;
         }
@@ -450,7 +460,7 @@ fn start_aws(
             ),
             other => (400, format!("<ErrorResponse><Error><Code>InvalidAction</Code><Message>{other}</Message></Error></ErrorResponse>")),
         }
-    })
+    }
 }
 
 fn v3_members_json(members: &[FakeMember]) -> String {
