@@ -6,6 +6,8 @@
 #   ./build.sh dist     release files for x86_64 and aarch64 in dist/, with SHA256SUMS
 #   ./build.sh repro    builds twice in different directories and compares the binaries
 #   ./build.sh bench    size, wall time, peak RSS and round trips of the release binary
+#   ./build.sh sim [--schedules N] [--seed S] [--faults F]
+#                       the simulation: every schedule of a 3-node group, then N random ones
 # It installs what it needs (Rust musl target, Debian packages, a Python venv with moto) and
 # stops loudly when something cannot be had.
 set -euo pipefail
@@ -156,6 +158,7 @@ run_tests() {
     cargo clippy --quiet --locked --all-targets -- -D warnings
     say "unit and offline tests (debug build)"
     cargo test --locked --bins --test offline
+    run_sim --schedules 2000
     build_release
     say "offline tests against the static release binary"
     ETCD_DISCOVERY_BIN=$PWD/$BIN cargo test --locked --test offline
@@ -170,6 +173,13 @@ run_tests() {
     say "lab tests: real etcd, moto, IMDS stubs"
     LAB_MOTO_SERVER=$LAB_DIR/venv/bin/moto_server LAB_DIR=$LAB_DIR ETCD_DISCOVERY_BIN=$PWD/$BIN \
         cargo test --locked --test lab -- --test-threads=2
+}
+
+# The simulation (tests/sim): the real plan against models of the group and etcd. Its last
+# line is `sim: N schedules, V violations`; it fails on any violation not on its known list.
+run_sim() {
+    say "simulation: cargo test --release --test sim -- $*"
+    cargo test --quiet --release --locked --test sim -- "$@"
 }
 
 run_demo() {
@@ -188,6 +198,10 @@ run_bench() {
     build_release
     LAB_MOTO_SERVER=$LAB_DIR/venv/bin/moto_server LAB_DIR=$LAB_DIR ETCD_DISCOVERY_BIN=$PWD/$BIN \
         cargo test --quiet --locked --test bench
+    say "simulation speed: 100000 random schedules"
+    local started=$SECONDS
+    run_sim --schedules 100000
+    say "simulation: 100000 schedules in $((SECONDS - started)) s"
 }
 
 case "${1:-build}" in
@@ -197,5 +211,6 @@ case "${1:-build}" in
     dist) dist ;;
     repro) repro ;;
     bench) run_bench ;;
-    *) die "unknown command ${1}: use build, test, demo, dist, repro or bench" ;;
+    sim) shift; run_sim "$@" ;;
+    *) die "unknown command ${1}: use build, test, demo, dist, repro, bench or sim" ;;
 esac

@@ -115,6 +115,19 @@ fn temp_path(path: &Path) -> Result<std::path::PathBuf> {
     )))
 }
 
+/// Whether the previous file (if any) names `instance_id` as a member of a running cluster:
+/// `ETCD_NAME` is this instance and the state `existing` (written on a join or a reboot).
+/// A `new` file proves less: the bootstrap it was written for may never have formed.
+pub fn names_member(path: &Path, instance_id: &str) -> bool {
+    let Some(content) = old_content(path, 64 * 1024) else {
+        return false;
+    };
+    let text = String::from_utf8_lossy(&content);
+    let line = |key: &str| text.lines().find_map(|l| l.strip_prefix(key));
+    line("ETCD_NAME=") == Some(instance_id)
+        && line("ETCD_INITIAL_CLUSTER_STATE=") == Some("existing")
+}
+
 /// The old file's content, when it is a regular file of a sane size. A FIFO would block the
 /// read and a link to `/dev/zero` would never end, so neither is read.
 fn old_content(path: &Path, limit: usize) -> Option<Vec<u8>> {
@@ -305,6 +318,31 @@ mod tests {
         assert_eq!(write_atomic(&path, "A=2\n").unwrap(), Written::Replaced);
         let meta = fs::metadata(&path).unwrap();
         assert_eq!((meta.mode() & 0o7777, meta.uid()), (0o640, owner));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_previous_file_tells_whether_this_instance_was_a_member() {
+        let dir = temp_dir("previous");
+        let path = dir.join("etcd-peers");
+        assert!(!names_member(&path, "i-1"), "no file");
+        fs::write(
+            &path,
+            "ETCD_NAME=i-1\nETCD_INITIAL_CLUSTER_STATE=existing\n",
+        )
+        .unwrap();
+        assert!(names_member(&path, "i-1"));
+        assert!(
+            !names_member(&path, "i-2"),
+            "another instance's file (an AMI bake)"
+        );
+        fs::write(&path, "ETCD_NAME=i-1\nETCD_PROXY=on\n").unwrap();
+        assert!(!names_member(&path, "i-1"), "a proxy's file");
+        fs::write(&path, "ETCD_NAME=i-1\nETCD_INITIAL_CLUSTER_STATE=new\n").unwrap();
+        assert!(
+            !names_member(&path, "i-1"),
+            "a bootstrap that may never have formed"
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 }

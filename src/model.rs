@@ -91,6 +91,9 @@ pub struct Observed {
     /// address answered in a way that is not "nothing listens". Never removed.
     pub present: Vec<u64>,
     pub local_data: LocalData,
+    /// The previous env file names this instance as a member of a running cluster
+    /// (`ETCD_NAME` and `existing`): a cluster existed when it was written.
+    pub was_member: bool,
 }
 
 /// The majority of `voters`: what etcd needs to commit anything.

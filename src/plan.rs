@@ -152,7 +152,9 @@ fn member_is_instance(member: &Member, instance: &Instance) -> bool {
 }
 
 /// This node's member when this boot is a plain reboot: a member by name whose data is not
-/// known to be lost. Such a boot changes nothing and needs no health check.
+/// known to be lost, or that never published (an initial member of the bootstrap whose etcd
+/// has not served yet: it has no data to lose, and starting it may be what restores the
+/// quorum). Such a boot changes nothing and needs no health check.
 pub fn reboot_member<'a>(
     me: &str,
     members: &'a [Member],
@@ -161,7 +163,7 @@ pub fn reboot_member<'a>(
     members
         .iter()
         .find(|m| m.name == me)
-        .filter(|_| local_data != LocalData::Missing)
+        .filter(|m| local_data != LocalData::Missing || m.client_urls.is_empty())
 }
 
 /// Decides. Pure: the same observation always gives the same plan.
@@ -543,6 +545,17 @@ fn check_quorum(observed: &Observed, members: &[Member]) -> Result<()> {
 /// same initial cluster. Until then, wait.
 fn plan_new(observed: &Observed, settings: &Settings, me: &Instance) -> Result<Plan> {
     let wait = |summary: String| Ok(Plan::new(Mode::Wait, vec![], summary));
+    // Rule 11: this node joined a running cluster (its env file says `existing`) and its data
+    // is gone. Nobody answering is then a partition or an outage, not a group without a
+    // cluster: a `new` here would start an empty log under the old cluster's name.
+    if observed.was_member && observed.local_data == LocalData::Missing {
+        return wait(format!(
+            "the data directory is empty but the env file names {} as a member: waiting for \
+             the cluster's members to answer (if the whole cluster is gone for good, delete \
+             the env file to bootstrap anew)",
+            me.id
+        ));
+    }
     if !observed.instances.iter().any(|i| i.id == me.id) {
         return wait(format!(
             "this instance ({}) is not yet listed among the group's instances",
@@ -818,6 +831,7 @@ mod tests {
             present: healthy.clone(),
             healthy,
             local_data: LocalData::Unknown,
+            was_member: false,
         }
     }
 
@@ -935,6 +949,46 @@ mod tests {
             .with_healthy(&[11, 12])
             .with_present(&[13]);
         assert_eq!(plan_reconcile(&o).unwrap().actions, vec![]);
+    }
+
+    // Found by the simulation (issue 21): two of three initial members started, one lost its
+    // data; the third, never started, was "re-added" (rule 5) by a removal that needs the
+    // quorum only its own start could give: the group never formed.
+    #[test]
+    fn an_initial_member_that_never_started_just_starts() {
+        let mut members = three_members();
+        members[2].client_urls.clear(); // i-3 never published
+        let o = Observed {
+            local_data: LocalData::Missing,
+            ..observed(3, &[1, 2, 3], Some(members)).with_healthy(&[])
+        };
+        let p = plan(&o, &settings()).unwrap();
+        assert_eq!(
+            (p.mode, p.actions.len()),
+            (Mode::Existing, 0),
+            "{}",
+            p.summary
+        );
+    }
+
+    // Found by the simulation (issue 21): a member whose data was wiped rebooted while cut
+    // off from its peers, saw nobody, and wrote `new` over the running cluster.
+    #[test]
+    fn a_member_that_lost_its_data_never_bootstraps_anew() {
+        let o = Observed {
+            local_data: LocalData::Missing,
+            was_member: true,
+            ..observed(1, &[1, 2, 3], None)
+        };
+        let p = plan(&o, &settings()).unwrap();
+        assert_eq!(p.mode, Mode::Wait, "{}", p.summary);
+        assert!(p.summary.contains("delete the env file"), "{}", p.summary);
+        // A first boot (no env file naming it) still bootstraps.
+        let o = Observed {
+            local_data: LocalData::Missing,
+            ..observed(1, &[1, 2, 3], None)
+        };
+        assert_eq!(plan(&o, &settings()).unwrap().mode, Mode::New);
     }
 
     #[test]

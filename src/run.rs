@@ -237,6 +237,7 @@ impl World<'_> {
             healthy,
             present,
             local_data,
+            was_member: envfile::names_member(&self.config.environment_file, &self.me.instance_id),
         };
         Ok((observed, etcd))
     }

@@ -1,0 +1,917 @@
+//! The simulated world: an Auto Scaling group, its instances (IMDS is the instance itself), etcd
+//! clusters that follow etcd's runtime-reconfiguration rules, and on every instance the boot
+//! units: discovery (`run.rs`'s steps, with the real `plan`) and then etcd. No sockets, no
+//! clock, no threads: a transition is a pure function of the state and the event.
+//!
+//! What each modelled rule stands for (etcd 3.4 `server.go` / `membership/cluster.go`):
+//! - an add needs a leader; strict reconfiguration refuses a voter when the started voters would
+//!   not make a quorum of the larger cluster (1 -> 2 allowed, `IsReadyToAddVotingMember`);
+//! - 3.4 refuses any add while a voter is not connected ("unhealthy cluster",
+//!   `isConnectedFullySince`), so a second unstarted member is refused; 3.5.30+/3.6.11+ leave
+//!   the members that never started out of that check and accept it (modelled from issue 12's
+//!   description, not yet from etcd's source);
+//! - a removal needs a leader and must leave a connected quorum (`mayRemoveMember`);
+//! - a node started `existing` fetches the member list from a peer of its initial cluster and
+//!   refuses to start when the counts differ ("member count is unequal") or its URL is missing;
+//! - a node started `new` joins the cluster its token and initial cluster name; one that was
+//!   already started ("member has already been bootstrapped") refuses;
+//! - a node with data restarts as its member; a removed member refuses to start;
+//! - a member serves clients only once it has published through a leader: a bootstrapping
+//!   member refuses client connections (seen with 3.4.23), while its peer port listens;
+//! - the member list is served without a leader (the gateway's request is not linearizable).
+
+use std::fmt::Write as _;
+
+use crate::model::{quorum, Identity, Instance, LocalData, Member, Observed};
+use crate::plan::{self, Action, AddressKind, Mode, Plan, Scheme, Settings};
+
+/// Which etcd the cluster runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    /// 3.4 (Debian's): a second unstarted member is "unhealthy cluster".
+    V34,
+    /// 3.5.30+, 3.6.11+, 3.7: a second unstarted member is accepted; member list needs a leader.
+    V35Late,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimMember {
+    pub id: u64,
+    pub peer_url: String,
+    /// From the initial cluster for a bootstrapped member (etcd lists it at once); empty for
+    /// an added one until its etcd publishes.
+    pub name: String,
+    /// Its etcd has published its client URLs (it ran while the cluster had a leader).
+    pub published: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cluster {
+    pub id: u64,
+    pub members: Vec<SimMember>,
+}
+
+/// What etcd keeps in its data directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Data {
+    pub cluster: u64,
+    pub member: u64,
+}
+
+/// What the written env file says, as etcd reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnvFile {
+    pub name: String,
+    pub new: bool,
+    pub initial: Vec<(String, String)>,
+    pub token: String,
+    pub peer_url: String,
+}
+
+/// Where a node's discovery run is.
+#[derive(Clone, Debug)]
+pub enum Run {
+    /// Nothing running: not booted, or etcd is up after a run.
+    Idle,
+    /// Next: observe and decide.
+    Observe,
+    /// Next: the action at `next` of the plan; then the file.
+    Apply {
+        observed: Box<Observed>,
+        plan: Plan,
+        next: usize,
+    },
+    /// Next: re-list (after changes) and write the file.
+    Write { observed: Box<Observed>, plan: Plan },
+    /// The run ended with this exit code; 0 lets etcd start, 75 is retried by the unit.
+    Exited(i32),
+}
+
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub n: u8,
+    pub terminated: bool,
+    /// DescribeInstances knows it (EC2 is eventually consistent right after a launch).
+    pub visible: bool,
+    pub partitioned: bool,
+    pub data: Option<Data>,
+    pub file: Option<EnvFile>,
+    pub etcd: bool,
+    /// etcd serves its client port only once it has published through a leader (3.4 and 3.5
+    /// do not listen for clients before: a bootstrapping member refuses connections).
+    pub ready: bool,
+    pub run: Run,
+}
+
+impl Node {
+    pub fn id(&self) -> String {
+        format!("i-{}", self.n)
+    }
+    pub fn ip(&self) -> String {
+        format!("10.0.0.{}", self.n)
+    }
+    fn instance(&self) -> Instance {
+        Instance {
+            id: self.id(),
+            private_ip: if self.visible {
+                self.ip()
+            } else {
+                String::new()
+            },
+            private_dns: String::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct World {
+    pub version: Version,
+    pub desired: u32,
+    pub nodes: Vec<Node>,
+    pub clusters: Vec<Cluster>,
+    /// Newly launched instances are invisible to EC2 until an event says otherwise.
+    pub ec2_late: bool,
+    /// Faults injected so far.
+    pub faults: u32,
+}
+
+/// One thing that can happen next.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Event {
+    /// The node's discovery run does its next step.
+    Step(u8),
+    /// The unit retries a run that exited 75.
+    Retry(u8),
+    /// etcd starts from the written file (after discovery exited 0).
+    StartEtcd(u8),
+    /// AutoScaling launches an instance to meet the desired capacity.
+    Launch,
+    /// EC2 now lists the new instance.
+    Visible(u8),
+    // Faults.
+    /// The discovery run is killed mid-step (power loss, OOM); the unit starts it again.
+    Crash(u8),
+    /// etcd is killed with SIGKILL; systemd starts discovery and etcd again.
+    KillEtcd(u8),
+    /// A reboot: etcd stops, discovery runs again, etcd starts.
+    Reboot(u8),
+    /// A reboot whose data directory was lost (instance store, a new volume).
+    WipeData(u8),
+    /// The instance is terminated; AutoScaling will launch a replacement.
+    Terminate(u8),
+    /// The node is cut off from the others, or joins them again.
+    Partition(u8),
+}
+
+impl Event {
+    pub fn is_fault(&self) -> bool {
+        matches!(
+            self,
+            Event::Crash(_)
+                | Event::KillEtcd(_)
+                | Event::Reboot(_)
+                | Event::WipeData(_)
+                | Event::Terminate(_)
+                | Event::Partition(_)
+        )
+    }
+}
+
+/// A broken invariant: what, and where.
+#[derive(Clone, Debug)]
+pub struct Violation {
+    pub what: String,
+}
+
+fn violation<T>(what: String) -> Result<T, Violation> {
+    Err(Violation { what })
+}
+
+pub const TOKEN: &str = "etcd-sim";
+
+fn settings() -> Settings {
+    Settings {
+        peer_scheme: Scheme::Http,
+        client_scheme: Scheme::Http,
+        peer_port: 2380,
+        client_port: 2379,
+        address_kind: AddressKind::Ip,
+        proxy_mode: false,
+        cluster_token: TOKEN.into(),
+        learner: false,
+        listen_localhost: false,
+    }
+}
+
+/// FNV-1a: the model's stand-in for etcd's member and cluster ID hashes.
+fn fnv(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+impl World {
+    /// A group of `size` instances launched at once, every one booting.
+    pub fn new(version: Version, size: u8, ec2_late: bool) -> World {
+        let nodes = (1..=size)
+            .map(|n| Node {
+                n,
+                terminated: false,
+                visible: !ec2_late,
+                partitioned: false,
+                data: None,
+                file: None,
+                etcd: false,
+                ready: false,
+                run: Run::Observe,
+            })
+            .collect();
+        World {
+            version,
+            desired: u32::from(size),
+            nodes,
+            clusters: Vec::new(),
+            ec2_late,
+            faults: 0,
+        }
+    }
+
+    /// A stable fingerprint of the state, for the exhaustive search's visited set.
+    pub fn fingerprint(&self) -> u64 {
+        let mut text = String::new();
+        let _ = write!(text, "{self:?}");
+        fnv(&text)
+    }
+
+    fn node(&self, n: u8) -> &Node {
+        self.nodes.iter().find(|x| x.n == n).expect("a known node")
+    }
+
+    fn node_mut(&mut self, n: u8) -> &mut Node {
+        self.nodes
+            .iter_mut()
+            .find(|x| x.n == n)
+            .expect("a known node")
+    }
+
+    /// The node that runs this member, when its etcd is up.
+    fn runner(&self, cluster: u64, member: u64) -> Option<&Node> {
+        self.nodes
+            .iter()
+            .find(|x| x.etcd && !x.terminated && x.data.as_ref() == Some(&Data { cluster, member }))
+    }
+
+    /// The node running this member, when clients can reach it (it is ready).
+    fn serving(&self, cluster: u64, member: u64) -> Option<&Node> {
+        self.runner(cluster, member).filter(|x| x.ready)
+    }
+
+    fn connected(&self, cluster: u64, member: u64) -> bool {
+        self.runner(cluster, member).is_some_and(|x| !x.partitioned)
+    }
+
+    pub fn has_leader(&self, cluster: &Cluster) -> bool {
+        let connected = cluster
+            .members
+            .iter()
+            .filter(|m| self.connected(cluster.id, m.id))
+            .count();
+        connected >= quorum(cluster.members.len())
+    }
+
+    fn cluster(&self, id: u64) -> Option<&Cluster> {
+        self.clusters.iter().find(|c| c.id == id)
+    }
+
+    /// The cluster whose etcd answers at node `target`'s client URL, asked from `from`.
+    fn reachable_cluster(&self, from: u8, target: u8) -> Option<u64> {
+        let t = self.node(target);
+        if !t.ready || !self.peer_reachable(from, target) {
+            return None;
+        }
+        t.data.as_ref().map(|d| d.cluster)
+    }
+
+    /// Whether `target`'s etcd runs and `from` can reach it (its peer port listens at once).
+    fn peer_reachable(&self, from: u8, target: u8) -> bool {
+        let t = self.node(target);
+        let cut = from != target && (self.node(from).partitioned || t.partitioned);
+        t.etcd && !t.terminated && !cut
+    }
+
+    fn members_of(cluster: &Cluster) -> Vec<Member> {
+        cluster
+            .members
+            .iter()
+            .map(|m| Member {
+                id: m.id,
+                name: m.name.clone(),
+                peer_urls: vec![m.peer_url.clone()],
+                client_urls: if !m.published {
+                    vec![]
+                } else {
+                    vec![m.peer_url.replace(":2380", ":2379")]
+                },
+                is_learner: false,
+            })
+            .collect()
+    }
+
+    /// What the node's discovery would see now: `Err(code)` when the look itself fails.
+    fn observe(&self, n: u8) -> Result<(Observed, Option<u64>), i32> {
+        let me = self.node(n);
+        let mut instances: Vec<Instance> = self
+            .nodes
+            .iter()
+            .filter(|x| !x.terminated)
+            .map(Node::instance)
+            .collect();
+        instances.sort_by(|a, b| a.id.cmp(&b.id));
+        // Every counted instance with an address is asked; the first that answers wins.
+        let mut found = None;
+        for instance in instances.iter().filter(|i| !i.private_ip.is_empty()) {
+            let target = self
+                .nodes
+                .iter()
+                .find(|x| x.id() == instance.id)
+                .expect("listed");
+            if let Some(cluster) = self.reachable_cluster(n, target.n) {
+                found = Some(cluster);
+                break;
+            }
+        }
+        // The gateway's member list is served without a leader (3.5's `linearizable` field
+        // defaults to false).
+        let members = found.and_then(|id| self.cluster(id)).map(World::members_of);
+        let local_data = if me.data.is_some() {
+            LocalData::Present
+        } else {
+            LocalData::Missing
+        };
+        let mut healthy = Vec::new();
+        let mut present = Vec::new();
+        if let (Some(members), Some(cluster)) = (&members, found.and_then(|id| self.cluster(id))) {
+            // run.rs weighs health only when this is not a plain reboot.
+            if plan::reboot_member(&me.id(), members, local_data).is_none() {
+                for m in members {
+                    let Some(runner) = self.serving(cluster.id, m.id) else {
+                        continue; // nothing listens on its client port: absent
+                    };
+                    if runner.n != n && (runner.partitioned || me.partitioned) {
+                        continue; // a connect that never gets a TCP session: absent
+                    }
+                    present.push(m.id);
+                    if self.has_leader(cluster) {
+                        healthy.push(m.id);
+                    }
+                }
+            }
+        }
+        let observed = Observed {
+            me: Identity {
+                instance_id: me.id(),
+                private_ip: me.ip(),
+                private_dns: String::new(),
+                region: "us-east-1".into(),
+                availability_zone: "us-east-1a".into(),
+            },
+            desired_capacity: self.desired,
+            instances,
+            members,
+            healthy,
+            present,
+            local_data,
+            was_member: me
+                .file
+                .as_ref()
+                .is_some_and(|f| f.name == me.id() && !f.new),
+        };
+        Ok((observed, found))
+    }
+
+    /// The events that can happen now; faults only while `fault_budget` is not spent.
+    pub fn enabled(&self, fault_budget: u32, partitions: bool) -> Vec<Event> {
+        let mut events = Vec::new();
+        for x in self.nodes.iter().filter(|x| !x.terminated) {
+            match x.run {
+                Run::Observe | Run::Apply { .. } | Run::Write { .. } => {
+                    events.push(Event::Step(x.n))
+                }
+                Run::Exited(75) => events.push(Event::Retry(x.n)),
+                Run::Exited(0) if !x.etcd => events.push(Event::StartEtcd(x.n)),
+                _ => {}
+            }
+            if !x.visible {
+                events.push(Event::Visible(x.n));
+            }
+        }
+        let counted = self.nodes.iter().filter(|x| !x.terminated).count() as u32;
+        if counted < self.desired {
+            events.push(Event::Launch);
+        }
+        if self.faults < fault_budget {
+            for x in self.nodes.iter().filter(|x| !x.terminated) {
+                if matches!(x.run, Run::Apply { .. } | Run::Write { .. }) {
+                    events.push(Event::Crash(x.n));
+                }
+                if x.etcd {
+                    events.push(Event::KillEtcd(x.n));
+                }
+                events.push(Event::Reboot(x.n));
+                events.push(Event::WipeData(x.n));
+                events.push(Event::Terminate(x.n));
+                if partitions {
+                    events.push(Event::Partition(x.n));
+                }
+            }
+        }
+        events
+    }
+
+    /// Applies one event; checks the invariants that concern the transition itself.
+    pub fn apply(&mut self, event: &Event) -> Result<(), Violation> {
+        if event.is_fault() {
+            self.faults += 1;
+        }
+        match *event {
+            Event::Step(n) => self.step(n)?,
+            Event::Retry(n) => self.node_mut(n).run = Run::Observe,
+            Event::StartEtcd(n) => self.start_etcd(n)?,
+            Event::Launch => {
+                let n = self.nodes.iter().map(|x| x.n).max().unwrap_or(0) + 1;
+                let visible = !self.ec2_late;
+                self.nodes.push(Node {
+                    n,
+                    terminated: false,
+                    visible,
+                    partitioned: false,
+                    data: None,
+                    file: None,
+                    etcd: false,
+                    ready: false,
+                    run: Run::Observe,
+                });
+            }
+            Event::Visible(n) => self.node_mut(n).visible = true,
+            Event::Crash(n) => self.node_mut(n).run = Run::Exited(75),
+            Event::KillEtcd(n) | Event::Reboot(n) => {
+                let x = self.node_mut(n);
+                x.etcd = false;
+                x.ready = false;
+                x.run = Run::Observe;
+                if matches!(event, Event::Reboot(_)) {
+                    x.partitioned = false;
+                }
+            }
+            Event::WipeData(n) => {
+                let x = self.node_mut(n);
+                x.etcd = false;
+                x.ready = false;
+                x.data = None;
+                x.partitioned = false;
+                x.run = Run::Observe;
+            }
+            Event::Terminate(n) => {
+                let x = self.node_mut(n);
+                x.terminated = true;
+                x.etcd = false;
+                x.ready = false;
+                x.data = None;
+                x.run = Run::Idle;
+            }
+            Event::Partition(n) => {
+                let x = self.node_mut(n);
+                x.partitioned = !x.partitioned;
+            }
+        }
+        // A cluster whose data no living instance holds is gone.
+        let nodes = &self.nodes;
+        self.clusters.retain(|c| {
+            nodes
+                .iter()
+                .any(|x| !x.terminated && x.data.as_ref().is_some_and(|d| d.cluster == c.id))
+        });
+        self.publish();
+        self.check_state()
+    }
+
+    /// Every running member of a cluster with a leader publishes its name and client URLs and
+    /// starts serving clients.
+    fn publish(&mut self) {
+        for i in 0..self.nodes.len() {
+            let x = &self.nodes[i];
+            let Some(data) = x
+                .data
+                .clone()
+                .filter(|_| x.etcd && !x.terminated && !x.partitioned)
+            else {
+                continue;
+            };
+            let Some(cluster) = self.cluster(data.cluster) else {
+                continue;
+            };
+            if !self.has_leader(cluster) {
+                continue;
+            }
+            let name = x.id();
+            self.nodes[i].ready = true;
+            let c = self
+                .clusters
+                .iter_mut()
+                .find(|c| c.id == data.cluster)
+                .expect("found");
+            if let Some(m) = c.members.iter_mut().find(|m| m.id == data.member) {
+                m.published = true;
+                if m.name.is_empty() {
+                    m.name = name;
+                }
+            }
+        }
+    }
+
+    /// One step of a discovery run, as `run.rs` takes them.
+    fn step(&mut self, n: u8) -> Result<(), Violation> {
+        let run = self.node(n).run.clone();
+        let next = match run {
+            Run::Observe => match self.observe(n) {
+                Err(code) => Run::Exited(code),
+                Ok((observed, _)) => match plan::plan(&observed, &settings()) {
+                    Err(e) => Run::Exited(e.exit_code()),
+                    Ok(plan) if plan.mode == Mode::Wait => Run::Exited(75),
+                    Ok(plan) if plan.actions.is_empty() => Run::Write {
+                        observed: Box::new(observed),
+                        plan,
+                    },
+                    Ok(plan) => Run::Apply {
+                        observed: Box::new(observed),
+                        plan,
+                        next: 0,
+                    },
+                },
+            },
+            Run::Apply {
+                observed,
+                plan,
+                next,
+            } => match self.change(n, &plan.actions[next])? {
+                Err(code) => Run::Exited(code),
+                Ok(()) if next + 1 < plan.actions.len() => Run::Apply {
+                    observed,
+                    plan,
+                    next: next + 1,
+                },
+                Ok(()) => Run::Write { observed, plan },
+            },
+            Run::Write { observed, plan } => self.write(n, &observed, &plan),
+            other => other,
+        };
+        self.node_mut(n).run = next;
+        Ok(())
+    }
+
+    /// The cluster this node's run talks to: the first that answers, asked again.
+    fn endpoint(&self, n: u8) -> Option<u64> {
+        self.observe(n).ok().and_then(|(_, found)| found)
+    }
+
+    /// One membership change through etcd's rules. `Ok(Err(code))`: etcd refused (after the
+    /// tool's retries), and the run exits with `code`.
+    fn change(&mut self, n: u8, action: &Action) -> Result<Result<(), i32>, Violation> {
+        let Some(id) = self.endpoint(n) else {
+            return Ok(Err(75));
+        };
+        let cluster = self.cluster(id).expect("found").clone();
+        if !self.has_leader(&cluster) {
+            return Ok(Err(75));
+        }
+        let voters = cluster.members.len();
+        let connected =
+            |w: &World, c: &Cluster| c.members.iter().filter(|m| w.connected(c.id, m.id)).count();
+        let mut after = cluster.clone();
+        match action {
+            Action::Remove { id: member, .. } => {
+                if !cluster.members.iter().any(|m| m.id == *member) {
+                    return Ok(Ok(())); // already gone: counts as removed
+                }
+                if self.runner(id, *member).is_some_and(|r| !r.partitioned) {
+                    return violation(format!(
+                        "i-{n} removed member {member:x}, which is up and reachable"
+                    ));
+                }
+                after.members.retain(|m| m.id != *member);
+                if connected(self, &after) < quorum(after.members.len()) {
+                    return Ok(Err(75)); // mayRemoveMember: unhealthy cluster
+                }
+            }
+            Action::Add { peer_url } | Action::AddLearner { peer_url } => {
+                if cluster.members.iter().any(|m| &m.peer_url == peer_url) {
+                    return Ok(Err(1)); // "Peer URLs already exists"
+                }
+                let started = cluster.members.iter().filter(|m| m.published).count();
+                let grows_single = started == 1 && voters == 1;
+                if !grows_single && started < quorum(voters + 1) {
+                    return Ok(Err(75)); // not enough started members
+                }
+                // 3.4: every voter connected in the last 5 s; 3.5.30+ no longer counts the
+                // members that never started, so a second unstarted member gets in.
+                let ok = cluster.members.iter().all(|m| {
+                    self.connected(cluster.id, m.id)
+                        || (self.version == Version::V35Late && !m.published)
+                });
+                if !ok {
+                    return Ok(Err(75)); // unhealthy cluster
+                }
+                after.members.push(SimMember {
+                    id: fnv(&format!("{TOKEN}/{peer_url}/{}", cluster.members.len())),
+                    peer_url: peer_url.clone(),
+                    name: String::new(),
+                    published: false,
+                });
+            }
+            Action::Promote { .. } => return Ok(Ok(())),
+        }
+        let had_leader = self.has_leader(&cluster);
+        *self
+            .clusters
+            .iter_mut()
+            .find(|c| c.id == id)
+            .expect("found") = after.clone();
+        if had_leader && !self.has_leader(&after) {
+            return violation(format!(
+                "i-{n}'s {action:?} left cluster {id:x} without a quorum"
+            ));
+        }
+        Ok(Ok(()))
+    }
+
+    /// Re-lists (after changes), renders the file with the real `plan::environment`, writes.
+    fn write(&mut self, n: u8, observed: &Observed, plan: &Plan) -> Run {
+        let members = match plan.mode {
+            Mode::New => None,
+            _ if plan.actions.is_empty() => observed.members.clone(),
+            _ => match self.endpoint(n).and_then(|id| self.cluster(id)) {
+                Some(c) => Some(World::members_of(c)),
+                None => return Run::Exited(75),
+            },
+        };
+        let env = match plan::environment(plan, observed, members.as_deref(), &settings()) {
+            Ok(env) => env,
+            Err(e) => return Run::Exited(e.exit_code()),
+        };
+        let get = |key: &str| {
+            env.iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        let initial = get("ETCD_INITIAL_CLUSTER")
+            .split(',')
+            .filter_map(|e| e.split_once('='))
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        let token = match plan.mode {
+            Mode::New => get("ETCD_INITIAL_CLUSTER_TOKEN"),
+            _ => String::new(),
+        };
+        self.node_mut(n).file = Some(EnvFile {
+            name: get("ETCD_NAME"),
+            new: get("ETCD_INITIAL_CLUSTER_STATE") == "new",
+            initial,
+            token,
+            peer_url: get("ETCD_INITIAL_ADVERTISE_PEER_URLS"),
+        });
+        Run::Exited(0)
+    }
+
+    /// etcd starts from the file. A start refused for a reason in the file is a violation;
+    /// one that only found no peer yet is retried by systemd (discovery runs again first).
+    fn start_etcd(&mut self, n: u8) -> Result<(), Violation> {
+        let node = self.node(n).clone();
+        let file = node.file.clone().expect("a written file");
+        let refuse = |why: String| violation(format!("etcd on i-{n} refused to start: {why}"));
+        if let Some(data) = &node.data {
+            let Some(cluster) = self.cluster(data.cluster) else {
+                return refuse("its data names a cluster that no longer exists".into());
+            };
+            if !cluster.members.iter().any(|m| m.id == data.member) {
+                return refuse(format!(
+                    "member {:x} was removed from the cluster; its data cannot rejoin",
+                    data.member
+                ));
+            }
+            self.node_mut(n).etcd = true;
+            self.node_mut(n).run = Run::Idle;
+            return Ok(());
+        }
+        if !file
+            .initial
+            .iter()
+            .any(|(name, url)| name == &file.name && url == &file.peer_url)
+        {
+            return refuse(format!(
+                "ETCD_INITIAL_CLUSTER has no {}={}",
+                file.name, file.peer_url
+            ));
+        }
+        if file.new {
+            let mut urls: Vec<&str> = file.initial.iter().map(|(_, u)| u.as_str()).collect();
+            urls.sort();
+            let id = fnv(&format!("{}/{}", file.token, urls.join(",")));
+            let member = fnv(&format!("{}/{}", file.token, file.peer_url));
+            if let Some(c) = self.cluster(id) {
+                // isMemberBootstrapped: a peer that answers knows this member published.
+                let published = c.members.iter().any(|m| m.id == member && m.published);
+                let peer_knows = self.nodes.iter().any(|p| {
+                    p.data.as_ref().is_some_and(|d| d.cluster == id) && self.peer_reachable(n, p.n)
+                });
+                if published && peer_knows {
+                    return refuse("member has already been bootstrapped".into());
+                }
+                if published {
+                    return violation(format!(
+                        "etcd on i-{n} started `new` with no data as member {member:x} of cluster \
+                         {id:x}, which had published: its empty log would meet the others' later"
+                    ));
+                }
+            } else {
+                let members = file
+                    .initial
+                    .iter()
+                    .map(|(name, url)| SimMember {
+                        id: fnv(&format!("{}/{url}", file.token)),
+                        peer_url: url.clone(),
+                        name: name.clone(),
+                        published: false,
+                    })
+                    .collect();
+                self.clusters.push(Cluster { id, members });
+            }
+            let x = self.node_mut(n);
+            x.data = Some(Data {
+                cluster: id,
+                member,
+            });
+            x.etcd = true;
+            x.run = Run::Idle;
+            return Ok(());
+        }
+        // existing: the member list from a peer of the initial cluster.
+        let peers: Vec<u8> = self
+            .nodes
+            .iter()
+            .filter(|x| {
+                file.initial
+                    .iter()
+                    .any(|(_, u)| *u == format!("http://{}:2380", x.ip()))
+            })
+            .map(|x| x.n)
+            .collect();
+        let Some(id) = peers
+            .iter()
+            .filter(|p| self.peer_reachable(n, **p))
+            .find_map(|p| self.node(*p).data.as_ref().map(|d| d.cluster))
+        else {
+            // "could not retrieve cluster information": etcd exits, systemd tries again.
+            self.node_mut(n).run = Run::Observe;
+            return Ok(());
+        };
+        let cluster = self.cluster(id).expect("found").clone();
+        if cluster.members.len() != file.initial.len() {
+            return refuse(format!(
+                "member count is unequal: the file names {}, the cluster has {}",
+                file.initial.len(),
+                cluster.members.len()
+            ));
+        }
+        for (_, url) in &file.initial {
+            if !cluster.members.iter().any(|m| &m.peer_url == url) {
+                return refuse(format!("{url} in the file is no member of the cluster"));
+            }
+        }
+        let mine = cluster
+            .members
+            .iter()
+            .find(|m| m.peer_url == file.peer_url)
+            .expect("checked above");
+        if mine.published {
+            return violation(format!(
+                "etcd on i-{n} started `existing` with no data as member {:x}, which had \
+                 published: its empty log would meet the others'",
+                mine.id
+            ));
+        }
+        let member = mine.id;
+        let x = self.node_mut(n);
+        x.data = Some(Data {
+            cluster: id,
+            member,
+        });
+        x.etcd = true;
+        x.run = Run::Idle;
+        Ok(())
+    }
+
+    /// Invariants of every state: one cluster among running etcds.
+    fn check_state(&self) -> Result<(), Violation> {
+        let mut ids: Vec<u64> = self
+            .nodes
+            .iter()
+            .filter(|x| x.etcd && !x.terminated)
+            .filter_map(|x| x.data.as_ref().map(|d| d.cluster))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        if ids.len() > 1 {
+            return violation(format!("two clusters run at once: {ids:x?}"));
+        }
+        Ok(())
+    }
+
+    /// Faults destroyed the data of a majority of the cluster's members: no tool can bring it
+    /// back (restoring a snapshot is issue 15's); liveness is not owed after that.
+    pub fn disaster(&self) -> bool {
+        self.clusters.iter().any(|c| {
+            // A member that never started has no data to lose: it can still start.
+            let recoverable = c
+                .members
+                .iter()
+                .filter(|m| {
+                    !m.published
+                        || self.nodes.iter().any(|x| {
+                            !x.terminated
+                                && x.data.as_ref()
+                                    == Some(&Data {
+                                        cluster: c.id,
+                                        member: m.id,
+                                    })
+                        })
+                })
+                .count();
+            recoverable < quorum(c.members.len()) && self.live_cluster() == Some(c.id)
+        })
+    }
+
+    /// The cluster the group's data belongs to, when there is exactly one.
+    fn live_cluster(&self) -> Option<u64> {
+        let mut ids: Vec<u64> = self
+            .nodes
+            .iter()
+            .filter(|x| !x.terminated)
+            .filter_map(|x| x.data.as_ref().map(|d| d.cluster))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        match ids[..] {
+            [id] => Some(id),
+            _ => None,
+        }
+    }
+
+    /// Converged: every counted instance runs a started member of the one cluster, which has
+    /// a leader, and the group has its desired number of started, running members.
+    pub fn converged(&self) -> bool {
+        let living: Vec<&Node> = self.nodes.iter().filter(|x| !x.terminated).collect();
+        if living.len() as u32 != self.desired || living.iter().any(|x| !x.etcd) {
+            return false;
+        }
+        let Some(id) = living[0].data.as_ref().map(|d| d.cluster) else {
+            return false;
+        };
+        let Some(cluster) = self.cluster(id) else {
+            return false;
+        };
+        self.has_leader(cluster)
+            && living.iter().all(|x| {
+                x.data.as_ref().is_some_and(|d| d.cluster == id)
+                    && cluster.members.iter().any(|m| {
+                        Some(m.id) == x.data.as_ref().map(|d| d.member)
+                            && m.name == x.id()
+                            && m.published
+                    })
+            })
+    }
+
+    /// What a person would read: each node and the cluster.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        for x in &self.nodes {
+            let _ = writeln!(
+                out,
+                "  i-{}: {}{}etcd {} data {:?} run {}",
+                x.n,
+                if x.terminated { "terminated, " } else { "" },
+                if x.partitioned { "partitioned, " } else { "" },
+                if x.etcd { "up" } else { "down" },
+                x.data.as_ref().map(|d| (d.cluster, d.member)),
+                match &x.run {
+                    Run::Apply { plan, .. } | Run::Write { plan, .. } => plan.summary.clone(),
+                    other => format!("{other:?}"),
+                }
+            );
+        }
+        for c in &self.clusters {
+            let _ = writeln!(out, "  cluster {:x}: {:?}", c.id, c.members);
+        }
+        out
+    }
+}
