@@ -344,3 +344,32 @@ fn an_alarm_is_not_a_lost_quorum() {
         "{changes:?}"
     );
 }
+
+#[test]
+fn a_member_whose_data_is_gone_waits_for_its_peers() {
+    // Rule 11 (found by the simulation): this instance joined a running cluster (its file
+    // says `existing`), its data directory is now empty and nobody answers (a partition, an
+    // outage). Bootstrapping anew would start an empty log under the old cluster's name.
+    let w = World::new(
+        113,
+        2,
+        vec![group("etcd", &[2, 3, 4])],
+        None,
+        vec![],
+        Imds::v2(),
+    );
+    let previous = format!(
+        "ETCD_NAME={}\nETCD_INITIAL_CLUSTER_STATE=existing\n",
+        super::world::instance_id(2)
+    );
+    fs::write(w.env_file(), &previous).unwrap();
+    let data = w.dir.join("data");
+    fs::create_dir(&data).unwrap();
+    let out = w.run(&[
+        &format!("--etcd-data-dir={}", data.display()),
+        "--wait-timeout=1s",
+    ]);
+    assert_failure(&out, 75, "delete the env file");
+    assert!(!stderr(&out).contains("bootstrapping a new cluster"));
+    assert_eq!(fs::read_to_string(w.env_file()).unwrap(), previous);
+}
