@@ -222,6 +222,79 @@ pub fn parse_v2_members(body: &str) -> Result<Vec<Member>> {
         .and_then(|members| distinct(what, members))
 }
 
+/// A member as a peer port's `GET /members` writes it: the ID as a JSON number, `clientURLs`
+/// omitted until the member has published (shape captured from etcd 3.4.23).
+#[derive(Deserialize)]
+struct PeerMember {
+    id: u64,
+    #[serde(default)]
+    name: String,
+    #[serde(rename = "peerURLs", default)]
+    peer_urls: Vec<String>,
+    #[serde(rename = "clientURLs", default)]
+    client_urls: Vec<String>,
+    #[serde(rename = "isLearner", default)]
+    is_learner: bool,
+}
+
+/// Parses a peer port's `GET /members`.
+pub fn parse_peer_members(body: &str) -> Result<Vec<Member>> {
+    let what = "etcd peer member list";
+    let list: Vec<PeerMember> = parse_json(what, body)?;
+    list.into_iter()
+        .map(|m| {
+            checked(
+                what,
+                Member {
+                    id: m.id,
+                    name: m.name,
+                    peer_urls: m.peer_urls,
+                    client_urls: m.client_urls,
+                    is_learner: m.is_learner,
+                },
+            )
+        })
+        .collect::<Result<Vec<_>>>()
+        .and_then(|members| distinct(what, members))
+}
+
+/// The members of a cluster that is still being bootstrapped, asked at the peers' *peer*
+/// ports (all at once). A member started `new` serves no client until its cluster has a
+/// leader, but its peer port lists the initial cluster at once; "still being bootstrapped"
+/// means no member has published client URLs yet. `None` when no peer port says so.
+pub fn bootstrap_in_progress(http: &Http, peer_urls: &[String]) -> Option<Vec<Member>> {
+    std::thread::scope(|scope| {
+        let asks: Vec<_> = peer_urls
+            .iter()
+            .map(|url| {
+                scope.spawn(move || {
+                    let what = format!("etcd peer member list at {url}");
+                    let members_url = format!("{}/members", url.trim_end_matches('/'));
+                    let answer = http.send(&what, "GET", &members_url, &[], None).ok()?;
+                    if !answer.is_success() {
+                        return None;
+                    }
+                    let members = parse_peer_members(&answer.body)
+                        .map_err(|e| log::warn!("{e}"))
+                        .ok()?;
+                    let bootstrapping = members.iter().all(|m| m.client_urls.is_empty());
+                    log::debug!(
+                        "{url} lists {} members{}",
+                        members.len(),
+                        if bootstrapping {
+                            ", none published: a bootstrap"
+                        } else {
+                            ""
+                        }
+                    );
+                    bootstrapping.then_some(members)
+                })
+            })
+            .collect();
+        asks.into_iter().find_map(|ask| ask.join().ok().flatten())
+    })
+}
+
 /// An etcd endpoint that answered, and the protocol it answered in.
 #[derive(Clone)]
 pub struct Etcd {
@@ -763,5 +836,22 @@ mod tests {
                 "failed testcase {errors:?} {reason:?}: {note}"
             );
         }
+    }
+
+    #[test]
+    fn a_bootstrapping_peer_port_lists_the_initial_cluster() {
+        let members = parse_peer_members(&fixture("peer-members-bootstrapping.json")).unwrap();
+        assert_eq!(members.len(), 3);
+        assert_eq!(members[2].id, 13487502627470054085);
+        assert_eq!(members[2].name, "n3");
+        assert!(
+            members.iter().all(|m| m.client_urls.is_empty()),
+            "none published"
+        );
+        assert!(
+            parse_peer_members("[]").is_err(),
+            "an empty list is a bad answer"
+        );
+        assert!(parse_peer_members(r#"[{"id":1,"peerURLs":["ftp://a"]}]"#).is_err());
     }
 }

@@ -20,6 +20,9 @@ pub struct Instance {
     pub private_ip: String,
     /// Empty when the VPC has no DNS hostnames.
     pub private_dns: String,
+    /// EC2's `launchTime` (ISO 8601 UTC, so the text sorts by time); empty when unknown.
+    /// The earliest-launched instance is the one that may bootstrap a cluster from nothing.
+    pub launch_time: String,
 }
 
 /// A group as AutoScaling describes it.
@@ -84,6 +87,10 @@ pub struct Observed {
     pub instances: Vec<Instance>,
     /// The member list, when some peer answered; `None` when nobody did.
     pub members: Option<Vec<Member>>,
+    /// When no client port gave a list: the member list a peer's *peer* port gave for a
+    /// cluster that is still being bootstrapped (no member has published). A bootstrapping
+    /// etcd serves no clients until it has a leader, but its peer port answers at once.
+    pub bootstrapping: Option<Vec<Member>>,
     /// IDs of the members that have a leader (their `/health`, or their status when an alarm
     /// or a slow read makes `/health` false): what the quorum arithmetic counts.
     pub healthy: Vec<u64>,
@@ -151,6 +158,7 @@ mod tests {
             id: "i-1".into(),
             private_ip: "10.0.2.15".into(),
             private_dns: "ip-10-0-2-15.ec2.internal".into(),
+            launch_time: String::new(),
         };
         assert!(host_is_instance("10.0.2.15", &i));
         assert!(!host_is_instance("10.0.2.150", &i));
@@ -161,7 +169,8 @@ mod tests {
             &Instance {
                 id: "i".into(),
                 private_ip: String::new(),
-                private_dns: String::new()
+                private_dns: String::new(),
+                launch_time: String::new(),
             }
         ));
     }

@@ -136,11 +136,33 @@ impl Settings {
 
 /// This instance as a group instance.
 pub fn me_as_instance(observed: &Observed) -> Instance {
+    let launch_time = observed
+        .instances
+        .iter()
+        .find(|i| i.id == observed.me.instance_id)
+        .map(|i| i.launch_time.clone())
+        .unwrap_or_default();
     Instance {
         id: observed.me.instance_id.clone(),
         private_ip: observed.me.private_ip.clone(),
         private_dns: observed.me.private_dns.clone(),
+        launch_time,
     }
+}
+
+/// The instance that may bootstrap a cluster from nothing: the earliest launched (then the
+/// smallest id; an unknown launch time last). With one instance deciding the initial
+/// cluster, two looks at a group that changed in between (an instance replaced while the
+/// group boots) can never make two clusters; the others take the initial cluster from its
+/// peer port.
+pub fn seed(instances: &[Instance]) -> Option<&Instance> {
+    instances.iter().min_by_key(|i| {
+        (
+            i.launch_time.is_empty(),
+            i.launch_time.as_str(),
+            i.id.as_str(),
+        )
+    })
 }
 
 /// True when any of the member's peer URLs points at this instance.
@@ -562,6 +584,39 @@ fn plan_new(observed: &Observed, settings: &Settings, me: &Instance) -> Result<P
             me.id
         ));
     }
+    // A member restarting from its data (a power cut: nobody serves yet). etcd ignores the
+    // initial-cluster settings when it has data, and the others may be waiting for this one
+    // to make their quorum: never hold it back.
+    if observed.local_data == LocalData::Present {
+        return Ok(Plan::new(
+            Mode::New,
+            vec![],
+            "no member answered; this node's data directory holds member data: etcd restarts \
+             from it (the initial-cluster settings are ignored)"
+                .into(),
+        ));
+    }
+    // Rule 12: a bootstrap is under way (a peer port listed its members, none published).
+    // Its initial cluster was decided by the seed: take part in it as it is, or wait for its
+    // leader and then join like any replacement.
+    if let Some(list) = &observed.bootstrapping {
+        let mine = settings.peer_url(me)?;
+        if list.iter().any(|m| m.peer_urls.contains(&mine)) {
+            return Ok(Plan::new(
+                Mode::New,
+                vec![],
+                format!(
+                    "taking part in the bootstrap of the cluster of {} members a peer started",
+                    list.len()
+                ),
+            ));
+        }
+        return wait(format!(
+            "a cluster of {} members is being bootstrapped without this instance; it joins \
+             once that cluster has a leader",
+            list.len()
+        ));
+    }
     let visible = observed.instances.len();
     let desired = observed.desired_capacity as usize;
     if visible < desired {
@@ -574,13 +629,21 @@ fn plan_new(observed: &Observed, settings: &Settings, me: &Instance) -> Result<P
             return wait(why);
         }
     }
-    Ok(Plan::new(
-        Mode::New,
-        vec![],
-        format!(
-            "no member answered: bootstrapping a new cluster of the group's {visible} instances"
-        ),
-    ))
+    // Rule 1b: only the seed decides the initial cluster; the others take it from the seed.
+    match seed(&observed.instances) {
+        Some(seed) if seed.id != me.id => wait(format!(
+            "no member answered yet: {} (launched first) bootstraps the cluster, this instance \
+             takes part once its etcd is up",
+            seed.id
+        )),
+        _ => Ok(Plan::new(
+            Mode::New,
+            vec![],
+            format!(
+                "no member answered: bootstrapping a new cluster of the group's {visible} instances"
+            ),
+        )),
+    }
 }
 
 /// The member list once `actions` are done, as etcd will show it: removed members gone, this
@@ -704,10 +767,13 @@ pub fn environment(
         }
         Mode::New => {
             env.push(("ETCD_INITIAL_CLUSTER_STATE", "new".into()));
-            env.push((
-                "ETCD_INITIAL_CLUSTER",
-                initial_cluster_from_instances(&observed.instances, settings)?,
-            ));
+            let cluster = match &observed.bootstrapping {
+                // Exactly the seed's initial cluster: the same URLs and token give the same
+                // cluster ID.
+                Some(list) => initial_cluster_from_members(list, &observed.instances, &me),
+                None => initial_cluster_from_instances(&observed.instances, settings)?,
+            };
+            env.push(("ETCD_INITIAL_CLUSTER", cluster));
             env.push(("ETCD_INITIAL_CLUSTER_TOKEN", settings.cluster_token.clone()));
         }
         Mode::Existing => {
@@ -783,6 +849,7 @@ mod tests {
             id: format!("i-{n}"),
             private_ip: format!("10.0.2.{n}"),
             private_dns: format!("ip-10-0-2-{n}.ec2.internal"),
+            launch_time: format!("2026-11-28T05:00:{n:02}.000Z"),
         }
     }
 
@@ -828,6 +895,7 @@ mod tests {
             desired_capacity: instances.len() as u32,
             instances,
             members,
+            bootstrapping: None,
             present: healthy.clone(),
             healthy,
             local_data: LocalData::Unknown,
@@ -949,6 +1017,60 @@ mod tests {
             .with_healthy(&[11, 12])
             .with_present(&[13]);
         assert_eq!(plan_reconcile(&o).unwrap().actions, vec![]);
+    }
+
+    // Found by the simulation (issue 21): two looks at a group that changed in between (an
+    // instance replaced while the group boots) computed two initial clusters. Only the seed
+    // (launched first) bootstraps from nothing; the others take part in its bootstrap, or
+    // wait for its leader when they are not in it.
+    #[test]
+    fn only_the_seed_bootstraps_from_nothing() {
+        let cases: Vec<(&str, Observed, Mode, &str)> = vec![
+            (
+                "the seed bootstraps",
+                observed(1, &[1, 2, 3], None),
+                Mode::New,
+                "bootstrapping a new cluster",
+            ),
+            (
+                "another waits for it",
+                observed(2, &[1, 2, 3], None),
+                Mode::Wait,
+                "i-1 (launched first)",
+            ),
+            (
+                "launch time, not the id, picks the seed",
+                {
+                    let mut o = observed(2, &[1, 2, 3], None);
+                    o.instances[0].launch_time = "2026-11-28T06:00:00.000Z".into();
+                    o.instances[1].launch_time = "2026-11-28T06:00:01.000Z".into();
+                    o
+                },
+                Mode::Wait,
+                "i-3 (launched first)",
+            ),
+            (
+                "a replacement not in the bootstrap waits for its leader",
+                Observed {
+                    bootstrapping: Some(vec![Member {
+                        client_urls: vec![],
+                        ..member(1, "i-1", "10.0.2.1")
+                    }]),
+                    ..observed(4, &[1, 4], None)
+                },
+                Mode::Wait,
+                "without this instance",
+            ),
+        ];
+        for (case, o, mode, needle) in cases {
+            let p = plan(&o, &settings()).unwrap_or_else(|e| panic!("failed testcase {case}: {e}"));
+            assert_eq!(p.mode, mode, "failed testcase {case}: {}", p.summary);
+            assert!(
+                p.summary.contains(needle),
+                "failed testcase {case}: {}",
+                p.summary
+            );
+        }
     }
 
     // Found by the simulation (issue 21): two of three initial members started, one lost its
@@ -1413,9 +1535,22 @@ mod tests {
 
     #[test]
     fn new_cluster_environment() {
-        let o = observed(2, &[3, 1, 2], None);
+        // i-2 takes part in the bootstrap i-1 (the seed) started: the same initial cluster
+        // as the seed's own file, taken from i-1's peer port.
+        let bootstrap: Vec<Member> = [1u8, 2, 3]
+            .iter()
+            .map(|n| Member {
+                client_urls: vec![],
+                ..member(u64::from(*n), &format!("i-{n}"), &format!("10.0.2.{n}"))
+            })
+            .collect();
+        let o = Observed {
+            bootstrapping: Some(bootstrap),
+            ..observed(2, &[3, 1, 2], None)
+        };
         let s = settings();
         let p = plan(&o, &s).unwrap();
+        assert_eq!(p.mode, Mode::New, "{}", p.summary);
         let env = environment(&p, &o, None, &s).unwrap();
         let get = |k: &str| {
             env.iter()
@@ -1441,7 +1576,7 @@ mod tests {
 
     #[test]
     fn clients_on_the_node_reach_etcd_on_localhost() {
-        let o = observed(2, &[1, 2], None);
+        let o = observed(2, &[2, 3], None);
         let mut s = settings();
         s.listen_localhost = true;
         let env = environment(&plan(&o, &s).unwrap(), &o, None, &s).unwrap();
@@ -1462,7 +1597,7 @@ mod tests {
 
     #[test]
     fn hostnames_advertise_names_but_listen_on_ips() {
-        let o = observed(2, &[1, 2], None);
+        let o = observed(2, &[2, 3], None);
         let mut s = settings();
         s.address_kind = AddressKind::Hostname;
         s.peer_scheme = Scheme::Https;

@@ -116,6 +116,62 @@ impl Selection {
     }
 }
 
+/// Asks the client ports for the member list and the peer ports for a bootstrap under way, at
+/// once. A list from a client port, or a bootstrap from a peer port, settles it without waiting
+/// for the other (a bootstrapping member's silent client port would cost the whole call
+/// timeout); otherwise both answers are returned.
+fn look(
+    http: &Http,
+    client_urls: Vec<String>,
+    peer_urls: Vec<String>,
+    api: crate::etcd::EtcdApi,
+) -> (Result<Discovery>, Option<Vec<crate::model::Member>>) {
+    enum Answer {
+        Clients(Result<Discovery>),
+        Peers(Option<Vec<crate::model::Member>>),
+    }
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let (clients, peers) = (sender.clone(), sender);
+    let (http_a, http_b) = (http.clone(), http.clone());
+    // Detached on purpose: once one side settles it, the other's stragglers end at their
+    // next send, or with the process.
+    std::thread::spawn(move || {
+        let _ = clients.send(Answer::Clients(etcd::discover(&http_a, &client_urls, api)));
+    });
+    std::thread::spawn(move || {
+        let found = (!peer_urls.is_empty())
+            .then(|| etcd::bootstrap_in_progress(&http_b, &peer_urls))
+            .flatten();
+        let _ = peers.send(Answer::Peers(found));
+    });
+    let (mut discovery, mut peers_done) = (None, false);
+    for answer in receiver {
+        match answer {
+            Answer::Clients(found @ Ok(Discovery::Found(..))) => return (found, None),
+            Answer::Peers(Some(list)) => {
+                return (Ok(Discovery::NobodyAnswered), Some(list));
+            }
+            Answer::Clients(other) => discovery = Some(other),
+            Answer::Peers(None) => peers_done = true,
+        }
+        if discovery.is_some() && peers_done {
+            break;
+        }
+    }
+    match discovery {
+        Some(discovery) => (discovery, None),
+        // Neither side sent (a thread died): nothing is known.
+        None => (
+            Err(Error::Etcd {
+                what: "member list".into(),
+                detail: "the look at the peers ended without an answer".into(),
+                transient: true,
+            }),
+            None,
+        ),
+    }
+}
+
 /// Counted instance ids of the groups, sorted and unique.
 fn counted_ids(groups: &[Group]) -> Vec<String> {
     let mut ids: Vec<String> = groups
@@ -182,6 +238,7 @@ impl World<'_> {
                     id: id.clone(),
                     private_ip: String::new(),
                     private_dns: String::new(),
+                    launch_time: String::new(),
                 });
             }
         }
@@ -198,12 +255,34 @@ impl World<'_> {
             .iter()
             .filter_map(|i| self.settings.client_url(i).ok())
             .collect();
-        let (etcd, members) =
-            match etcd::discover(&self.etcd_http, &client_urls, self.config.etcd_api)? {
-                Discovery::Found(etcd, members) => (Some(etcd), Some(members)),
-                Discovery::NobodyAnswered => (None, None),
-            };
+        // A bootstrap under way serves no client until it has a leader (its client ports
+        // accept and stay silent until the call times out), but its members' peer ports list
+        // it at once: both are asked at the same time, and whichever settles it first wins.
+        let peer_urls: Vec<String> = instances
+            .iter()
+            .filter_map(|i| self.settings.peer_url(i).ok())
+            .collect();
+        let probe_peers = self.config.command == Command::Discover && !self.config.proxy_mode;
+        let (discovery, bootstrap) = look(
+            &self.etcd_http,
+            client_urls,
+            if probe_peers { peer_urls } else { Vec::new() },
+            self.config.etcd_api,
+        );
         let local_data = self.local_data();
+        let restarting = local_data == LocalData::Present && probe_peers;
+        let (etcd, members, bootstrapping) = match (discovery, bootstrap) {
+            (Ok(Discovery::Found(etcd, members)), _) => (Some(etcd), Some(members), None),
+            (Ok(Discovery::NobodyAnswered), bootstrap) => (None, None, bootstrap),
+            // Members that are up but serve no client (no leader: the others are still down,
+            // as after a power cut) wait for this one. With its data here, etcd restarts as
+            // the member it was, whatever the file says.
+            (Err(e), _) if restarting && e.is_transient() => {
+                log::info!("{e}; this node has member data: restarting etcd from it");
+                (None, None, None)
+            }
+            (Err(e), _) => return Err(e),
+        };
         // A plain reboot is decided without health: one round trip less on every reboot.
         // The member commands always weigh health.
         let needs_health = |members: &[crate::model::Member]| {
@@ -234,6 +313,7 @@ impl World<'_> {
             desired_capacity,
             instances,
             members,
+            bootstrapping,
             healthy,
             present,
             local_data,

@@ -48,6 +48,8 @@ struct WireInstance {
     private_ip_address: Option<String>,
     #[serde(default)]
     private_dns_name: Option<String>,
+    #[serde(default)]
+    launch_time: Option<String>,
 }
 
 /// Parses one DescribeInstances page.
@@ -62,6 +64,7 @@ pub fn parse_instances_page(body: &str) -> Result<(Vec<Instance>, Option<String>
             id: i.instance_id,
             private_ip: i.private_ip_address.unwrap_or_default().trim().to_string(),
             private_dns: i.private_dns_name.unwrap_or_default().trim().to_string(),
+            launch_time: i.launch_time.unwrap_or_default().trim().to_string(),
         })
         .collect();
     Ok((instances, r.next_token))
@@ -204,6 +207,7 @@ mod tests {
             id: id.into(),
             private_ip: "10.0.0.1".into(),
             private_dns: String::new(),
+            launch_time: String::new(),
         }
     }
 

@@ -206,12 +206,8 @@ fn lab(rows: &mut Vec<Row>) {
     for k in [2, 3, 4] {
         lab.launch("etcd", k);
     }
-    for k in [2, 3, 4] {
-        lab.discover_ok(k, &[]);
-    }
-    for k in [2, 3, 4] {
-        lab.start_etcd(k, &EtcdFlags::default());
-    }
+    let running = [2, 3, 4].map(|k| (k, lab.discover_spawn(k, &[]))).into();
+    lab.finish_and_start(running, &EtcdFlags::default());
     for k in [2, 3, 4] {
         lab.wait_healthy(k, &[]);
     }

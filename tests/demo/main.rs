@@ -66,12 +66,16 @@ fn main() {
         lab.ip(4)
     );
 
-    println!("\n== 1. First boot: each instance runs etcd-discovery before etcd");
+    println!("\n== 1. First boot: each instance runs etcd-discovery, then etcd, all at once");
+    let running = [2, 3, 4].map(|k| (k, lab.discover_spawn(k, &[]))).into();
+    lab.finish_and_start(running, &EtcdFlags::default());
     for k in [2, 3, 4] {
-        boot(&mut lab, k);
-    }
-    for k in [2, 3, 4] {
-        lab.start_etcd(k, &EtcdFlags::default());
+        let log =
+            std::fs::read_to_string(lab.node_dir(k).join("discovery.log")).unwrap_or_default();
+        println!("  instance {} at {}:", lab.nodes[&k].instance_id, lab.ip(k));
+        for d in decisions(&log) {
+            println!("    - {d}");
+        }
     }
     for k in [2, 3, 4] {
         lab.wait_healthy(k, &[]);

@@ -376,7 +376,16 @@ impl Lab {
 
     /// Waits (bounded) for tools started with `discover_spawn`; as each one succeeds, its
     /// etcd is started, the way systemd's `Before=etcd.service` orders them.
-    pub fn finish_and_start(&mut self, mut running: Vec<(u8, Child)>, flags: &EtcdFlags) {
+    pub fn finish_and_start(&mut self, running: Vec<(u8, Child)>, flags: &EtcdFlags) {
+        self.finish_and_start_with(running, |_| flags.clone());
+    }
+
+    /// `finish_and_start` with each node's own etcd flags (its certificate, say).
+    pub fn finish_and_start_with(
+        &mut self,
+        mut running: Vec<(u8, Child)>,
+        flags_for: impl Fn(u8) -> EtcdFlags,
+    ) {
         let deadline = Instant::now() + Duration::from_secs(120);
         while !running.is_empty() {
             assert!(Instant::now() < deadline, "tools still running after 120 s");
@@ -391,7 +400,7 @@ impl Lab {
                             "node {k}: etcd-discovery failed ({:?}):\n{log}",
                             status.code()
                         );
-                        self.start_etcd(k, flags);
+                        self.start_etcd(k, &flags_for(k));
                     }
                     None => still.push((k, child)),
                 }

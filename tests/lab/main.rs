@@ -29,14 +29,37 @@ fn bootstrap_tls(lab: &mut Lab, nodes: &[u8], flags: &EtcdFlags, etcdctl_tls: &[
     for k in nodes {
         lab.launch("etcd", *k);
     }
+    // As the boot units would: every instance's tool at once, and its etcd as soon as its
+    // tool is done. The instance launched first bootstraps; the others take part in it.
+    let running = nodes
+        .iter()
+        .map(|k| (*k, lab.discover_spawn(*k, &[])))
+        .collect();
+    lab.finish_and_start(running, flags);
+    // One initial cluster: a node that looked after the others had formed it joins it as
+    // `existing`, with the same members.
+    let first = lab.env_value(nodes[0], "ETCD_INITIAL_CLUSTER");
     for k in nodes {
-        let log = lab.discover_ok(*k, &[]);
-        assert!(log.contains("bootstrapping a new cluster"), "{log}");
-        assert_eq!(lab.env_value(*k, "ETCD_INITIAL_CLUSTER_STATE"), "new");
+        let state = lab.env_value(*k, "ETCD_INITIAL_CLUSTER_STATE");
+        assert!(state == "new" || state == "existing", "{state}");
+        assert_eq!(
+            lab.env_value(*k, "ETCD_INITIAL_CLUSTER"),
+            first,
+            "one initial cluster"
+        );
     }
-    for k in nodes {
-        lab.start_etcd(*k, flags);
-    }
+    let seeds = nodes
+        .iter()
+        .filter(|k| {
+            fs::read_to_string(lab.node_dir(**k).join("discovery.log"))
+                .unwrap_or_default()
+                .contains("bootstrapping a new cluster")
+        })
+        .count();
+    assert_eq!(
+        seeds, 1,
+        "only the instance launched first bootstraps from nothing"
+    );
     for k in nodes {
         lab.wait_healthy(*k, etcdctl_tls);
     }
@@ -49,8 +72,11 @@ fn bootstrap_reboot_replace_on_the_v3_gateway() {
     let mut lab = Lab::new(31);
     bootstrap(&mut lab, &[2, 3, 4], &EtcdFlags::default());
     lab.assert_cluster_is_the_nodes(2, NO_TLS);
+    // A node that looked after the others had formed the cluster joined it as `existing`
+    // and needs no token.
     let tokens: Vec<String> = [2, 3, 4]
         .iter()
+        .filter(|k| lab.env_value(**k, "ETCD_INITIAL_CLUSTER_STATE") == "new")
         .map(|k| lab.env_value(*k, "ETCD_INITIAL_CLUSTER_TOKEN"))
         .collect();
     assert!(
@@ -297,14 +323,14 @@ fn tls_on_client_and_peer_ports_with_client_certificates() {
     for k in [2, 3] {
         lab.launch("etcd", k);
     }
+    // Both tools at once: the second takes part in the bootstrap through the first's peer
+    // port, over TLS with its client certificate.
+    let running = [2, 3].map(|k| (k, lab.discover_spawn(k, &[]))).into();
+    lab.finish_and_start_with(running, flags_for);
     for k in [2, 3] {
-        lab.discover_ok(k, &[]);
         assert!(lab
             .env_value(k, "ETCD_INITIAL_CLUSTER")
             .contains("https://127.0.34.3:2380"));
-    }
-    for k in [2, 3] {
-        lab.start_etcd(k, &flags_for(k));
     }
     for k in [2, 3] {
         lab.wait_healthy(k, &etcdctl_tls);
@@ -461,23 +487,28 @@ fn signatures_are_really_checked() {
         "old file untouched"
     );
 
-    let right = lab.discover_with_env(
+    // Signed right, every AWS call passes: the group is described and a decision taken
+    // (to bootstrap, or to wait for the instance launched first).
+    let passed = |out: &std::process::Output| {
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        let decided = out.status.success() || log.contains("(launched first) bootstraps");
+        assert!(
+            decided && log.contains("group(s) etcd: 3 counted instances"),
+            "{log}"
+        );
+        log
+    };
+    passed(&lab.discover_with_env(
         2,
-        &[],
+        &["--wait-timeout=1s"],
         &[
             ("AWS_ACCESS_KEY_ID", &id),
             ("AWS_SECRET_ACCESS_KEY", &secret),
         ],
-    );
-    assert!(
-        right.status.success(),
-        "{}",
-        String::from_utf8_lossy(&right.stderr)
-    );
-    assert_eq!(lab.env_value(2, "ETCD_INITIAL_CLUSTER_STATE"), "new");
+    ));
 
     lab.tool_env.clear();
-    let log = lab.discover_ok(3, &["-v=2"]);
+    let log = passed(&lab.discover(3, &["-v=2", "--wait-timeout=1s"]));
     assert!(log.contains("instance profile credentials"), "{log}");
     let out = lab.discover(4, &[]);
     let err = String::from_utf8_lossy(&out.stderr);

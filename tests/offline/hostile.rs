@@ -373,3 +373,108 @@ fn a_member_whose_data_is_gone_waits_for_its_peers() {
     assert!(!stderr(&out).contains("bootstrapping a new cluster"));
     assert_eq!(fs::read_to_string(w.env_file()).unwrap(), previous);
 }
+
+/// A bootstrapping member's peer port (captured from etcd 3.4.23: `GET /members` lists the
+/// initial cluster by name, IDs as JSON numbers, no `clientURLs` before it publishes).
+fn bootstrapping_peer(net: u8, hosts: &[u8]) -> super::fake::FakeServer {
+    let members: Vec<String> = hosts
+        .iter()
+        .map(|k| {
+            format!(
+                r#"{{"id":{},"peerURLs":["http://{}:2380"],"name":"{}"}}"#,
+                6598929098562179454u64 + u64::from(*k),
+                World::ip(net, *k),
+                super::world::instance_id(*k)
+            )
+        })
+        .collect();
+    let body = format!("[{}]", members.join(","));
+    super::fake::FakeServer::start_on(&World::ip(net, hosts[0]), 2380, move |r| {
+        if r.path == "/members" {
+            (200, body.clone())
+        } else {
+            (404, String::new())
+        }
+    })
+}
+
+#[test]
+fn only_the_instance_launched_first_bootstraps_and_the_others_take_part() {
+    // Issue 21 (the simulation): two looks at a group that changed in between computed two
+    // initial clusters. Now i-2 (the seed: launched first, here the smallest id) decides
+    // the initial cluster; i-3 waits for it...
+    let w = World::new(
+        114,
+        3,
+        vec![group("etcd", &[2, 3])],
+        None,
+        vec![],
+        Imds::v2(),
+    );
+    let out = w.run(&["--wait-timeout=1s"]);
+    assert_failure(
+        &out,
+        75,
+        "i-00000000000000002 (launched first) bootstraps the cluster",
+    );
+    assert!(!w.env_file().exists());
+    // ...then takes part in the bootstrap the seed's peer port lists, with the same initial
+    // cluster (the same URLs and token make the same cluster ID). Its client port accepts
+    // connections and stays silent: a bootstrapping etcd serves no client before its leader.
+    let _peer = bootstrapping_peer(114, &[2, 3]);
+    let _silent = RawPeer::start(&World::ip(114, 2), w.client_port, Peer::Stalls);
+    let out = w.run(&["--wait-timeout=1s"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("taking part in the bootstrap"), "{err}");
+    let text = fs::read_to_string(w.env_file()).unwrap();
+    assert!(text.contains("ETCD_INITIAL_CLUSTER_STATE=new"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "ETCD_INITIAL_CLUSTER={}",
+            super::cluster(114, &[2, 3])
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_replacement_not_in_the_bootstrap_waits_for_its_leader() {
+    let w = World::new(
+        115,
+        4,
+        vec![group("etcd", &[2, 4])],
+        None,
+        vec![],
+        Imds::v2(),
+    );
+    let _peer = bootstrapping_peer(115, &[2, 3]);
+    let out = w.run(&["--wait-timeout=1s"]);
+    assert_failure(&out, 75, "being bootstrapped without this instance");
+    assert!(!w.env_file().exists());
+}
+
+#[test]
+fn a_member_with_data_restarts_while_the_others_serve_no_client() {
+    // Found by the simulation: after a power cut the first etcd back (from its data) serves
+    // no client until a quorum is up; every other node saw "somebody there, no list",
+    // waited, and never started its etcd: the cluster never came back.
+    let w = World::new(
+        116,
+        3,
+        vec![group("etcd", &[2, 3])],
+        None,
+        vec![],
+        Imds::v2(),
+    );
+    let _silent = RawPeer::start(&World::ip(116, 2), w.client_port, Peer::Stalls);
+    let data = w.dir.join("data");
+    fs::create_dir_all(data.join("member/wal")).unwrap();
+    let out = w.run(&[
+        &format!("--etcd-data-dir={}", data.display()),
+        "--wait-timeout=1s",
+    ]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("restarting etcd from it"), "{err}");
+}

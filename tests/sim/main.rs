@@ -68,12 +68,12 @@ fn known(schedule: &[Event], violation: &Violation) -> Option<&'static str> {
     if split && partition {
         // A connect that never gets a TCP session is read as "nobody there" (issue 10's
         // rule), so a node cut off while it boots without data bootstraps alone.
-        return Some("K1: a node partitioned while it boots without data bootstraps alone");
+        return Some("K1: the seed, partitioned while it boots without data, bootstraps alone");
     }
     if split && replaced {
-        // Two nodes that looked at the group before and after an instance was replaced
-        // compute two initial clusters when nobody answers yet.
-        return Some("K2: an instance replaced while the group bootstraps splits the bootstrap");
+        // The seed is terminated between another node writing its file from the seed's
+        // bootstrap and that etcd's start: the next instance launched decides anew.
+        return Some("K2: the seed replaced mid-bootstrap: its successor decides anew");
     }
     if split && wiped {
         // Rule 11 keys on an `existing` env file; until a member's first reboot its file

@@ -119,6 +119,12 @@ impl Node {
                 String::new()
             },
             private_dns: String::new(),
+            // Instances are numbered in launch order; EC2 tells the time once it knows them.
+            launch_time: if self.visible {
+                format!("2026-11-28T00:00:{:02}.000Z", self.n)
+            } else {
+                String::new()
+            },
         }
     }
 }
@@ -327,18 +333,43 @@ impl World {
             .map(Node::instance)
             .collect();
         instances.sort_by(|a, b| a.id.cmp(&b.id));
-        // Every counted instance with an address is asked; the first that answers wins.
+        // Every counted instance with an address is asked; the first that answers wins. A
+        // running etcd that does not serve clients yet accepts the connection and stays
+        // silent: somebody is there.
         let mut found = None;
-        for instance in instances.iter().filter(|i| !i.private_ip.is_empty()) {
-            let target = self
-                .nodes
-                .iter()
-                .find(|x| x.id() == instance.id)
-                .expect("listed");
-            if let Some(cluster) = self.reachable_cluster(n, target.n) {
+        let mut silent = false;
+        let asked: Vec<u8> = instances
+            .iter()
+            .filter(|i| !i.private_ip.is_empty())
+            .map(|i| {
+                self.nodes
+                    .iter()
+                    .find(|x| x.id() == i.id)
+                    .expect("listed")
+                    .n
+            })
+            .collect();
+        for target in &asked {
+            if let Some(cluster) = self.reachable_cluster(n, *target) {
                 found = Some(cluster);
                 break;
             }
+            silent |= self.peer_reachable(n, *target);
+        }
+        // No list from a client port: a peer port may show a bootstrap under way.
+        let bootstrapping = match found {
+            Some(_) => None,
+            None => asked.iter().find_map(|target| {
+                let data = self.node(*target).data.as_ref()?;
+                let cluster = self.cluster(data.cluster)?;
+                (self.peer_reachable(n, *target) && cluster.members.iter().all(|m| !m.published))
+                    .then(|| World::members_of(cluster))
+            }),
+        };
+        // Silent members and no bootstrap: the tool looks again (75), unless this node has
+        // member data, with which etcd restarts whatever the others say (run.rs).
+        if found.is_none() && bootstrapping.is_none() && silent && me.data.is_none() {
+            return Err(75);
         }
         // The gateway's member list is served without a leader (3.5's `linearizable` field
         // defaults to false).
@@ -378,6 +409,7 @@ impl World {
             desired_capacity: self.desired,
             instances,
             members,
+            bootstrapping,
             healthy,
             present,
             local_data,
@@ -827,26 +859,30 @@ impl World {
         Ok(())
     }
 
-    /// Faults destroyed the data of a majority of the cluster's members: no tool can bring it
-    /// back (restoring a snapshot is issue 15's); liveness is not owed after that.
+    /// Faults destroyed the data of a majority of the cluster's members (or, before it formed,
+    /// the instances of a majority of its initial members): no tool can bring it back
+    /// (restoring a snapshot is issue 15's); liveness is not owed after that.
     pub fn disaster(&self) -> bool {
         self.clusters.iter().any(|c| {
             // A member that never started has no data to lose: it can still start.
-            let recoverable = c
-                .members
-                .iter()
-                .filter(|m| {
-                    !m.published
-                        || self.nodes.iter().any(|x| {
-                            !x.terminated
-                                && x.data.as_ref()
-                                    == Some(&Data {
-                                        cluster: c.id,
-                                        member: m.id,
-                                    })
-                        })
-                })
-                .count();
+            let recoverable =
+                c.members
+                    .iter()
+                    .filter(|m| {
+                        let instance_alive = self.nodes.iter().any(|x| {
+                            !x.terminated && m.peer_url == format!("http://{}:2380", x.ip())
+                        });
+                        (!m.published && instance_alive)
+                            || self.nodes.iter().any(|x| {
+                                !x.terminated
+                                    && x.data.as_ref()
+                                        == Some(&Data {
+                                            cluster: c.id,
+                                            member: m.id,
+                                        })
+                            })
+                    })
+                    .count();
             recoverable < quorum(c.members.len()) && self.live_cluster() == Some(c.id)
         })
     }
