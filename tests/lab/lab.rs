@@ -197,6 +197,30 @@ pub struct Node {
 #[derive(Default, Clone)]
 pub struct EtcdFlags {
     pub args: Vec<String>,
+    /// The directory of the etcd binary to run; the lab's etcd (`etcd_tool`) when `None`.
+    pub bin_dir: Option<PathBuf>,
+}
+
+/// The etcd under test: `LAB_ETCD_DIR` names the directory of its `etcd` and `etcdctl`
+/// (`./build.sh test` runs the lab once on Debian's 3.4 from PATH, once on 3.5 from there).
+pub fn etcd_dir() -> Option<PathBuf> {
+    std::env::var_os("LAB_ETCD_DIR").map(PathBuf::from)
+}
+
+/// `etcd` or `etcdctl` of the etcd under test.
+pub fn etcd_tool(name: &str) -> Command {
+    match etcd_dir() {
+        Some(dir) => Command::new(dir.join(name)),
+        None => Command::new(name),
+    }
+}
+
+/// Whether the etcd under test still has the v2 API (3.4 and older; off by default in 3.5).
+pub fn etcd_has_v2_by_default() -> bool {
+    etcd_tool("etcd")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("etcd Version: 3.4"))
 }
 
 pub struct Lab {
@@ -512,7 +536,10 @@ impl Lab {
         fs::create_dir_all(self.node_dir(k)).unwrap();
         let data = self.node_dir(k).join("data");
         let log = fs::File::create(self.node_dir(k).join("etcd.log")).unwrap();
-        let mut command = Command::new("etcd");
+        let mut command = match &flags.bin_dir {
+            Some(dir) => Command::new(dir.join("etcd")),
+            None => etcd_tool("etcd"),
+        };
         command
             .env_clear()
             .envs(env)
@@ -540,7 +567,7 @@ impl Lab {
             &format!("etcd {k} healthy"),
             Duration::from_secs(30),
             || {
-                Command::new("etcdctl")
+                etcd_tool("etcdctl")
                     .env("ETCDCTL_API", "3")
                     .args([
                         "--endpoints",
@@ -559,7 +586,7 @@ impl Lab {
     /// `etcdctl member list` through k: (name, peer URL, started) of each member, sorted.
     pub fn members(&self, k: u8, etcdctl_tls: &[String]) -> Vec<(String, String, bool)> {
         let endpoint = self.env_value(k, "ETCD_ADVERTISE_CLIENT_URLS");
-        let out = Command::new("etcdctl")
+        let out = etcd_tool("etcdctl")
             .env("ETCDCTL_API", "3")
             .args(["--endpoints", &endpoint, "--dial-timeout=2s"])
             .args(etcdctl_tls)
@@ -585,7 +612,7 @@ impl Lab {
     /// Peer URLs of the learner members, through k.
     pub fn learners(&self, k: u8) -> Vec<String> {
         let endpoint = self.env_value(k, "ETCD_ADVERTISE_CLIENT_URLS");
-        let out = Command::new("etcdctl")
+        let out = etcd_tool("etcdctl")
             .env("ETCDCTL_API", "3")
             .args([
                 "--endpoints",
