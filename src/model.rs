@@ -71,9 +71,10 @@ impl Member {
 pub enum LocalData {
     /// A `member/` folder is there: etcd will restart under its old member ID.
     Present,
-    /// The directory exists but holds no member data: wiped, or a new volume.
+    /// The directory holds no member data or does not exist: wiped, or a new volume.
     Missing,
-    /// The directory does not exist: we cannot tell, so we assume the data is intact.
+    /// Not named, or not readable as a directory: we cannot tell, so we assume the data is
+    /// intact.
     Unknown,
 }
 

@@ -187,15 +187,27 @@ fn counted_ids(groups: &[Group]) -> Vec<String> {
 
 /// What the data directory says. Debian keeps etcd's data one level down
 /// (`/var/lib/etcd/default/member`), so a `member/` folder one level down counts too: we
-/// only call the data missing when we are sure.
+/// only call the data missing when we are sure. A directory that does not exist at all (an
+/// instance-store volume after a stop/start, a new EBS volume) is missing data too; the
+/// unit's `RequiresMountsFor=` keeps an unmounted volume from looking like a lost one.
 fn local_data(dir: &Path) -> LocalData {
     let has_member = |d: &Path| d.join("member").is_dir();
-    if !dir.is_dir() {
-        log::debug!(
-            "data directory {} does not exist: assuming the member's data is intact",
-            dir.display()
-        );
-        return LocalData::Unknown;
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            log::debug!(
+                "data directory {} does not exist: no member data",
+                dir.display()
+            );
+            return LocalData::Missing;
+        }
+        _ => {
+            log::debug!(
+                "data directory {} cannot be read as a directory: assuming the member's data is intact",
+                dir.display()
+            );
+            return LocalData::Unknown;
+        }
     }
     let one_level_down = std::fs::read_dir(dir)
         .map(|entries| {
@@ -619,11 +631,20 @@ mod tests {
         let base =
             std::env::temp_dir().join(format!("etcd-discovery-local-data-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&base);
+        // Regression: a named directory that did not exist was "intact", so the node
+        // rejoined as its old member with no data and etcd could not start.
+        assert_eq!(
+            local_data(&base),
+            LocalData::Missing,
+            "no directory: no member data"
+        );
+        std::fs::write(&base, "").unwrap();
         assert_eq!(
             local_data(&base),
             LocalData::Unknown,
-            "no directory: cannot tell"
+            "not a directory: cannot tell"
         );
+        std::fs::remove_file(&base).unwrap();
         std::fs::create_dir_all(&base).unwrap();
         assert_eq!(
             local_data(&base),

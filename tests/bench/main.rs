@@ -192,7 +192,7 @@ fn fakes(rows: &mut Vec<Row>) {
 }
 
 fn etcdctl(endpoint: &str, args: &[&str]) -> Output {
-    Command::new("etcdctl")
+    lab::etcd_tool("etcdctl")
         .env("ETCDCTL_API", "3")
         .args(["--endpoints", endpoint, "--dial-timeout=2s"])
         .args(args)

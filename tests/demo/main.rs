@@ -9,7 +9,6 @@ mod fake;
 #[path = "../lab/lab.rs"]
 mod lab;
 
-use std::process::Command;
 use std::time::Instant;
 
 use lab::{EtcdFlags, Lab};
@@ -32,7 +31,7 @@ fn show_file(lab: &Lab, k: u8) {
 
 fn show_members(lab: &Lab, k: u8) {
     let endpoint = lab.env_value(k, "ETCD_ADVERTISE_CLIENT_URLS");
-    let out = Command::new("etcdctl")
+    let out = lab::etcd_tool("etcdctl")
         .env("ETCDCTL_API", "3")
         .args(["--endpoints", &endpoint, "member", "list", "-w", "table"])
         .output()

@@ -45,14 +45,6 @@ pub fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) 
     panic!("timed out after {limit:?} waiting for {what}");
 }
 
-fn free_port(ip: &str) -> u16 {
-    std::net::TcpListener::bind((ip, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 pub struct Moto {
     _guard: Guard,
     pub url: String,
@@ -60,24 +52,40 @@ pub struct Moto {
 
 impl Moto {
     /// Starts moto_server; `free_calls` turns on signature checks after that many calls.
+    /// moto binds port 0 itself and prints the port it got: a port chosen here and bound
+    /// later could be taken in between by a parallel test (regression: "moto CreateVpc:
+    /// Connection reset by peer" with an empty moto.log).
     pub fn start(dir: &Path, free_calls: Option<u32>) -> Moto {
         let binary = std::env::var("LAB_MOTO_SERVER")
             .expect("LAB_MOTO_SERVER must name moto_server (./build.sh test sets it)");
-        let port = free_port("127.0.0.1");
-        let log = fs::File::create(dir.join("moto.log")).unwrap();
+        let log_path = dir.join("moto.log");
+        let log = fs::File::create(&log_path).unwrap();
         let mut command = Command::new(binary);
         command
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-H", "127.0.0.1", "-p", "0"])
             .stdout(log.try_clone().unwrap())
             .stderr(log);
         if let Some(n) = free_calls {
             command.env("INITIAL_NO_AUTH_ACTION_COUNT", n.to_string());
         }
-        let guard = Guard {
+        let mut guard = Guard {
             child: command.spawn().expect("start moto_server"),
             what: "moto".into(),
         };
-        // A TCP connect, not an HTTP call: in authenticating mode every request counts.
+        // Read from its log, not probed with a request: in authenticating mode every
+        // request counts.
+        let mut port = None;
+        wait_until("moto to say its port", Duration::from_secs(20), || {
+            if let Ok(Some(status)) = guard.child.try_wait() {
+                panic!(
+                    "moto_server exited ({status}): {}",
+                    fs::read_to_string(&log_path).unwrap_or_default()
+                );
+            }
+            port = moto_port(&fs::read_to_string(&log_path).unwrap_or_default());
+            port.is_some()
+        });
+        let port = port.unwrap();
         wait_until("moto to listen", Duration::from_secs(20), || {
             std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
         });
@@ -114,6 +122,13 @@ impl Moto {
         assert!(status < 300, "moto {action}: HTTP {status}: {answer}");
         answer
     }
+}
+
+/// The port in werkzeug's " * Running on http://127.0.0.1:PORT" line.
+fn moto_port(log: &str) -> Option<u16> {
+    let rest = &log[log.find("Running on http://127.0.0.1:")? + 28..];
+    let end = rest.find(|c: char| !c.is_ascii_digit())?; // the whole line, not part of it
+    rest[..end].parse().ok().filter(|&p| p != 0)
 }
 
 fn encode(v: &str) -> String {
@@ -182,6 +197,30 @@ pub struct Node {
 #[derive(Default, Clone)]
 pub struct EtcdFlags {
     pub args: Vec<String>,
+    /// The directory of the etcd binary to run; the lab's etcd (`etcd_tool`) when `None`.
+    pub bin_dir: Option<PathBuf>,
+}
+
+/// The etcd under test: `LAB_ETCD_DIR` names the directory of its `etcd` and `etcdctl`
+/// (`./build.sh test` runs the lab once on Debian's 3.4 from PATH, once on 3.5 from there).
+pub fn etcd_dir() -> Option<PathBuf> {
+    std::env::var_os("LAB_ETCD_DIR").map(PathBuf::from)
+}
+
+/// `etcd` or `etcdctl` of the etcd under test.
+pub fn etcd_tool(name: &str) -> Command {
+    match etcd_dir() {
+        Some(dir) => Command::new(dir.join(name)),
+        None => Command::new(name),
+    }
+}
+
+/// Whether the etcd under test still has the v2 API (3.4 and older; off by default in 3.5).
+pub fn etcd_has_v2_by_default() -> bool {
+    etcd_tool("etcd")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("etcd Version: 3.4"))
 }
 
 pub struct Lab {
@@ -506,7 +545,10 @@ impl Lab {
         fs::create_dir_all(self.node_dir(k)).unwrap();
         let data = self.node_dir(k).join("data");
         let log = fs::File::create(self.node_dir(k).join("etcd.log")).unwrap();
-        let mut command = Command::new("etcd");
+        let mut command = match &flags.bin_dir {
+            Some(dir) => Command::new(dir.join("etcd")),
+            None => etcd_tool("etcd"),
+        };
         command
             .env_clear()
             .envs(env)
@@ -534,7 +576,7 @@ impl Lab {
             &format!("etcd {k} healthy"),
             Duration::from_secs(30),
             || {
-                Command::new("etcdctl")
+                etcd_tool("etcdctl")
                     .env("ETCDCTL_API", "3")
                     .args([
                         "--endpoints",
@@ -553,7 +595,7 @@ impl Lab {
     /// `etcdctl member list` through k: (name, peer URL, started) of each member, sorted.
     pub fn members(&self, k: u8, etcdctl_tls: &[String]) -> Vec<(String, String, bool)> {
         let endpoint = self.env_value(k, "ETCD_ADVERTISE_CLIENT_URLS");
-        let out = Command::new("etcdctl")
+        let out = etcd_tool("etcdctl")
             .env("ETCDCTL_API", "3")
             .args(["--endpoints", &endpoint, "--dial-timeout=2s"])
             .args(etcdctl_tls)
@@ -579,7 +621,7 @@ impl Lab {
     /// Peer URLs of the learner members, through k.
     pub fn learners(&self, k: u8) -> Vec<String> {
         let endpoint = self.env_value(k, "ETCD_ADVERTISE_CLIENT_URLS");
-        let out = Command::new("etcdctl")
+        let out = etcd_tool("etcdctl")
             .env("ETCDCTL_API", "3")
             .args([
                 "--endpoints",

@@ -1,7 +1,8 @@
-//! Lab tests: the tool against real etcd (Debian's etcd-server 3.4) and moto as AutoScaling
-//! and EC2, with an IMDS stub per simulated instance, all on loopback. Each test has its own
-//! moto and its own 127.0.N.0/24. `./build.sh test` installs and points at what they need;
-//! none of them skips.
+//! Lab tests: the tool against real etcd (Debian's 3.4, or 3.5 from `LAB_ETCD_DIR`) and moto
+//! as AutoScaling and EC2, with an IMDS stub per simulated instance, all on loopback. Each
+//! test has its own moto and its own 127.0.N.0/24. `./build.sh test` installs and points at
+//! what they need; none of them skips (on 3.5 it leaves out the v2-only scenario and the
+//! upgrade from 3.4 by name).
 
 #[path = "../support/client.rs"]
 mod client;
@@ -9,6 +10,7 @@ mod client;
 mod fake;
 mod lab;
 mod safety;
+mod versions;
 
 use std::fs;
 use std::path::Path;
@@ -109,6 +111,7 @@ fn scale_up_three_to_five_over_v2() {
     let mut lab = Lab::new(32);
     let v2 = EtcdFlags {
         args: vec!["--enable-v2".into()],
+        ..Default::default()
     };
     bootstrap(&mut lab, &[2, 3, 4], &v2);
     for k in [5, 6] {
@@ -142,7 +145,7 @@ fn proxy_node_reaches_the_cluster_through_etcd_gateway() {
     // As a unit would: EnvironmentFile= plus `etcd gateway start --endpoints=${ETCD_ENDPOINTS}`.
     let listen = format!("{}:23790", lab.ip(9));
     let gateway_log = fs::File::create(lab.node_dir(9).join("gateway.log")).unwrap();
-    let child = Command::new("etcd")
+    let child = lab::etcd_tool("etcd")
         .env_clear()
         .envs(lab.env_of(9))
         .args([
@@ -160,7 +163,7 @@ fn proxy_node_reaches_the_cluster_through_etcd_gateway() {
         what: "gateway".into(),
     };
     let etcdctl = |args: &[&str]| {
-        Command::new("etcdctl")
+        lab::etcd_tool("etcdctl")
             .env("ETCDCTL_API", "3")
             .args(["--endpoints", &listen, "--dial-timeout=2s"])
             .args(args)
@@ -318,6 +321,7 @@ fn tls_on_client_and_peer_ports_with_client_certificates() {
             format!("--peer-trusted-ca-file={}", p("ca.pem")),
             "--peer-client-cert-auth".into(),
         ],
+        ..Default::default()
     };
     lab.create_group("etcd", "etcd-masters");
     for k in [2, 3] {
