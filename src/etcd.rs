@@ -170,56 +170,56 @@ fn distinct(what: &str, members: Vec<Member>) -> Result<Vec<Member>> {
     Ok(members)
 }
 
+/// Members parsed from either API: each checked, the list as a whole sane.
+fn checked_list(what: &str, members: impl Iterator<Item = Result<Member>>) -> Result<Vec<Member>> {
+    members
+        .map(|m| m.and_then(|m| checked(what, m)))
+        .collect::<Result<Vec<_>>>()
+        .and_then(|members| distinct(what, members))
+}
+
 /// Parses v3's `members` array (from list, add and remove answers).
 pub fn parse_v3_members(body: &str) -> Result<Vec<Member>> {
     let what = "etcd v3 member list";
     let list: V3Members = parse_json(what, body)?;
-    list.members
-        .into_iter()
-        .map(|m| {
+    checked_list(
+        what,
+        list.members.into_iter().map(|m| {
             let id = m.id.parse::<u64>().map_err(|_| Error::Parse {
                 what: what.into(),
                 detail: format!("member ID {:?} is not a uint64", snippet(&m.id)),
             })?;
-            checked(
-                what,
-                Member {
-                    id,
-                    name: m.name,
-                    peer_urls: m.peer_urls,
-                    client_urls: m.client_urls,
-                    is_learner: m.is_learner,
-                },
-            )
-        })
-        .collect::<Result<Vec<_>>>()
-        .and_then(|members| distinct(what, members))
+            Ok(Member {
+                id,
+                name: m.name,
+                peer_urls: m.peer_urls,
+                client_urls: m.client_urls,
+                is_learner: m.is_learner,
+            })
+        }),
+    )
 }
 
 /// Parses v2's `/v2/members` answer.
 pub fn parse_v2_members(body: &str) -> Result<Vec<Member>> {
     let what = "etcd v2 member list";
     let list: V2Members = parse_json(what, body)?;
-    list.members
-        .into_iter()
-        .map(|m| {
+    checked_list(
+        what,
+        list.members.into_iter().map(|m| {
             let id = u64::from_str_radix(&m.id, 16).map_err(|_| Error::Parse {
                 what: what.into(),
                 detail: format!("member id {:?} is not a 64-bit hex number", snippet(&m.id)),
             })?;
-            checked(
-                what,
-                Member {
-                    id,
-                    name: m.name,
-                    peer_urls: m.peer_urls,
-                    client_urls: m.client_urls,
-                    is_learner: false,
-                },
-            )
-        })
-        .collect::<Result<Vec<_>>>()
-        .and_then(|members| distinct(what, members))
+            Ok(Member {
+                id,
+                name: m.name,
+                peer_urls: m.peer_urls,
+                client_urls: m.client_urls,
+                is_learner: false,
+            })
+        }),
+    )
 }
 
 /// A member as a peer port's `GET /members` writes it: the ID as a JSON number, `clientURLs`
@@ -241,21 +241,18 @@ struct PeerMember {
 pub fn parse_peer_members(body: &str) -> Result<Vec<Member>> {
     let what = "etcd peer member list";
     let list: Vec<PeerMember> = parse_json(what, body)?;
-    list.into_iter()
-        .map(|m| {
-            checked(
-                what,
-                Member {
-                    id: m.id,
-                    name: m.name,
-                    peer_urls: m.peer_urls,
-                    client_urls: m.client_urls,
-                    is_learner: m.is_learner,
-                },
-            )
-        })
-        .collect::<Result<Vec<_>>>()
-        .and_then(|members| distinct(what, members))
+    checked_list(
+        what,
+        list.into_iter().map(|m| {
+            Ok(Member {
+                id: m.id,
+                name: m.name,
+                peer_urls: m.peer_urls,
+                client_urls: m.client_urls,
+                is_learner: m.is_learner,
+            })
+        }),
+    )
 }
 
 /// The members of a cluster that is still being bootstrapped, asked at the peers' *peer*

@@ -244,6 +244,27 @@ fn note_known(
     }
 }
 
+/// A violation reached from `start`: noted when it is a known one, returned when it is new.
+fn classify(
+    known_found: &mut Vec<(&'static str, usize, Found)>,
+    start: &World,
+    schedule: Vec<Event>,
+    violation: Violation,
+) -> Option<Found> {
+    let found = Found {
+        start: start.clone(),
+        schedule,
+        violation,
+    };
+    match known(&found.schedule, &found.violation) {
+        Some(signature) => {
+            note_known(known_found, signature, found);
+            None
+        }
+        None => Some(found),
+    }
+}
+
 fn exhaustive(version: Version, size: u8, faults: u32, ec2_late: bool, formed: bool) -> Search {
     let fresh = World::new(version, size, ec2_late);
     let start = if formed {
@@ -283,21 +304,17 @@ fn exhaustive(version: Version, size: u8, faults: u32, ec2_late: bool, formed: b
                 Err((violation, tail)) => {
                     let mut schedule = path_to(&parent, h);
                     schedule.extend(tail);
-                    let found = Found {
-                        start: first.clone(),
-                        schedule,
-                        violation,
-                    };
-                    if let Some(signature) = known(&found.schedule, &found.violation) {
-                        note_known(&mut known_found, signature, found);
-                        continue;
+                    match classify(&mut known_found, &first, schedule, violation) {
+                        None => continue, // known: this state is not expanded
+                        found => {
+                            return Search {
+                                states: seen.len(),
+                                transitions,
+                                found,
+                                known: known_found,
+                            }
+                        }
                     }
-                    return Search {
-                        states: seen.len(),
-                        transitions,
-                        found: Some(found),
-                        known: known_found,
-                    };
                 }
             }
         }
@@ -307,21 +324,17 @@ fn exhaustive(version: Version, size: u8, faults: u32, ec2_late: bool, formed: b
             if let Err(violation) = next.apply(&e) {
                 let mut schedule = path_to(&parent, h);
                 schedule.push(e);
-                let found = Found {
-                    start: first.clone(),
-                    schedule,
-                    violation,
-                };
-                if let Some(signature) = known(&found.schedule, &found.violation) {
-                    note_known(&mut known_found, signature, found);
-                    continue;
+                match classify(&mut known_found, &first, schedule, violation) {
+                    None => continue, // known: the state it leads to is not explored
+                    found => {
+                        return Search {
+                            states: seen.len(),
+                            transitions,
+                            found,
+                            known: known_found,
+                        }
+                    }
                 }
-                return Search {
-                    states: seen.len(),
-                    transitions,
-                    found: Some(found),
-                    known: known_found,
-                };
             }
             let nh = next.fingerprint();
             if seen.insert(nh) {
