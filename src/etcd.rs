@@ -349,11 +349,7 @@ impl Etcd {
                 .send(&what, "GET", &self.url("/v2/members"), &[], None)?,
         };
         if !response.is_success() {
-            return Err(Error::Status {
-                what,
-                status: response.status,
-                body: body_snippet(&response),
-            });
+            return Err(list_refusal(what, self.api, &response));
         }
         match self.api {
             Api::V3 => parse_v3_members(&response.body),
@@ -506,25 +502,84 @@ impl Etcd {
 
     /// Turns a refused change into an error, transient when etcd says to come back later.
     fn refusal(&self, what: &str, response: &Response) -> Error {
-        let (code, message) = match serde_json::from_str::<GatewayError>(&response.body) {
-            Ok(e) => (
-                e.code,
-                if e.message.is_empty() {
-                    e.error
-                } else {
-                    e.message
-                },
-            ),
-            Err(_) => (0, body_snippet(response)),
-        };
-        // gRPC 14 Unavailable ("unhealthy cluster") and v2's generic 500 pass with time.
-        let transient =
-            code == 14 || response.status >= 500 || message.contains("unhealthy cluster");
+        let (code, message) = gateway_error(response);
+        let transient = is_not_yet(response.status, code, &message);
         Error::Etcd {
             what: what.to_string(),
             detail: format!("HTTP {}: {}", response.status, snippet(&message)),
             transient,
         }
+    }
+}
+
+/// The gateway's error body as (gRPC code, message); (0, the body) when it is not one.
+fn gateway_error(response: &Response) -> (i64, String) {
+    match serde_json::from_str::<GatewayError>(&response.body) {
+        Ok(e) if !e.message.is_empty() => (e.code, e.message),
+        Ok(e) if !e.error.is_empty() => (e.code, e.error),
+        _ => (0, body_snippet(response)),
+    }
+}
+
+/// Whether a refused membership change passes with time. gRPC 14 Unavailable ("unhealthy
+/// cluster", and 3.5's learner refusal) and v2's generic 500 do; so do two FailedPrecondition
+/// answers (HTTP 400 through the gateway): "not enough started members" clears as members
+/// start, "too many learner members" as the learner is promoted.
+fn is_not_yet(status: u16, code: i64, message: &str) -> bool {
+    code == 14
+        || status >= 500
+        || message.contains("unhealthy cluster")
+        || message.contains("not enough started members")
+        || message.contains("too many learner members")
+        || message.contains("rpc not supported for learner")
+}
+
+/// A member list refused: a learner answering (look again), authentication (say how to log
+/// in), v2 gone (say to use v3), or the plain status.
+fn list_refusal(what: String, api: Api, response: &Response) -> Error {
+    let (code, message) = gateway_error(response);
+    let etcd = |detail: String, transient: bool| Error::Etcd {
+        what: what.trim_start_matches("etcd ").to_string(),
+        detail,
+        transient,
+    };
+    if message.contains("rpc not supported for learner") {
+        return etcd(
+            "this member is a learner and lists no members (etcd 3.6 and later); asking the \
+             other members again"
+                .into(),
+            true,
+        );
+    }
+    let auth = [
+        "user name is empty",
+        "permission denied",
+        "invalid auth token",
+    ];
+    if code == 16 || auth.iter().any(|a| message.contains(a)) {
+        return etcd(
+            format!(
+                "{} (HTTP {}): authentication is on in etcd (3.5.28 and 3.6.9 on check it for \
+                 member lists): give a client certificate whose common name is a user with the \
+                 root role",
+                snippet(&message),
+                response.status
+            ),
+            false,
+        );
+    }
+    if api == Api::V2 && response.status == 404 {
+        return etcd(
+            "no v2 API here (HTTP 404): it is off by default in etcd 3.5 and gone in 3.6; use \
+             --etcd-api=v3 (or auto)"
+                .into(),
+            false,
+        );
+    }
+    Error::Status {
+        what,
+        status: response.status,
+        body: body_snippet(response),
     }
 }
 
@@ -686,6 +741,76 @@ mod tests {
         assert_eq!(members.len(), 2);
         assert_eq!(members[0].id, 0x8e9e05c52164694d);
         assert_eq!(members[1].name, "");
+    }
+
+    fn answer(status: u16, name: &str) -> Response {
+        Response {
+            status,
+            body: fixture(name),
+        }
+    }
+
+    #[test]
+    fn refusals_that_pass_with_time() {
+        // Regression: "not enough started members" and "too many learner members" (gRPC 9,
+        // HTTP 400) were failures; etcd answers them while a new member has not started.
+        for name in [
+            "v3.5-add-not-enough-started.json",
+            "v3.5-add-too-many-learners.json",
+        ] {
+            let (code, message) = gateway_error(&answer(400, name));
+            assert_eq!(code, 9, "{name}");
+            assert!(is_not_yet(400, code, &message), "failed testcase: {name}");
+        }
+        assert!(is_not_yet(503, 14, "etcdserver: unhealthy cluster"));
+        assert!(!is_not_yet(400, 3, "etcdserver: peerURL exists"));
+    }
+
+    #[test]
+    fn a_learner_answering_the_list_means_look_again() {
+        // Regression: etcd 3.6's learner answers 400 "rpc not supported for learner"; that
+        // was exit 1 when the learner was the only member answering.
+        let e = list_refusal(
+            "etcd member list at x".into(),
+            Api::V3,
+            &answer(400, "v3.6-learner-list-refused.json"),
+        );
+        assert!(e.is_transient(), "{e}");
+        assert!(e.to_string().contains("learner"), "{e}");
+    }
+
+    #[test]
+    fn authentication_is_named() {
+        // From 3.5.28 and 3.6.9 a member list needs a user when auth is on.
+        for (status, name) in [
+            (400, "v3.5-list-user-empty.json"),
+            (403, "v3.5-list-permission-denied.json"),
+        ] {
+            let e = list_refusal(
+                "etcd member list at x".into(),
+                Api::V3,
+                &answer(status, name),
+            );
+            assert!(!e.is_transient(), "{name}: {e}");
+            let text = e.to_string();
+            assert!(text.contains("authentication is on"), "{text}");
+        }
+    }
+
+    #[test]
+    fn v2_gone_says_to_use_v3() {
+        let e = list_refusal(
+            "etcd member list at x".into(),
+            Api::V2,
+            &Response {
+                status: 404,
+                body: "404 page not found\n".into(),
+            },
+        );
+        assert!(
+            e.to_string().contains("gone in 3.6; use --etcd-api=v3"),
+            "{e}"
+        );
     }
 
     #[test]
