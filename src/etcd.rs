@@ -357,24 +357,45 @@ impl Etcd {
         }
     }
 
-    /// Adds a member with this peer URL, retrying "unhealthy cluster" for a bounded time.
-    /// Before each retry it looks whether an earlier try went through after all (a timed-out
-    /// answer), so a retry never adds a duplicate.
-    pub fn add(&self, peer_url: &str, learner: bool, sleep: &Sleep<'_>) -> Result<()> {
+    /// Adds a member with this peer URL, retrying "not yet" answers for a bounded time, and
+    /// returns the member list etcd answered the add with (v3): the cluster as of this add,
+    /// which is what this node's `ETCD_INITIAL_CLUSTER` must match.
+    ///
+    /// Two nodes joining at once: etcd before 3.5.30 / 3.6.11 refuses the second add
+    /// ("unhealthy cluster") until the first member has started; later ones accept it, and
+    /// then the first node's list misses the second and its etcd refuses to start ("member
+    /// count is unequal"). So whatever etcd does, there is one join at a time: every try
+    /// looks first and waits while another added member has not started, and an add whose
+    /// answer shows another unstarted member (the other node got in first) is taken back and
+    /// tried again once that member has started. Each look also finds an earlier try that
+    /// went through after all (a timed-out answer), so a retry never adds a duplicate.
+    pub fn add(
+        &self,
+        peer_url: &str,
+        learner: bool,
+        sleep: &Sleep<'_>,
+    ) -> Result<Option<Vec<Member>>> {
         let what = format!("member add {peer_url}");
         let peer_urls = serde_json::to_string(&[peer_url]).map_err(|e| Error::Parse {
             what: what.clone(),
             detail: e.to_string(),
         })?;
-        let mut first_try = true;
+        let is_mine = |m: &Member| m.peer_urls.iter().any(|u| u == peer_url);
+        let mut told = false;
         retry(MEMBER_CHANGE_RETRY, sleep, Error::is_transient, || {
-            if !std::mem::take(&mut first_try)
-                && self
-                    .list()?
-                    .iter()
-                    .any(|m| m.peer_urls.iter().any(|u| u == peer_url))
-            {
-                return Ok(());
+            let members = self.list()?;
+            if members.iter().any(is_mine) {
+                return Ok(None);
+            }
+            if let Some(other) = another_unstarted(&members, peer_url) {
+                if !std::mem::replace(&mut told, true) {
+                    log::info!("{other}");
+                }
+                return Err(Error::Etcd {
+                    what: what.clone(),
+                    detail: other,
+                    transient: true,
+                });
             }
             let body = if learner {
                 format!(r#"{{"peerURLs":{peer_urls},"isLearner":true}}"#)
@@ -386,7 +407,26 @@ impl Etcd {
                 Api::V2 => self.post_json(&what, "/v2/members", body)?,
             };
             if response.is_success() {
-                return Ok(());
+                if self.api == Api::V2 {
+                    return Ok(None);
+                }
+                let answered = parse_v3_members(&response.body)?;
+                let Some(other) = another_unstarted(&answered, peer_url) else {
+                    return Ok(Some(answered));
+                };
+                // The other node's add went in first: ours goes, and waits for its member.
+                if let Some(mine) = answered.iter().find(|m| is_mine(m)) {
+                    log::info!(
+                        "another node joined at the same time: taking member {:x} back",
+                        mine.id
+                    );
+                    self.remove(mine.id, sleep)?;
+                }
+                return Err(Error::Etcd {
+                    what: what.clone(),
+                    detail: other,
+                    transient: true,
+                });
             }
             match self.refusal(&what, &response) {
                 // Seen in the lab with etcd 3.4: an add right after a removal is answered
@@ -510,6 +550,24 @@ impl Etcd {
             transient,
         }
     }
+}
+
+/// Another member than the one at `peer_url` that was added and has not started: while there
+/// is one, a join waits (what to say), so that two joins never overlap.
+fn another_unstarted(members: &[Member], peer_url: &str) -> Option<String> {
+    let other = members
+        .iter()
+        .find(|m| !m.is_started() && !m.peer_urls.iter().any(|u| u == peer_url))?;
+    Some(format!(
+        "member {:x} at {} was added and has not started yet; joining after it starts (two \
+         joins at once would give their etcds different member lists)",
+        other.id,
+        other
+            .peer_urls
+            .first()
+            .map(|u| snippet(u))
+            .unwrap_or_default()
+    ))
 }
 
 /// The gateway's error body as (gRPC code, message); (0, the body) when it is not one.

@@ -400,7 +400,7 @@ fn member_command(world: &World, command: Command) -> Result<()> {
             plan.actions.iter().for_each(|a| println!("# would {a:?}"));
             return Ok(());
         }
-        apply::apply(&etcd, &plan.actions, &sleep)
+        apply::apply(&etcd, &plan.actions, &sleep).map(|_| ())
     })();
     // AutoScaling terminates the instance when the hook times out anyway; holding it back
     // after a refused removal would only delay that.
@@ -510,10 +510,13 @@ fn discover(world: &World) -> Result<()> {
         matches!((&etcd, plan.mode), (Some(_), Mode::Existing)) && !plan.actions.is_empty();
     let text = match (&etcd, plan.mode) {
         (Some(etcd), Mode::Existing) if changed => {
-            apply::apply(etcd, &plan.actions, &sleep)?;
-            // etcd's list as it now stands: the joining node's ETCD_INITIAL_CLUSTER must
-            // match it exactly, other nodes' concurrent joins included.
-            let members = etcd.list()?;
+            // The list etcd answered this node's add with, else the list as it now stands:
+            // the joining node's ETCD_INITIAL_CLUSTER must match it exactly. A later
+            // concurrent add takes itself back (etcd::Etcd::add), so it must not be in ours.
+            let members = match apply::apply(etcd, &plan.actions, &sleep)? {
+                Some(members) => members,
+                None => etcd.list()?,
+            };
             envfile::render(&plan::environment(
                 &plan,
                 &observed,
