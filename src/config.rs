@@ -56,6 +56,10 @@ pub struct Config {
     pub learner: bool,
     /// etcd listens for clients on 127.0.0.1 too (`--listen-localhost`).
     pub listen_localhost: bool,
+    /// Write etcd's listen and advertise URLs too (`--url-variables`). Without them the file
+    /// holds what the seed tools wrote, for a unit that passes those URLs as flags: etcd
+    /// refuses to start when a flag shadows a variable.
+    pub url_variables: bool,
     /// With `leave`: complete this termination lifecycle hook once the member is gone.
     pub lifecycle_hook: Option<String>,
     /// Where the `KEY=value` file for etcd's `EnvironmentFile=` goes.

@@ -491,12 +491,19 @@ fn discover(world: &World) -> Result<()> {
         .members
         .as_deref()
         .map(|m| plan::predicted_members(m, &plan.actions));
-    let predicted_text = envfile::render(&plan::environment(
+    let form = |env: Vec<(&'static str, String)>| {
+        if config.url_variables {
+            env
+        } else {
+            envfile::seed_variables_only(env)
+        }
+    };
+    let predicted_text = envfile::render(&form(plan::environment(
         &plan,
         &observed,
         predicted.as_deref(),
         settings,
-    )?)?;
+    )?))?;
     if config.dry_run {
         println!("# plan: {}", plan.summary);
         for action in &plan.actions {
@@ -517,12 +524,12 @@ fn discover(world: &World) -> Result<()> {
                 Some(members) => members,
                 None => etcd.list()?,
             };
-            envfile::render(&plan::environment(
+            envfile::render(&form(plan::environment(
                 &plan,
                 &observed,
                 Some(&members),
                 settings,
-            )?)?
+            )?))?
         }
         _ => predicted_text,
     };
