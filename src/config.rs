@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use crate::aws::credentials::Credentials;
-use crate::etcd::EtcdApi;
+use crate::etcd::{EtcdApi, EtcdUser};
 use crate::http::EtcdTls;
 use crate::plan::{AddressKind, Scheme};
 
@@ -74,6 +74,9 @@ pub struct Config {
     pub group: GroupSelector,
     pub etcd_api: EtcdApi,
     pub etcd_tls: EtcdTls,
+    /// Logs in to etcd with this user (`--etcd-user`, `ETCDCTL_USER`); its password is never
+    /// logged.
+    pub etcd_user: Option<EtcdUser>,
     /// Print the plan and the file; change nothing.
     pub dry_run: bool,
     /// etcd's data directory: a started member without `member/` data here must be re-added.

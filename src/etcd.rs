@@ -34,6 +34,67 @@ pub enum EtcdApi {
     V3,
 }
 
+/// An etcd user (`--etcd-user`, `ETCDCTL_USER` as USER:PASSWORD): from etcd 3.5.28 and
+/// 3.6.9 a member list needs one when authentication is on, and changes always did. Its
+/// `Debug` leaves the password out, so no log line can hold it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EtcdUser {
+    pub name: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for EtcdUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EtcdUser({:?}, password hidden)", self.name)
+    }
+}
+
+#[derive(Deserialize)]
+struct AuthAnswer {
+    #[serde(default)]
+    token: String,
+}
+
+/// Logs in at this endpoint (`/v3/auth/authenticate`) and returns an agent that sends the
+/// token. Authentication that is off leaves the agent as it was.
+fn authenticate(http: &Http, endpoint: &str, user: &EtcdUser) -> Result<Http> {
+    let what = format!("etcd authentication at {endpoint}");
+    let body = serde_json::json!({"name": user.name, "password": user.password}).to_string();
+    let url = format!("{}/v3/auth/authenticate", endpoint.trim_end_matches('/'));
+    let response = http.send(
+        &what,
+        "POST",
+        &url,
+        &[("content-type", "application/json")],
+        Some(body.into_bytes()),
+    )?;
+    if response.is_success() {
+        let answer: AuthAnswer = parse_json(&what, &response.body)?;
+        if answer.token.is_empty() {
+            return Err(Error::Parse {
+                what,
+                detail: "no token in the answer".into(),
+            });
+        }
+        return Ok(http.with_authorization(&answer.token));
+    }
+    let (_, message) = gateway_error(&response);
+    if message.contains("authentication is not enabled") {
+        log::debug!("{endpoint}: authentication is off; going on without a token");
+        return Ok(http.clone());
+    }
+    Err(Error::Etcd {
+        what: what.trim_start_matches("etcd ").to_string(),
+        detail: format!(
+            "user {:?}: {} (HTTP {}): check --etcd-user (ETCDCTL_USER) USER:PASSWORD",
+            snippet(&user.name),
+            snippet(&message),
+            response.status
+        ),
+        transient: response.status >= 500,
+    })
+}
+
 /// Which protocol an endpoint answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Api {
@@ -238,8 +299,18 @@ pub enum Discovery {
     NobodyAnswered,
 }
 
-/// Asks one endpoint for the member list in the requested protocol(s).
-fn list_at(http: &Http, endpoint: &str, api: EtcdApi) -> Result<(Api, Vec<Member>)> {
+/// Asks one endpoint for the member list in the requested protocol(s), logged in first when
+/// a user is given; the agent it returns carries the token.
+fn list_at(
+    http: &Http,
+    endpoint: &str,
+    api: EtcdApi,
+    user: Option<&EtcdUser>,
+) -> Result<(Api, Vec<Member>, Http)> {
+    let http = &match user {
+        Some(user) if api != EtcdApi::V2 => authenticate(http, endpoint, user)?,
+        _ => http.clone(),
+    };
     if api != EtcdApi::V2 {
         let etcd = Etcd {
             http: http.clone(),
@@ -248,7 +319,7 @@ fn list_at(http: &Http, endpoint: &str, api: EtcdApi) -> Result<(Api, Vec<Member
         };
         match etcd.list() {
             Err(Error::Status { status: 404, .. }) if api == EtcdApi::Auto => {}
-            result => return result.map(|m| (Api::V3, m)),
+            result => return result.map(|m| (Api::V3, m, http.clone())),
         }
     }
     let etcd = Etcd {
@@ -256,25 +327,31 @@ fn list_at(http: &Http, endpoint: &str, api: EtcdApi) -> Result<(Api, Vec<Member
         endpoint: endpoint.to_string(),
         api: Api::V2,
     };
-    etcd.list().map(|m| (Api::V2, m))
+    etcd.list().map(|m| (Api::V2, m, http.clone()))
 }
 
 /// Asks every endpoint at once; the first member list wins. Only when every endpoint proved
 /// that nothing listens there does the cluster not exist yet; when some peer answered but gave
 /// no list, or could not be told apart from a slow one, that is an error: bootstrapping a new
 /// cluster beside a sick one would split it.
-pub fn discover(http: &Http, endpoints: &[String], api: EtcdApi) -> Result<Discovery> {
+pub fn discover(
+    http: &Http,
+    endpoints: &[String],
+    api: EtcdApi,
+    user: Option<&EtcdUser>,
+) -> Result<Discovery> {
     let (sender, receiver) = mpsc::channel();
     let queue = Arc::new((endpoints.to_vec(), AtomicUsize::new(0)));
     // A bounded pool: a group of a thousand addresses must not cost a thousand threads.
     for _ in 0..endpoints.len().min(MAX_PARALLEL_PEERS) {
         let (http, queue, sender) = (http.clone(), queue.clone(), sender.clone());
+        let user = user.cloned();
         // Detached on purpose: once one peer answers we stop waiting for the dead ones; a
         // worker stops at its next send once the receiver is gone.
         std::thread::spawn(move || {
             let (endpoints, next) = &*queue;
             while let Some(endpoint) = endpoints.get(next.fetch_add(1, Ordering::Relaxed)) {
-                let result = list_at(&http, endpoint, api);
+                let result = list_at(&http, endpoint, api, user.as_ref());
                 if sender.send((endpoint.clone(), result)).is_err() {
                     return;
                 }
@@ -285,14 +362,14 @@ pub fn discover(http: &Http, endpoints: &[String], api: EtcdApi) -> Result<Disco
     let mut answered_badly: Option<Error> = None;
     for (endpoint, result) in receiver {
         match result {
-            Ok((api, members)) => {
+            Ok((api, members, http)) => {
                 log::debug!(
                     "{endpoint} answered ({api:?}) with {} members",
                     members.len()
                 );
                 return Ok(Discovery::Found(
                     Etcd {
-                        http: http.clone(),
+                        http,
                         endpoint,
                         api,
                     },
@@ -325,6 +402,11 @@ pub fn discover(http: &Http, endpoints: &[String], api: EtcdApi) -> Result<Disco
 }
 
 impl Etcd {
+    /// The agent that got the member list (with the auth token, when there is one).
+    pub fn http(&self) -> &Http {
+        &self.http
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.endpoint.trim_end_matches('/'))
     }
@@ -543,6 +625,13 @@ impl Etcd {
     /// Turns a refused change into an error, transient when etcd says to come back later.
     fn refusal(&self, what: &str, response: &Response) -> Error {
         let (code, message) = gateway_error(response);
+        if let Some(auth) = auth_refusal(code, &message, response.status) {
+            return Error::Etcd {
+                what: what.to_string(),
+                detail: auth,
+                transient: false,
+            };
+        }
         let transient = is_not_yet(response.status, code, &message);
         Error::Etcd {
             what: what.to_string(),
@@ -592,6 +681,23 @@ fn is_not_yet(status: u16, code: i64, message: &str) -> bool {
         || message.contains("rpc not supported for learner")
 }
 
+/// etcd refusing for want of a login, said as what to give.
+fn auth_refusal(code: i64, message: &str, status: u16) -> Option<String> {
+    let auth = [
+        "user name is empty",
+        "permission denied",
+        "invalid auth token",
+    ];
+    (code == 16 || auth.iter().any(|a| message.contains(a))).then(|| {
+        format!(
+            "{} (HTTP {status}): authentication is on in etcd (3.5.28 and 3.6.9 on check it \
+             for member lists too): give --etcd-user (ETCDCTL_USER) as USER:PASSWORD of a user \
+             with the root role, or a client certificate whose common name is such a user",
+            snippet(message)
+        )
+    })
+}
+
 /// A member list refused: a learner answering (look again), authentication (say how to log
 /// in), v2 gone (say to use v3), or the plain status.
 fn list_refusal(what: String, api: Api, response: &Response) -> Error {
@@ -609,22 +715,8 @@ fn list_refusal(what: String, api: Api, response: &Response) -> Error {
             true,
         );
     }
-    let auth = [
-        "user name is empty",
-        "permission denied",
-        "invalid auth token",
-    ];
-    if code == 16 || auth.iter().any(|a| message.contains(a)) {
-        return etcd(
-            format!(
-                "{} (HTTP {}): authentication is on in etcd (3.5.28 and 3.6.9 on check it for \
-                 member lists): give a client certificate whose common name is a user with the \
-                 root role",
-                snippet(&message),
-                response.status
-            ),
-            false,
-        );
+    if let Some(auth) = auth_refusal(code, &message, response.status) {
+        return etcd(auth, false);
     }
     if api == Api::V2 && response.status == 404 {
         return etcd(
@@ -851,7 +943,10 @@ mod tests {
             );
             assert!(!e.is_transient(), "{name}: {e}");
             let text = e.to_string();
-            assert!(text.contains("authentication is on"), "{text}");
+            assert!(
+                text.contains("authentication is on") && text.contains("--etcd-user"),
+                "{text}"
+            );
         }
     }
 

@@ -210,11 +210,15 @@ impl World<'_> {
             .iter()
             .filter_map(|i| self.settings.client_url(i).ok())
             .collect();
-        let (etcd, members) =
-            match etcd::discover(&self.etcd_http, &client_urls, self.config.etcd_api)? {
-                Discovery::Found(etcd, members) => (Some(etcd), Some(members)),
-                Discovery::NobodyAnswered => (None, None),
-            };
+        let (etcd, members) = match etcd::discover(
+            &self.etcd_http,
+            &client_urls,
+            self.config.etcd_api,
+            self.config.etcd_user.as_ref(),
+        )? {
+            Discovery::Found(etcd, members) => (Some(etcd), Some(members)),
+            Discovery::NobodyAnswered => (None, None),
+        };
         let local_data = self.local_data();
         // A plain reboot is decided without health: one round trip less on every reboot.
         // The member commands always weigh health.
@@ -224,7 +228,9 @@ impl World<'_> {
         };
         let health = match &members {
             Some(members) if !self.config.proxy_mode && needs_health(members) => {
-                etcd::member_health(&self.etcd_http, members)
+                // With the token: /v3/maintenance/status needs it when auth is on.
+                let http = etcd.as_ref().map_or(&self.etcd_http, Etcd::http);
+                etcd::member_health(http, members)
             }
             _ => Vec::new(),
         };

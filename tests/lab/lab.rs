@@ -633,7 +633,7 @@ impl Lab {
 
     /// The cluster as it should be: every running node a started member under its instance id.
     pub fn assert_cluster_is_the_nodes(&self, through: u8, etcdctl_tls: &[String]) {
-        let scheme = if etcdctl_tls.is_empty() {
+        let scheme = if !etcdctl_tls.iter().any(|a| a.starts_with("--cacert")) {
             "http"
         } else {
             "https"
