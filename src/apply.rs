@@ -4,10 +4,13 @@
 use crate::error::Result;
 use crate::etcd::Etcd;
 use crate::http::Sleep;
+use crate::model::Member;
 use crate::plan::Action;
 
 /// Runs the actions against the endpoint that answered, in order; stops at the first refusal.
-pub fn apply(etcd: &Etcd, actions: &[Action], sleep: &Sleep<'_>) -> Result<()> {
+/// Returns the member list etcd answered this node's add with, when there was one (v3).
+pub fn apply(etcd: &Etcd, actions: &[Action], sleep: &Sleep<'_>) -> Result<Option<Vec<Member>>> {
+    let mut answered = None;
     for action in actions {
         match action {
             Action::Remove { id, name, why } => {
@@ -16,17 +19,18 @@ pub fn apply(etcd: &Etcd, actions: &[Action], sleep: &Sleep<'_>) -> Result<()> {
             }
             Action::Add { peer_url } => {
                 log::info!("adding this instance as a member at {peer_url}");
-                etcd.add(peer_url, false, sleep)?;
+                answered = etcd.add(peer_url, false, sleep)?;
             }
             Action::AddLearner { peer_url } => {
                 log::info!("adding this instance as a learner at {peer_url}");
-                etcd.add(peer_url, true, sleep)?;
+                answered = etcd.add(peer_url, true, sleep)?;
             }
             Action::Promote { id } => {
                 log::info!("promoting learner {id:x} to a voting member");
                 etcd.promote(*id, sleep)?;
+                answered = None;
             }
         }
     }
-    Ok(())
+    Ok(answered)
 }

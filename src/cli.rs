@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use crate::aws::credentials::Credentials;
 use crate::config::{AwsSettings, Command, Config, GroupSelector};
 use crate::error::{Error, Result};
-use crate::etcd::EtcdApi;
+use crate::etcd::{EtcdApi, EtcdUser};
 use crate::http::EtcdTls;
 use crate::plan::{AddressKind, Scheme};
 
@@ -47,12 +47,14 @@ const FLAGS: &[Flag] = &[
     Flag { names: &["--etcd-ca-file"], env: &["ETCDCTL_CACERT", "ETCDCTL_CA_FILE"], default: "", boolean: false, help: "PEM CA bundle that signed etcd's client certificates" },
     Flag { names: &["--etcd-cert-file"], env: &["ETCDCTL_CERT", "ETCDCTL_CERT_FILE"], default: "", boolean: false, help: "PEM client certificate for etcd" },
     Flag { names: &["--etcd-key-file"], env: &["ETCDCTL_KEY", "ETCDCTL_KEY_FILE"], default: "", boolean: false, help: "PEM private key of the client certificate" },
+    Flag { names: &["--etcd-user"], env: &["ETCDCTL_USER"], default: "", boolean: false, help: "USER:PASSWORD for etcd with authentication on (a user with the root role); never logged" },
     Flag { names: &["--region"], env: &["AWS_REGION", "AWS_DEFAULT_REGION"], default: "", boolean: false, help: "AWS region (default: the instance's)" },
     Flag { names: &["--etcd-data-dir"], env: &["ETCD_DATA_DIR"], default: "/var/lib/etcd", boolean: false, help: "etcd's data directory; when named here or in ETCD_DATA_DIR, a member whose directory holds no member data (wiped) is removed and added again" },
     Flag { names: &["--wait-timeout"], env: &["ETCD_DISCOVERY_WAIT_TIMEOUT"], default: "5m", boolean: false, help: "how long to wait for the whole group before bootstrapping (e.g. 90s, 5m)" },
     Flag { names: &["--boot-wait"], env: &["ETCD_DISCOVERY_BOOT_WAIT"], default: "60s", boolean: false, help: "how long to wait at boot for what comes up late: the metadata service, the network (DNS), this instance's listing in its group (then exit 75)" },
     Flag { names: &["--timeout"], env: &["ETCD_DISCOVERY_TIMEOUT"], default: "10m", boolean: false, help: "give up after this long, whatever is slow (exit 75)" },
     Flag { names: &["--listen-localhost"], env: &["ETCD_DISCOVERY_LISTEN_LOCALHOST"], default: "true", boolean: true, help: "etcd also listens for clients on 127.0.0.1, where etcdctl and API servers on the node look; =false for the private address only" },
+    Flag { names: &["--url-variables"], env: &["ETCD_DISCOVERY_URL_VARIABLES"], default: "true", boolean: true, help: "also write etcd's listen and advertise URLs; =false writes only what the seed tools wrote (name, initial cluster, its state and token), for an etcd unit that passes those URLs as flags" },
     Flag { names: &["--learner"], env: &["ETCD_DISCOVERY_LEARNER"], default: "false", boolean: true, help: "join as a non-voting learner (v3 API); run `etcd-discovery promote` once etcd is up" },
     Flag { names: &["--lifecycle-hook"], env: &["ETCD_DISCOVERY_LIFECYCLE_HOOK"], default: "", boolean: false, help: "with `leave`: the termination lifecycle hook to complete (CONTINUE) afterwards" },
     Flag { names: &["--dry-run"], env: &["ETCD_DISCOVERY_DRY_RUN"], default: "false", boolean: true, help: "print the plan and the file, change nothing" },
@@ -424,6 +426,21 @@ pub fn parse(args: Vec<String>, env: &dyn Fn(&str) -> Option<String>) -> Result<
         ));
     }
 
+    let etcd_user = match optional_string(raw.get("etcd-user")) {
+        None => None,
+        Some(value) => match value.split_once(':') {
+            Some((name, password)) if !name.is_empty() => Some(EtcdUser {
+                name: name.to_string(),
+                password: password.to_string(),
+            }),
+            _ => {
+                return Err(Error::Usage(
+                    "--etcd-user (ETCDCTL_USER) must be USER:PASSWORD".into(),
+                ))
+            }
+        },
+    };
+
     let region = optional_string(raw.get("region"));
     if let Some(r) = &region {
         if !r.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
@@ -494,9 +511,11 @@ pub fn parse(args: Vec<String>, env: &dyn Fn(&str) -> Option<String>) -> Result<
         group,
         etcd_api,
         etcd_tls,
+        etcd_user,
         command: raw.command,
         learner: bool_of("learner"),
         listen_localhost: bool_of("listen-localhost"),
+        url_variables: bool_of("url-variables"),
         lifecycle_hook: optional_string(raw.get("lifecycle-hook")),
         dry_run: bool_of("dry-run"),
         data_dir: PathBuf::from(raw.get("etcd-data-dir")),
@@ -676,6 +695,24 @@ mod tests {
         for (args, check) in cases {
             let config = run(args, &[]).unwrap_or_else(|e| panic!("failed testcase {args:?}: {e}"));
             assert!(check(&config), "failed testcase: {args:?}");
+        }
+    }
+
+    #[test]
+    fn etcd_user_from_flag_or_etcdctl_variable() {
+        let c = run(&[], &[("ETCDCTL_USER", "root:s3cr:et")]).unwrap();
+        let user = c.etcd_user.clone().unwrap();
+        assert_eq!(
+            (user.name.as_str(), user.password.as_str()),
+            ("root", "s3cr:et")
+        );
+        assert!(!format!("{c:?}").contains("s3cr"), "the password in Debug");
+        for bad in ["root", ":pw"] {
+            let e = run(&[&format!("--etcd-user={bad}")], &[]).unwrap_err();
+            assert!(
+                e.to_string().contains("USER:PASSWORD"),
+                "failed testcase: {bad}: {e}"
+            );
         }
     }
 

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use crate::aws::credentials::Credentials;
-use crate::etcd::EtcdApi;
+use crate::etcd::{EtcdApi, EtcdUser};
 use crate::http::EtcdTls;
 use crate::plan::{AddressKind, Scheme};
 
@@ -56,6 +56,10 @@ pub struct Config {
     pub learner: bool,
     /// etcd listens for clients on 127.0.0.1 too (`--listen-localhost`).
     pub listen_localhost: bool,
+    /// Write etcd's listen and advertise URLs too (`--url-variables`). Without them the file
+    /// holds what the seed tools wrote, for a unit that passes those URLs as flags: etcd
+    /// refuses to start when a flag shadows a variable.
+    pub url_variables: bool,
     /// With `leave`: complete this termination lifecycle hook once the member is gone.
     pub lifecycle_hook: Option<String>,
     /// Where the `KEY=value` file for etcd's `EnvironmentFile=` goes.
@@ -70,6 +74,9 @@ pub struct Config {
     pub group: GroupSelector,
     pub etcd_api: EtcdApi,
     pub etcd_tls: EtcdTls,
+    /// Logs in to etcd with this user (`--etcd-user`, `ETCDCTL_USER`); its password is never
+    /// logged.
+    pub etcd_user: Option<EtcdUser>,
     /// Print the plan and the file; change nothing.
     pub dry_run: bool,
     /// etcd's data directory: a started member without `member/` data here must be re-added.

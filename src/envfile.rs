@@ -46,6 +46,22 @@ pub fn render(vars: &[(&str, String)]) -> Result<String> {
     Ok(out)
 }
 
+/// The variables the seed tools wrote (name, initial cluster, its state and token), plus the
+/// proxy's: what an etcd unit that passes its listen and advertise URLs as flags can take,
+/// since etcd refuses to start when a flag shadows a variable ("conflicting environment
+/// variable ... is shadowed by corresponding command-line flag").
+pub fn seed_variables_only(vars: Vec<(&'static str, String)>) -> Vec<(&'static str, String)> {
+    const URLS: [&str; 4] = [
+        "ETCD_INITIAL_ADVERTISE_PEER_URLS",
+        "ETCD_ADVERTISE_CLIENT_URLS",
+        "ETCD_LISTEN_PEER_URLS",
+        "ETCD_LISTEN_CLIENT_URLS",
+    ];
+    vars.into_iter()
+        .filter(|(k, _)| !URLS.contains(k))
+        .collect()
+}
+
 /// What `write_atomic` did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Written {
@@ -178,6 +194,35 @@ pub fn write_atomic(path: &Path, content: &str) -> Result<Written> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_seed_form_leaves_out_the_urls() {
+        // An etcd unit passing these as flags refused to start ("... is shadowed by
+        // corresponding command-line flag").
+        let all = vec![
+            ("ETCD_NAME", "i-1".to_string()),
+            ("ETCD_INITIAL_CLUSTER_STATE", "new".into()),
+            ("ETCD_INITIAL_CLUSTER", "i-1=http://a:2380".into()),
+            ("ETCD_INITIAL_CLUSTER_TOKEN", "t".into()),
+            ("ETCD_INITIAL_ADVERTISE_PEER_URLS", "http://a:2380".into()),
+            ("ETCD_ADVERTISE_CLIENT_URLS", "http://a:2379".into()),
+            ("ETCD_LISTEN_PEER_URLS", "http://a:2380".into()),
+            ("ETCD_LISTEN_CLIENT_URLS", "http://a:2379".into()),
+        ];
+        let kept: Vec<&str> = seed_variables_only(all)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                "ETCD_NAME",
+                "ETCD_INITIAL_CLUSTER_STATE",
+                "ETCD_INITIAL_CLUSTER",
+                "ETCD_INITIAL_CLUSTER_TOKEN"
+            ]
+        );
+    }
 
     fn temp_dir(name: &str) -> std::path::PathBuf {
         let dir =

@@ -34,6 +34,67 @@ pub enum EtcdApi {
     V3,
 }
 
+/// An etcd user (`--etcd-user`, `ETCDCTL_USER` as USER:PASSWORD): from etcd 3.5.28 and
+/// 3.6.9 a member list needs one when authentication is on, and changes always did. Its
+/// `Debug` leaves the password out, so no log line can hold it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EtcdUser {
+    pub name: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for EtcdUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EtcdUser({:?}, password hidden)", self.name)
+    }
+}
+
+#[derive(Deserialize)]
+struct AuthAnswer {
+    #[serde(default)]
+    token: String,
+}
+
+/// Logs in at this endpoint (`/v3/auth/authenticate`) and returns an agent that sends the
+/// token. Authentication that is off leaves the agent as it was.
+fn authenticate(http: &Http, endpoint: &str, user: &EtcdUser) -> Result<Http> {
+    let what = format!("etcd authentication at {endpoint}");
+    let body = serde_json::json!({"name": user.name, "password": user.password}).to_string();
+    let url = format!("{}/v3/auth/authenticate", endpoint.trim_end_matches('/'));
+    let response = http.send(
+        &what,
+        "POST",
+        &url,
+        &[("content-type", "application/json")],
+        Some(body.into_bytes()),
+    )?;
+    if response.is_success() {
+        let answer: AuthAnswer = parse_json(&what, &response.body)?;
+        if answer.token.is_empty() {
+            return Err(Error::Parse {
+                what,
+                detail: "no token in the answer".into(),
+            });
+        }
+        return Ok(http.with_authorization(&answer.token));
+    }
+    let (_, message) = gateway_error(&response);
+    if message.contains("authentication is not enabled") {
+        log::debug!("{endpoint}: authentication is off; going on without a token");
+        return Ok(http.clone());
+    }
+    Err(Error::Etcd {
+        what: what.trim_start_matches("etcd ").to_string(),
+        detail: format!(
+            "user {:?}: {} (HTTP {}): check --etcd-user (ETCDCTL_USER) USER:PASSWORD",
+            snippet(&user.name),
+            snippet(&message),
+            response.status
+        ),
+        transient: response.status >= 500,
+    })
+}
+
 /// Which protocol an endpoint answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Api {
@@ -308,8 +369,18 @@ pub enum Discovery {
     NobodyAnswered,
 }
 
-/// Asks one endpoint for the member list in the requested protocol(s).
-fn list_at(http: &Http, endpoint: &str, api: EtcdApi) -> Result<(Api, Vec<Member>)> {
+/// Asks one endpoint for the member list in the requested protocol(s), logged in first when
+/// a user is given; the agent it returns carries the token.
+fn list_at(
+    http: &Http,
+    endpoint: &str,
+    api: EtcdApi,
+    user: Option<&EtcdUser>,
+) -> Result<(Api, Vec<Member>, Http)> {
+    let http = &match user {
+        Some(user) if api != EtcdApi::V2 => authenticate(http, endpoint, user)?,
+        _ => http.clone(),
+    };
     if api != EtcdApi::V2 {
         let etcd = Etcd {
             http: http.clone(),
@@ -318,7 +389,7 @@ fn list_at(http: &Http, endpoint: &str, api: EtcdApi) -> Result<(Api, Vec<Member
         };
         match etcd.list() {
             Err(Error::Status { status: 404, .. }) if api == EtcdApi::Auto => {}
-            result => return result.map(|m| (Api::V3, m)),
+            result => return result.map(|m| (Api::V3, m, http.clone())),
         }
     }
     let etcd = Etcd {
@@ -326,25 +397,31 @@ fn list_at(http: &Http, endpoint: &str, api: EtcdApi) -> Result<(Api, Vec<Member
         endpoint: endpoint.to_string(),
         api: Api::V2,
     };
-    etcd.list().map(|m| (Api::V2, m))
+    etcd.list().map(|m| (Api::V2, m, http.clone()))
 }
 
 /// Asks every endpoint at once; the first member list wins. Only when every endpoint proved
 /// that nothing listens there does the cluster not exist yet; when some peer answered but gave
 /// no list, or could not be told apart from a slow one, that is an error: bootstrapping a new
 /// cluster beside a sick one would split it.
-pub fn discover(http: &Http, endpoints: &[String], api: EtcdApi) -> Result<Discovery> {
+pub fn discover(
+    http: &Http,
+    endpoints: &[String],
+    api: EtcdApi,
+    user: Option<&EtcdUser>,
+) -> Result<Discovery> {
     let (sender, receiver) = mpsc::channel();
     let queue = Arc::new((endpoints.to_vec(), AtomicUsize::new(0)));
     // A bounded pool: a group of a thousand addresses must not cost a thousand threads.
     for _ in 0..endpoints.len().min(MAX_PARALLEL_PEERS) {
         let (http, queue, sender) = (http.clone(), queue.clone(), sender.clone());
+        let user = user.cloned();
         // Detached on purpose: once one peer answers we stop waiting for the dead ones; a
         // worker stops at its next send once the receiver is gone.
         std::thread::spawn(move || {
             let (endpoints, next) = &*queue;
             while let Some(endpoint) = endpoints.get(next.fetch_add(1, Ordering::Relaxed)) {
-                let result = list_at(&http, endpoint, api);
+                let result = list_at(&http, endpoint, api, user.as_ref());
                 if sender.send((endpoint.clone(), result)).is_err() {
                     return;
                 }
@@ -355,14 +432,14 @@ pub fn discover(http: &Http, endpoints: &[String], api: EtcdApi) -> Result<Disco
     let mut answered_badly: Option<Error> = None;
     for (endpoint, result) in receiver {
         match result {
-            Ok((api, members)) => {
+            Ok((api, members, http)) => {
                 log::debug!(
                     "{endpoint} answered ({api:?}) with {} members",
                     members.len()
                 );
                 return Ok(Discovery::Found(
                     Etcd {
-                        http: http.clone(),
+                        http,
                         endpoint,
                         api,
                     },
@@ -395,6 +472,11 @@ pub fn discover(http: &Http, endpoints: &[String], api: EtcdApi) -> Result<Disco
 }
 
 impl Etcd {
+    /// The agent that got the member list (with the auth token, when there is one).
+    pub fn http(&self) -> &Http {
+        &self.http
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.endpoint.trim_end_matches('/'))
     }
@@ -419,11 +501,7 @@ impl Etcd {
                 .send(&what, "GET", &self.url("/v2/members"), &[], None)?,
         };
         if !response.is_success() {
-            return Err(Error::Status {
-                what,
-                status: response.status,
-                body: body_snippet(&response),
-            });
+            return Err(list_refusal(what, self.api, &response));
         }
         match self.api {
             Api::V3 => parse_v3_members(&response.body),
@@ -431,24 +509,45 @@ impl Etcd {
         }
     }
 
-    /// Adds a member with this peer URL, retrying "unhealthy cluster" for a bounded time.
-    /// Before each retry it looks whether an earlier try went through after all (a timed-out
-    /// answer), so a retry never adds a duplicate.
-    pub fn add(&self, peer_url: &str, learner: bool, sleep: &Sleep<'_>) -> Result<()> {
+    /// Adds a member with this peer URL, retrying "not yet" answers for a bounded time, and
+    /// returns the member list etcd answered the add with (v3): the cluster as of this add,
+    /// which is what this node's `ETCD_INITIAL_CLUSTER` must match.
+    ///
+    /// Two nodes joining at once: etcd before 3.5.30 / 3.6.11 refuses the second add
+    /// ("unhealthy cluster") until the first member has started; later ones accept it, and
+    /// then the first node's list misses the second and its etcd refuses to start ("member
+    /// count is unequal"). So whatever etcd does, there is one join at a time: every try
+    /// looks first and waits while another added member has not started, and an add whose
+    /// answer shows another unstarted member (the other node got in first) is taken back and
+    /// tried again once that member has started. Each look also finds an earlier try that
+    /// went through after all (a timed-out answer), so a retry never adds a duplicate.
+    pub fn add(
+        &self,
+        peer_url: &str,
+        learner: bool,
+        sleep: &Sleep<'_>,
+    ) -> Result<Option<Vec<Member>>> {
         let what = format!("member add {peer_url}");
         let peer_urls = serde_json::to_string(&[peer_url]).map_err(|e| Error::Parse {
             what: what.clone(),
             detail: e.to_string(),
         })?;
-        let mut first_try = true;
+        let is_mine = |m: &Member| m.peer_urls.iter().any(|u| u == peer_url);
+        let mut told = false;
         retry(MEMBER_CHANGE_RETRY, sleep, Error::is_transient, || {
-            if !std::mem::take(&mut first_try)
-                && self
-                    .list()?
-                    .iter()
-                    .any(|m| m.peer_urls.iter().any(|u| u == peer_url))
-            {
-                return Ok(());
+            let members = self.list()?;
+            if members.iter().any(is_mine) {
+                return Ok(None);
+            }
+            if let Some(other) = another_unstarted(&members, peer_url) {
+                if !std::mem::replace(&mut told, true) {
+                    log::info!("{other}");
+                }
+                return Err(Error::Etcd {
+                    what: what.clone(),
+                    detail: other,
+                    transient: true,
+                });
             }
             let body = if learner {
                 format!(r#"{{"peerURLs":{peer_urls},"isLearner":true}}"#)
@@ -460,7 +559,26 @@ impl Etcd {
                 Api::V2 => self.post_json(&what, "/v2/members", body)?,
             };
             if response.is_success() {
-                return Ok(());
+                if self.api == Api::V2 {
+                    return Ok(None);
+                }
+                let answered = parse_v3_members(&response.body)?;
+                let Some(other) = another_unstarted(&answered, peer_url) else {
+                    return Ok(Some(answered));
+                };
+                // The other node's add went in first: ours goes, and waits for its member.
+                if let Some(mine) = answered.iter().find(|m| is_mine(m)) {
+                    log::info!(
+                        "another node joined at the same time: taking member {:x} back",
+                        mine.id
+                    );
+                    self.remove(mine.id, sleep)?;
+                }
+                return Err(Error::Etcd {
+                    what: what.clone(),
+                    detail: other,
+                    transient: true,
+                });
             }
             match self.refusal(&what, &response) {
                 // Seen in the lab with etcd 3.4: an add right after a removal is answered
@@ -576,25 +694,112 @@ impl Etcd {
 
     /// Turns a refused change into an error, transient when etcd says to come back later.
     fn refusal(&self, what: &str, response: &Response) -> Error {
-        let (code, message) = match serde_json::from_str::<GatewayError>(&response.body) {
-            Ok(e) => (
-                e.code,
-                if e.message.is_empty() {
-                    e.error
-                } else {
-                    e.message
-                },
-            ),
-            Err(_) => (0, body_snippet(response)),
-        };
-        // gRPC 14 Unavailable ("unhealthy cluster") and v2's generic 500 pass with time.
-        let transient =
-            code == 14 || response.status >= 500 || message.contains("unhealthy cluster");
+        let (code, message) = gateway_error(response);
+        if let Some(auth) = auth_refusal(code, &message, response.status) {
+            return Error::Etcd {
+                what: what.to_string(),
+                detail: auth,
+                transient: false,
+            };
+        }
+        let transient = is_not_yet(response.status, code, &message);
         Error::Etcd {
             what: what.to_string(),
             detail: format!("HTTP {}: {}", response.status, snippet(&message)),
             transient,
         }
+    }
+}
+
+/// Another member than the one at `peer_url` that was added and has not started: while there
+/// is one, a join waits (what to say), so that two joins never overlap.
+fn another_unstarted(members: &[Member], peer_url: &str) -> Option<String> {
+    let other = members
+        .iter()
+        .find(|m| !m.is_started() && !m.peer_urls.iter().any(|u| u == peer_url))?;
+    Some(format!(
+        "member {:x} at {} was added and has not started yet; joining after it starts (two \
+         joins at once would give their etcds different member lists)",
+        other.id,
+        other
+            .peer_urls
+            .first()
+            .map(|u| snippet(u))
+            .unwrap_or_default()
+    ))
+}
+
+/// The gateway's error body as (gRPC code, message); (0, the body) when it is not one.
+fn gateway_error(response: &Response) -> (i64, String) {
+    match serde_json::from_str::<GatewayError>(&response.body) {
+        Ok(e) if !e.message.is_empty() => (e.code, e.message),
+        Ok(e) if !e.error.is_empty() => (e.code, e.error),
+        _ => (0, body_snippet(response)),
+    }
+}
+
+/// Whether a refused membership change passes with time. gRPC 14 Unavailable ("unhealthy
+/// cluster", and 3.5's learner refusal) and v2's generic 500 do; so do two FailedPrecondition
+/// answers (HTTP 400 through the gateway): "not enough started members" clears as members
+/// start, "too many learner members" as the learner is promoted.
+fn is_not_yet(status: u16, code: i64, message: &str) -> bool {
+    code == 14
+        || status >= 500
+        || message.contains("unhealthy cluster")
+        || message.contains("not enough started members")
+        || message.contains("too many learner members")
+        || message.contains("rpc not supported for learner")
+}
+
+/// etcd refusing for want of a login, said as what to give.
+fn auth_refusal(code: i64, message: &str, status: u16) -> Option<String> {
+    let auth = [
+        "user name is empty",
+        "permission denied",
+        "invalid auth token",
+    ];
+    (code == 16 || auth.iter().any(|a| message.contains(a))).then(|| {
+        format!(
+            "{} (HTTP {status}): authentication is on in etcd (3.5.28 and 3.6.9 on check it \
+             for member lists too): give --etcd-user (ETCDCTL_USER) as USER:PASSWORD of a user \
+             with the root role, or a client certificate whose common name is such a user",
+            snippet(message)
+        )
+    })
+}
+
+/// A member list refused: a learner answering (look again), authentication (say how to log
+/// in), v2 gone (say to use v3), or the plain status.
+fn list_refusal(what: String, api: Api, response: &Response) -> Error {
+    let (code, message) = gateway_error(response);
+    let etcd = |detail: String, transient: bool| Error::Etcd {
+        what: what.trim_start_matches("etcd ").to_string(),
+        detail,
+        transient,
+    };
+    if message.contains("rpc not supported for learner") {
+        return etcd(
+            "this member is a learner and lists no members (etcd 3.6 and later); asking the \
+             other members again"
+                .into(),
+            true,
+        );
+    }
+    if let Some(auth) = auth_refusal(code, &message, response.status) {
+        return etcd(auth, false);
+    }
+    if api == Api::V2 && response.status == 404 {
+        return etcd(
+            "no v2 API here (HTTP 404): it is off by default in etcd 3.5 and gone in 3.6; use \
+             --etcd-api=v3 (or auto)"
+                .into(),
+            false,
+        );
+    }
+    Error::Status {
+        what,
+        status: response.status,
+        body: body_snippet(response),
     }
 }
 
@@ -756,6 +961,79 @@ mod tests {
         assert_eq!(members.len(), 2);
         assert_eq!(members[0].id, 0x8e9e05c52164694d);
         assert_eq!(members[1].name, "");
+    }
+
+    fn answer(status: u16, name: &str) -> Response {
+        Response {
+            status,
+            body: fixture(name),
+        }
+    }
+
+    #[test]
+    fn refusals_that_pass_with_time() {
+        // Regression: "not enough started members" and "too many learner members" (gRPC 9,
+        // HTTP 400) were failures; etcd answers them while a new member has not started.
+        for name in [
+            "v3.5-add-not-enough-started.json",
+            "v3.5-add-too-many-learners.json",
+        ] {
+            let (code, message) = gateway_error(&answer(400, name));
+            assert_eq!(code, 9, "{name}");
+            assert!(is_not_yet(400, code, &message), "failed testcase: {name}");
+        }
+        assert!(is_not_yet(503, 14, "etcdserver: unhealthy cluster"));
+        assert!(!is_not_yet(400, 3, "etcdserver: peerURL exists"));
+    }
+
+    #[test]
+    fn a_learner_answering_the_list_means_look_again() {
+        // Regression: etcd 3.6's learner answers 400 "rpc not supported for learner"; that
+        // was exit 1 when the learner was the only member answering.
+        let e = list_refusal(
+            "etcd member list at x".into(),
+            Api::V3,
+            &answer(400, "v3.6-learner-list-refused.json"),
+        );
+        assert!(e.is_transient(), "{e}");
+        assert!(e.to_string().contains("learner"), "{e}");
+    }
+
+    #[test]
+    fn authentication_is_named() {
+        // From 3.5.28 and 3.6.9 a member list needs a user when auth is on.
+        for (status, name) in [
+            (400, "v3.5-list-user-empty.json"),
+            (403, "v3.5-list-permission-denied.json"),
+        ] {
+            let e = list_refusal(
+                "etcd member list at x".into(),
+                Api::V3,
+                &answer(status, name),
+            );
+            assert!(!e.is_transient(), "{name}: {e}");
+            let text = e.to_string();
+            assert!(
+                text.contains("authentication is on") && text.contains("--etcd-user"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn v2_gone_says_to_use_v3() {
+        let e = list_refusal(
+            "etcd member list at x".into(),
+            Api::V2,
+            &Response {
+                status: 404,
+                body: "404 page not found\n".into(),
+            },
+        );
+        assert!(
+            e.to_string().contains("gone in 3.6; use --etcd-api=v3"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub struct Http {
     agent: ureq::Agent,
     call_timeout: Duration,
     connect_timeout: Duration,
+    /// Sent as the `Authorization` header on every request (etcd's auth token); never logged.
+    authorization: Option<std::sync::Arc<str>>,
 }
 
 /// The whole run's deadline (`--timeout`): no call outlasts it and no retry waits past it, so
@@ -161,6 +163,15 @@ impl Http {
             agent: config.build().new_agent(),
             call_timeout: timeouts.call,
             connect_timeout: timeouts.connect,
+            authorization: None,
+        }
+    }
+
+    /// The same agent, sending this `Authorization` header on every request.
+    pub fn with_authorization(&self, value: &str) -> Http {
+        Http {
+            authorization: Some(value.into()),
+            ..self.clone()
         }
     }
 
@@ -176,6 +187,9 @@ impl Http {
         let mut builder = ureq::http::Request::builder().method(method).uri(url);
         for (name, value) in headers {
             builder = builder.header(*name, *value);
+        }
+        if let Some(value) = &self.authorization {
+            builder = builder.header("authorization", &**value);
         }
         let request = builder
             .body(body.unwrap_or_default())

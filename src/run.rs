@@ -125,6 +125,7 @@ fn look(
     client_urls: Vec<String>,
     peer_urls: Vec<String>,
     api: crate::etcd::EtcdApi,
+    user: Option<crate::etcd::EtcdUser>,
 ) -> (Result<Discovery>, Option<Vec<crate::model::Member>>) {
     enum Answer {
         Clients(Result<Discovery>),
@@ -136,7 +137,8 @@ fn look(
     // Detached on purpose: once one side settles it, the other's stragglers end at their
     // next send, or with the process.
     std::thread::spawn(move || {
-        let _ = clients.send(Answer::Clients(etcd::discover(&http_a, &client_urls, api)));
+        let found = etcd::discover(&http_a, &client_urls, api, user.as_ref());
+        let _ = clients.send(Answer::Clients(found));
     });
     std::thread::spawn(move || {
         let found = (!peer_urls.is_empty())
@@ -280,6 +282,7 @@ impl World<'_> {
             client_urls,
             if probe_peers { peer_urls } else { Vec::new() },
             self.config.etcd_api,
+            self.config.etcd_user.clone(),
         );
         let local_data = self.local_data();
         let restarting = local_data == LocalData::Present && probe_peers;
@@ -303,7 +306,9 @@ impl World<'_> {
         };
         let health = match &members {
             Some(members) if !self.config.proxy_mode && needs_health(members) => {
-                etcd::member_health(&self.etcd_http, members)
+                // With the token: /v3/maintenance/status needs it when auth is on.
+                let http = etcd.as_ref().map_or(&self.etcd_http, Etcd::http);
+                etcd::member_health(http, members)
             }
             _ => Vec::new(),
         };
@@ -481,7 +486,7 @@ fn member_command(world: &World, command: Command) -> Result<()> {
             plan.actions.iter().for_each(|a| println!("# would {a:?}"));
             return Ok(());
         }
-        apply::apply(&etcd, &plan.actions, &sleep)
+        apply::apply(&etcd, &plan.actions, &sleep).map(|_| ())
     })();
     // AutoScaling terminates the instance when the hook times out anyway; holding it back
     // after a refused removal would only delay that.
@@ -572,12 +577,19 @@ fn discover(world: &World) -> Result<()> {
         .members
         .as_deref()
         .map(|m| plan::predicted_members(m, &plan.actions));
-    let predicted_text = envfile::render(&plan::environment(
+    let form = |env: Vec<(&'static str, String)>| {
+        if config.url_variables {
+            env
+        } else {
+            envfile::seed_variables_only(env)
+        }
+    };
+    let predicted_text = envfile::render(&form(plan::environment(
         &plan,
         &observed,
         predicted.as_deref(),
         settings,
-    )?)?;
+    )?))?;
     if config.dry_run {
         println!("# plan: {}", plan.summary);
         for action in &plan.actions {
@@ -591,16 +603,19 @@ fn discover(world: &World) -> Result<()> {
         matches!((&etcd, plan.mode), (Some(_), Mode::Existing)) && !plan.actions.is_empty();
     let text = match (&etcd, plan.mode) {
         (Some(etcd), Mode::Existing) if changed => {
-            apply::apply(etcd, &plan.actions, &sleep)?;
-            // etcd's list as it now stands: the joining node's ETCD_INITIAL_CLUSTER must
-            // match it exactly, other nodes' concurrent joins included.
-            let members = etcd.list()?;
-            envfile::render(&plan::environment(
+            // The list etcd answered this node's add with, else the list as it now stands:
+            // the joining node's ETCD_INITIAL_CLUSTER must match it exactly. A later
+            // concurrent add takes itself back (etcd::Etcd::add), so it must not be in ours.
+            let members = match apply::apply(etcd, &plan.actions, &sleep)? {
+                Some(members) => members,
+                None => etcd.list()?,
+            };
+            envfile::render(&form(plan::environment(
                 &plan,
                 &observed,
                 Some(&members),
                 settings,
-            )?)?
+            )?))?
         }
         _ => predicted_text,
     };

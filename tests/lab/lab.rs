@@ -215,14 +215,6 @@ pub fn etcd_tool(name: &str) -> Command {
     }
 }
 
-/// Whether the etcd under test still has the v2 API (3.4 and older; off by default in 3.5).
-pub fn etcd_has_v2_by_default() -> bool {
-    etcd_tool("etcd")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("etcd Version: 3.4"))
-}
-
 pub struct Lab {
     pub net: u8,
     pub moto: Moto,
@@ -642,7 +634,7 @@ impl Lab {
 
     /// The cluster as it should be: every running node a started member under its instance id.
     pub fn assert_cluster_is_the_nodes(&self, through: u8, etcdctl_tls: &[String]) {
-        let scheme = if etcdctl_tls.is_empty() {
+        let scheme = if !etcdctl_tls.iter().any(|a| a.starts_with("--cacert")) {
             "http"
         } else {
             "https"

@@ -10,6 +10,7 @@ mod client;
 mod fake;
 mod lab;
 mod safety;
+mod units;
 mod versions;
 
 use std::fs;

@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod cloud_init;
+mod concurrent;
 #[path = "../support/fake.rs"]
 mod fake;
 mod hostile;

@@ -115,6 +115,9 @@ pub enum EtcdFault {
     AddHangs,
     /// An active NOSPACE alarm: `/health` is false although there is a leader (etcd 3.4).
     NoSpaceAlarm,
+    /// Another node's add lands just before the next v3 add (once): etcd 3.5.30, 3.6.11 and
+    /// 3.7 accept both, where older ones refused the second as "unhealthy cluster".
+    AnotherAddFirst(FakeMember),
 }
 
 impl World {
@@ -517,6 +520,13 @@ fn start_etcd(
     fault: Arc<Mutex<Option<EtcdFault>>>,
 ) -> FakeServer {
     FakeServer::start_on(ip, port, move |r: &Request| {
+        if r.path == "/v3/cluster/member/add" {
+            let mut fault = fault.lock().unwrap();
+            if let Some(EtcdFault::AnotherAddFirst(other)) = fault.clone() {
+                members.lock().unwrap().push(other);
+                *fault = None;
+            }
+        }
         match (fault.lock().unwrap().clone(), r.path.as_str()) {
             (Some(EtcdFault::List(status, body)), "/v3/cluster/member/list" | "/v2/members")
                 if r.method != "DELETE" =>
