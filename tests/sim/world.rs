@@ -7,9 +7,9 @@
 //! - an add needs a leader; strict reconfiguration refuses a voter when the started voters would
 //!   not make a quorum of the larger cluster (1 -> 2 allowed, `IsReadyToAddVotingMember`);
 //! - 3.4 refuses any add while a voter is not connected ("unhealthy cluster",
-//!   `isConnectedFullySince`), so a second unstarted member is refused; 3.5.30+/3.6.11+ leave
-//!   the members that never started out of that check and accept it (modelled from issue 12's
-//!   description, not yet from etcd's source);
+//!   `isConnectedFullySince`), so a second unstarted member is refused; 3.5.30+/3.6.11+ ask
+//!   for a connected quorum of the cluster with the new member counted
+//!   (`isConnectedToQuorumAfterAddingNewMemberSince`) and accept it;
 //! - a removal needs a leader and must leave a connected quorum (`mayRemoveMember`);
 //! - a node started `existing` fetches the member list from a peer of its initial cluster and
 //!   refuses to start when the counts differ ("member count is unequal") or its URL is missing;
@@ -644,12 +644,23 @@ impl World {
                 if !grows_single && started < quorum(voters + 1) {
                     return Ok(Err(75)); // not enough started members
                 }
-                // 3.4: every voter connected in the last 5 s; 3.5.30+ no longer counts the
-                // members that never started, so a second unstarted member gets in.
-                let ok = cluster.members.iter().all(|m| {
-                    self.connected(cluster.id, m.id)
-                        || (self.version == Version::V35Late && !m.published)
-                });
+                // The tool looks first and waits while another added member has not started
+                // (etcd.rs `add`): one join at a time, whichever way etcd answers.
+                if cluster
+                    .members
+                    .iter()
+                    .any(|m| m.name.is_empty() && &m.peer_url != peer_url)
+                {
+                    return Ok(Err(75));
+                }
+                // 3.4: every voter connected in the last 5 s (isConnectedFullySince); 3.5.30+
+                // and 3.6.11+: a quorum of the cluster with the new member counted
+                // (isConnectedToQuorumAfterAddingNewMemberSince), so a second unstarted
+                // member gets in.
+                let ok = match self.version {
+                    Version::V34 => connected(self, &cluster) == voters,
+                    Version::V35Late => connected(self, &cluster) >= quorum(voters + 1),
+                };
                 if !ok {
                     return Ok(Err(75)); // unhealthy cluster
                 }
