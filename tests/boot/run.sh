@@ -440,9 +440,9 @@ static_checks() {
     mkdir -p "$proxy"
     cp tests/cloud-init/etcd-gateway{.service,-restart.path,-restart.service} tests/cloud-init/etcd-discovery-refresh.timer "$proxy/"
     cp tests/cloud-init/etcd-discovery-proxy.service "$proxy/etcd-discovery.service"
-    out=$(on 1 env SYSTEMD_UNIT_PATH=/tmp/proxy-units: systemd-analyze verify --man=no /tmp/proxy-units/etcd-discovery.service /tmp/proxy-units/etcd-gateway.service \
-        /tmp/proxy-units/etcd-discovery-refresh.timer /tmp/proxy-units/etcd-gateway-restart.path \
-        /tmp/proxy-units/etcd-gateway-restart.service 2>&1) || fail "systemd-analyze verify (proxy units): $out"
+    # By name, from their own directory first (the master's etcd-discovery.service is there).
+    out=$(on 1 env SYSTEMD_UNIT_PATH=/tmp/proxy-units: systemd-analyze verify --man=no etcd-discovery.service \
+        etcd-gateway.service etcd-discovery-refresh.timer etcd-gateway-restart.path etcd-gateway-restart.service 2>&1) || fail "systemd-analyze verify (proxy units): $out"
     [ -z "$out" ] || fail "systemd-analyze verify (proxy units) warns: $out"
     for unit in etcd-discovery.service etcd-discovery-promote.service etcd-discovery-reconcile.service; do
         score=$(on 1 systemd-analyze security --no-pager "$unit" | sed -n 's/.*Overall exposure level for .*: \([0-9.]*\).*/\1/p')
