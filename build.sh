@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The project's one entry point.
 #   ./build.sh          static release binary for x86_64-unknown-linux-musl
-#   ./build.sh test     everything CI runs: format, lints, unit, offline and lab tests
+#   ./build.sh test     everything CI runs: format, lints, unit, offline, lab and boot tests
 #   ./build.sh demo     the lab's bootstrap and replacement, told in plain words
 #   ./build.sh dist     release files for x86_64 and aarch64 in dist/, with SHA256SUMS
 #   ./build.sh repro    builds twice in different directories and compares the binaries
 #   ./build.sh bench    size, wall time, peak RSS and round trips of the release binary
+#   ./build.sh boot     the README's user data booted under systemd (nspawn, cloud-init, moto)
 # It installs what it needs (Rust musl target, Debian packages, a Python venv with moto) and
 # stops loudly when something cannot be had.
 set -euo pipefail
@@ -17,7 +18,8 @@ BIN=target/$TARGET/release/etcd-discovery
 ARM_BIN=target/$ARM_TARGET/release/etcd-discovery
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 SIZE_BUDGET=2500000
-LAB_DIR=$PWD/.lab
+# The lab tests read it from the environment.
+export LAB_DIR=$PWD/.lab
 MOTO_VERSION=5.2.5
 
 say() { printf '==> %s\n' "$*" >&2; }
@@ -168,8 +170,22 @@ run_tests() {
     "$wrapper" --version | grep -q "aarch64-unknown-linux-musl" || die "the aarch64 binary does not run under qemu"
     ETCD_DISCOVERY_BIN=$wrapper cargo test --locked --test offline
     say "lab tests: real etcd, moto, IMDS stubs"
-    LAB_MOTO_SERVER=$LAB_DIR/venv/bin/moto_server LAB_DIR=$LAB_DIR ETCD_DISCOVERY_BIN=$PWD/$BIN \
+    LAB_MOTO_SERVER=$LAB_DIR/venv/bin/moto_server ETCD_DISCOVERY_BIN=$PWD/$BIN \
         cargo test --locked --test lab -- --test-threads=2
+    run_boot
+}
+
+# The boot test: Debian 12 containers under systemd-nspawn boot the README's user data. The
+# root is built once with mmdebstrap and cached in .lab/boot.
+run_boot() {
+    need_packages musl-tools python3-venv systemd-container mmdebstrap apt-utils shellcheck \
+        iproute2 etcd-client curl util-linux
+    need_moto
+    build_release
+    say "boot test: root filesystem (cached in $LAB_DIR/boot)"
+    tests/boot/root.sh "$LAB_DIR/boot" || die "building the boot test's root failed"
+    say "boot test: instances under systemd-nspawn"
+    BOOT_CACHE=$LAB_DIR/boot LAB_MOTO_SERVER=$LAB_DIR/venv/bin/moto_server tests/boot/run.sh "$PWD/$BIN"
 }
 
 run_demo() {
@@ -177,7 +193,7 @@ run_demo() {
     stop_system_etcd
     need_moto
     build_release
-    LAB_MOTO_SERVER=$LAB_DIR/venv/bin/moto_server LAB_DIR=$LAB_DIR ETCD_DISCOVERY_BIN=$PWD/$BIN \
+    LAB_MOTO_SERVER=$LAB_DIR/venv/bin/moto_server ETCD_DISCOVERY_BIN=$PWD/$BIN \
         cargo test --quiet --locked --test demo
 }
 
@@ -186,7 +202,7 @@ run_bench() {
     stop_system_etcd
     need_moto
     build_release
-    LAB_MOTO_SERVER=$LAB_DIR/venv/bin/moto_server LAB_DIR=$LAB_DIR ETCD_DISCOVERY_BIN=$PWD/$BIN \
+    LAB_MOTO_SERVER=$LAB_DIR/venv/bin/moto_server ETCD_DISCOVERY_BIN=$PWD/$BIN \
         cargo test --quiet --locked --test bench
 }
 
@@ -197,5 +213,6 @@ case "${1:-build}" in
     dist) dist ;;
     repro) repro ;;
     bench) run_bench ;;
-    *) die "unknown command ${1}: use build, test, demo, dist, repro or bench" ;;
+    boot) run_boot ;;
+    *) die "unknown command ${1}: use build, test, demo, dist, repro, bench or boot" ;;
 esac
