@@ -201,12 +201,12 @@ run_tests() {
     "$wrapper" --version | grep -q "aarch64-unknown-linux-musl" || die "the aarch64 binary does not run under qemu"
     ETCD_DISCOVERY_BIN=$wrapper cargo test --locked --test offline
     say "lab tests on etcd $(etcd --version | sed -n 's/^etcd Version: //p') (Debian): real etcd, moto, IMDS stubs"
-    LAB_MOTO_SERVER=$LAB_DIR/venv/bin/moto_server LAB_DIR=$LAB_DIR ETCD_DISCOVERY_BIN=$PWD/$BIN \
+    LAB_MOTO_SERVER=$LAB_DIR/venv/bin/moto_server ETCD_DISCOVERY_BIN=$PWD/$BIN \
         LAB_ETCD_NEXT_DIR=$ETCD35_DIR cargo test --locked --test lab -- --test-threads=2
     # v2 is off by default in 3.5: the v2-only scenario stays on 3.4, and the rolling upgrade
     # starts from 3.4 by definition.
     say "lab tests on etcd $ETCD35_VERSION (v2 off), all but the v2-only scenario and the upgrade"
-    LAB_MOTO_SERVER=$LAB_DIR/venv/bin/moto_server LAB_DIR=$LAB_DIR ETCD_DISCOVERY_BIN=$PWD/$BIN \
+    LAB_MOTO_SERVER=$LAB_DIR/venv/bin/moto_server ETCD_DISCOVERY_BIN=$PWD/$BIN \
         LAB_ETCD_DIR=$ETCD35_DIR cargo test --locked --test lab -- --test-threads=2 \
         --skip scale_up_three_to_five_over_v2 --skip rolling_upgrade_
     run_boot

@@ -177,7 +177,19 @@ pub fn write_atomic(path: &Path, content: &str) -> Result<Written> {
             .open(&temp)?;
         if let Some(old) = &old {
             file.set_permissions(fs::Permissions::from_mode(old.mode() & 0o7777))?;
-            std::os::unix::fs::fchown(&file, Some(old.uid()), Some(old.gid()))?;
+            // Only when the owner differs: a hardened unit filters chown (`~@privileged`),
+            // and the file's content matters more than its owner.
+            let new = file.metadata()?;
+            if (new.uid(), new.gid()) != (old.uid(), old.gid()) {
+                if let Err(e) = std::os::unix::fs::fchown(&file, Some(old.uid()), Some(old.gid())) {
+                    log::warn!(
+                        "could not keep the owner {}:{} of {}: {e}",
+                        old.uid(),
+                        old.gid(),
+                        path.display()
+                    );
+                }
+            }
         }
         file.write_all(content.as_bytes())?;
         file.sync_all()?;
