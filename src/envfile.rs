@@ -8,11 +8,22 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsE
 use std::path::Path;
 
 use crate::error::{snippet, Error, Result};
+use crate::model::PreviousFile;
 
 /// Characters that mean the same to systemd and to `sh` unquoted, and cover URLs, instance ids
 /// and lists: no quotes, spaces, `$`, backslashes, `#`, `~` or line breaks.
 fn is_safe_value_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "._-:/,=@%+[]".contains(c)
+}
+
+/// The comment line that keeps the data directory's fingerprint in a bootstrap's file.
+const DATA_FINGERPRINT: &str = "# etcd's data directory before it first ran: ";
+
+/// The rendered file with the data directory's fingerprint after its first line.
+pub fn with_data_fingerprint(text: &str, fingerprint: &str) -> String {
+    let (header, rest) = text.split_once('\n').unwrap_or((text, ""));
+    let fingerprint: String = fingerprint.chars().filter(|c| *c != '\n').collect();
+    format!("{header}\n{DATA_FINGERPRINT}{fingerprint}\n{rest}")
 }
 
 /// `KEY=value` lines, in the given order. Refuses unsafe keys and values.
@@ -131,17 +142,28 @@ fn temp_path(path: &Path) -> Result<std::path::PathBuf> {
     )))
 }
 
-/// Whether the previous file (if any) names `instance_id` as a member of a running cluster:
-/// `ETCD_NAME` is this instance and the state `existing` (written on a join or a reboot).
-/// A `new` file proves less: the bootstrap it was written for may never have formed.
-pub fn names_member(path: &Path, instance_id: &str) -> bool {
+/// What the previous file (if any) says of `instance_id`: a member of a running cluster
+/// (`ETCD_NAME` is this instance and the state `existing`), a member of a bootstrap (`new`),
+/// or nothing.
+pub fn previous_file(path: &Path, instance_id: &str) -> PreviousFile {
     let Some(content) = old_content(path, 64 * 1024) else {
-        return false;
+        return PreviousFile::NotAMember;
     };
     let text = String::from_utf8_lossy(&content);
     let line = |key: &str| text.lines().find_map(|l| l.strip_prefix(key));
-    line("ETCD_NAME=") == Some(instance_id)
-        && line("ETCD_INITIAL_CLUSTER_STATE=") == Some("existing")
+    if line("ETCD_NAME=") != Some(instance_id) {
+        return PreviousFile::NotAMember;
+    }
+    match line("ETCD_INITIAL_CLUSTER_STATE=") {
+        Some("existing") => PreviousFile::Member,
+        Some("new") => PreviousFile::Bootstrap {
+            initial_cluster: line("ETCD_INITIAL_CLUSTER=")
+                .unwrap_or_default()
+                .to_string(),
+            data_fingerprint: line(DATA_FINGERPRINT).map(str::to_string),
+        },
+        _ => PreviousFile::NotAMember,
+    }
 }
 
 /// The old file's content, when it is a regular file of a sane size. A FIFO would block the
@@ -382,24 +404,62 @@ mod tests {
     fn the_previous_file_tells_whether_this_instance_was_a_member() {
         let dir = temp_dir("previous");
         let path = dir.join("etcd-peers");
-        assert!(!names_member(&path, "i-1"), "no file");
-        fs::write(
-            &path,
-            "ETCD_NAME=i-1\nETCD_INITIAL_CLUSTER_STATE=existing\n",
-        )
-        .unwrap();
-        assert!(names_member(&path, "i-1"));
-        assert!(
-            !names_member(&path, "i-2"),
-            "another instance's file (an AMI bake)"
-        );
-        fs::write(&path, "ETCD_NAME=i-1\nETCD_PROXY=on\n").unwrap();
-        assert!(!names_member(&path, "i-1"), "a proxy's file");
-        fs::write(&path, "ETCD_NAME=i-1\nETCD_INITIAL_CLUSTER_STATE=new\n").unwrap();
-        assert!(
-            !names_member(&path, "i-1"),
-            "a bootstrap that may never have formed"
-        );
+        let cases = [
+            (None, "i-1", PreviousFile::NotAMember, "no file"),
+            (
+                Some("ETCD_NAME=i-1\nETCD_INITIAL_CLUSTER_STATE=existing\n"),
+                "i-1",
+                PreviousFile::Member,
+                "a join or a reboot",
+            ),
+            (
+                Some("ETCD_NAME=i-1\nETCD_INITIAL_CLUSTER_STATE=existing\n"),
+                "i-2",
+                PreviousFile::NotAMember,
+                "another instance's file (an AMI bake)",
+            ),
+            (
+                Some("ETCD_NAME=i-1\nETCD_PROXY=on\n"),
+                "i-1",
+                PreviousFile::NotAMember,
+                "a proxy's file",
+            ),
+            // Regression (simulation K1, K3): a member of the first bootstrap keeps its `new`
+            // file until its first reboot; wiped before that with its peers out of reach, it
+            // bootstrapped a second cluster.
+            (
+                Some("ETCD_NAME=i-1\nETCD_INITIAL_CLUSTER_STATE=new\nETCD_INITIAL_CLUSTER=i-1=http://a:2380\n"),
+                "i-1",
+                PreviousFile::Bootstrap {
+                    initial_cluster: "i-1=http://a:2380".into(),
+                    data_fingerprint: None,
+                },
+                "a bootstrap's member",
+            ),
+            (
+                Some(
+                    "# header\n# etcd's data directory before it first ran: absent, parent 1:2:3.4\n\
+                     ETCD_NAME=i-1\nETCD_INITIAL_CLUSTER_STATE=new\n",
+                ),
+                "i-1",
+                PreviousFile::Bootstrap {
+                    initial_cluster: String::new(),
+                    data_fingerprint: Some("absent, parent 1:2:3.4".into()),
+                },
+                "a bootstrap's member, with its data directory's fingerprint",
+            ),
+        ];
+        for (content, instance, expected, what) in cases {
+            let _ = fs::remove_file(&path);
+            if let Some(content) = content {
+                fs::write(&path, content).unwrap();
+            }
+            assert_eq!(
+                previous_file(&path, instance),
+                expected,
+                "failed testcase: {what}"
+            );
+        }
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -316,11 +316,11 @@ pub fn parse_peer_members(body: &str) -> Result<Vec<Member>> {
     )
 }
 
-/// The members of a cluster that is still being bootstrapped, asked at the peers' *peer*
-/// ports (all at once). A member started `new` serves no client until its cluster has a
-/// leader, but its peer port lists the initial cluster at once; "still being bootstrapped"
-/// means no member has published client URLs yet. `None` when no peer port says so.
-pub fn bootstrap_in_progress(http: &Http, peer_urls: &[String]) -> Option<Vec<Member>> {
+/// The member list as the peers' *peer* ports give it (asked all at once; the first in URL
+/// order that answers). An etcd without a leader (a bootstrap under way, a cluster that lost
+/// its quorum) serves no client, but its peer port lists the members at once. `None` when no
+/// peer port answers with a list.
+pub fn peer_member_list(http: &Http, peer_urls: &[String]) -> Option<Vec<Member>> {
     std::thread::scope(|scope| {
         let asks: Vec<_> = peer_urls
             .iter()
@@ -335,17 +335,16 @@ pub fn bootstrap_in_progress(http: &Http, peer_urls: &[String]) -> Option<Vec<Me
                     let members = parse_peer_members(&answer.body)
                         .map_err(|e| log::warn!("{e}"))
                         .ok()?;
-                    let bootstrapping = members.iter().all(|m| m.client_urls.is_empty());
                     log::debug!(
                         "{url} lists {} members{}",
                         members.len(),
-                        if bootstrapping {
+                        if crate::model::bootstrapping(&members) {
                             ", none published: a bootstrap"
                         } else {
                             ""
                         }
                     );
-                    bootstrapping.then_some(members)
+                    Some(members)
                 })
             })
             .collect();

@@ -7,6 +7,7 @@ mod apply;
 mod aws;
 mod cli;
 mod config;
+mod datadir;
 mod envfile;
 mod error;
 mod etcd;

@@ -78,6 +78,24 @@ pub enum LocalData {
     Unknown,
 }
 
+/// What the previous env file says of this instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PreviousFile {
+    /// No file, or one for another instance (an AMI bake) or for a proxy.
+    NotAMember,
+    /// `ETCD_NAME` is this instance and the state `new`: written for a bootstrap (of this
+    /// initial cluster), which may have formed with this node's etcd, or without it.
+    Bootstrap {
+        initial_cluster: String,
+        /// `datadir::fingerprint` of the data directory when the file was written without
+        /// member data: unchanged since, etcd never ran from the file.
+        data_fingerprint: Option<String>,
+    },
+    /// `ETCD_NAME` is this instance and the state `existing` (a join or a reboot): a cluster
+    /// was running when it was written.
+    Member,
+}
+
 /// Everything one run has learnt before it decides.
 #[derive(Debug, Clone)]
 pub struct Observed {
@@ -88,10 +106,10 @@ pub struct Observed {
     pub instances: Vec<Instance>,
     /// The member list, when some peer answered; `None` when nobody did.
     pub members: Option<Vec<Member>>,
-    /// When no client port gave a list: the member list a peer's *peer* port gave for a
-    /// cluster that is still being bootstrapped (no member has published). A bootstrapping
-    /// etcd serves no clients until it has a leader, but its peer port answers at once.
-    pub bootstrapping: Option<Vec<Member>>,
+    /// When no client port gave a list: the member list a peer's *peer* port gave. An etcd
+    /// without a leader (a bootstrap under way, a cluster that lost its quorum) serves no
+    /// clients, but its peer port answers at once.
+    pub peer_list: Option<Vec<Member>>,
     /// IDs of the members that have a leader (their `/health`, or their status when an alarm
     /// or a slow read makes `/health` false): what the quorum arithmetic counts.
     pub healthy: Vec<u64>,
@@ -99,9 +117,17 @@ pub struct Observed {
     /// address answered in a way that is not "nothing listens". Never removed.
     pub present: Vec<u64>,
     pub local_data: LocalData,
-    /// The previous env file names this instance as a member of a running cluster
-    /// (`ETCD_NAME` and `existing`): a cluster existed when it was written.
-    pub was_member: bool,
+    /// What the previous env file says of this instance.
+    pub previous_file: PreviousFile,
+    /// The data directory is as it was when the bootstrap file was written (its fingerprint in
+    /// the file, `datadir.rs`): etcd has not run from that file, so no data was lost.
+    pub never_started: bool,
+}
+
+/// A list in which no member has published its client URLs: a cluster still being
+/// bootstrapped (its members have never had a leader).
+pub fn bootstrapping(members: &[Member]) -> bool {
+    members.iter().all(|m| m.client_urls.is_empty())
 }
 
 /// The majority of `voters`: what etcd needs to commit anything.

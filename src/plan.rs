@@ -3,7 +3,10 @@
 //! proxy settings. No I/O here: `apply.rs` carries a plan out, `envfile.rs` writes it down.
 
 use crate::error::{Error, Result};
-use crate::model::{host_is_instance, quorum, url_host, Instance, LocalData, Member, Observed};
+use crate::model::{
+    bootstrapping, host_is_instance, quorum, url_host, Instance, LocalData, Member, Observed,
+    PreviousFile,
+};
 
 /// URL scheme etcd speaks on a port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,7 +232,27 @@ pub fn plan(observed: &Observed, settings: &Settings) -> Result<Plan> {
             ),
         ));
     }
-    check_quorum(observed, members)?;
+    if let Err(lost) = check_quorum(observed, members) {
+        // Rule 13 again: the cluster without a quorum may be waiting for this node's member,
+        // added by an earlier run whose etcd never started. Starting it changes nothing and
+        // may be what restores the quorum.
+        let mine = settings.peer_url(&me)?;
+        return match members
+            .iter()
+            .find(|m| !m.is_started() && m.peer_urls == std::slice::from_ref(&mine))
+        {
+            Some(member) if observed.local_data != LocalData::Present => Ok(Plan::new(
+                Mode::Existing,
+                vec![],
+                format!(
+                    "{lost}; but member {:x} at this instance's peer URL never started: \
+                     starting it (it may be what restores the quorum)",
+                    member.id
+                ),
+            )),
+            _ => Err(lost),
+        };
+    }
 
     // Members to remove, before this node is added: etcd refuses an add while dead members
     // keep the started count below the quorum of the larger cluster. A member that is not
@@ -567,17 +590,6 @@ fn check_quorum(observed: &Observed, members: &[Member]) -> Result<()> {
 /// same initial cluster. Until then, wait.
 fn plan_new(observed: &Observed, settings: &Settings, me: &Instance) -> Result<Plan> {
     let wait = |summary: String| Ok(Plan::new(Mode::Wait, vec![], summary));
-    // Rule 11: this node joined a running cluster (its env file says `existing`) and its data
-    // is gone. Nobody answering is then a partition or an outage, not a group without a
-    // cluster: a `new` here would start an empty log under the old cluster's name.
-    if observed.was_member && observed.local_data == LocalData::Missing {
-        return wait(format!(
-            "the data directory is empty but the env file names {} as a member: waiting for \
-             the cluster's members to answer (if the whole cluster is gone for good, delete \
-             the env file to bootstrap anew)",
-            me.id
-        ));
-    }
     if !observed.instances.iter().any(|i| i.id == me.id) {
         return wait(format!(
             "this instance ({}) is not yet listed among the group's instances",
@@ -596,26 +608,31 @@ fn plan_new(observed: &Observed, settings: &Settings, me: &Instance) -> Result<P
                 .into(),
         ));
     }
-    // Rule 12: a bootstrap is under way (a peer port listed its members, none published).
-    // Its initial cluster was decided by the seed: take part in it as it is, or wait for its
-    // leader and then join like any replacement.
-    if let Some(list) = &observed.bootstrapping {
-        let mine = settings.peer_url(me)?;
-        if list.iter().any(|m| m.peer_urls.contains(&mine)) {
+    if let Some(list) = &observed.peer_list {
+        return from_peer_list(list, settings, me);
+    }
+    // Rule 11: this node's file names it as a member and its data is gone, and nobody
+    // answers. That is a partition or an outage, not a group without a cluster: a `new` here
+    // would start an empty log under the old cluster's name. A bootstrap's member whose etcd
+    // never ran from its file lost nothing: it resumes that bootstrap, as the file says.
+    if observed.local_data == LocalData::Missing {
+        if resumed_bootstrap(observed).is_some() {
             return Ok(Plan::new(
                 Mode::New,
                 vec![],
-                format!(
-                    "taking part in the bootstrap of the cluster of {} members a peer started",
-                    list.len()
-                ),
+                "no member answered; this node's etcd never ran from its bootstrap file: \
+                 resuming that bootstrap"
+                    .into(),
             ));
         }
-        return wait(format!(
-            "a cluster of {} members is being bootstrapped without this instance; it joins \
-             once that cluster has a leader",
-            list.len()
-        ));
+        if observed.previous_file != PreviousFile::NotAMember {
+            return wait(format!(
+                "the data directory is empty but the env file names {} as a member: waiting \
+                 for the cluster's members to answer (if the whole cluster is gone for good, \
+                 delete the env file to bootstrap anew)",
+                me.id
+            ));
+        }
     }
     let visible = observed.instances.len();
     let desired = observed.desired_capacity as usize;
@@ -644,6 +661,79 @@ fn plan_new(observed: &Observed, settings: &Settings, me: &Instance) -> Result<P
             ),
         )),
     }
+}
+
+/// The initial cluster of the bootstrap this node's file was written for, when its etcd never
+/// ran from it and nobody answers: the bootstrap was decided, so it is resumed as it was.
+fn resumed_bootstrap(observed: &Observed) -> Option<&str> {
+    match &observed.previous_file {
+        PreviousFile::Bootstrap {
+            initial_cluster, ..
+        } if observed.never_started
+            && observed.local_data == LocalData::Missing
+            && observed.members.is_none()
+            && observed.peer_list.is_none() =>
+        {
+            Some(initial_cluster)
+        }
+        _ => None,
+    }
+}
+
+/// No client port answered but a peer port listed the members: their etcd has no leader.
+fn from_peer_list(list: &[Member], settings: &Settings, me: &Instance) -> Result<Plan> {
+    let mine = settings.peer_url(me)?;
+    let listed = list
+        .iter()
+        .find(|m| m.name == me.id || m.peer_urls.contains(&mine));
+    // Rule 12: a bootstrap is under way (no member has published). Its initial cluster was
+    // decided by the seed: take part in it as it is, or wait for its leader and then join
+    // like any replacement.
+    if bootstrapping(list) {
+        if listed.is_some() {
+            return Ok(Plan::new(
+                Mode::New,
+                vec![],
+                format!(
+                    "taking part in the bootstrap of the cluster of {} members a peer started",
+                    list.len()
+                ),
+            ));
+        }
+        return Ok(Plan::new(
+            Mode::Wait,
+            vec![],
+            format!(
+                "a cluster of {} members is being bootstrapped without this instance; it joins \
+                 once that cluster has a leader",
+                list.len()
+            ),
+        ));
+    }
+    // Rule 13: a formed cluster without a leader that counts on this instance, listed but
+    // never started (an initial member that was late, an add whose etcd never ran): its start
+    // may be what restores the quorum. It starts as that member, changing nothing.
+    if let Some(member) = listed.filter(|m| m.client_urls.is_empty()) {
+        return Ok(Plan::new(
+            Mode::Existing,
+            vec![],
+            format!(
+                "no member serves clients, but the cluster of {} lists this instance as member \
+                 {:x}, never started: starting it (it may be what restores the quorum)",
+                list.len(),
+                member.id
+            ),
+        ));
+    }
+    Err(Error::Etcd {
+        what: "member list".into(),
+        detail: format!(
+            "the {} members' peer ports answer but no member serves clients: the cluster has no \
+             leader; waiting for its members to come back",
+            list.len()
+        ),
+        transient: true,
+    })
 }
 
 /// The member list once `actions` are done, as etcd will show it: removed members gone, this
@@ -767,11 +857,12 @@ pub fn environment(
         }
         Mode::New => {
             env.push(("ETCD_INITIAL_CLUSTER_STATE", "new".into()));
-            let cluster = match &observed.bootstrapping {
+            let cluster = match (&observed.peer_list, resumed_bootstrap(observed)) {
                 // Exactly the seed's initial cluster: the same URLs and token give the same
                 // cluster ID.
-                Some(list) => initial_cluster_from_members(list, &observed.instances, &me),
-                None => initial_cluster_from_instances(&observed.instances, settings)?,
+                (Some(list), _) => initial_cluster_from_members(list, &observed.instances, &me),
+                (None, Some(resumed)) => resumed.to_string(),
+                (None, None) => initial_cluster_from_instances(&observed.instances, settings)?,
             };
             env.push(("ETCD_INITIAL_CLUSTER", cluster));
             env.push(("ETCD_INITIAL_CLUSTER_TOKEN", settings.cluster_token.clone()));
@@ -780,7 +871,14 @@ pub fn environment(
             env.push(("ETCD_INITIAL_CLUSTER_STATE", "existing".into()));
             env.push((
                 "ETCD_INITIAL_CLUSTER",
-                initial_cluster_from_members(members.unwrap_or_default(), &observed.instances, &me),
+                initial_cluster_from_members(
+                    // Rule 13's start of a listed member, with no client list to go by.
+                    members
+                        .or(observed.peer_list.as_deref())
+                        .unwrap_or_default(),
+                    &observed.instances,
+                    &me,
+                ),
             ));
         }
     }
@@ -895,11 +993,12 @@ mod tests {
             desired_capacity: instances.len() as u32,
             instances,
             members,
-            bootstrapping: None,
+            peer_list: None,
             present: healthy.clone(),
             healthy,
             local_data: LocalData::Unknown,
-            was_member: false,
+            previous_file: PreviousFile::NotAMember,
+            never_started: false,
         }
     }
 
@@ -1052,7 +1151,7 @@ mod tests {
             (
                 "a replacement not in the bootstrap waits for its leader",
                 Observed {
-                    bootstrapping: Some(vec![Member {
+                    peer_list: Some(vec![Member {
                         client_urls: vec![],
                         ..member(1, "i-1", "10.0.2.1")
                     }]),
@@ -1099,7 +1198,7 @@ mod tests {
     fn a_member_that_lost_its_data_never_bootstraps_anew() {
         let o = Observed {
             local_data: LocalData::Missing,
-            was_member: true,
+            previous_file: PreviousFile::Member,
             ..observed(1, &[1, 2, 3], None)
         };
         let p = plan(&o, &settings()).unwrap();
@@ -1111,6 +1210,152 @@ mod tests {
             ..observed(1, &[1, 2, 3], None)
         };
         assert_eq!(plan(&o, &settings()).unwrap().mode, Mode::New);
+    }
+
+    /// Session 3's simulation findings, each the shrunk schedule's last observation. The env
+    /// file written for a bootstrap, whether the data directory changed since, and the peers'
+    /// list decide
+    /// what a node without data does when no client port gives a list.
+    #[test]
+    fn a_node_without_data_reads_its_file_its_data_directory_and_the_peers() {
+        let bootstrap_file = || PreviousFile::Bootstrap {
+            initial_cluster:
+                "i-1=http://10.0.2.1:2380,i-2=http://10.0.2.2:2380,i-3=http://10.0.2.3:2380".into(),
+            data_fingerprint: Some("absent, parent 1:2:3.4".into()),
+        };
+        let unpublished = |m: Member| Member {
+            client_urls: vec![],
+            ..m
+        };
+        let formed_without_me = |me: usize| {
+            let mut members = three_members();
+            members[me] = unpublished(members[me].clone());
+            members
+        };
+        let missing = |previous_file: PreviousFile, never_started: bool, o: Observed| Observed {
+            local_data: LocalData::Missing,
+            previous_file,
+            never_started,
+            ..o
+        };
+        type Check = fn(&Result<Plan>) -> bool;
+        let cases: Vec<(&str, Observed, Check)> = vec![
+            (
+                // K1, K3: the seed's `new` file and its data gone (changed since: etcd ran), cut
+                // off from the peers that hold the cluster. It bootstrapped a second cluster.
+                "the seed wiped after its etcd ran, nobody answering: waits",
+                missing(bootstrap_file(), false, observed(1, &[1, 2, 3], None)),
+                |p| matches!(p, Ok(p) if p.mode == Mode::Wait && p.summary.contains("delete the env file")),
+            ),
+            (
+                // Rebooted between its file and etcd's start: its etcd never ran, the data
+                // directory's unchanged fingerprint says so. It resumes the bootstrap its file names, even when it is not the
+                // seed (the seed may be the one that lost its data and now waits).
+                "a bootstrap member whose etcd never ran resumes its file's bootstrap",
+                missing(bootstrap_file(), true, observed(2, &[1, 2, 3], None)),
+                |p| matches!(p, Ok(p) if p.mode == Mode::New && p.summary.contains("resuming")),
+            ),
+            (
+                // K3's deadlock: the cluster lost its quorum (one member killed, one wiped);
+                // the third, an initial member that never started, waited for a client list
+                // that only its own start could give.
+                "listed by the peers, never started: starts as that member",
+                Observed {
+                    peer_list: Some(formed_without_me(2)),
+                    ..missing(
+                        PreviousFile::NotAMember,
+                        false,
+                        observed(3, &[1, 2, 3], None),
+                    )
+                },
+                |p| matches!(p, Ok(p) if p.mode == Mode::Existing && p.actions.is_empty()),
+            ),
+            (
+                "listed by the peers as a published member, data gone: waits for a leader",
+                Observed {
+                    peer_list: Some(three_members()),
+                    ..missing(bootstrap_file(), false, observed(3, &[1, 2, 3], None))
+                },
+                |p| matches!(p, Err(e) if e.is_transient() && e.to_string().contains("no leader")),
+            ),
+            (
+                // Client ports refused (etcd listening on localhost only) while the peer
+                // ports list a formed cluster: that is a cluster, never a reason for `new`.
+                "a formed cluster seen only on its peer ports is never bootstrapped over",
+                Observed {
+                    peer_list: Some(three_members()),
+                    ..observed(1, &[1, 2, 3, 4], None)
+                },
+                |p| matches!(p, Err(e) if e.is_transient()),
+            ),
+            (
+                // Seed 7, schedule 4733: a member added by an earlier run, its etcd never
+                // started, and the cluster lost its quorum waiting for it.
+                "quorum lost, this node's added member never started: starts it",
+                Observed {
+                    local_data: LocalData::Missing,
+                    ..observed(
+                        4,
+                        &[1, 2, 3, 4],
+                        Some({
+                            let mut members = three_members();
+                            members.push(member(14, "", "10.0.2.4"));
+                            members
+                        }),
+                    )
+                    .with_healthy(&[])
+                },
+                |p| matches!(p, Ok(p) if p.mode == Mode::Existing && p.actions.is_empty()),
+            ),
+        ];
+        for (case, o, check) in cases {
+            let p = plan(&o, &settings());
+            assert!(check(&p), "failed testcase {case}: {p:?}");
+        }
+    }
+
+    /// The file for rule 13 and for a resumed bootstrap: exactly the cluster etcd expects.
+    #[test]
+    fn rule_13_and_a_resumed_bootstrap_write_the_expected_initial_cluster() {
+        let mut members = three_members();
+        members[2].client_urls.clear();
+        let o = Observed {
+            peer_list: Some(members),
+            local_data: LocalData::Missing,
+            ..observed(3, &[1, 2, 3], None)
+        };
+        let p = plan(&o, &settings()).unwrap();
+        let env = environment(&p, &o, None, &settings()).unwrap();
+        let get = |env: &[(&str, String)], key: &str| {
+            env.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone())
+        };
+        assert_eq!(
+            get(&env, "ETCD_INITIAL_CLUSTER_STATE").as_deref(),
+            Some("existing")
+        );
+        assert_eq!(
+            get(&env, "ETCD_INITIAL_CLUSTER").as_deref(),
+            Some("i-1=http://10.0.2.1:2380,i-2=http://10.0.2.2:2380,i-3=http://10.0.2.3:2380")
+        );
+        // The resumed bootstrap names the file's cluster, not the group as it is now (i-3 was
+        // replaced by i-4 meanwhile): the others may have taken the same list.
+        let resumed = "i-1=http://10.0.2.1:2380,i-2=http://10.0.2.2:2380,i-3=http://10.0.2.3:2380";
+        let o = Observed {
+            previous_file: PreviousFile::Bootstrap {
+                initial_cluster: resumed.into(),
+                data_fingerprint: Some("absent, parent 1:2:3.4".into()),
+            },
+            never_started: true,
+            local_data: LocalData::Missing,
+            ..observed(2, &[1, 2, 4], None)
+        };
+        let p = plan(&o, &settings()).unwrap();
+        let env = environment(&p, &o, None, &settings()).unwrap();
+        assert_eq!(
+            get(&env, "ETCD_INITIAL_CLUSTER_STATE").as_deref(),
+            Some("new")
+        );
+        assert_eq!(get(&env, "ETCD_INITIAL_CLUSTER").as_deref(), Some(resumed));
     }
 
     #[test]
@@ -1545,7 +1790,7 @@ mod tests {
             })
             .collect();
         let o = Observed {
-            bootstrapping: Some(bootstrap),
+            peer_list: Some(bootstrap),
             ..observed(2, &[3, 1, 2], None)
         };
         let s = settings();

@@ -4,7 +4,6 @@
 //! an election under way), within `--wait-timeout`; `promote`, `leave` and `reconcile` act
 //! on the running cluster and write no file.
 
-use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::aws::autoscaling::{self, GroupQuery};
@@ -15,9 +14,11 @@ use crate::error::{Error, Result};
 use crate::etcd::{self, Discovery, Etcd, Health};
 use crate::http::{etcd_tls, jitter, Http, Timeouts};
 use crate::imds::{join, Imds};
-use crate::model::{counts_in_cluster, Group, Identity, Instance, LocalData, Observed};
+use crate::model::{
+    counts_in_cluster, Group, Identity, Instance, LocalData, Observed, PreviousFile,
+};
 use crate::plan::{self, Mode, Settings};
-use crate::{apply, envfile};
+use crate::{apply, datadir, envfile};
 
 /// IMDS and the container endpoint are link-local: they answer in milliseconds or not at all.
 const LOCAL: Timeouts = Timeouts {
@@ -116,10 +117,11 @@ impl Selection {
     }
 }
 
-/// Asks the client ports for the member list and the peer ports for a bootstrap under way, at
-/// once. A list from a client port, or a bootstrap from a peer port, settles it without waiting
+/// Asks the client ports for the member list and the peer ports for theirs, at once. A list
+/// from a client port, or a bootstrap under way from a peer port, settles it without waiting
 /// for the other (a bootstrapping member's silent client port would cost the whole call
-/// timeout); otherwise both answers are returned.
+/// timeout); otherwise both answers are returned: a formed cluster's peer list matters only
+/// when no client port gave one.
 fn look(
     http: &Http,
     client_urls: Vec<String>,
@@ -142,26 +144,29 @@ fn look(
     });
     std::thread::spawn(move || {
         let found = (!peer_urls.is_empty())
-            .then(|| etcd::bootstrap_in_progress(&http_b, &peer_urls))
+            .then(|| etcd::peer_member_list(&http_b, &peer_urls))
             .flatten();
         let _ = peers.send(Answer::Peers(found));
     });
-    let (mut discovery, mut peers_done) = (None, false);
+    let (mut discovery, mut peer_list, mut peers_done) = (None, None, false);
     for answer in receiver {
         match answer {
             Answer::Clients(found @ Ok(Discovery::Found(..))) => return (found, None),
-            Answer::Peers(Some(list)) => {
+            Answer::Peers(Some(list)) if crate::model::bootstrapping(&list) => {
                 return (Ok(Discovery::NobodyAnswered), Some(list));
             }
             Answer::Clients(other) => discovery = Some(other),
-            Answer::Peers(None) => peers_done = true,
+            Answer::Peers(list) => {
+                peer_list = list;
+                peers_done = true;
+            }
         }
         if discovery.is_some() && peers_done {
             break;
         }
     }
     match discovery {
-        Some(discovery) => (discovery, None),
+        Some(discovery) => (discovery, peer_list),
         // Neither side sent (a thread died): nothing is known.
         None => (
             Err(Error::Etcd {
@@ -185,44 +190,6 @@ fn counted_ids(groups: &[Group]) -> Vec<String> {
     ids.sort();
     ids.dedup();
     ids
-}
-
-/// What the data directory says. Debian keeps etcd's data one level down
-/// (`/var/lib/etcd/default/member`), so a `member/` folder one level down counts too: we
-/// only call the data missing when we are sure. A directory that does not exist at all (an
-/// instance-store volume after a stop/start, a new EBS volume) is missing data too; the
-/// unit's `RequiresMountsFor=` keeps an unmounted volume from looking like a lost one.
-fn local_data(dir: &Path) -> LocalData {
-    let has_member = |d: &Path| d.join("member").is_dir();
-    match std::fs::metadata(dir) {
-        Ok(meta) if meta.is_dir() => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            log::debug!(
-                "data directory {} does not exist: no member data",
-                dir.display()
-            );
-            return LocalData::Missing;
-        }
-        _ => {
-            log::debug!(
-                "data directory {} cannot be read as a directory: assuming the member's data is intact",
-                dir.display()
-            );
-            return LocalData::Unknown;
-        }
-    }
-    let one_level_down = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok())
-                .any(|e| has_member(&e.path()))
-        })
-        .unwrap_or(true);
-    if has_member(dir) || one_level_down {
-        LocalData::Present
-    } else {
-        LocalData::Missing
-    }
 }
 
 /// The edges one run talks to, set up once.
@@ -277,7 +244,7 @@ impl World<'_> {
             .filter_map(|i| self.settings.peer_url(i).ok())
             .collect();
         let probe_peers = self.config.command == Command::Discover && !self.config.proxy_mode;
-        let (discovery, bootstrap) = look(
+        let (discovery, peer_list) = look(
             &self.etcd_http,
             client_urls,
             if probe_peers { peer_urls } else { Vec::new() },
@@ -286,15 +253,21 @@ impl World<'_> {
         );
         let local_data = self.local_data();
         let restarting = local_data == LocalData::Present && probe_peers;
-        let (etcd, members, bootstrapping) = match (discovery, bootstrap) {
+        let (etcd, members, peer_list) = match (discovery, peer_list) {
             (Ok(Discovery::Found(etcd, members)), _) => (Some(etcd), Some(members), None),
-            (Ok(Discovery::NobodyAnswered), bootstrap) => (None, None, bootstrap),
+            (Ok(Discovery::NobodyAnswered), peer_list) => (None, None, peer_list),
             // Members that are up but serve no client (no leader: the others are still down,
             // as after a power cut) wait for this one. With its data here, etcd restarts as
             // the member it was, whatever the file says.
             (Err(e), _) if restarting && e.is_transient() => {
                 log::info!("{e}; this node has member data: restarting etcd from it");
                 (None, None, None)
+            }
+            // No leader, but the peers list the members: the plan decides whether this node
+            // is one the cluster waits for (an initial member that never started).
+            (Err(e), Some(list)) if e.is_transient() => {
+                log::info!("{e}; a peer port lists {} members", list.len());
+                (None, None, Some(list))
             }
             (Err(e), _) => return Err(e),
         };
@@ -325,24 +298,42 @@ impl World<'_> {
                 present.push(id);
             }
         }
+        let previous_file =
+            envfile::previous_file(&self.config.environment_file, &self.me.instance_id);
+        let never_started = self.never_started(&previous_file);
         let observed = Observed {
             me: self.me.clone(),
             desired_capacity,
             instances,
             members,
-            bootstrapping,
+            peer_list,
             healthy,
             present,
             local_data,
-            was_member: envfile::names_member(&self.config.environment_file, &self.me.instance_id),
+            previous_file,
+            never_started,
         };
         Ok((observed, etcd))
+    }
+
+    /// Whether etcd never ran from the bootstrap file: the data directory is as the file
+    /// recorded it.
+    fn never_started(&self, previous_file: &PreviousFile) -> bool {
+        match previous_file {
+            PreviousFile::Bootstrap {
+                data_fingerprint: Some(recorded),
+                ..
+            } if self.config.data_dir_named => {
+                datadir::fingerprint(&self.config.data_dir).as_deref() == Some(recorded.as_str())
+            }
+            _ => false,
+        }
     }
 
     /// Only a directory the operator named says anything: an empty default directory (or a
     /// leftover one) tells nothing about where etcd really keeps its data.
     fn local_data(&self) -> LocalData {
-        match local_data(&self.config.data_dir) {
+        match datadir::local_data(&self.config.data_dir) {
             _ if !self.config.data_dir_named => {
                 log::debug!(
                     "--etcd-data-dir/ETCD_DATA_DIR is not set: not judging {} (etcd may keep its data elsewhere)",
@@ -619,6 +610,17 @@ fn discover(world: &World) -> Result<()> {
         }
         _ => predicted_text,
     };
+    // A bootstrap's file keeps the data directory's fingerprint: a later boot that finds it
+    // unchanged knows etcd never ran from the file, so nothing was lost (rule 11).
+    let fingerprint = (plan.mode == Mode::New
+        && config.data_dir_named
+        && observed.local_data == LocalData::Missing)
+        .then(|| datadir::fingerprint(&config.data_dir))
+        .flatten();
+    let text = match fingerprint {
+        Some(fingerprint) => envfile::with_data_fingerprint(&text, &fingerprint),
+        None => text,
+    };
     let written = envfile::write_atomic(&config.environment_file, &text).map_err(|e| match e {
         // The cluster now expects this node; a rerun finds the change and writes the file.
         Error::Io { path, detail, .. } if changed => Error::Io {
@@ -635,46 +637,4 @@ fn discover(world: &World) -> Result<()> {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn local_data_cases() {
-        let base =
-            std::env::temp_dir().join(format!("etcd-discovery-local-data-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&base);
-        // Regression: a named directory that did not exist was "intact", so the node
-        // rejoined as its old member with no data and etcd could not start.
-        assert_eq!(
-            local_data(&base),
-            LocalData::Missing,
-            "no directory: no member data"
-        );
-        std::fs::write(&base, "").unwrap();
-        assert_eq!(
-            local_data(&base),
-            LocalData::Unknown,
-            "not a directory: cannot tell"
-        );
-        std::fs::remove_file(&base).unwrap();
-        std::fs::create_dir_all(&base).unwrap();
-        assert_eq!(
-            local_data(&base),
-            LocalData::Missing,
-            "empty directory: wiped"
-        );
-        std::fs::create_dir_all(base.join("default/member")).unwrap();
-        assert_eq!(
-            local_data(&base),
-            LocalData::Present,
-            "Debian's layout, one level down"
-        );
-        std::fs::remove_dir_all(base.join("default")).unwrap();
-        std::fs::create_dir_all(base.join("member/snap")).unwrap();
-        assert_eq!(local_data(&base), LocalData::Present);
-        std::fs::remove_dir_all(&base).unwrap();
-    }
 }

@@ -344,7 +344,7 @@ impl Lab {
             ],
         );
         let imds = start_imds(&id, &ip, self.profile.clone());
-        fs::create_dir_all(self.node_dir(k)).unwrap();
+        fs::create_dir_all(self.node_dir(k).join("var")).unwrap();
         self.nodes.insert(
             k,
             Node {
@@ -380,7 +380,7 @@ impl Lab {
             let ip = xml_text(&described, "privateIpAddress").expect("an address from the subnet");
             let k: u8 = ip.rsplit('.').next().unwrap().parse().unwrap();
             let imds = start_imds(&id, &ip, self.profile.clone());
-            fs::create_dir_all(self.node_dir(k)).unwrap();
+            fs::create_dir_all(self.node_dir(k).join("var")).unwrap();
             self.nodes.insert(
                 k,
                 Node {
@@ -460,6 +460,12 @@ impl Lab {
         self.dir.join(format!("node-{k}"))
     }
 
+    /// etcd's data directory, in a folder of its own as on an instance (`/var/lib/etcd/...`
+    /// beside `/etc/sysconfig`): the tool fingerprints its parent while it does not exist.
+    pub fn data_dir(&self, k: u8) -> PathBuf {
+        self.node_dir(k).join("var").join("data")
+    }
+
     pub fn env_file(&self, k: u8) -> PathBuf {
         self.node_dir(k).join("etcd-peers")
     }
@@ -487,10 +493,7 @@ impl Lab {
             .envs(self.tool_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .args(&self.tool_args)
             .arg(format!("-environment-file={}", self.env_file(k).display()))
-            .arg(format!(
-                "--etcd-data-dir={}",
-                self.node_dir(k).join("data").display()
-            ))
+            .arg(format!("--etcd-data-dir={}", self.data_dir(k).display()))
             .args(extra);
         command
     }
@@ -534,8 +537,8 @@ impl Lab {
 
     /// Starts an etcd for host k with this environment; the caller keeps the guard.
     pub fn spawn_etcd(&self, k: u8, env: Vec<(String, String)>, flags: &EtcdFlags) -> Guard {
-        fs::create_dir_all(self.node_dir(k)).unwrap();
-        let data = self.node_dir(k).join("data");
+        fs::create_dir_all(self.node_dir(k).join("var")).unwrap();
+        let data = self.data_dir(k);
         let log = fs::File::create(self.node_dir(k).join("etcd.log")).unwrap();
         let mut command = match &flags.bin_dir {
             Some(dir) => Command::new(dir.join("etcd")),

@@ -187,7 +187,7 @@ fn reboot_with_a_wiped_data_directory_rejoins() {
         "a plain reboot first: {log}"
     );
     lab.nodes.get_mut(&3).unwrap().etcd.take();
-    let data = lab.node_dir(3).join("data");
+    let data = lab.data_dir(3);
     fs::remove_dir_all(&data).unwrap();
     fs::create_dir_all(&data).unwrap();
     let log = lab.discover_ok(3, &[]);
@@ -204,11 +204,96 @@ fn reboot_with_a_deleted_data_directory_rejoins() {
     let mut lab = Lab::new(53);
     bootstrap(&mut lab, &[2, 3, 4], &EtcdFlags::default());
     lab.nodes.get_mut(&3).unwrap().etcd.take();
-    fs::remove_dir_all(lab.node_dir(3).join("data")).unwrap();
+    fs::remove_dir_all(lab.data_dir(3)).unwrap();
     let log = lab.discover_ok(3, &[]);
     assert!(log.contains("data directory has no member data"), "{log}");
     lab.start_etcd(3, &EtcdFlags::default());
     lab.wait_healthy(3, NO_TLS);
+    lab.assert_cluster_is_the_nodes(2, NO_TLS);
+}
+
+#[test]
+fn a_bootstrap_member_wiped_while_its_peers_are_down_waits_then_rejoins() {
+    // Simulation K1/K3 (issue 21): until its first reboot the seed's file still says `new`.
+    // Its data is lost while its peers' etcds are down: nobody answers, and it bootstrapped a
+    // second cluster under the first one's name. Now it waits, its file untouched, and
+    // rejoins (rule 5) once its peers are back.
+    let mut lab = Lab::new(57);
+    let nodes = [2, 3, 4];
+    bootstrap(&mut lab, &nodes, &EtcdFlags::default());
+    // The seed's file says `new`, and so may a node that took part in its bootstrap.
+    let wiped = *nodes
+        .iter()
+        .find(|k| lab.env_value(**k, "ETCD_INITIAL_CLUSTER_STATE") == "new")
+        .expect("the seed wrote `new`");
+    let peers: Vec<u8> = nodes.into_iter().filter(|k| *k != wiped).collect();
+    for k in nodes {
+        lab.nodes.get_mut(&k).unwrap().etcd.take();
+    }
+    fs::remove_dir_all(lab.data_dir(wiped)).unwrap();
+    let before = fs::read(lab.env_file(wiped)).unwrap();
+    let out = lab.discover(wiped, &["--wait-timeout=3s"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(75), "{err}");
+    assert!(err.contains("delete the env file"), "{err}");
+    assert_eq!(
+        fs::read(lab.env_file(wiped)).unwrap(),
+        before,
+        "the file is left as it was"
+    );
+    for k in &peers {
+        lab.start_etcd(*k, &EtcdFlags::default());
+    }
+    for k in &peers {
+        lab.wait_healthy(*k, NO_TLS);
+    }
+    let log = lab.discover_ok(wiped, &[]);
+    assert!(log.contains("data directory has no member data"), "{log}");
+    lab.start_etcd(wiped, &EtcdFlags::default());
+    lab.wait_healthy(wiped, NO_TLS);
+    lab.assert_cluster_is_the_nodes(2, NO_TLS);
+}
+
+#[test]
+fn a_seed_rebooted_before_its_etcd_started_resumes_its_bootstrap() {
+    // The other side of the same rule: the seed wrote its `new` file and the instance went
+    // down before etcd started. Its data directory's mark says etcd never ran from the file,
+    // so nothing was lost: the next boot resumes the bootstrap, and the cluster forms.
+    let mut lab = Lab::new(58);
+    let nodes = [2, 3, 4];
+    lab.create_group("etcd", "etcd-masters");
+    for k in nodes {
+        lab.launch("etcd", k);
+    }
+    // Nobody runs etcd: only the seed (launched first) decides, the others wait.
+    for k in nodes {
+        let _ = lab.discover(k, &["--wait-timeout=1s"]);
+    }
+    let seeds: Vec<u8> = nodes
+        .into_iter()
+        .filter(|k| lab.env_file(*k).exists())
+        .collect();
+    let [seed] = seeds[..] else {
+        panic!("exactly one seed wrote a file: {seeds:?}");
+    };
+    let first = fs::read(lab.env_file(seed)).unwrap();
+    let log = lab.discover_ok(seed, &[]);
+    assert!(log.contains("resuming that bootstrap"), "{log}");
+    assert_eq!(
+        fs::read(lab.env_file(seed)).unwrap(),
+        first,
+        "the same bootstrap"
+    );
+    let running = nodes
+        .into_iter()
+        .filter(|k| *k != seed)
+        .map(|k| (k, lab.discover_spawn(k, &[])))
+        .collect();
+    lab.start_etcd(seed, &EtcdFlags::default());
+    lab.finish_and_start(running, &EtcdFlags::default());
+    for k in [2, 3, 4] {
+        lab.wait_healthy(k, NO_TLS);
+    }
     lab.assert_cluster_is_the_nodes(2, NO_TLS);
 }
 

@@ -22,7 +22,7 @@
 
 use std::fmt::Write as _;
 
-use crate::model::{quorum, Identity, Instance, LocalData, Member, Observed};
+use crate::model::{self, quorum, Identity, Instance, LocalData, Member, Observed};
 use crate::plan::{self, Action, AddressKind, Mode, Plan, Scheme, Settings};
 
 /// Which etcd the cluster runs.
@@ -97,6 +97,9 @@ pub struct Node {
     pub data: Option<Data>,
     pub file: Option<EnvFile>,
     pub etcd: bool,
+    /// The file was written for a node without data, and the data directory has not changed
+    /// since (its fingerprint in the file still matches): a wipe ends it.
+    pub data_dir_as_written: bool,
     /// etcd serves its client port only once it has published through a leader (3.4 and 3.5
     /// do not listen for clients before: a bootstrapping member refuses connections).
     pub ready: bool,
@@ -139,6 +142,13 @@ pub struct World {
     pub ec2_late: bool,
     /// Faults injected so far.
     pub faults: u32,
+    /// A member of a bootstrap lost its data before any member published: from then on
+    /// nothing tells it from data lost after the cluster formed, and rule 11 waits for an
+    /// operator rather than risk a second cluster (known K5: liveness is not owed).
+    pub lost_unformed_bootstrap: bool,
+    /// A formed cluster lost the data of a majority of its members: only a snapshot brings it
+    /// back (issue 15), so liveness is not owed after that.
+    pub formed_cluster_lost: bool,
 }
 
 /// One thing that can happen next.
@@ -228,6 +238,7 @@ impl World {
                 data: None,
                 file: None,
                 etcd: false,
+                data_dir_as_written: false,
                 ready: false,
                 run: Run::Observe,
             })
@@ -239,6 +250,8 @@ impl World {
             clusters: Vec::new(),
             ec2_late,
             faults: 0,
+            lost_unformed_bootstrap: false,
+            formed_cluster_lost: false,
         }
     }
 
@@ -356,20 +369,27 @@ impl World {
             }
             silent |= self.peer_reachable(n, *target);
         }
-        // No list from a client port: a peer port may show a bootstrap under way.
-        let bootstrapping = match found {
+        // No list from a client port: the peer ports list the members of an etcd without a
+        // leader (a bootstrap under way, or a cluster without its quorum).
+        let mut peer_list = match found {
             Some(_) => None,
             None => asked.iter().find_map(|target| {
                 let data = self.node(*target).data.as_ref()?;
                 let cluster = self.cluster(data.cluster)?;
-                (self.peer_reachable(n, *target) && cluster.members.iter().all(|m| !m.published))
+                self.peer_reachable(n, *target)
                     .then(|| World::members_of(cluster))
             }),
         };
-        // Silent members and no bootstrap: the tool looks again (75), unless this node has
-        // member data, with which etcd restarts whatever the others say (run.rs).
-        if found.is_none() && bootstrapping.is_none() && silent && me.data.is_none() {
-            return Err(75);
+        // Silent members: a bootstrap's list settles it; otherwise this node restarts from
+        // its member data whatever the others say, or the plan reads the peers' list, or the
+        // tool looks again (75) (run.rs).
+        let bootstrap = peer_list.as_deref().is_some_and(model::bootstrapping);
+        if found.is_none() && !bootstrap && silent {
+            if me.data.is_some() {
+                peer_list = None;
+            } else if peer_list.is_none() {
+                return Err(75);
+            }
         }
         // The gateway's member list is served without a leader (3.5's `linearizable` field
         // defaults to false).
@@ -409,14 +429,24 @@ impl World {
             desired_capacity: self.desired,
             instances,
             members,
-            bootstrapping,
+            peer_list,
             healthy,
             present,
             local_data,
-            was_member: me
-                .file
-                .as_ref()
-                .is_some_and(|f| f.name == me.id() && !f.new),
+            previous_file: match &me.file {
+                Some(f) if f.name == me.id() && f.new => model::PreviousFile::Bootstrap {
+                    initial_cluster: f
+                        .initial
+                        .iter()
+                        .map(|(name, url)| format!("{name}={url}"))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    data_fingerprint: None,
+                },
+                Some(f) if f.name == me.id() => model::PreviousFile::Member,
+                _ => model::PreviousFile::NotAMember,
+            },
+            never_started: me.data_dir_as_written && me.data.is_none(),
         };
         Ok((observed, found))
     }
@@ -480,6 +510,7 @@ impl World {
                     data: None,
                     file: None,
                     etcd: false,
+                    data_dir_as_written: false,
                     ready: false,
                     run: Run::Observe,
                 });
@@ -496,10 +527,17 @@ impl World {
                 }
             }
             Event::WipeData(n) => {
+                let unformed = self
+                    .clusters
+                    .iter()
+                    .all(|c| c.members.iter().all(|m| !m.published));
+                let bootstrap_member = self.node(n).file.as_ref().is_some_and(|f| f.new);
+                self.lost_unformed_bootstrap |= unformed && bootstrap_member;
                 let x = self.node_mut(n);
                 x.etcd = false;
                 x.ready = false;
                 x.data = None;
+                x.data_dir_as_written = false;
                 x.partitioned = false;
                 x.run = Run::Observe;
             }
@@ -509,6 +547,7 @@ impl World {
                 x.etcd = false;
                 x.ready = false;
                 x.data = None;
+                x.data_dir_as_written = false;
                 x.run = Run::Idle;
             }
             Event::Partition(n) => {
@@ -516,6 +555,12 @@ impl World {
                 x.partitioned = !x.partitioned;
             }
         }
+        // A formed cluster that lost the data of a majority stays lost, even once its record
+        // is dropped below.
+        self.formed_cluster_lost |= self
+            .clusters
+            .iter()
+            .any(|c| c.members.iter().any(|m| m.published) && self.unrecoverable(c));
         // A cluster whose data no living instance holds is gone.
         let nodes = &self.nodes;
         self.clusters.retain(|c| {
@@ -716,7 +761,9 @@ impl World {
             Mode::New => get("ETCD_INITIAL_CLUSTER_TOKEN"),
             _ => String::new(),
         };
-        self.node_mut(n).file = Some(EnvFile {
+        let x = self.node_mut(n);
+        x.data_dir_as_written |= x.data.is_none();
+        x.file = Some(EnvFile {
             name: get("ETCD_NAME"),
             new: get("ETCD_INITIAL_CLUSTER_STATE") == "new",
             initial,
@@ -874,28 +921,36 @@ impl World {
     /// the instances of a majority of its initial members): no tool can bring it back
     /// (restoring a snapshot is issue 15's); liveness is not owed after that.
     pub fn disaster(&self) -> bool {
-        self.clusters.iter().any(|c| {
-            // A member that never started has no data to lose: it can still start.
-            let recoverable =
-                c.members
+        self.formed_cluster_lost
+            || self
+                .clusters
+                .iter()
+                .any(|c| self.unrecoverable(c) && self.live_cluster() == Some(c.id))
+    }
+
+    /// Fewer of the cluster's members than its quorum can still run: those with their data,
+    /// and those that never started (they have no data to lose).
+    fn unrecoverable(&self, c: &Cluster) -> bool {
+        let recoverable = c
+            .members
+            .iter()
+            .filter(|m| {
+                let instance_alive = self
+                    .nodes
                     .iter()
-                    .filter(|m| {
-                        let instance_alive = self.nodes.iter().any(|x| {
-                            !x.terminated && m.peer_url == format!("http://{}:2380", x.ip())
-                        });
-                        (!m.published && instance_alive)
-                            || self.nodes.iter().any(|x| {
-                                !x.terminated
-                                    && x.data.as_ref()
-                                        == Some(&Data {
-                                            cluster: c.id,
-                                            member: m.id,
-                                        })
-                            })
+                    .any(|x| !x.terminated && m.peer_url == format!("http://{}:2380", x.ip()));
+                (!m.published && instance_alive)
+                    || self.nodes.iter().any(|x| {
+                        !x.terminated
+                            && x.data.as_ref()
+                                == Some(&Data {
+                                    cluster: c.id,
+                                    member: m.id,
+                                })
                     })
-                    .count();
-            recoverable < quorum(c.members.len()) && self.live_cluster() == Some(c.id)
-        })
+            })
+            .count();
+        recoverable < quorum(c.members.len())
     }
 
     /// The cluster the group's data belongs to, when there is exactly one.
@@ -936,6 +991,17 @@ impl World {
                             && m.published
                     })
             })
+    }
+
+    /// What node `n`'s discovery would decide now, in words: for reading a reported run.
+    pub fn decision(&self, n: u8) -> String {
+        match self.observe(n) {
+            Err(code) => format!("the look fails ({code})"),
+            Ok((observed, _)) => match plan::plan(&observed, &settings()) {
+                Ok(plan) => format!("{:?}: {}", plan.mode, plan.summary),
+                Err(e) => format!("error ({}): {e}", e.exit_code()),
+            },
+        }
     }
 
     /// What a person would read: each node and the cluster.
