@@ -234,14 +234,15 @@ pub fn plan(observed: &Observed, settings: &Settings) -> Result<Plan> {
     }
     if let Err(lost) = check_quorum(observed, members) {
         // Rule 13 again: the cluster without a quorum may be waiting for this node's member,
-        // added by an earlier run whose etcd never started. Starting it changes nothing and
-        // may be what restores the quorum.
+        // added by an earlier run whose etcd never started, or started without ever seeing
+        // a leader (it restarts from that data). Starting it changes nothing and may be what
+        // restores the quorum.
         let mine = settings.peer_url(&me)?;
         return match members
             .iter()
             .find(|m| !m.is_started() && m.peer_urls == std::slice::from_ref(&mine))
         {
-            Some(member) if observed.local_data != LocalData::Present => Ok(Plan::new(
+            Some(member) => Ok(Plan::new(
                 Mode::Existing,
                 vec![],
                 format!(
@@ -1294,6 +1295,25 @@ mod tests {
                 "quorum lost, this node's added member never started: starts it",
                 Observed {
                     local_data: LocalData::Missing,
+                    ..observed(
+                        4,
+                        &[1, 2, 3, 4],
+                        Some({
+                            let mut members = three_members();
+                            members.push(member(14, "", "10.0.2.4"));
+                            members
+                        }),
+                    )
+                    .with_healthy(&[])
+                },
+                |p| matches!(p, Ok(p) if p.mode == Mode::Existing && p.actions.is_empty()),
+            ),
+            (
+                // Seed 1, schedule 8833 of 100,000: the same, but its etcd ran without ever
+                // seeing a leader, so it has data; it was held back as "quorum lost".
+                "quorum lost, this node's added member ran but never published: restarts",
+                Observed {
+                    local_data: LocalData::Present,
                     ..observed(
                         4,
                         &[1, 2, 3, 4],

@@ -206,7 +206,9 @@ fn kind(violation: &Violation) -> &'static str {
 /// Shrinks a failing schedule: drops chunks, then single events, while it still fails the
 /// same way.
 fn shrink(start: &World, schedule: Vec<Event>) -> Vec<Event> {
-    let target = replay(start, &schedule).map(|(v, _)| kind(&v));
+    // The same kind, and known or not as the original: a shrink must not wander into a
+    // known weakness and hide the new one.
+    let target = replay(start, &schedule).map(|(v, _)| (kind(&v), known(&v)));
     let mut best = schedule;
     let mut chunk = best.len() / 2;
     while chunk >= 1 {
@@ -215,7 +217,9 @@ fn shrink(start: &World, schedule: Vec<Event>) -> Vec<Event> {
             let mut candidate = best.clone();
             candidate.drain(i..(i + chunk).min(candidate.len()));
             match replay(start, &candidate) {
-                Some((v, taken)) if taken.len() < best.len() && Some(kind(&v)) == target => {
+                Some((v, taken))
+                    if taken.len() < best.len() && Some((kind(&v), known(&v))) == target =>
+                {
                     best = taken
                 }
                 _ => i += chunk,
@@ -464,9 +468,14 @@ fn main() {
         violations += 1;
         if reported < 3 {
             // Shrunk only when shown: shrinking replays the schedule many times.
+            let as_found = format!(
+                "{} events; as found: {}",
+                found.schedule.len(),
+                found.violation.what.lines().next().unwrap_or_default()
+            );
             let schedule = shrink(&found.start, found.schedule.clone());
             let violation = replay(&found.start, &schedule).map_or(found.violation, |(v, _)| v);
-            println!("seed {seed}, schedule {i}:");
+            println!("seed {seed}, schedule {i} ({as_found}):");
             Found {
                 start: found.start,
                 schedule,

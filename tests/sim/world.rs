@@ -97,6 +97,8 @@ pub struct Node {
     pub data: Option<Data>,
     pub file: Option<EnvFile>,
     pub etcd: bool,
+    /// Its etcd has run at some time (a fact of the past, not of the data directory).
+    pub ran: bool,
     /// The file was written for a node without data, and the data directory has not changed
     /// since (its fingerprint in the file still matches): a wipe ends it.
     pub data_dir_as_written: bool,
@@ -242,6 +244,7 @@ impl World {
                 data: None,
                 file: None,
                 etcd: false,
+                ran: false,
                 data_dir_as_written: false,
                 ready: false,
                 run: Run::Observe,
@@ -535,6 +538,7 @@ impl World {
                     data: None,
                     file: None,
                     etcd: false,
+                    ran: false,
                     data_dir_as_written: false,
                     ready: false,
                     run: Run::Observe,
@@ -567,14 +571,15 @@ impl World {
                 x.run = Run::Observe;
             }
             Event::Terminate(n) => {
-                // The seed (launched first: the lowest number alive) after its etcd ran.
+                // The seed (launched first: the lowest number alive) after its etcd ran, even if its
+                // data was lost since.
                 let seed = self
                     .nodes
                     .iter()
                     .filter(|x| !x.terminated)
                     .map(|x| x.n)
                     .min();
-                self.seed_with_data_terminated |= seed == Some(n) && self.node(n).data.is_some();
+                self.seed_with_data_terminated |= seed == Some(n) && self.node(n).ran;
                 let x = self.node_mut(n);
                 x.terminated = true;
                 x.etcd = false;
@@ -823,6 +828,7 @@ impl World {
                 ));
             }
             self.node_mut(n).etcd = true;
+            self.node_mut(n).ran = true;
             self.node_mut(n).run = Run::Idle;
             return Ok(());
         }
@@ -875,6 +881,8 @@ impl World {
                 member,
             });
             x.etcd = true;
+            x.ran = true;
+            x.ran = true;
             x.run = Run::Idle;
             return Ok(());
         }
@@ -930,6 +938,7 @@ impl World {
             member,
         });
         x.etcd = true;
+        x.ran = true;
         x.run = Run::Idle;
         Ok(())
     }
