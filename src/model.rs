@@ -41,12 +41,17 @@ pub struct Group {
 /// `Standby` (and `EnteringStandby`) count: standby takes an instance out of the load
 /// balancer, not out of service, and its etcd keeps running; removing it from the cluster
 /// would cost a member every time an operator patches a node. `Warmed:*` instances of a warm
-/// pool are stopped or hibernated and do not count.
+/// pool are stopped or hibernated and do not count. `ReplacingRootVolume`,
+/// `ReplacingRootVolume:Wait` and `RootVolumeReplaced` count: a root volume replacement keeps
+/// the instance, its address and its data volume, and its etcd comes back as the same member;
+/// removing it while it is down for the swap would cost the cluster a member for nothing.
 pub fn counts_in_cluster(lifecycle_state: &str) -> bool {
     lifecycle_state.starts_with("Pending")
         || lifecycle_state == "InService"
         || lifecycle_state == "Standby"
         || lifecycle_state == "EnteringStandby"
+        || lifecycle_state.starts_with("ReplacingRootVolume")
+        || lifecycle_state == "RootVolumeReplaced"
 }
 
 /// A member of the etcd cluster.
@@ -193,6 +198,9 @@ mod tests {
             "InService",
             "Standby",
             "EnteringStandby",
+            "ReplacingRootVolume",
+            "ReplacingRootVolume:Wait",
+            "RootVolumeReplaced",
         ] {
             assert!(counts_in_cluster(s), "{s}");
         }
