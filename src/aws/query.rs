@@ -195,6 +195,7 @@ impl QueryClient<'_> {
                         action: action.to_string(),
                         code,
                         message,
+                        status: response.status,
                     });
                 }
                 if !response.is_success() {
