@@ -165,7 +165,10 @@ impl<'a> Imds<'a> {
             .ok_or_else(|| Error::Imds("no instance identity document (HTTP 404)".into()))?;
         let (instance_id, private_ip, region, availability_zone) =
             parse_identity_document(&document)?;
-        let private_dns = hostname?.map(|h| h.trim().to_string()).unwrap_or_default();
+        let private_dns = hostname?
+            .as_deref()
+            .map(first_hostname)
+            .unwrap_or_default();
         Ok(Identity {
             instance_id,
             private_ip,
@@ -181,6 +184,12 @@ impl<'a> Imds<'a> {
         let name = self.get("meta-data/tags/instance/aws:autoscaling:groupName", sleep)?;
         Ok(name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty()))
     }
+}
+
+/// The first name of `local-hostname`: with a DHCP option set naming several domains, IMDS
+/// answers them all, space-separated (`ip-10-0-1-5.a.example ip-10-0-1-5.b.example`).
+pub fn first_hostname(text: &str) -> String {
+    text.split_whitespace().next().unwrap_or_default().to_string()
 }
 
 /// Joins a scoped thread, passing its panic on (the release build aborts on panic anyway).
@@ -207,6 +216,21 @@ mod tests {
                 "eu-west-1a"
             )
         );
+    }
+
+    #[test]
+    fn local_hostname_with_several_domains() {
+        let cases = [
+            ("ip-10-0-1-5.ec2.internal\n", "ip-10-0-1-5.ec2.internal"),
+            (
+                "ip-10-0-1-5.corp.example.com ip-10-0-1-5.lab.example.com",
+                "ip-10-0-1-5.corp.example.com",
+            ),
+            ("", ""),
+        ];
+        for (text, name) in cases {
+            assert_eq!(first_hostname(text), name, "failed testcase: {text:?}");
+        }
     }
 
     #[test]

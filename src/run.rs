@@ -241,7 +241,15 @@ impl World<'_> {
     fn observe(&self) -> Result<(Observed, Option<Etcd>)> {
         let groups = self.selection.describe(&self.autoscaling)?;
         let ids = counted_ids(&groups);
-        let mut instances: Vec<Instance> = ec2::describe_instances(&self.ec2, &ids)?
+        // This instance is asked about in the same call: peers are named from EC2, so this
+        // node is too (see `ec2::name_me_as_ec2_does`).
+        let mut asking = ids.clone();
+        if !asking.contains(&self.me.instance_id) {
+            asking.push(self.me.instance_id.clone());
+        }
+        let described = ec2::describe_instances(&self.ec2, &asking)?;
+        let me = ec2::name_me_as_ec2_does(&self.me, &described);
+        let mut instances: Vec<Instance> = described
             .into_iter()
             .filter(|i| ids.contains(&i.id))
             .collect();
@@ -326,7 +334,7 @@ impl World<'_> {
             }
         }
         let observed = Observed {
-            me: self.me.clone(),
+            me,
             desired_capacity,
             instances,
             members,
@@ -500,13 +508,14 @@ fn member_command(world: &World, command: Command) -> Result<()> {
                     world.me.instance_id
                 ))
             })?;
-        autoscaling::complete_lifecycle_action(
+        if autoscaling::complete_lifecycle_action(
             &world.autoscaling,
             hook,
             &group,
             &world.me.instance_id,
-        )?;
-        log::info!("completed lifecycle hook {hook} of {group}");
+        )? {
+            log::info!("completed lifecycle hook {hook} of {group}");
+        }
     }
     result
 }

@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use super::query::{paginate, parse_xml, QueryClient};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::Group;
 
 pub const VERSION: &str = "2011-01-01";
@@ -119,13 +119,22 @@ pub fn groups_of_instance(client: &QueryClient, instance_id: &str) -> Result<Vec
     })
 }
 
-/// Lets AutoScaling go on terminating (or launching) `instance_id` now.
+/// Whether AutoScaling refused a CompleteLifecycleAction because no action is waiting: the
+/// hook timed out or was completed already (a rerun after a crash, an operator, the heartbeat
+/// ran out), so the instance is going on anyway and there is nothing to complete.
+pub fn no_active_lifecycle_action(e: &Error) -> bool {
+    matches!(e, Error::Aws { code, message, .. }
+        if code == "ValidationError" && message.contains("No active Lifecycle Action found"))
+}
+
+/// Lets AutoScaling go on terminating (or launching) `instance_id` now. `Ok(false)` when no
+/// lifecycle action was waiting (see `no_active_lifecycle_action`): warned, not an error.
 pub fn complete_lifecycle_action(
     client: &QueryClient,
     hook: &str,
     group: &str,
     instance_id: &str,
-) -> Result<()> {
+) -> Result<bool> {
     let params = [
         ("LifecycleHookName", hook),
         ("AutoScalingGroupName", group),
@@ -136,7 +145,17 @@ pub fn complete_lifecycle_action(
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    client.call("CompleteLifecycleAction", &params).map(|_| ())
+    match client.call("CompleteLifecycleAction", &params) {
+        Ok(_) => Ok(true),
+        Err(e) if no_active_lifecycle_action(&e) => {
+            log::warn!(
+                "lifecycle hook {hook} of {group}: no lifecycle action is waiting for {instance_id} \
+                 (it timed out or was completed already): nothing to complete"
+            );
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Which groups to describe.
