@@ -165,10 +165,7 @@ impl<'a> Imds<'a> {
             .ok_or_else(|| Error::Imds("no instance identity document (HTTP 404)".into()))?;
         let (instance_id, private_ip, region, availability_zone) =
             parse_identity_document(&document)?;
-        let private_dns = hostname?
-            .as_deref()
-            .map(first_hostname)
-            .unwrap_or_default();
+        let private_dns = hostname?.as_deref().map(first_hostname).unwrap_or_default();
         Ok(Identity {
             instance_id,
             private_ip,
@@ -189,7 +186,10 @@ impl<'a> Imds<'a> {
 /// The first name of `local-hostname`: with a DHCP option set naming several domains, IMDS
 /// answers them all, space-separated (`ip-10-0-1-5.a.example ip-10-0-1-5.b.example`).
 pub fn first_hostname(text: &str) -> String {
-    text.split_whitespace().next().unwrap_or_default().to_string()
+    text.split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Joins a scoped thread, passing its panic on (the release build aborts on panic anyway).

@@ -265,7 +265,18 @@ impl World<'_> {
             }
         }
         instances.sort_by(|a, b| a.id.cmp(&b.id));
-        let desired_capacity = groups.iter().map(|g| g.desired_capacity).sum();
+        // Like with like: a group sized in vCPUs, MiB or weights expects a number of
+        // instances only its weights tell.
+        let desired_capacity = groups
+            .iter()
+            .map(|g| {
+                let (expected, why) = g.expected_instances();
+                if let Some(why) = why {
+                    log::info!("group {}: {why}: {expected} instance(s) expected", g.name);
+                }
+                expected
+            })
+            .sum();
         let names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
         log::info!(
             "group(s) {}: {} counted instances, {desired_capacity} desired",
