@@ -225,6 +225,20 @@ fn local_data(dir: &Path) -> LocalData {
     }
 }
 
+/// An instance in an IPv6-only subnet has no private IPv4 address, and EC2 gives its peers
+/// none either: they can only be reached by name (their resource names resolve to IPv6).
+fn refuse_ipv6_only_by_address(me: &Identity, kind: crate::plan::AddressKind) -> Result<()> {
+    if kind == crate::plan::AddressKind::Ip && me.private_ip.contains(':') {
+        return Err(Error::Usage(format!(
+            "this instance has no private IPv4 address (an IPv6-only subnet; it listens on {}): \
+             EC2 gives its peers no address but their names, so address peers by name with \
+             --private-hostnames (and without -private-addresses)",
+            me.private_ip
+        )));
+    }
+    Ok(())
+}
+
 /// The edges one run talks to, set up once.
 struct World<'a> {
     config: &'a Config,
@@ -406,6 +420,7 @@ pub fn run(config: &Config) -> Result<()> {
         (imds.identity(&sleep), join(group_tag), join(credentials))
     });
     let me = me?;
+    refuse_ipv6_only_by_address(&me, config.address_kind)?;
     log::info!(
         "this is {} ({}, {}) in {}",
         me.instance_id,
