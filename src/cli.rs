@@ -791,6 +791,30 @@ mod tests {
     }
 
     #[test]
+    fn imds_endpoint_mode() {
+        let endpoint = |env: &[(&str, &str)]| run(&[], env).map(|c| c.aws.imds_endpoint);
+        let mode = "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE";
+        assert_eq!(
+            endpoint(&[(mode, "IPv6")]).unwrap(),
+            "http://[fd00:ec2::254]"
+        );
+        assert_eq!(
+            endpoint(&[(mode, "IPv4")]).unwrap(),
+            "http://169.254.169.254"
+        );
+        // An endpoint named outright wins, as in the SDKs.
+        assert_eq!(
+            endpoint(&[
+                (mode, "IPv6"),
+                ("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:1")
+            ])
+            .unwrap(),
+            "http://127.0.0.1:1"
+        );
+        assert!(matches!(endpoint(&[(mode, "ipv5")]), Err(Error::Usage(_))));
+    }
+
+    #[test]
     fn aws_environment() {
         let c = run(
             &[],
