@@ -213,11 +213,15 @@ impl<'a> Imds<'a> {
 }
 
 /// The first name of `local-hostname`: with a DHCP option set naming several domains, IMDS
-/// answers them all, space-separated (`ip-10-0-1-5.a.example ip-10-0-1-5.b.example`).
+/// answers them all, space-separated (`ip-10-0-1-5.a.example ip-10-0-1-5.b.example`). Only
+/// spaces separate: any other control character stays, so that a hostile name is refused
+/// where it would reach the file, not quietly cut.
 pub fn first_hostname(text: &str) -> String {
-    text.split_whitespace()
+    text.trim()
+        .split(' ')
         .next()
         .unwrap_or_default()
+        .trim()
         .to_string()
 }
 
@@ -283,6 +287,7 @@ mod tests {
                 "ip-10-0-1-5.corp.example.com",
             ),
             ("", ""),
+            ("a\nETCD_X=1 b", "a\nETCD_X=1"),
         ];
         for (text, name) in cases {
             assert_eq!(first_hostname(text), name, "failed testcase: {text:?}");

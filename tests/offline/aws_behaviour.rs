@@ -13,7 +13,7 @@ use super::world::{self, instance_id, EtcdApi, Imds, World};
 use super::{assert_failure, assert_success, env_value, group, stderr};
 
 /// An AWS in front of the world's model: `edit` sees each request and the model's answer.
-fn aws_with(
+pub fn aws_with(
     w: &World,
     edit: impl Fn(&Request, (u16, String)) -> (u16, String) + Send + Sync + 'static,
 ) -> FakeServer {
