@@ -171,7 +171,8 @@ pub fn groups_of_instance(client: &QueryClient, instance_id: &str) -> Result<Vec
 /// ran out), so the instance is going on anyway and there is nothing to complete.
 pub fn no_active_lifecycle_action(e: &Error) -> bool {
     matches!(e, Error::Aws { code, message, .. }
-        if code == "ValidationError" && message.contains("No active Lifecycle Action found"))
+        if code == "ValidationError"
+            && message.to_ascii_lowercase().contains("no active lifecycle action found"))
 }
 
 /// Lets AutoScaling go on terminating (or launching) `instance_id` now. `Ok(false)` when no
@@ -303,6 +304,34 @@ mod tests {
         assert_eq!(plain[0].capacity_type, "");
         assert!(plain[0].weights.is_empty() && !plain[0].weighted_types);
         assert_eq!(plain[0].expected_instances(), (2, None));
+    }
+
+    #[test]
+    fn server_errors_from_fixtures_are_worth_a_retry() {
+        // (file, HTTP status AWS sends it with, exit code)
+        let cases = [
+            ("aws/error-resource-contention.xml", 500, 75),
+            ("aws/error-ec2-throttled.xml", 503, 75),
+            ("aws/error-no-active-lifecycle-action.xml", 400, 1),
+        ];
+        for (file, status, exit) in cases {
+            let (code, message) = crate::aws::query::parse_error(
+                &std::fs::read_to_string(format!("fixtures/{file}")).unwrap(),
+            )
+            .unwrap_or_else(|| panic!("failed testcase {file}"));
+            let e = Error::Aws {
+                action: "CompleteLifecycleAction".into(),
+                code,
+                message,
+                status,
+            };
+            assert_eq!(e.exit_code(), exit, "failed testcase {file}: {e}");
+            assert_eq!(
+                no_active_lifecycle_action(&e),
+                file.contains("lifecycle"),
+                "failed testcase {file}"
+            );
+        }
     }
 
     #[test]
