@@ -99,7 +99,7 @@ pub fn help() -> String {
          AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_CONTAINER_CREDENTIALS_RELATIVE_URI,\n\
          AWS_CONTAINER_CREDENTIALS_FULL_URI, AWS_CONTAINER_AUTHORIZATION_TOKEN, AWS_ENDPOINT_URL,\n\
          AWS_ENDPOINT_URL_AUTO_SCALING, AWS_ENDPOINT_URL_EC2, AWS_EC2_METADATA_SERVICE_ENDPOINT,\n\
-         RUST_LOG.\n\n\
+         AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE (IPv4, IPv6), RUST_LOG.\n\n\
          Exit codes: 0 done, 1 failed, 2 bad usage, 75 temporary failure (retry).\n",
     );
     out
@@ -473,9 +473,19 @@ pub fn parse(args: Vec<String>, env: &dyn Fn(&str) -> Option<String>) -> Result<
         region,
         autoscaling_endpoint: endpoint("AWS_ENDPOINT_URL_AUTO_SCALING"),
         ec2_endpoint: endpoint("AWS_ENDPOINT_URL_EC2"),
-        imds_endpoint: env("AWS_EC2_METADATA_SERVICE_ENDPOINT")
-            .filter(|v| !v.is_empty())
-            .unwrap_or_else(|| "http://169.254.169.254".to_string()),
+        imds_endpoint: match env("AWS_EC2_METADATA_SERVICE_ENDPOINT").filter(|v| !v.is_empty()) {
+            Some(url) => url,
+            None => {
+                let mode = env("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE").unwrap_or_default();
+                crate::imds::endpoint_for_mode(&mode)
+                    .ok_or_else(|| {
+                        Error::Usage(format!(
+                            "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE={mode:?}: IPv4 or IPv6"
+                        ))
+                    })?
+                    .to_string()
+            }
+        },
         keys,
         container_credentials: container_url.map(|url| {
             (
@@ -778,6 +788,30 @@ mod tests {
         assert_eq!(c.client_scheme, Scheme::Https);
         let c = run(&["-scaling-group-name=a"], &[("PROXY_ASG", "b")]).unwrap();
         assert_eq!(c.group, GroupSelector::Named("a".into()));
+    }
+
+    #[test]
+    fn imds_endpoint_mode() {
+        let endpoint = |env: &[(&str, &str)]| run(&[], env).map(|c| c.aws.imds_endpoint);
+        let mode = "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE";
+        assert_eq!(
+            endpoint(&[(mode, "IPv6")]).unwrap(),
+            "http://[fd00:ec2::254]"
+        );
+        assert_eq!(
+            endpoint(&[(mode, "IPv4")]).unwrap(),
+            "http://169.254.169.254"
+        );
+        // An endpoint named outright wins, as in the SDKs.
+        assert_eq!(
+            endpoint(&[
+                (mode, "IPv6"),
+                ("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:1")
+            ])
+            .unwrap(),
+            "http://127.0.0.1:1"
+        );
+        assert!(matches!(endpoint(&[(mode, "ipv5")]), Err(Error::Usage(_))));
     }
 
     #[test]

@@ -26,10 +26,12 @@ pub enum Error {
         body: String,
     },
     /// AWS answered with an error document (`<ErrorResponse>` or EC2's `<Response><Errors>`).
+    /// `status`: the HTTP status it came with (0 when unknown).
     Aws {
         action: String,
         code: String,
         message: String,
+        status: u16,
     },
     /// A body did not have the shape we expect (XML, JSON), or was larger than we read.
     Parse { what: String, detail: String },
@@ -60,19 +62,38 @@ pub enum Error {
     },
 }
 
-/// AWS error codes worth another try: the request may succeed as it is, later.
+/// AWS error codes worth another try: the request may succeed as it is, later. The SDKs'
+/// standard retry mode (botocore `retries/standard.py`: its transient and throttling codes)
+/// plus the server-side codes EC2 and AutoScaling document. `LimitExceededException` is left
+/// out: for AutoScaling it means a quota, which waiting does not lift.
 pub fn is_transient_aws_code(code: &str) -> bool {
     matches!(
         code,
         "Throttling"
             | "ThrottlingException"
+            | "ThrottledException"
+            | "RequestThrottledException"
+            | "TooManyRequestsException"
             | "RequestLimitExceeded"
             | "RequestThrottled"
+            | "BandwidthLimitExceeded"
+            | "SlowDown"
+            | "EC2ThrottledException"
+            | "RequestTimeout"
+            | "RequestTimeoutException"
+            | "PriorRequestNotComplete"
             | "ServiceUnavailable"
             | "InternalError"
             | "InternalFailure"
             | "Unavailable"
     )
+}
+
+/// HTTP statuses the SDKs retry whatever the error code says (botocore's standard mode:
+/// 500, 502, 503, 504): AutoScaling's `ResourceContention` comes as a 500, EC2's
+/// `EC2ThrottledException` as a 503.
+pub fn is_transient_status(status: u16) -> bool {
+    matches!(status, 500 | 502 | 503 | 504)
 }
 
 /// AWS refusing a request because this machine's clock is off: AWS accepts signatures within
@@ -112,8 +133,15 @@ impl Error {
         match self {
             Error::Transport { transient, .. } | Error::Etcd { transient, .. } => *transient,
             Error::Status { status, .. } => *status >= 500 || *status == 429,
-            Error::Aws { code, message, .. } => {
-                is_transient_aws_code(code) || is_clock_skew(code, message)
+            Error::Aws {
+                code,
+                message,
+                status,
+                ..
+            } => {
+                is_transient_status(*status)
+                    || is_transient_aws_code(code)
+                    || is_clock_skew(code, message)
             }
             Error::NotReady(_)
             | Error::QuorumLost { .. }
@@ -148,6 +176,7 @@ fn aws_hint(code: &str, message: &str, action: &str) -> String {
             "; the session token has expired: refresh credentials (a new AWS_SESSION_TOKEN with its keys) or use the instance profile".into()
         }
         c if is_transient_aws_code(c) => "; AWS is throttling or unavailable, retry later".into(),
+        "ResourceContention" => "; AutoScaling is busy with another change to the group, retry later".into(),
         _ => String::new(),
     }
 }
@@ -166,7 +195,7 @@ impl fmt::Display for Error {
                 }
                 Ok(())
             }
-            Error::Aws { action, code, message } => {
+            Error::Aws { action, code, message, .. } => {
                 write!(f, "AWS {action} failed: {code}: {message}{}", aws_hint(code, message, action))
             }
             Error::Parse { what, detail } => write!(f, "{what}: unreadable answer: {detail}"),
@@ -230,6 +259,7 @@ mod tests {
                     action: "A".into(),
                     code: "Throttling".into(),
                     message: "m".into(),
+                    status: 400,
                 },
                 75,
             ),
@@ -238,6 +268,7 @@ mod tests {
                     action: "A".into(),
                     code: "AccessDenied".into(),
                     message: "m".into(),
+                    status: 403,
                 },
                 1,
             ),
@@ -281,6 +312,7 @@ mod tests {
             action: "DescribeAutoScalingGroups".into(),
             code: code.into(),
             message: message.into(),
+            status: 403,
         };
         let skewed = [
             aws("SignatureDoesNotMatch", "Signature expired: 20261128T010000Z is now earlier than 20261128T011000Z (20261128T011500Z - 5 min.)"),
@@ -311,11 +343,37 @@ mod tests {
     }
 
     #[test]
+    fn server_errors_are_transient_whatever_their_code() {
+        // Regression: AutoScaling's ResourceContention (a 500) and EC2's
+        // EC2ThrottledException (a 503) ended in exit 1, which the unit never retries.
+        let aws = |code: &str, status: u16| Error::Aws {
+            action: "DescribeAutoScalingGroups".into(),
+            code: code.into(),
+            message: "m".into(),
+            status,
+        };
+        let cases = [
+            (aws("ResourceContention", 500), 75),
+            (aws("SomethingNew", 502), 75),
+            (aws("EC2ThrottledException", 503), 75),
+            (aws("SomethingNew", 504), 75),
+            (aws("RequestTimeout", 400), 75),
+            (aws("PriorRequestNotComplete", 400), 75),
+            (aws("ValidationError", 400), 1),
+            (aws("SomethingNew", 501), 1),
+        ];
+        for (e, code) in cases {
+            assert_eq!(e.exit_code(), code, "failed testcase: {e}");
+        }
+    }
+
+    #[test]
     fn access_denied_names_the_permission() {
         let e = Error::Aws {
             action: "DescribeAutoScalingGroups".into(),
             code: "AccessDenied".into(),
             message: "User is not authorized".into(),
+            status: 403,
         };
         assert!(
             e.to_string()

@@ -40,8 +40,9 @@ struct IdentityDocument {
     availability_zone: Option<String>,
 }
 
-/// Parses the identity document; every field we use must be there.
-pub fn parse_identity_document(body: &str) -> Result<(String, String, String, String)> {
+/// Parses the identity document; every field we use must be there, except `privateIp`:
+/// an instance in an IPv6-only subnet has no private IPv4 address (`None` then).
+pub fn parse_identity_document(body: &str) -> Result<(String, Option<String>, String, String)> {
     let doc: IdentityDocument = serde_json::from_str(body).map_err(|e| Error::Parse {
         what: "instance identity document".into(),
         detail: e.to_string(),
@@ -53,10 +54,23 @@ pub fn parse_identity_document(body: &str) -> Result<(String, String, String, St
     };
     Ok((
         field(doc.instance_id, "instanceId")?,
-        field(doc.private_ip, "privateIp")?,
+        doc.private_ip
+            .map(|ip| ip.trim().to_string())
+            .filter(|ip| !ip.is_empty()),
         field(doc.region, "region")?,
         field(doc.availability_zone, "availabilityZone")?,
     ))
+}
+
+/// The metadata service's address for `AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE`, as the SDKs
+/// read it: `IPv4` (the default) or `IPv6` (`[fd00:ec2::254]`, on Nitro instances with the
+/// IPv6 endpoint turned on). `None` for any other mode.
+pub fn endpoint_for_mode(mode: &str) -> Option<&'static str> {
+    match mode.trim() {
+        m if m.is_empty() || m.eq_ignore_ascii_case("ipv4") => Some("http://169.254.169.254"),
+        m if m.eq_ignore_ascii_case("ipv6") => Some("http://[fd00:ec2::254]"),
+        _ => None,
+    }
 }
 
 impl<'a> Imds<'a> {
@@ -163,9 +177,24 @@ impl<'a> Imds<'a> {
         });
         let document = document?
             .ok_or_else(|| Error::Imds("no instance identity document (HTTP 404)".into()))?;
-        let (instance_id, private_ip, region, availability_zone) =
+        let (instance_id, private_ipv4, region, availability_zone) =
             parse_identity_document(&document)?;
-        let private_dns = hostname?.map(|h| h.trim().to_string()).unwrap_or_default();
+        // An IPv6-only instance has no private IPv4 address: it listens on its IPv6 one.
+        let private_ip = match private_ipv4 {
+            Some(ip) => ip,
+            None => self
+                .get("meta-data/ipv6", sleep)?
+                .as_deref()
+                .map(first_hostname)
+                .filter(|ip| !ip.is_empty())
+                .ok_or_else(|| {
+                    Error::Imds(
+                        "the identity document has no privateIp and meta-data/ipv6 no address"
+                            .into(),
+                    )
+                })?,
+        };
+        let private_dns = hostname?.as_deref().map(first_hostname).unwrap_or_default();
         Ok(Identity {
             instance_id,
             private_ip,
@@ -183,6 +212,19 @@ impl<'a> Imds<'a> {
     }
 }
 
+/// The first name of `local-hostname`: with a DHCP option set naming several domains, IMDS
+/// answers them all, space-separated (`ip-10-0-1-5.a.example ip-10-0-1-5.b.example`). Only
+/// spaces separate: any other control character stays, so that a hostile name is refused
+/// where it would reach the file, not quietly cut.
+pub fn first_hostname(text: &str) -> String {
+    text.trim()
+        .split(' ')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
 /// Joins a scoped thread, passing its panic on (the release build aborts on panic anyway).
 pub fn join<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
     handle
@@ -198,6 +240,7 @@ mod tests {
     fn identity_document_fixture() {
         let body = std::fs::read_to_string("fixtures/imds/identity-document.json").unwrap();
         let (id, ip, region, az) = parse_identity_document(&body).unwrap();
+        let ip = ip.unwrap_or_default();
         assert_eq!(
             (id.as_str(), ip.as_str(), region.as_str(), az.as_str()),
             (
@@ -210,12 +253,50 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_only_identity_document_has_no_private_ip() {
+        for body in [
+            r#"{"instanceId":"i-1","region":"r","availabilityZone":"a"}"#,
+            r#"{"instanceId":"i-1","privateIp":null,"region":"r","availabilityZone":"a"}"#,
+            r#"{"instanceId":"i-1","privateIp":"","region":"r","availabilityZone":"a"}"#,
+        ] {
+            let (_, ip, _, _) = parse_identity_document(body).unwrap();
+            assert_eq!(ip, None, "failed testcase {body}");
+        }
+    }
+
+    #[test]
+    fn endpoint_modes() {
+        let cases = [
+            ("", Some("http://169.254.169.254")),
+            ("IPv4", Some("http://169.254.169.254")),
+            ("IPv6", Some("http://[fd00:ec2::254]")),
+            ("ipv6", Some("http://[fd00:ec2::254]")),
+            ("dualstack", None),
+        ];
+        for (mode, url) in cases {
+            assert_eq!(endpoint_for_mode(mode), url, "failed testcase: {mode}");
+        }
+    }
+
+    #[test]
+    fn local_hostname_with_several_domains() {
+        let cases = [
+            ("ip-10-0-1-5.ec2.internal\n", "ip-10-0-1-5.ec2.internal"),
+            (
+                "ip-10-0-1-5.corp.example.com ip-10-0-1-5.lab.example.com",
+                "ip-10-0-1-5.corp.example.com",
+            ),
+            ("", ""),
+            ("a\nETCD_X=1 b", "a\nETCD_X=1"),
+        ];
+        for (text, name) in cases {
+            assert_eq!(first_hostname(text), name, "failed testcase: {text:?}");
+        }
+    }
+
+    #[test]
     fn identity_document_missing_fields_is_an_imds_error() {
         let cases = [
-            (
-                r#"{"instanceId":"i-1","region":"r","availabilityZone":"a"}"#,
-                "privateIp",
-            ),
             (
                 r#"{"privateIp":"10.0.0.1","region":"r","availabilityZone":"a"}"#,
                 "instanceId",

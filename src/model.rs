@@ -29,9 +29,72 @@ pub struct Instance {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group {
     pub name: String,
+    /// In `capacity_type` units: instances, unless weights or a capacity type say otherwise.
     pub desired_capacity: u32,
     /// (instance id, lifecycle state)
     pub instances: Vec<(String, String)>,
+    /// `DesiredCapacityType`: `units` (instances or weights; also when AWS leaves it out),
+    /// `vcpu` or `memory-mib`.
+    pub capacity_type: String,
+    /// (instance id, the capacity units it counts for: its `WeightedCapacity`), for the
+    /// instances AWS gave one.
+    pub weights: Vec<(String, u32)>,
+    /// The mixed instances policy gives its instance types weights other than 1.
+    pub weighted_types: bool,
+}
+
+impl Group {
+    /// How many instances the cluster waits for before it may bootstrap, and, for a group not
+    /// sized in instances, why, in words for the log. Counted instances (see `counts_in_cluster`) are compared with the desired
+    /// capacity like with like: a plain group counts instances; a group whose desired
+    /// capacity is in vCPUs, MiB or weights sums the weights of its counted instances, and
+    /// while that sum is short of the desired capacity, at least one more instance is to
+    /// come (how many is unknown until enough weight is here). A counted instance AWS gave
+    /// no weight is counted as 1.
+    pub fn expected_instances(&self) -> (u32, Option<String>) {
+        let counted: Vec<&str> = self
+            .instances
+            .iter()
+            .filter(|(_, state)| counts_in_cluster(state))
+            .map(|(id, _)| id.as_str())
+            .collect();
+        let units = matches!(self.capacity_type.as_str(), "" | "units");
+        let weighted =
+            !units || self.weighted_types || self.weights.iter().any(|(_, weight)| *weight != 1);
+        if !weighted {
+            return (self.desired_capacity, None);
+        }
+        let weight_of = |id: &str| {
+            self.weights
+                .iter()
+                .find(|(i, _)| i == id)
+                .map_or(1, |(_, weight)| *weight)
+        };
+        let present: u64 = counted.iter().map(|id| u64::from(weight_of(id))).sum();
+        let unit = if units {
+            "units"
+        } else {
+            self.capacity_type.as_str()
+        };
+        let count = counted.len() as u32;
+        if present >= u64::from(self.desired_capacity) {
+            (
+                count,
+                Some(format!(
+                    "capacity in {unit}: its {count} counted instances weigh {present} of {} desired, all are here",
+                    self.desired_capacity
+                )),
+            )
+        } else {
+            (
+                count + 1,
+                Some(format!(
+                    "capacity in {unit}: its {count} counted instances weigh {present} of {} desired, more are to come",
+                    self.desired_capacity
+                )),
+            )
+        }
+    }
 }
 
 /// Whether an instance in this AutoScaling lifecycle state belongs in the cluster.
@@ -41,12 +104,17 @@ pub struct Group {
 /// `Standby` (and `EnteringStandby`) count: standby takes an instance out of the load
 /// balancer, not out of service, and its etcd keeps running; removing it from the cluster
 /// would cost a member every time an operator patches a node. `Warmed:*` instances of a warm
-/// pool are stopped or hibernated and do not count.
+/// pool are stopped or hibernated and do not count. `ReplacingRootVolume`,
+/// `ReplacingRootVolume:Wait` and `RootVolumeReplaced` count: a root volume replacement keeps
+/// the instance, its address and its data volume, and its etcd comes back as the same member;
+/// removing it while it is down for the swap would cost the cluster a member for nothing.
 pub fn counts_in_cluster(lifecycle_state: &str) -> bool {
     lifecycle_state.starts_with("Pending")
         || lifecycle_state == "InService"
         || lifecycle_state == "Standby"
         || lifecycle_state == "EnteringStandby"
+        || lifecycle_state.starts_with("ReplacingRootVolume")
+        || lifecycle_state == "RootVolumeReplaced"
 }
 
 /// A member of the etcd cluster.
@@ -100,7 +168,8 @@ pub enum PreviousFile {
 #[derive(Debug, Clone)]
 pub struct Observed {
     pub me: Identity,
-    /// The sum of the groups' desired capacities.
+    /// How many instances the groups will have: the sum of their desired capacities, in
+    /// instances (see `Group::expected_instances` for groups sized in vCPUs, MiB or weights).
     pub desired_capacity: u32,
     /// Counted instances of those groups, with addresses, sorted by id.
     pub instances: Vec<Instance>,
@@ -210,6 +279,80 @@ mod tests {
         }
     }
 
+    fn group(capacity_type: &str, desired: u32, instances: &[(&str, &str, u32)]) -> Group {
+        Group {
+            name: "g".into(),
+            desired_capacity: desired,
+            instances: instances
+                .iter()
+                .map(|(id, state, _)| (id.to_string(), state.to_string()))
+                .collect(),
+            capacity_type: capacity_type.into(),
+            weights: instances
+                .iter()
+                .map(|(id, _, weight)| (id.to_string(), *weight))
+                .collect(),
+            weighted_types: false,
+        }
+    }
+
+    #[test]
+    fn expected_instances_compare_like_with_like() {
+        // Regression: a group sized in vCPUs (desired 12) never "reached" 12 instances, so
+        // the cluster was never bootstrapped.
+        let cases: [(Group, u32, &str); 6] = [
+            (group("", 3, &[("i-1", "InService", 1)]), 3, ""),
+            (
+                group(
+                    "vcpu",
+                    12,
+                    &[
+                        ("i-1", "InService", 4),
+                        ("i-2", "Pending", 4),
+                        ("i-3", "InService", 4),
+                    ],
+                ),
+                3,
+                "all are here",
+            ),
+            (
+                group(
+                    "vcpu",
+                    12,
+                    &[("i-1", "InService", 4), ("i-2", "Terminating", 4)],
+                ),
+                2,
+                "more are to come",
+            ),
+            (
+                group(
+                    "memory-mib",
+                    16384,
+                    &[("i-1", "InService", 8192), ("i-2", "InService", 16384)],
+                ),
+                2,
+                "weigh 24576 of 16384",
+            ),
+            (
+                group(
+                    "units",
+                    6,
+                    &[("i-1", "InService", 2), ("i-2", "InService", 4)],
+                ),
+                2,
+                "capacity in units",
+            ),
+            (group("vcpu", 0, &[]), 0, "all are here"),
+        ];
+        for (g, expected, why) in cases {
+            let (n, text) = g.expected_instances();
+            let text = text.unwrap_or_default();
+            assert_eq!(n, expected, "failed testcase: {g:?}: {text}");
+            assert!(text.contains(why), "failed testcase: {g:?}: {text}");
+            assert_eq!(why.is_empty(), text.is_empty(), "failed testcase: {g:?}");
+        }
+    }
+
     #[test]
     fn lifecycle_states() {
         for s in [
@@ -219,6 +362,9 @@ mod tests {
             "InService",
             "Standby",
             "EnteringStandby",
+            "ReplacingRootVolume",
+            "ReplacingRootVolume:Wait",
+            "RootVolumeReplaced",
         ] {
             assert!(counts_in_cluster(s), "{s}");
         }

@@ -192,6 +192,20 @@ fn counted_ids(groups: &[Group]) -> Vec<String> {
     ids
 }
 
+/// An instance in an IPv6-only subnet has no private IPv4 address, and EC2 gives its peers
+/// none either: they can only be reached by name (their resource names resolve to IPv6).
+fn refuse_ipv6_only_by_address(me: &Identity, kind: crate::plan::AddressKind) -> Result<()> {
+    if kind == crate::plan::AddressKind::Ip && me.private_ip.contains(':') {
+        return Err(Error::Usage(format!(
+            "this instance has no private IPv4 address (an IPv6-only subnet; it listens on {}): \
+             EC2 gives its peers no address but their names, so address peers by name with \
+             --private-hostnames (and without -private-addresses)",
+            me.private_ip
+        )));
+    }
+    Ok(())
+}
+
 /// The edges one run talks to, set up once.
 struct World<'a> {
     config: &'a Config,
@@ -208,7 +222,15 @@ impl World<'_> {
     fn observe(&self) -> Result<(Observed, Option<Etcd>)> {
         let groups = self.selection.describe(&self.autoscaling)?;
         let ids = counted_ids(&groups);
-        let mut instances: Vec<Instance> = ec2::describe_instances(&self.ec2, &ids)?
+        // This instance is asked about in the same call: peers are named from EC2, so this
+        // node is too (see `ec2::name_me_as_ec2_does`).
+        let mut asking = ids.clone();
+        if !asking.contains(&self.me.instance_id) {
+            asking.push(self.me.instance_id.clone());
+        }
+        let described = ec2::describe_instances(&self.ec2, &asking)?;
+        let me = ec2::name_me_as_ec2_does(&self.me, &described);
+        let mut instances: Vec<Instance> = described
             .into_iter()
             .filter(|i| ids.contains(&i.id))
             .collect();
@@ -224,7 +246,18 @@ impl World<'_> {
             }
         }
         instances.sort_by(|a, b| a.id.cmp(&b.id));
-        let desired_capacity = groups.iter().map(|g| g.desired_capacity).sum();
+        // Like with like: a group sized in vCPUs, MiB or weights expects a number of
+        // instances only its weights tell.
+        let desired_capacity = groups
+            .iter()
+            .map(|g| {
+                let (expected, why) = g.expected_instances();
+                if let Some(why) = why {
+                    log::info!("group {}: {why}: {expected} instance(s) expected", g.name);
+                }
+                expected
+            })
+            .sum();
         let names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
         log::info!(
             "group(s) {}: {} counted instances, {desired_capacity} desired",
@@ -302,7 +335,7 @@ impl World<'_> {
             envfile::previous_file(&self.config.environment_file, &self.me.instance_id);
         let never_started = self.never_started(&previous_file);
         let observed = Observed {
-            me: self.me.clone(),
+            me,
             desired_capacity,
             instances,
             members,
@@ -378,6 +411,7 @@ pub fn run(config: &Config) -> Result<()> {
         (imds.identity(&sleep), join(group_tag), join(credentials))
     });
     let me = me?;
+    refuse_ipv6_only_by_address(&me, config.address_kind)?;
     log::info!(
         "this is {} ({}, {}) in {}",
         me.instance_id,
@@ -491,13 +525,14 @@ fn member_command(world: &World, command: Command) -> Result<()> {
                     world.me.instance_id
                 ))
             })?;
-        autoscaling::complete_lifecycle_action(
+        if autoscaling::complete_lifecycle_action(
             &world.autoscaling,
             hook,
             &group,
             &world.me.instance_id,
-        )?;
-        log::info!("completed lifecycle hook {hook} of {group}");
+        )? {
+            log::info!("completed lifecycle hook {hook} of {group}");
+        }
     }
     result
 }

@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use super::query::{paginate, parse_xml, QueryClient};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::Group;
 
 pub const VERSION: &str = "2011-01-01";
@@ -61,8 +61,12 @@ struct WireGroup {
     name: String,
     #[serde(rename = "DesiredCapacity")]
     desired_capacity: u32,
+    #[serde(rename = "DesiredCapacityType", default)]
+    desired_capacity_type: Option<String>,
     #[serde(rename = "Instances", default)]
     instances: Members<WireInstance>,
+    #[serde(rename = "MixedInstancesPolicy", default)]
+    mixed_instances_policy: Option<WireMixedInstancesPolicy>,
 }
 
 #[derive(Deserialize)]
@@ -71,6 +75,32 @@ struct WireInstance {
     id: String,
     #[serde(rename = "LifecycleState")]
     lifecycle_state: String,
+    /// A number as text, 1-999 for weights, the vCPU or MiB count for those capacity types.
+    #[serde(rename = "WeightedCapacity", default)]
+    weighted_capacity: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct WireMixedInstancesPolicy {
+    #[serde(rename = "LaunchTemplate", default)]
+    launch_template: WirePolicyLaunchTemplate,
+}
+
+#[derive(Deserialize, Default)]
+struct WirePolicyLaunchTemplate {
+    #[serde(rename = "Overrides", default)]
+    overrides: Members<WireOverride>,
+}
+
+#[derive(Deserialize)]
+struct WireOverride {
+    #[serde(rename = "WeightedCapacity", default)]
+    weighted_capacity: Option<String>,
+}
+
+/// A `WeightedCapacity` as AWS writes it; `None` when absent or not a whole number.
+fn weight(text: Option<&str>) -> Option<u32> {
+    text?.trim().parse().ok()
 }
 
 /// Parses one DescribeAutoScalingInstances page: group names and the next token.
@@ -97,6 +127,23 @@ pub fn parse_groups_page(body: &str) -> Result<(Vec<Group>, Option<String>)> {
         .map(|g| Group {
             name: g.name,
             desired_capacity: g.desired_capacity,
+            capacity_type: g
+                .desired_capacity_type
+                .map(|t| t.trim().to_string())
+                .unwrap_or_default(),
+            weights: g
+                .instances
+                .member
+                .iter()
+                .filter_map(|i| Some((i.id.clone(), weight(i.weighted_capacity.as_deref())?)))
+                .collect(),
+            weighted_types: g.mixed_instances_policy.is_some_and(|p| {
+                p.launch_template
+                    .overrides
+                    .member
+                    .iter()
+                    .any(|o| weight(o.weighted_capacity.as_deref()).is_some_and(|w| w != 1))
+            }),
             instances: g
                 .instances
                 .member
@@ -119,13 +166,23 @@ pub fn groups_of_instance(client: &QueryClient, instance_id: &str) -> Result<Vec
     })
 }
 
-/// Lets AutoScaling go on terminating (or launching) `instance_id` now.
+/// Whether AutoScaling refused a CompleteLifecycleAction because no action is waiting: the
+/// hook timed out or was completed already (a rerun after a crash, an operator, the heartbeat
+/// ran out), so the instance is going on anyway and there is nothing to complete.
+pub fn no_active_lifecycle_action(e: &Error) -> bool {
+    matches!(e, Error::Aws { code, message, .. }
+        if code == "ValidationError"
+            && message.to_ascii_lowercase().contains("no active lifecycle action found"))
+}
+
+/// Lets AutoScaling go on terminating (or launching) `instance_id` now. `Ok(false)` when no
+/// lifecycle action was waiting (see `no_active_lifecycle_action`): warned, not an error.
 pub fn complete_lifecycle_action(
     client: &QueryClient,
     hook: &str,
     group: &str,
     instance_id: &str,
-) -> Result<()> {
+) -> Result<bool> {
     let params = [
         ("LifecycleHookName", hook),
         ("AutoScalingGroupName", group),
@@ -136,7 +193,17 @@ pub fn complete_lifecycle_action(
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    client.call("CompleteLifecycleAction", &params).map(|_| ())
+    match client.call("CompleteLifecycleAction", &params) {
+        Ok(_) => Ok(true),
+        Err(e) if no_active_lifecycle_action(&e) => {
+            log::warn!(
+                "lifecycle hook {hook} of {group}: no lifecycle action is waiting for {instance_id} \
+                 (it timed out or was completed already): nothing to complete"
+            );
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Which groups to describe.
@@ -210,6 +277,61 @@ mod tests {
         assert_eq!(token, None);
         assert_eq!(second[0].name, "etcd-eu-west-1b");
         assert_eq!(second[0].instances.len(), 1);
+    }
+
+    #[test]
+    fn capacity_types_and_weights() {
+        let body =
+            std::fs::read_to_string("fixtures/aws/describe-auto-scaling-groups-vcpu.xml").unwrap();
+        let (groups, _) = parse_groups_page(&body).unwrap();
+        let vcpu = &groups[0];
+        assert_eq!(vcpu.capacity_type, "vcpu");
+        assert_eq!(vcpu.desired_capacity, 8);
+        assert_eq!(
+            vcpu.weights.iter().map(|(_, w)| *w).collect::<Vec<_>>(),
+            [2, 4, 2]
+        );
+        assert!(!vcpu.weighted_types, "requirements, no weights");
+        assert_eq!(vcpu.expected_instances().0, 3);
+        let weighted = &groups[1];
+        assert_eq!(weighted.capacity_type, "");
+        assert!(weighted.weighted_types);
+        let (expected, why) = weighted.expected_instances();
+        assert_eq!(expected, 2, "{why:?}");
+        // A plain group: no type, no weights.
+        let (plain, _) =
+            parse_groups_page(&fixture("describe-auto-scaling-groups-page1.xml")).unwrap();
+        assert_eq!(plain[0].capacity_type, "");
+        assert!(plain[0].weights.is_empty() && !plain[0].weighted_types);
+        assert_eq!(plain[0].expected_instances(), (2, None));
+    }
+
+    #[test]
+    fn server_errors_from_fixtures_are_worth_a_retry() {
+        // (file, HTTP status AWS sends it with, exit code)
+        let cases = [
+            ("aws/error-resource-contention.xml", 500, 75),
+            ("aws/error-ec2-throttled.xml", 503, 75),
+            ("aws/error-no-active-lifecycle-action.xml", 400, 1),
+        ];
+        for (file, status, exit) in cases {
+            let (code, message) = crate::aws::query::parse_error(
+                &std::fs::read_to_string(format!("fixtures/{file}")).unwrap(),
+            )
+            .unwrap_or_else(|| panic!("failed testcase {file}"));
+            let e = Error::Aws {
+                action: "CompleteLifecycleAction".into(),
+                code,
+                message,
+                status,
+            };
+            assert_eq!(e.exit_code(), exit, "failed testcase {file}: {e}");
+            assert_eq!(
+                no_active_lifecycle_action(&e),
+                file.contains("lifecycle"),
+                "failed testcase {file}"
+            );
+        }
     }
 
     #[test]

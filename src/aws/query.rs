@@ -155,16 +155,25 @@ impl QueryClient<'_> {
         }
     }
 
+    /// The endpoint was guessed for a region in no partition the SDKs know: a name that does
+    /// not resolve is then a wrong region, not a resolver that is not up yet.
+    fn guessed_endpoint(&self) -> bool {
+        super::partition(&self.region).is_none()
+            && self.endpoint == super::endpoint(self.service, &self.region, None)
+    }
+
     fn call_once(&self, action: &str, params: &[(String, String)]) -> Result<String> {
         let body = form_body(action, self.version, params);
         let url = format!("{}/", self.endpoint);
         let what = format!("AWS {action} at {}", self.endpoint);
+        let guessed = self.guessed_endpoint();
+        let wrong_region = |e: &Error| guessed && does_not_resolve(e);
         retry_until(
             RETRY,
             self.patient_until,
             self.sleep,
-            Error::is_transient,
-            not_up_yet,
+            |e| Error::is_transient(e) && !wrong_region(e),
+            |e| not_up_yet(e) && !wrong_region(e),
             || {
                 let unsigned = Unsigned {
                     method: "POST",
@@ -195,6 +204,7 @@ impl QueryClient<'_> {
                         action: action.to_string(),
                         code,
                         message,
+                        status: response.status,
                     });
                 }
                 if !response.is_success() {
@@ -207,7 +217,27 @@ impl QueryClient<'_> {
                 Ok(response.body)
             },
         )
+        .map_err(|e| {
+            if !wrong_region(&e) {
+                return e;
+            }
+            Error::Transport {
+                what,
+                detail: format!(
+                    "{} does not resolve: region {:?} is in no partition the AWS SDKs know, so its \
+                     endpoint was guessed; check --region/AWS_REGION, or name the endpoints \
+                     (AWS_ENDPOINT_URL_AUTO_SCALING, AWS_ENDPOINT_URL_EC2)",
+                    self.endpoint, self.region
+                ),
+                transient: false,
+            }
+        })
     }
+}
+
+/// A name that does not resolve, as `http` words it.
+fn does_not_resolve(e: &Error) -> bool {
+    matches!(e, Error::Transport { detail, .. } if detail.contains("does not resolve"))
 }
 
 /// Follows `NextToken`s: `page(token)` returns one page's items and the next token.

@@ -156,7 +156,17 @@ fn a_hostname_that_would_inject_lines_is_refused_before_any_change() {
         "127.0.66.2 ip-127-0-66-2.ec2.internal\n127.0.66.5 ip-127-0-66-5.ec2.internal\n127.0.0.1 localhost\n",
     )
     .unwrap();
-    let command = w.command_by_hostname(&[]);
+    // This node is named from EC2 when EC2 gives it a name; here it gives none, so the
+    // metadata's name is the one that would reach the file.
+    let aws = super::aws_behaviour::aws_with(&w, |_, (status, body)| {
+        let named = "<privateDnsName>ip-127-0-66-4.ec2.internal</privateDnsName>";
+        (
+            status,
+            body.replace(named, "<privateDnsName></privateDnsName>"),
+        )
+    });
+    let mut command = w.command_by_hostname(&[]);
+    command.env("AWS_ENDPOINT_URL", aws.url());
     let out = World::in_private_mounts(
         &command,
         &format!("/bin/mount --bind {} /etc/hosts", hosts.display()),

@@ -2,6 +2,7 @@
 //! EC2 and etcd's member API on loopback. Each test reads as a scenario; `world.rs` hides the
 //! setup. Each test uses its own 127.0.N.0/24 (N is the first argument of `World::new`).
 
+mod aws_behaviour;
 mod bad_input;
 mod cloud_init;
 mod concurrent;

@@ -131,7 +131,16 @@ impl FakeServer {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}:{}", self.ip, self.port)
+        format!("http://{}", self.authority())
+    }
+
+    /// `ip:port`, the IP bracketed when it is IPv6 (`[::1]:8080`).
+    pub fn authority(&self) -> String {
+        if self.ip.contains(':') {
+            format!("[{}]:{}", self.ip, self.port)
+        } else {
+            format!("{}:{}", self.ip, self.port)
+        }
     }
 
     pub fn requests(&self) -> Vec<Request> {
@@ -142,10 +151,8 @@ impl FakeServer {
 impl Drop for FakeServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect_timeout(
-            &format!("{}:{}", self.ip, self.port).parse().unwrap(),
-            Duration::from_secs(1),
-        );
+        let _ =
+            TcpStream::connect_timeout(&self.authority().parse().unwrap(), Duration::from_secs(1));
     }
 }
 

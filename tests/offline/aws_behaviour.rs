@@ -1,0 +1,404 @@
+//! AWS as it behaves beyond the happy path (issue 13): server errors whatever their code,
+//! names from a custom DHCP domain, root volume replacement, capacity in vCPUs and weights,
+//! a lifecycle hook that is no longer waiting, regions in no known partition, IPv6 metadata
+//! and IPv6-only instances. The fakes of `world.rs` answer; each test puts its own AWS or
+//! IMDS in front of them to depart from the model. Each test uses its own 127.0.2NN.0/24.
+
+use std::fs;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use super::fake::{FakeServer, Request};
+use super::world::{self, instance_id, EtcdApi, Imds, World};
+use super::{assert_failure, assert_success, env_value, group, stderr};
+
+/// An AWS in front of the world's model: `edit` sees each request and the model's answer.
+pub fn aws_with(
+    w: &World,
+    edit: impl Fn(&Request, (u16, String)) -> (u16, String) + Send + Sync + 'static,
+) -> FakeServer {
+    let model = world::aws_handler(
+        w.net,
+        w.groups.clone(),
+        w.aws_override.clone(),
+        w.aws_faults.clone(),
+    );
+    FakeServer::start("127.0.0.1", move |r| edit(r, model(r)))
+}
+
+fn action(r: &Request) -> String {
+    r.param("Action").unwrap_or_default()
+}
+
+/// `/etc/hosts` for the world's EC2 names of `hosts`, and the mount line that puts it in place.
+fn hosts_file(w: &World, hosts: &[u8]) -> String {
+    let mut text = String::from("127.0.0.1 localhost\n");
+    for k in hosts {
+        let ip = World::ip(w.net, *k);
+        text.push_str(&format!("{ip} ip-{}.ec2.internal\n", ip.replace('.', "-")));
+    }
+    let path = w.dir.join("hosts");
+    fs::write(&path, text).unwrap();
+    format!("/bin/mount --bind {} /etc/hosts", path.display())
+}
+
+#[test]
+fn resource_contention_500_is_retried() {
+    // Regression: AutoScaling's ResourceContention comes as HTTP 500 and was exit 1, which
+    // the unit never retries: the node stayed down until a person stepped in.
+    let w = World::new(
+        200,
+        2,
+        vec![group("etcd", &[2, 3, 4])],
+        None,
+        vec![],
+        Imds::v2(),
+    );
+    let contended = Arc::new(AtomicUsize::new(0));
+    let count = contended.clone();
+    let aws = aws_with(&w, move |r, answer| {
+        if action(r) == "DescribeAutoScalingGroups" && count.fetch_add(1, Ordering::SeqCst) < 2 {
+            return (500, "<ErrorResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\"><Error><Type>Receiver</Type><Code>ResourceContention</Code><Message>You already have a pending update to an Auto Scaling resource (for example, a group, instance, or load balancer).</Message></Error><RequestId>x</RequestId></ErrorResponse>".into());
+        }
+        answer
+    });
+    let out = w.run_with_env(&[], &[("AWS_ENDPOINT_URL", &aws.url())]);
+    assert_success(&out);
+    assert_eq!(
+        contended.load(Ordering::SeqCst),
+        3,
+        "two refusals, then the answer"
+    );
+    let text = fs::read_to_string(w.env_file()).unwrap();
+    assert_eq!(env_value(&text, "ETCD_INITIAL_CLUSTER_STATE"), "new");
+}
+
+#[test]
+fn ec2_throttled_503_is_worth_a_retry() {
+    // Regression: EC2ThrottledException (HTTP 503) was exit 1, not 75.
+    let w = World::new(
+        201,
+        2,
+        vec![group("etcd", &[2, 3, 4])],
+        None,
+        vec![],
+        Imds::v2(),
+    );
+    let aws = aws_with(&w, |r, answer| {
+        if action(r) == "DescribeInstances" {
+            return (503, "<Response><Errors><Error><Code>EC2ThrottledException</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>x</RequestID></Response>".into());
+        }
+        answer
+    });
+    let out = w.run_with_env(&[], &[("AWS_ENDPOINT_URL", &aws.url())]);
+    assert_failure(&out, 75, "EC2ThrottledException");
+    let tries = aws
+        .requests()
+        .iter()
+        .filter(|r| action(r) == "DescribeInstances")
+        .count();
+    assert!(tries > 1, "retried within the run: {tries}");
+}
+
+#[test]
+fn a_skewed_clock_is_worth_a_retry_and_names_the_clock() {
+    let w = World::new(
+        202,
+        2,
+        vec![group("etcd", &[2, 3])],
+        None,
+        vec![],
+        Imds::v2(),
+    );
+    *w.aws_faults.clock_skew.lock().unwrap() = Some((
+        "SignatureDoesNotMatch".into(),
+        "Signature expired: 20261128T010000Z is now earlier than 20261128T011000Z (20261128T011500Z - 5 min.)".into(),
+    ));
+    let out = w.run(&[]);
+    assert_failure(&out, 75, "clock");
+}
+
+#[test]
+fn this_node_is_named_as_ec2_names_its_peers() {
+    // Regression: with a custom DHCP domain (two of them here), IMDS local-hostname is not
+    // EC2's privateDnsName: this node was named from IMDS and its peers from EC2, and one
+    // file mixed the two (with a space inside a URL).
+    let net = 203;
+    let imds = Imds {
+        hostname: Some(format!(
+            "ip-127-0-{net}-2.corp.example.com ip-127-0-{net}-2.lab.example.com"
+        )),
+        ..Imds::v2()
+    };
+    let w = World::new(net, 2, vec![group("etcd", &[2, 3, 4])], None, vec![], imds);
+    let command = w.command_by_hostname(&[]);
+    let out = World::in_private_mounts(&command, &hosts_file(&w, &[2, 3, 4]))
+        .output()
+        .unwrap();
+    assert_success(&out);
+    let text = fs::read_to_string(w.env_file()).unwrap();
+    println!("{}{text}", stderr(&out));
+    let name = |k: u8| format!("ip-127-0-{net}-{k}.ec2.internal");
+    assert_eq!(
+        env_value(&text, "ETCD_INITIAL_ADVERTISE_PEER_URLS"),
+        format!("http://{}:2380", name(2))
+    );
+    assert_eq!(
+        env_value(&text, "ETCD_INITIAL_CLUSTER"),
+        [2, 3, 4]
+            .iter()
+            .map(|k| format!("{}=http://{}:2380", instance_id(*k), name(*k)))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    assert!(!text.contains("example.com"), "{text}");
+}
+
+#[test]
+fn a_member_whose_root_volume_is_being_replaced_is_not_removed() {
+    // Regression: ReplacingRootVolume did not count as in service, so a node joining meanwhile
+    // removed the member of an instance that keeps its data and comes back.
+    let w = World::new(
+        204,
+        5,
+        vec![super::world::Group {
+            name: "etcd".into(),
+            desired: 4,
+            tags: vec![],
+            instances: vec![
+                (2, "InService".into()),
+                (3, "ReplacingRootVolume".into()),
+                (4, "InService".into()),
+                (5, "Pending:Wait".into()),
+            ],
+        }],
+        Some((&[2, 4], EtcdApi::V3)),
+        vec![],
+        Imds::v2(),
+    );
+    *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true), w.member(4, true)];
+    // Member 3 is kept: with it down for the swap, a fourth voter would leave the cluster
+    // below its quorum, so the new node waits for it instead of removing it.
+    let out = w.run(&[]);
+    assert_failure(&out, 75, "start the members that are down");
+    let changes = w.etcd_changes();
+    assert!(changes.is_empty(), "no member removed: {changes:?}");
+}
+
+/// An AWS whose groups are sized in vCPUs: `desired` vCPUs, each instance weighing `weight`.
+fn vcpu_aws(w: &World, desired: u32, weight: u32) -> FakeServer {
+    aws_with(w, move |r, (status, body)| {
+        if action(r) != "DescribeAutoScalingGroups" {
+            return (status, body);
+        }
+        let body = body
+            .split("<DesiredCapacity>")
+            .enumerate()
+            .map(|(i, part)| match (i, part.split_once("</DesiredCapacity>")) {
+                (0, _) | (_, None) => part.to_string(),
+                (_, Some((_, rest))) => format!(
+                    "{desired}</DesiredCapacity><DesiredCapacityType>vcpu</DesiredCapacityType>{rest}"
+                ),
+            })
+            .collect::<Vec<_>>()
+            .join("<DesiredCapacity>")
+            .replace(
+                "<HealthStatus>Healthy</HealthStatus>",
+                &format!("<HealthStatus>Healthy</HealthStatus><WeightedCapacity>{weight}</WeightedCapacity>"),
+            );
+        (status, body)
+    })
+}
+
+#[test]
+fn a_group_sized_in_vcpus_bootstraps_once_its_weight_is_here() {
+    // Regression: desired capacity 12 (vCPUs) was compared with 3 instances: never reached,
+    // so the cluster was never bootstrapped.
+    let w = World::new(
+        205,
+        2,
+        vec![group("etcd", &[2, 3, 4])],
+        None,
+        vec![],
+        Imds::v2(),
+    );
+    let aws = vcpu_aws(&w, 12, 4);
+    let out = w.run_with_env(&["--wait-timeout=2s"], &[("AWS_ENDPOINT_URL", &aws.url())]);
+    assert_success(&out);
+    assert!(
+        stderr(&out).contains("capacity in vcpu"),
+        "the decision is logged:\n{}",
+        stderr(&out)
+    );
+    let text = fs::read_to_string(w.env_file()).unwrap();
+    assert_eq!(env_value(&text, "ETCD_INITIAL_CLUSTER_STATE"), "new");
+    assert_eq!(
+        env_value(&text, "ETCD_INITIAL_CLUSTER"),
+        super::cluster(205, &[2, 3, 4])
+    );
+}
+
+#[test]
+fn a_group_sized_in_vcpus_waits_while_weight_is_missing() {
+    let w = World::new(
+        206,
+        2,
+        vec![group("etcd", &[2, 3])],
+        None,
+        vec![],
+        Imds::v2(),
+    );
+    let aws = vcpu_aws(&w, 12, 4);
+    let out = w.run_with_env(&["--wait-timeout=1s"], &[("AWS_ENDPOINT_URL", &aws.url())]);
+    assert_failure(&out, 75, "not ready");
+    assert!(
+        stderr(&out).contains("more are to come"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!w.env_file().exists());
+}
+
+#[test]
+fn leave_when_no_lifecycle_action_is_waiting_succeeds() {
+    // Regression: the hook had timed out (or was completed already) and `leave` ended in
+    // exit 1 although the member was gone.
+    let w = World::new(
+        207,
+        2,
+        vec![group("etcd", &[2, 3, 4])],
+        Some((&[2, 3, 4], EtcdApi::V3)),
+        vec![],
+        Imds::v2(),
+    );
+    *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true), w.member(4, true)];
+    let aws = aws_with(&w, |r, answer| {
+        if action(r) == "CompleteLifecycleAction" {
+            return (400, "<ErrorResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\"><Error><Type>Sender</Type><Code>ValidationError</Code><Message>No active Lifecycle Action found with instance ID i-0000000000000002</Message></Error><RequestId>x</RequestId></ErrorResponse>".into());
+        }
+        answer
+    });
+    let out = w.run_with_env(
+        &["leave", "--lifecycle-hook", "etcd-leave"],
+        &[("AWS_ENDPOINT_URL", &aws.url())],
+    );
+    assert_success(&out);
+    assert!(
+        stderr(&out).contains("no lifecycle action is waiting"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(w.etcd_changes().len(), 1, "the member left");
+}
+
+#[test]
+fn a_region_in_no_partition_that_does_not_resolve_is_named() {
+    // Regression: a mistyped region's guessed endpoint did not resolve and was "not up
+    // yet": exit 75, and the unit retried for ever.
+    let w = World::new(
+        208,
+        2,
+        vec![group("etcd", &[2, 3])],
+        None,
+        vec![],
+        Imds::v2(),
+    );
+    let mut command = w.command(&["--boot-wait=5s"]);
+    command
+        .env_remove("AWS_ENDPOINT_URL")
+        .env("AWS_REGION", "xx-moon-1");
+    let out = command.output().unwrap();
+    assert_failure(&out, 1, "region \"xx-moon-1\" is in no partition");
+}
+
+#[test]
+fn metadata_at_an_ipv6_address() {
+    // The metadata service reached over IPv6, as AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE=IPv6
+    // makes it (`[fd00:ec2::254]`, here the loopback's `[::1]`).
+    let w = World::new(
+        209,
+        2,
+        vec![group("etcd", &[2, 3])],
+        None,
+        vec![],
+        Imds::v2(),
+    );
+    let imds = FakeServer::start("::1", world::imds_handler(209, 2, Imds::v2()));
+    let out = w.run_with_env(&[], &[("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds.url())]);
+    assert_success(&out);
+    assert!(imds.url().starts_with("http://[::1]:"));
+    assert!(imds.requests().len() >= 3, "{:?}", imds.requests());
+}
+
+/// The metadata service of an instance in an IPv6-only subnet: no `privateIp` in its
+/// identity document, its address in `meta-data/ipv6`.
+fn ipv6_only_imds(net: u8, me: u8) -> FakeServer {
+    let id = instance_id(me);
+    let document = format!(
+        r#"{{"instanceId":"{id}","region":"us-east-1","availabilityZone":"us-east-1a","accountId":"123456789012","privateIp":null}}"#
+    );
+    let model = world::imds_handler(
+        net,
+        me,
+        Imds {
+            document: Some(document),
+            ..Imds::v2()
+        },
+    );
+    FakeServer::start("127.0.0.1", move |r| {
+        if r.path == "/latest/meta-data/ipv6" {
+            return (200, format!("fd00:ec2:1::{me}"));
+        }
+        model(r)
+    })
+}
+
+#[test]
+fn an_ipv6_only_instance_addressed_by_ip_is_told_why() {
+    // Regression: "the identity document has no privateIp" (exit 1), and no word of the
+    // flag that makes it work.
+    let w = World::new(
+        210,
+        2,
+        vec![group("etcd", &[2, 3])],
+        None,
+        vec![],
+        Imds::v2(),
+    );
+    let imds = ipv6_only_imds(210, 2);
+    let out = w.run_with_env(&[], &[("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds.url())]);
+    assert_failure(&out, 2, "--private-hostnames");
+    assert!(
+        stderr(&out).contains("no private IPv4 address"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn an_ipv6_only_instance_addressed_by_name_listens_on_its_ipv6_address() {
+    let w = World::new(
+        211,
+        2,
+        vec![group("etcd", &[2, 3])],
+        None,
+        vec![],
+        Imds::v2(),
+    );
+    let imds = ipv6_only_imds(211, 2);
+    let mut command = w.command_by_hostname(&[]);
+    command.env("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.url());
+    let out = World::in_private_mounts(&command, &hosts_file(&w, &[2, 3]))
+        .output()
+        .unwrap();
+    assert_success(&out);
+    let text = fs::read_to_string(w.env_file()).unwrap();
+    assert_eq!(
+        env_value(&text, "ETCD_LISTEN_PEER_URLS"),
+        "http://[fd00:ec2:1::2]:2380"
+    );
+    assert_eq!(
+        env_value(&text, "ETCD_INITIAL_ADVERTISE_PEER_URLS"),
+        "http://ip-127-0-211-2.ec2.internal:2380"
+    );
+}
