@@ -93,7 +93,7 @@ pub fn help() -> String {
         out.push('\n');
     }
     out.push_str(
-        "  --help, --version\n\n\
+        "  -h, --help; -V, --version\n\n\
          Other variables: PROXY_ASG (proxy mode for that group), ASG_BY_TAG (PROXY_ASG or\n\
          --scaling-group-name is the value of the groups' Name tag), AWS_ACCESS_KEY_ID,\n\
          AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_CONTAINER_CREDENTIALS_RELATIVE_URI,\n\
@@ -327,7 +327,7 @@ pub fn parse(args: Vec<String>, env: &dyn Fn(&str) -> Option<String>) -> Result<
     }
     if args
         .iter()
-        .any(|a| matches!(a.as_str(), "-version" | "--version"))
+        .any(|a| matches!(a.as_str(), "-V" | "-version" | "--version"))
     {
         return Ok(Invocation::Version);
     }
@@ -528,24 +528,85 @@ pub fn parse(args: Vec<String>, env: &dyn Fn(&str) -> Option<String>) -> Result<
     })))
 }
 
-/// `90`, `90s`, `5m`, `1h`: a whole number of seconds, minutes or hours.
+/// Go's `time.ParseDuration` syntax (`90s`, `1m30s`, `500ms`, `1.5h`, `2h45m`, `0`), plus a
+/// bare number of seconds (`90`), which this tool always took. A sign is refused: a negative
+/// wait means nothing here. At most 24 days, so that no sum of waits overflows.
 fn parse_duration(flag: &str, value: &str) -> Result<std::time::Duration> {
-    let (number, unit) = match value.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => value.split_at(i),
-        None => (value, "s"),
+    let bad = |why: &str| {
+        Error::Usage(format!(
+            "--{flag} takes a duration like 90s, 1m30s, 500ms or 1h: {value:?} {why}"
+        ))
     };
-    let scale = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        _ => 0,
-    };
-    match number.parse::<u64>() {
-        Ok(n) if scale > 0 && n <= 86_400 => Ok(std::time::Duration::from_secs(n * scale)),
-        _ => Err(Error::Usage(format!(
-            "--{flag} takes a duration like 90s, 5m or 1h, not {value:?}"
-        ))),
+    if value.starts_with(['-', '+']) {
+        return Err(bad("has a sign; write it without one"));
     }
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return match value.parse::<u64>() {
+            Ok(n) if n <= MAX_DURATION_SECS => Ok(std::time::Duration::from_secs(n)),
+            _ => Err(bad("is too long")),
+        };
+    }
+    let nanos = go_duration_nanos(value).map_err(|why| bad(why))?;
+    if nanos > u128::from(MAX_DURATION_SECS) * 1_000_000_000 {
+        return Err(bad("is too long"));
+    }
+    Ok(std::time::Duration::from_nanos(nanos as u64))
+}
+
+/// The longest duration any flag takes: 24 days.
+const MAX_DURATION_SECS: u64 = 24 * 86_400;
+
+/// Nanoseconds in an unsigned Go duration; the error says what is wrong.
+fn go_duration_nanos(value: &str) -> std::result::Result<u128, &'static str> {
+    if value == "0" {
+        return Ok(0);
+    }
+    if value.is_empty() {
+        return Err("is empty");
+    }
+    let mut rest = value;
+    let mut total: u128 = 0;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or("has a number without a unit (ns, us, ms, s, m or h)")?;
+        let (number, tail) = rest.split_at(digits);
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let scale: u128 = match unit {
+            "ns" => 1,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => return Err("has an unknown unit (use ns, us, ms, s, m or h)"),
+        };
+        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+        if (whole.is_empty() && fraction.is_empty()) || fraction.contains('.') {
+            return Err("is not a number followed by a unit");
+        }
+        // Twenty digits or more is far past the limit: refuse before any overflow.
+        if whole.len() > 19 {
+            return Err("is too long");
+        }
+        let whole: u128 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().map_err(|_| "is not a number")?
+        };
+        let mut part = whole * scale;
+        let mut divisor: u128 = 1;
+        for digit in fraction.bytes().take(18) {
+            divisor *= 10;
+            part += u128::from(digit - b'0') * scale / divisor;
+        }
+        total = total.saturating_add(part);
+        rest = tail;
+    }
+    Ok(total)
 }
 
 fn optional_string(value: &str) -> Option<String> {
@@ -556,6 +617,62 @@ fn optional_string(value: &str) -> Option<String> {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    // Issue 23: only 90s, 5m, 1h were taken; the Go seed's users write 1m30s and 500ms.
+    #[test]
+    fn durations_take_go_syntax() {
+        use std::time::Duration;
+        let ms = Duration::from_millis;
+        let cases = [
+            ("90", ms(90_000)),
+            ("90s", ms(90_000)),
+            ("5m", ms(300_000)),
+            ("1h", ms(3_600_000)),
+            ("0", ms(0)),
+            ("0s", ms(0)),
+            ("1m30s", ms(90_000)),
+            ("500ms", ms(500)),
+            ("1.5h", ms(5_400_000)),
+            ("2h45m", ms(9_900_000)),
+            (".5s", ms(500)),
+            ("1.s", ms(1_000)),
+            ("1500us", Duration::from_micros(1500)),
+            ("1500\u{b5}s", Duration::from_micros(1500)),
+            ("2000000ns", ms(2)),
+            ("1h1m1s1ms", ms(3_661_001)),
+        ];
+        for (text, want) in cases {
+            assert_eq!(
+                parse_duration("timeout", text).ok(),
+                Some(want),
+                "failed testcase {text:?}"
+            );
+        }
+        for bad in [
+            "", "-1s", "+1s", "1", "1m30", "1d", "s", "1..5s", "1.2.3s", "h1", "1 s",
+        ] {
+            let bad = if bad == "1" { "1x" } else { bad };
+            match parse_duration("timeout", bad) {
+                Err(e) => assert!(
+                    e.to_string().contains("--timeout takes a duration like"),
+                    "failed testcase {bad:?}: {e}"
+                ),
+                Ok(d) => panic!("failed testcase {bad:?}: accepted as {d:?}"),
+            }
+        }
+    }
+
+    // Issue 23: `-V` was refused as an unknown flag.
+    #[test]
+    fn short_version_flag_is_taken() {
+        let env = |_: &str| None;
+        for flag in ["-V", "--version", "-version"] {
+            assert!(
+                matches!(parse(vec![flag.to_string()], &env), Ok(Invocation::Version)),
+                "failed testcase {flag}"
+            );
+        }
+    }
 
     fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Config> {
         let env: HashMap<String, String> = env
@@ -856,6 +973,12 @@ mod tests {
             ),
             (&["join"], &[], "unexpected argument \"join\""),
             (&["--wait-timeout=5d"], &[], "duration"),
+            (&["--wait-timeout=-5m"], &[], "without one"),
+            (&["--wait-timeout=1m30"], &[], "without a unit"),
+            (&["--timeout=1.2.3s"], &[], "not a number"),
+            (&["--timeout=30d"], &[], "unknown unit"),
+            (&["--timeout=1000h"], &[], "too long"),
+            (&["--boot-wait=s"], &[], "not a number"),
             (
                 &[],
                 &[("ETCD_DISCOVERY_BOOT_WAIT", "soon")],
