@@ -19,7 +19,8 @@ use crate::plan::{AddressKind, Scheme};
 #[derive(Debug)]
 pub enum Invocation {
     Run(Box<Config>),
-    Help,
+    /// `--help`, or `CMD --help` / `help CMD` for one subcommand's help.
+    Help(Option<Command>),
     Version,
 }
 
@@ -78,7 +79,7 @@ pub fn help() -> String {
          promote  (ExecStartPost=) makes a --learner member a voter once it has caught up.\n\
          leave    (ExecStop=, termination hook) removes this member when that keeps quorum.\n\
          reconcile (a timer on the members) removes members whose instances are gone; only\n\
-         the leader acts.\n\n\
+         the leader acts.\n         `etcd-discovery CMD --help` (or `help CMD`) says more about one of them.\n\n\
          Flags take Go syntax (-name=value, -name value, --name) as well as --name=value.\n\
          Each flag's variable stands in for it; a flag beats its variable.\n\n",
     );
@@ -104,6 +105,90 @@ pub fn help() -> String {
     );
     out
 }
+
+/// One subcommand's help: what it does, when a unit calls it, its flags, its exit codes. The
+/// README's "Subcommands" section carries each text verbatim (a unit test compares them).
+pub fn command_help(command: Command) -> &'static str {
+    match command {
+        Command::Discover => DISCOVER_HELP,
+        Command::Promote => PROMOTE_HELP,
+        Command::Leave => LEAVE_HELP,
+        Command::Reconcile => RECONCILE_HELP,
+    }
+}
+
+const DISCOVER_HELP: &str = "\
+Usage: etcd-discovery [discover] [FLAGS]
+
+Decides whether this instance's etcd bootstraps a new cluster or joins the existing one,
+makes the membership changes (removes the members whose instances are gone, adds this
+one) and writes etcd's settings to the environment file. It is the default subcommand.
+
+When: before every start of etcd, reboots included: etcd's drop-in runs
+etcd-discovery.service from ExecStartPre=.
+
+Flags: all of `etcd-discovery --help`; the ones that matter most: --environment-file,
+--scaling-group-name, --scaling-group-tag, --proxy-mode, --private-addresses,
+--etcd-client-scheme, --etcd-peer-scheme, --etcd-data-dir, --learner, --wait-timeout,
+--boot-wait, --timeout, --dry-run.
+
+Exit codes: 0 done (the file is written or already right), 1 failed (the error line says
+what to check), 2 bad usage, 75 temporary failure worth a retry (the group still
+launching, IMDS not up yet, an election). On any failure the previous file is untouched.
+";
+
+const PROMOTE_HELP: &str = "\
+Usage: etcd-discovery promote [FLAGS]
+
+Makes this instance's member, which joined as a learner (--learner), a voting member
+once it has caught up with the leader. A member that already votes is left alone.
+
+When: etcd-discovery-promote.service, started with etcd, retried every 10 s while the
+answer is \"not yet\".
+
+Flags: the group's and etcd's flags of `etcd-discovery --help` (--scaling-group-name,
+--scaling-group-tag, --etcd-client-scheme, --etcd-client-port, --etcd-api,
+--etcd-ca-file, --etcd-cert-file, --etcd-key-file, --etcd-user), --timeout, --dry-run.
+
+Exit codes: 0 done, 1 failed (needs a person: the reason is in the journal), 2 bad
+usage, 75 not caught up yet or no leader: retry.
+";
+
+const LEAVE_HELP: &str = "\
+Usage: etcd-discovery leave [--lifecycle-hook NAME] [FLAGS]
+
+Removes this instance's member from the cluster when the remaining members keep a
+quorum, then, with --lifecycle-hook, sends CompleteLifecycleAction (CONTINUE) for this
+instance. Refused on proxy nodes.
+
+When: ExecStop= of etcd's unit, or the handler of a termination lifecycle hook.
+
+Flags: --lifecycle-hook NAME (the hook to complete; needs
+autoscaling:CompleteLifecycleAction), the group's and etcd's flags of `etcd-discovery
+--help`, --timeout, --dry-run.
+
+Exit codes: 0 done (or this instance was no member), 1 failed (the last member, or the
+error line says what to check), 2 bad usage, 75 removing it now would lose the quorum,
+or another temporary failure: retry.
+";
+
+const RECONCILE_HELP: &str = "\
+Usage: etcd-discovery reconcile [FLAGS]
+
+Removes the members whose instances are gone from the group (a scale-down, a missed
+join) and that are provably down. Only the current leader acts; on other members it
+does nothing. Membership is never changed beyond those removals.
+
+When: etcd-discovery-reconcile.timer, every 5 minutes on every member.
+
+Flags: the group's and etcd's flags of `etcd-discovery --help` (--scaling-group-name,
+--scaling-group-tag, --private-addresses, --etcd-client-scheme, --etcd-peer-scheme,
+--etcd-api, --etcd-ca-file, --etcd-cert-file, --etcd-key-file, --etcd-user),
+--timeout, --dry-run.
+
+Exit codes: 0 done (nothing to do included), 1 failed, 2 bad usage, 75 temporary
+failure (no leader, an election): retry.
+";
 
 /// Rewrites Go-style arguments to `--name[=value]` so pico-args sees one syntax.
 fn normalise(args: Vec<String>) -> Vec<String> {
@@ -319,11 +404,25 @@ fn log_level(raw: &Raw) -> Result<log::LevelFilter> {
 
 /// Parses the arguments (without the program name) and the environment into what to do.
 pub fn parse(args: Vec<String>, env: &dyn Fn(&str) -> Option<String>) -> Result<Invocation> {
+    // `help [CMD]`, `CMD --help`, `CMD -h`: a subcommand named first gets its own help.
+    if args.first().map(String::as_str) == Some("help") {
+        return match args.get(1) {
+            None => Ok(Invocation::Help(None)),
+            Some(word) => subcommand(word)
+                .map(|c| Invocation::Help(Some(c)))
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "no help for {word:?}: use discover, promote, leave or reconcile"
+                    ))
+                }),
+        };
+    }
     if args
         .iter()
         .any(|a| matches!(a.as_str(), "-h" | "-help" | "--help"))
     {
-        return Ok(Invocation::Help);
+        let command = args.first().and_then(|a| subcommand(a));
+        return Ok(Invocation::Help(command));
     }
     if args
         .iter()
@@ -617,6 +716,44 @@ fn optional_string(value: &str) -> Option<String> {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    // Issue 23: `leave --help` printed the whole tool's help; each subcommand has its own,
+    // and the README's "Subcommands" section says the same words.
+    #[test]
+    fn each_subcommand_has_its_help_and_the_readme_says_the_same() {
+        let readme = include_str!("../README.md");
+        let env = |_: &str| None;
+        for (word, command) in [
+            ("discover", Command::Discover),
+            ("promote", Command::Promote),
+            ("leave", Command::Leave),
+            ("reconcile", Command::Reconcile),
+        ] {
+            for args in [vec![word, "--help"], vec![word, "-h"], vec!["help", word]] {
+                let args = args.into_iter().map(str::to_string).collect();
+                assert!(
+                    matches!(parse(args, &env), Ok(Invocation::Help(Some(c))) if c == command),
+                    "failed testcase {word}"
+                );
+            }
+            let heading = format!("### `etcd-discovery {word}`\n\n```text\n");
+            let start = readme
+                .find(&heading)
+                .unwrap_or_else(|| panic!("README has no section {heading:?}"))
+                + heading.len();
+            let end = start + readme[start..].find("```").expect("block ends");
+            assert_eq!(
+                &readme[start..end],
+                command_help(command),
+                "README and `{word} --help` differ"
+            );
+        }
+        assert!(matches!(
+            parse(vec!["--help".to_string()], &env),
+            Ok(Invocation::Help(None))
+        ));
+        assert!(parse(vec!["help".into(), "join".into()], &env).is_err());
+    }
 
     // Issue 23: only 90s, 5m, 1h were taken; the Go seed's users write 1m30s and 500ms.
     #[test]
