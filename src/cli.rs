@@ -645,7 +645,7 @@ fn parse_duration(flag: &str, value: &str) -> Result<std::time::Duration> {
             _ => Err(bad("is too long")),
         };
     }
-    let nanos = go_duration_nanos(value).map_err(|why| bad(why))?;
+    let nanos = go_duration_nanos(value).map_err(bad)?;
     if nanos > u128::from(MAX_DURATION_SECS) * 1_000_000_000 {
         return Err(bad("is too long"));
     }
