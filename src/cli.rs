@@ -100,7 +100,8 @@ pub fn help() -> String {
          AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_CONTAINER_CREDENTIALS_RELATIVE_URI,\n\
          AWS_CONTAINER_CREDENTIALS_FULL_URI, AWS_CONTAINER_AUTHORIZATION_TOKEN, AWS_ENDPOINT_URL,\n\
          AWS_ENDPOINT_URL_AUTO_SCALING, AWS_ENDPOINT_URL_EC2, AWS_EC2_METADATA_SERVICE_ENDPOINT,\n\
-         RUST_LOG.\n\n\
+         AWS_CA_BUNDLE (PEM roots for AWS calls instead of the bundled ones), HTTPS_PROXY and\n\
+         NO_PROXY (AWS calls only), RUST_LOG.\n\n\
          Exit codes: 0 done, 1 failed, 2 bad usage, 75 temporary failure (retry).\n",
     );
     out
@@ -576,6 +577,9 @@ pub fn parse(args: Vec<String>, env: &dyn Fn(&str) -> Option<String>) -> Result<
             .filter(|v| !v.is_empty())
             .unwrap_or_else(|| "http://169.254.169.254".to_string()),
         keys,
+        ca_bundle: env("AWS_CA_BUNDLE")
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from),
         container_credentials: container_url.map(|url| {
             (
                 url,

@@ -348,3 +348,31 @@ fn an_aws_endpoint_with_an_untrusted_certificate_is_refused() {
     assert_failure(&out, 1, "certificate");
     assert_untouched(&w);
 }
+
+// Issue 23: AWS_CA_BUNDLE was ignored. A bundle that is missing, unreadable or holds no
+// certificate is bad usage naming the file and the variable, before anything changes.
+#[test]
+fn a_bad_aws_ca_bundle_is_named() {
+    let w = world(69, Imds::v2());
+    let dir = w.env_file().parent().unwrap().to_path_buf();
+    let empty = dir.join("empty.pem");
+    fs::write(&empty, "").unwrap();
+    let key_only = dir.join("key.pem");
+    fs::write(
+        &key_only,
+        "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let missing = dir.join("missing.pem");
+    for path in [&missing, &empty, &key_only] {
+        let shown = path.display().to_string();
+        let out = w.run_with_env(&[], &[("AWS_CA_BUNDLE", &shown)]);
+        assert_failure(&out, 2, &shown);
+        assert!(
+            stderr(&out).contains("AWS_CA_BUNDLE"),
+            "failed testcase {shown}: {}",
+            stderr(&out)
+        );
+        assert_untouched(&w);
+    }
+}
