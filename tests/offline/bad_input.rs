@@ -376,3 +376,138 @@ fn a_bad_aws_ca_bundle_is_named() {
         assert_untouched(&w);
     }
 }
+
+// Issue 23: with a private CA (a TLS-inspecting proxy, VPC endpoints) every AWS call failed.
+// An AWS endpoint whose certificate a test CA signed is refused without AWS_CA_BUNDLE and
+// reached with it.
+#[test]
+fn aws_ca_bundle_trusts_a_private_ca() {
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    let w = world(68, Imds::v2());
+    let dir = w.env_file().parent().unwrap().join("ca");
+    fs::create_dir_all(&dir).unwrap();
+    let openssl = |args: &[&str]| {
+        let ok = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(&dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl runs");
+        assert!(ok.success(), "openssl {args:?}");
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    fs::write(dir.join("ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "srv.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext",
+    ]);
+
+    let pem = |name: &str| fs::read(dir.join(name)).unwrap();
+    let certs = rustls::pki_types::pem::PemObject::pem_slice_iter(&pem("srv.pem"))
+        .collect::<Result<Vec<rustls::pki_types::CertificateDer>, _>>()
+        .unwrap();
+    let key =
+        <rustls::pki_types::PrivateKeyDer as rustls::pki_types::pem::PemObject>::from_pem_slice(
+            &pem("srv.key"),
+        )
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server = Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap(),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "https://127.0.0.1:{}",
+        listener.local_addr().unwrap().port()
+    );
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(tcp) = stream else { continue };
+            let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
+            let Ok(conn) = rustls::ServerConnection::new(server.clone()) else {
+                continue;
+            };
+            let mut tls = rustls::StreamOwned::new(conn, tcp);
+            let mut buf = [0u8; 8192];
+            if tls.read(&mut buf).unwrap_or(0) == 0 {
+                continue;
+            }
+            let body = "<ErrorResponse><Error><Type>Sender</Type><Code>ReachedOverTls</Code><Message>private CA trusted</Message></Error><RequestId>x</RequestId></ErrorResponse>";
+            let _ = write!(
+                tls,
+                "HTTP/1.1 400 Bad Request\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = tls.flush();
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+        }
+    });
+    let bundle = dir.join("ca.pem").display().to_string();
+    let without = w.run_with_env(&[], &[("AWS_ENDPOINT_URL", &url)]);
+    assert!(
+        !stderr(&without).contains("ReachedOverTls"),
+        "reached without the bundle: {}",
+        stderr(&without)
+    );
+    assert_ne!(without.status.code(), Some(0));
+    let with = w.run_with_env(
+        &[],
+        &[("AWS_ENDPOINT_URL", &url), ("AWS_CA_BUNDLE", &bundle)],
+    );
+    assert!(
+        stderr(&with).contains("ReachedOverTls"),
+        "not reached with the bundle: {}",
+        stderr(&with)
+    );
+    assert_untouched(&w);
+}
