@@ -511,3 +511,83 @@ fn aws_ca_bundle_trusts_a_private_ca() {
     );
     assert_untouched(&w);
 }
+
+/// A CONNECT proxy on 127.0.0.1 that records each request's first line and tunnels it.
+fn tiny_proxy() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::{TcpListener, TcpStream};
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(client) = stream else { continue };
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let _ = client.set_read_timeout(Some(Duration::from_secs(10)));
+                let mut reader = BufReader::new(client.try_clone().unwrap());
+                let mut first = String::new();
+                if reader.read_line(&mut first).is_err() {
+                    return;
+                }
+                loop {
+                    let mut line = String::new();
+                    match reader.read_line(&mut line) {
+                        Ok(n) if n > 2 => {}
+                        _ => break,
+                    }
+                }
+                log.lock().unwrap().push(first.trim().to_string());
+                let mut client = client;
+                let target = first.split_whitespace().nth(1).unwrap_or("").to_string();
+                let Ok(upstream) = TcpStream::connect(&target) else {
+                    let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n");
+                    return;
+                };
+                let _ = client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+                let (mut a, mut b) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+                let mut up = upstream;
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut b, &mut a);
+                    let _ = a.shutdown(std::net::Shutdown::Both);
+                });
+                let _ = std::io::copy(&mut reader, &mut up);
+                let _ = up.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    (url, seen)
+}
+
+// Issue 23: HTTPS_PROXY carries AWS calls only; IMDS and etcd go direct, and NO_PROXY hosts
+// too.
+#[test]
+fn the_proxy_carries_aws_calls_only() {
+    let w = world(67, Imds::v2());
+    let (proxy, seen) = tiny_proxy();
+    let aws = w.aws.url();
+    let aws_host = aws.trim_start_matches("http://").to_string();
+    let env = [
+        ("HTTPS_PROXY", proxy.as_str()),
+        ("HTTP_PROXY", proxy.as_str()),
+    ];
+    let _ = w.run_with_env(&[], &env);
+    let lines = seen.lock().unwrap().clone();
+    assert!(
+        lines.iter().any(|l| l.contains(&aws_host)),
+        "AWS did not go through the proxy: {lines:?}"
+    );
+    assert!(
+        lines.iter().all(|l| l.contains(&aws_host)),
+        "something else went through the proxy: {lines:?}"
+    );
+    seen.lock().unwrap().clear();
+    let host = aws_host.split(':').next().unwrap().to_string();
+    let _ = w.run_with_env(&[], &[env[0], env[1], ("NO_PROXY", host.as_str())]);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        Vec::<String>::new(),
+        "NO_PROXY ignored"
+    );
+}
