@@ -9,6 +9,7 @@
 #   ./build.sh sim [--schedules N] [--seed S] [--faults F]
 #                       the simulation: every schedule of a 3-node group, then N random ones
 #   ./build.sh boot     the README's user data booted under systemd (nspawn, cloud-init, moto)
+#   ./build.sh licenses the shipped crates' licenses against the allowlist, and their notices
 # It installs what it needs (Rust musl target, Debian packages, a Python venv with moto) and
 # stops loudly when something cannot be had.
 set -euo pipefail
@@ -138,7 +139,11 @@ dist() {
         cp "target/$arch-unknown-linux-musl/release/etcd-discovery" "dist/$name"
         gzip -9 -n -k "dist/$name"
     done
-    (cd dist && sha256sum etcd-discovery-* > SHA256SUMS)
+    # The binaries link third-party crates: their licenses and notices go with them.
+    cp LICENSE dist/LICENSE
+    python3 tests/licenses.py notices dist/THIRD-PARTY-NOTICES || die "cannot write the third-party notices"
+    python3 tests/licenses.py covers dist/THIRD-PARTY-NOTICES || die "dist/THIRD-PARTY-NOTICES misses a shipped crate"
+    (cd dist && sha256sum etcd-discovery-* LICENSE THIRD-PARTY-NOTICES > SHA256SUMS)
     say "dist/:"
     ls -l dist >&2
     cat dist/SHA256SUMS >&2
@@ -159,6 +164,18 @@ repro() {
         [ "$a" = "$b" ] || die "$target: two builds differ: ${a%% *} vs ${b%% *}"
         say "$target: reproducible, sha256 ${a%% *}"
     done
+}
+
+# Every crate linked into the release binaries has a license on tests/licenses.py's allowlist,
+# and the notices `dist` ships name every one of them (cargo-deny's check, without its install).
+check_licenses() {
+    say "licenses of the shipped crates"
+    python3 tests/licenses.py check || die "a shipped crate's license is not on the allowlist"
+    local notices
+    notices=$(mktemp /tmp/etcd-discovery-notices.XXXXXX)
+    python3 tests/licenses.py notices "$notices" || { rm -f "$notices"; die "cannot write the third-party notices"; }
+    python3 tests/licenses.py covers "$notices" || { rm -f "$notices"; die "the third-party notices miss a shipped crate"; }
+    rm -f "$notices"
 }
 
 check_static() {
@@ -184,6 +201,7 @@ run_tests() {
 
     say "cargo fmt --check"
     cargo fmt --check || die "code is not formatted: run cargo fmt"
+    check_licenses
     say "cargo clippy"
     cargo clippy --quiet --locked --all-targets -- -D warnings
     say "unit and offline tests (debug build)"
@@ -263,5 +281,6 @@ case "${1:-build}" in
     bench) run_bench ;;
     sim) shift; run_sim "$@" ;;
     boot) run_boot ;;
-    *) die "unknown command ${1}: use build, test, demo, dist, repro, bench, sim or boot" ;;
+    licenses) check_licenses ;;
+    *) die "unknown command ${1}: use build, test, demo, dist, repro, bench, sim, boot or licenses" ;;
 esac

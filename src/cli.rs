@@ -19,7 +19,8 @@ use crate::plan::{AddressKind, Scheme};
 #[derive(Debug)]
 pub enum Invocation {
     Run(Box<Config>),
-    Help,
+    /// `--help`, or `CMD --help` / `help CMD` for one subcommand's help.
+    Help(Option<Command>),
     Version,
 }
 
@@ -78,7 +79,7 @@ pub fn help() -> String {
          promote  (ExecStartPost=) makes a --learner member a voter once it has caught up.\n\
          leave    (ExecStop=, termination hook) removes this member when that keeps quorum.\n\
          reconcile (a timer on the members) removes members whose instances are gone; only\n\
-         the leader acts.\n\n\
+         the leader acts.\n         `etcd-discovery CMD --help` (or `help CMD`) says more about one of them.\n\n\
          Flags take Go syntax (-name=value, -name value, --name) as well as --name=value.\n\
          Each flag's variable stands in for it; a flag beats its variable.\n\n",
     );
@@ -93,17 +94,102 @@ pub fn help() -> String {
         out.push('\n');
     }
     out.push_str(
-        "  --help, --version\n\n\
+        "  -h, --help; -V, --version\n\n\
          Other variables: PROXY_ASG (proxy mode for that group), ASG_BY_TAG (PROXY_ASG or\n\
          --scaling-group-name is the value of the groups' Name tag), AWS_ACCESS_KEY_ID,\n\
          AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_CONTAINER_CREDENTIALS_RELATIVE_URI,\n\
          AWS_CONTAINER_CREDENTIALS_FULL_URI, AWS_CONTAINER_AUTHORIZATION_TOKEN, AWS_ENDPOINT_URL,\n\
          AWS_ENDPOINT_URL_AUTO_SCALING, AWS_ENDPOINT_URL_EC2, AWS_EC2_METADATA_SERVICE_ENDPOINT,\n\
-         AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE (IPv4, IPv6), RUST_LOG.\n\n\
+         AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE (IPv4, IPv6), AWS_CA_BUNDLE (PEM roots for AWS\n\
+         calls instead of the bundled ones), HTTPS_PROXY and NO_PROXY (AWS calls only), RUST_LOG.\n\n\
          Exit codes: 0 done, 1 failed, 2 bad usage, 75 temporary failure (retry).\n",
     );
     out
 }
+
+/// One subcommand's help: what it does, when a unit calls it, its flags, its exit codes. The
+/// README's "Subcommands" section carries each text verbatim (a unit test compares them).
+pub fn command_help(command: Command) -> &'static str {
+    match command {
+        Command::Discover => DISCOVER_HELP,
+        Command::Promote => PROMOTE_HELP,
+        Command::Leave => LEAVE_HELP,
+        Command::Reconcile => RECONCILE_HELP,
+    }
+}
+
+const DISCOVER_HELP: &str = "\
+Usage: etcd-discovery [discover] [FLAGS]
+
+Decides whether this instance's etcd bootstraps a new cluster or joins the existing one,
+makes the membership changes (removes the members whose instances are gone, adds this
+one) and writes etcd's settings to the environment file. It is the default subcommand.
+
+When: before every start of etcd, reboots included: etcd's drop-in runs
+etcd-discovery.service from ExecStartPre=.
+
+Flags: all of `etcd-discovery --help`; the ones that matter most: --environment-file,
+--scaling-group-name, --scaling-group-tag, --proxy-mode, --private-addresses,
+--etcd-client-scheme, --etcd-peer-scheme, --etcd-data-dir, --learner, --wait-timeout,
+--boot-wait, --timeout, --dry-run.
+
+Exit codes: 0 done (the file is written or already right), 1 failed (the error line says
+what to check), 2 bad usage, 75 temporary failure worth a retry (the group still
+launching, IMDS not up yet, an election). On any failure the previous file is untouched.
+";
+
+const PROMOTE_HELP: &str = "\
+Usage: etcd-discovery promote [FLAGS]
+
+Makes this instance's member, which joined as a learner (--learner), a voting member
+once it has caught up with the leader. A member that already votes is left alone.
+
+When: etcd-discovery-promote.service, started with etcd, retried every 10 s while the
+answer is \"not yet\".
+
+Flags: the group's and etcd's flags of `etcd-discovery --help` (--scaling-group-name,
+--scaling-group-tag, --etcd-client-scheme, --etcd-client-port, --etcd-api,
+--etcd-ca-file, --etcd-cert-file, --etcd-key-file, --etcd-user), --timeout, --dry-run.
+
+Exit codes: 0 done, 1 failed (needs a person: the reason is in the journal), 2 bad
+usage, 75 not caught up yet or no leader: retry.
+";
+
+const LEAVE_HELP: &str = "\
+Usage: etcd-discovery leave [--lifecycle-hook NAME] [FLAGS]
+
+Removes this instance's member from the cluster when the remaining members keep a
+quorum, then, with --lifecycle-hook, sends CompleteLifecycleAction (CONTINUE) for this
+instance. Refused on proxy nodes.
+
+When: ExecStop= of etcd's unit, or the handler of a termination lifecycle hook.
+
+Flags: --lifecycle-hook NAME (the hook to complete; needs
+autoscaling:CompleteLifecycleAction), the group's and etcd's flags of `etcd-discovery
+--help`, --timeout, --dry-run.
+
+Exit codes: 0 done (or this instance was no member), 1 failed (the last member, or the
+error line says what to check), 2 bad usage, 75 removing it now would lose the quorum,
+or another temporary failure: retry.
+";
+
+const RECONCILE_HELP: &str = "\
+Usage: etcd-discovery reconcile [FLAGS]
+
+Removes the members whose instances are gone from the group (a scale-down, a missed
+join) and that are provably down. Only the current leader acts; on other members it
+does nothing. Membership is never changed beyond those removals.
+
+When: etcd-discovery-reconcile.timer, every 5 minutes on every member.
+
+Flags: the group's and etcd's flags of `etcd-discovery --help` (--scaling-group-name,
+--scaling-group-tag, --private-addresses, --etcd-client-scheme, --etcd-peer-scheme,
+--etcd-api, --etcd-ca-file, --etcd-cert-file, --etcd-key-file, --etcd-user),
+--timeout, --dry-run.
+
+Exit codes: 0 done (nothing to do included), 1 failed, 2 bad usage, 75 temporary
+failure (no leader, an election): retry.
+";
 
 /// Rewrites Go-style arguments to `--name[=value]` so pico-args sees one syntax.
 fn normalise(args: Vec<String>) -> Vec<String> {
@@ -319,15 +405,29 @@ fn log_level(raw: &Raw) -> Result<log::LevelFilter> {
 
 /// Parses the arguments (without the program name) and the environment into what to do.
 pub fn parse(args: Vec<String>, env: &dyn Fn(&str) -> Option<String>) -> Result<Invocation> {
+    // `help [CMD]`, `CMD --help`, `CMD -h`: a subcommand named first gets its own help.
+    if args.first().map(String::as_str) == Some("help") {
+        return match args.get(1) {
+            None => Ok(Invocation::Help(None)),
+            Some(word) => subcommand(word)
+                .map(|c| Invocation::Help(Some(c)))
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "no help for {word:?}: use discover, promote, leave or reconcile"
+                    ))
+                }),
+        };
+    }
     if args
         .iter()
         .any(|a| matches!(a.as_str(), "-h" | "-help" | "--help"))
     {
-        return Ok(Invocation::Help);
+        let command = args.first().and_then(|a| subcommand(a));
+        return Ok(Invocation::Help(command));
     }
     if args
         .iter()
-        .any(|a| matches!(a.as_str(), "-version" | "--version"))
+        .any(|a| matches!(a.as_str(), "-V" | "-version" | "--version"))
     {
         return Ok(Invocation::Version);
     }
@@ -487,6 +587,9 @@ pub fn parse(args: Vec<String>, env: &dyn Fn(&str) -> Option<String>) -> Result<
             }
         },
         keys,
+        ca_bundle: env("AWS_CA_BUNDLE")
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from),
         container_credentials: container_url.map(|url| {
             (
                 url,
@@ -538,24 +641,85 @@ pub fn parse(args: Vec<String>, env: &dyn Fn(&str) -> Option<String>) -> Result<
     })))
 }
 
-/// `90`, `90s`, `5m`, `1h`: a whole number of seconds, minutes or hours.
+/// Go's `time.ParseDuration` syntax (`90s`, `1m30s`, `500ms`, `1.5h`, `2h45m`, `0`), plus a
+/// bare number of seconds (`90`), which this tool always took. A sign is refused: a negative
+/// wait means nothing here. At most 24 days, so that no sum of waits overflows.
 fn parse_duration(flag: &str, value: &str) -> Result<std::time::Duration> {
-    let (number, unit) = match value.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => value.split_at(i),
-        None => (value, "s"),
+    let bad = |why: &str| {
+        Error::Usage(format!(
+            "--{flag} takes a duration like 90s, 1m30s, 500ms or 1h: {value:?} {why}"
+        ))
     };
-    let scale = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        _ => 0,
-    };
-    match number.parse::<u64>() {
-        Ok(n) if scale > 0 && n <= 86_400 => Ok(std::time::Duration::from_secs(n * scale)),
-        _ => Err(Error::Usage(format!(
-            "--{flag} takes a duration like 90s, 5m or 1h, not {value:?}"
-        ))),
+    if value.starts_with(['-', '+']) {
+        return Err(bad("has a sign; write it without one"));
     }
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return match value.parse::<u64>() {
+            Ok(n) if n <= MAX_DURATION_SECS => Ok(std::time::Duration::from_secs(n)),
+            _ => Err(bad("is too long")),
+        };
+    }
+    let nanos = go_duration_nanos(value).map_err(bad)?;
+    if nanos > u128::from(MAX_DURATION_SECS) * 1_000_000_000 {
+        return Err(bad("is too long"));
+    }
+    Ok(std::time::Duration::from_nanos(nanos as u64))
+}
+
+/// The longest duration any flag takes: 24 days.
+const MAX_DURATION_SECS: u64 = 24 * 86_400;
+
+/// Nanoseconds in an unsigned Go duration; the error says what is wrong.
+fn go_duration_nanos(value: &str) -> std::result::Result<u128, &'static str> {
+    if value == "0" {
+        return Ok(0);
+    }
+    if value.is_empty() {
+        return Err("is empty");
+    }
+    let mut rest = value;
+    let mut total: u128 = 0;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or("has a number without a unit (ns, us, ms, s, m or h)")?;
+        let (number, tail) = rest.split_at(digits);
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let scale: u128 = match unit {
+            "ns" => 1,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => return Err("has an unknown unit (use ns, us, ms, s, m or h)"),
+        };
+        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+        if (whole.is_empty() && fraction.is_empty()) || fraction.contains('.') {
+            return Err("is not a number followed by a unit");
+        }
+        // Twenty digits or more is far past the limit: refuse before any overflow.
+        if whole.len() > 19 {
+            return Err("is too long");
+        }
+        let whole: u128 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().map_err(|_| "is not a number")?
+        };
+        let mut part = whole * scale;
+        let mut divisor: u128 = 1;
+        for digit in fraction.bytes().take(18) {
+            divisor *= 10;
+            part += u128::from(digit - b'0') * scale / divisor;
+        }
+        total = total.saturating_add(part);
+        rest = tail;
+    }
+    Ok(total)
 }
 
 fn optional_string(value: &str) -> Option<String> {
@@ -566,6 +730,100 @@ fn optional_string(value: &str) -> Option<String> {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    // Issue 23: `leave --help` printed the whole tool's help; each subcommand has its own,
+    // and the README's "Subcommands" section says the same words.
+    #[test]
+    fn each_subcommand_has_its_help_and_the_readme_says_the_same() {
+        let readme = include_str!("../README.md");
+        let env = |_: &str| None;
+        for (word, command) in [
+            ("discover", Command::Discover),
+            ("promote", Command::Promote),
+            ("leave", Command::Leave),
+            ("reconcile", Command::Reconcile),
+        ] {
+            for args in [vec![word, "--help"], vec![word, "-h"], vec!["help", word]] {
+                let args = args.into_iter().map(str::to_string).collect();
+                assert!(
+                    matches!(parse(args, &env), Ok(Invocation::Help(Some(c))) if c == command),
+                    "failed testcase {word}"
+                );
+            }
+            let heading = format!("### `etcd-discovery {word}`\n\n```text\n");
+            let start = readme
+                .find(&heading)
+                .unwrap_or_else(|| panic!("README has no section {heading:?}"))
+                + heading.len();
+            let end = start + readme[start..].find("```").expect("block ends");
+            assert_eq!(
+                &readme[start..end],
+                command_help(command),
+                "README and `{word} --help` differ"
+            );
+        }
+        assert!(matches!(
+            parse(vec!["--help".to_string()], &env),
+            Ok(Invocation::Help(None))
+        ));
+        assert!(parse(vec!["help".into(), "join".into()], &env).is_err());
+    }
+
+    // Issue 23: only 90s, 5m, 1h were taken; the Go seed's users write 1m30s and 500ms.
+    #[test]
+    fn durations_take_go_syntax() {
+        use std::time::Duration;
+        let ms = Duration::from_millis;
+        let cases = [
+            ("90", ms(90_000)),
+            ("90s", ms(90_000)),
+            ("5m", ms(300_000)),
+            ("1h", ms(3_600_000)),
+            ("0", ms(0)),
+            ("0s", ms(0)),
+            ("1m30s", ms(90_000)),
+            ("500ms", ms(500)),
+            ("1.5h", ms(5_400_000)),
+            ("2h45m", ms(9_900_000)),
+            (".5s", ms(500)),
+            ("1.s", ms(1_000)),
+            ("1500us", Duration::from_micros(1500)),
+            ("1500\u{b5}s", Duration::from_micros(1500)),
+            ("2000000ns", ms(2)),
+            ("1h1m1s1ms", ms(3_661_001)),
+        ];
+        for (text, want) in cases {
+            assert_eq!(
+                parse_duration("timeout", text).ok(),
+                Some(want),
+                "failed testcase {text:?}"
+            );
+        }
+        for bad in [
+            "", "-1s", "+1s", "1", "1m30", "1d", "s", "1..5s", "1.2.3s", "h1", "1 s",
+        ] {
+            let bad = if bad == "1" { "1x" } else { bad };
+            match parse_duration("timeout", bad) {
+                Err(e) => assert!(
+                    e.to_string().contains("--timeout takes a duration like"),
+                    "failed testcase {bad:?}: {e}"
+                ),
+                Ok(d) => panic!("failed testcase {bad:?}: accepted as {d:?}"),
+            }
+        }
+    }
+
+    // Issue 23: `-V` was refused as an unknown flag.
+    #[test]
+    fn short_version_flag_is_taken() {
+        let env = |_: &str| None;
+        for flag in ["-V", "--version", "-version"] {
+            assert!(
+                matches!(parse(vec![flag.to_string()], &env), Ok(Invocation::Version)),
+                "failed testcase {flag}"
+            );
+        }
+    }
 
     fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Config> {
         let env: HashMap<String, String> = env
@@ -890,6 +1148,12 @@ mod tests {
             ),
             (&["join"], &[], "unexpected argument \"join\""),
             (&["--wait-timeout=5d"], &[], "duration"),
+            (&["--wait-timeout=-5m"], &[], "without one"),
+            (&["--wait-timeout=1m30"], &[], "without a unit"),
+            (&["--timeout=1.2.3s"], &[], "not a number"),
+            (&["--timeout=30d"], &[], "unknown unit"),
+            (&["--timeout=1000h"], &[], "too long"),
+            (&["--boot-wait=s"], &[], "not a number"),
             (
                 &[],
                 &[("ETCD_DISCOVERY_BOOT_WAIT", "soon")],

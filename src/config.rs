@@ -33,6 +33,10 @@ pub struct AwsSettings {
     pub keys: Option<Credentials>,
     /// The ECS/container credentials URL and its optional `Authorization` value.
     pub container_credentials: Option<(String, Option<String>)>,
+    /// `AWS_CA_BUNDLE`: a PEM file whose certificates replace the bundled web roots for AWS
+    /// API calls (as the AWS SDKs do), for TLS-inspecting proxies and private CAs. Never used
+    /// for IMDS or etcd.
+    pub ca_bundle: Option<std::path::PathBuf>,
 }
 
 /// What a run does. The default job needs no subcommand (the seeds had none).

@@ -101,6 +101,31 @@ fn read_pem(path: &Path, what: &str) -> Result<Vec<PemItem<'static>>> {
     Ok(items)
 }
 
+/// TLS settings for AWS API calls: the certificates of `AWS_CA_BUNDLE` replace the bundled
+/// web roots when it is set, as the AWS SDKs do; else the bundled web roots.
+pub fn aws_tls(ca_bundle: Option<&Path>) -> Result<TlsConfig> {
+    let Some(path) = ca_bundle else {
+        return Ok(TlsConfig::default());
+    };
+    let what = "CA bundle (AWS_CA_BUNDLE)";
+    let roots: Vec<Certificate<'static>> = read_pem(path, what)?
+        .into_iter()
+        .filter_map(|item| match item {
+            PemItem::Certificate(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    if roots.is_empty() {
+        return Err(Error::Usage(format!(
+            "the {what} {} holds no certificate",
+            path.display()
+        )));
+    }
+    Ok(TlsConfig::builder()
+        .root_certs(RootCerts::from(roots))
+        .build())
+}
+
 /// TLS settings for etcd: an operator-given CA (else the bundled web roots), and an optional
 /// client certificate. Certificates are always verified.
 pub fn etcd_tls(tls: &EtcdTls) -> Result<TlsConfig> {

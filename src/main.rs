@@ -127,8 +127,11 @@ fn main() -> ExitCode {
     });
     let config = match invocation {
         Ok(cli::Invocation::Run(config)) => config,
-        Ok(cli::Invocation::Help) => {
-            print!("{}", cli::help());
+        Ok(cli::Invocation::Help(command)) => {
+            match command {
+                Some(command) => print!("{}", cli::command_help(command)),
+                None => print!("{}", cli::help()),
+            }
             return ExitCode::SUCCESS;
         }
         Ok(cli::Invocation::Version) => {

@@ -12,7 +12,7 @@ use crate::aws::{credentials, ec2, endpoint};
 use crate::config::{Command, Config, GroupSelector};
 use crate::error::{Error, Result};
 use crate::etcd::{self, Discovery, Etcd, Health};
-use crate::http::{etcd_tls, jitter, Http, Timeouts};
+use crate::http::{aws_tls, etcd_tls, jitter, Http, Timeouts};
 use crate::imds::{join, Imds};
 use crate::model::{
     counts_in_cluster, Group, Identity, Instance, LocalData, Observed, PreviousFile,
@@ -385,7 +385,7 @@ pub fn run(config: &Config) -> Result<()> {
     }
     let local = Http::new(LOCAL, ureq::tls::TlsConfig::default(), false);
     let etcd_http = Http::new(ETCD, etcd_tls(&config.etcd_tls)?, false);
-    let aws_http = Http::new(AWS, ureq::tls::TlsConfig::default(), true);
+    let aws_http = Http::new(AWS, aws_tls(config.aws.ca_bundle.as_deref())?, true);
 
     // What comes up late at boot (IMDS, the network, our listing in the group) is waited for
     // until then.

@@ -358,3 +358,246 @@ fn an_aws_endpoint_with_an_untrusted_certificate_is_refused() {
     assert_failure(&out, 1, "certificate");
     assert_untouched(&w);
 }
+
+// Issue 23: AWS_CA_BUNDLE was ignored. A bundle that is missing, unreadable or holds no
+// certificate is bad usage naming the file and the variable, before anything changes.
+#[test]
+fn a_bad_aws_ca_bundle_is_named() {
+    let w = world(69, Imds::v2());
+    let dir = w.env_file().parent().unwrap().to_path_buf();
+    let empty = dir.join("empty.pem");
+    fs::write(&empty, "").unwrap();
+    let key_only = dir.join("key.pem");
+    fs::write(
+        &key_only,
+        "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let missing = dir.join("missing.pem");
+    for path in [&missing, &empty, &key_only] {
+        let shown = path.display().to_string();
+        let out = w.run_with_env(&[], &[("AWS_CA_BUNDLE", &shown)]);
+        assert_failure(&out, 2, &shown);
+        assert!(
+            stderr(&out).contains("AWS_CA_BUNDLE"),
+            "failed testcase {shown}: {}",
+            stderr(&out)
+        );
+        assert_untouched(&w);
+    }
+}
+
+// Issue 23: with a private CA (a TLS-inspecting proxy, VPC endpoints) every AWS call failed.
+// An AWS endpoint whose certificate a test CA signed is refused without AWS_CA_BUNDLE and
+// reached with it.
+#[test]
+fn aws_ca_bundle_trusts_a_private_ca() {
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    let w = world(68, Imds::v2());
+    let dir = w.env_file().parent().unwrap().join("ca");
+    fs::create_dir_all(&dir).unwrap();
+    let openssl = |args: &[&str]| {
+        let ok = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(&dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl runs");
+        assert!(ok.success(), "openssl {args:?}");
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    fs::write(dir.join("ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "srv.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext",
+    ]);
+
+    let pem = |name: &str| fs::read(dir.join(name)).unwrap();
+    let certs = rustls::pki_types::pem::PemObject::pem_slice_iter(&pem("srv.pem"))
+        .collect::<Result<Vec<rustls::pki_types::CertificateDer>, _>>()
+        .unwrap();
+    let key =
+        <rustls::pki_types::PrivateKeyDer as rustls::pki_types::pem::PemObject>::from_pem_slice(
+            &pem("srv.key"),
+        )
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server = Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap(),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "https://127.0.0.1:{}",
+        listener.local_addr().unwrap().port()
+    );
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(tcp) = stream else { continue };
+            let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
+            let Ok(conn) = rustls::ServerConnection::new(server.clone()) else {
+                continue;
+            };
+            let mut tls = rustls::StreamOwned::new(conn, tcp);
+            let mut buf = [0u8; 8192];
+            if tls.read(&mut buf).unwrap_or(0) == 0 {
+                continue;
+            }
+            let body = "<ErrorResponse><Error><Type>Sender</Type><Code>ReachedOverTls</Code><Message>private CA trusted</Message></Error><RequestId>x</RequestId></ErrorResponse>";
+            let _ = write!(
+                tls,
+                "HTTP/1.1 400 Bad Request\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = tls.flush();
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+        }
+    });
+    let bundle = dir.join("ca.pem").display().to_string();
+    let without = w.run_with_env(&[], &[("AWS_ENDPOINT_URL", &url)]);
+    assert!(
+        !stderr(&without).contains("ReachedOverTls"),
+        "reached without the bundle: {}",
+        stderr(&without)
+    );
+    assert_ne!(without.status.code(), Some(0));
+    let with = w.run_with_env(
+        &[],
+        &[("AWS_ENDPOINT_URL", &url), ("AWS_CA_BUNDLE", &bundle)],
+    );
+    assert!(
+        stderr(&with).contains("ReachedOverTls"),
+        "not reached with the bundle: {}",
+        stderr(&with)
+    );
+    assert_untouched(&w);
+}
+
+/// A CONNECT proxy on 127.0.0.1 that records each request's first line and tunnels it.
+fn tiny_proxy() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::{TcpListener, TcpStream};
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(client) = stream else { continue };
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let _ = client.set_read_timeout(Some(Duration::from_secs(10)));
+                let mut reader = BufReader::new(client.try_clone().unwrap());
+                let mut first = String::new();
+                if reader.read_line(&mut first).is_err() {
+                    return;
+                }
+                loop {
+                    let mut line = String::new();
+                    match reader.read_line(&mut line) {
+                        Ok(n) if n > 2 => {}
+                        _ => break,
+                    }
+                }
+                log.lock().unwrap().push(first.trim().to_string());
+                let mut client = client;
+                let target = first.split_whitespace().nth(1).unwrap_or("").to_string();
+                let Ok(upstream) = TcpStream::connect(&target) else {
+                    let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n");
+                    return;
+                };
+                let _ = client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+                let (mut a, mut b) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+                let mut up = upstream;
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut b, &mut a);
+                    let _ = a.shutdown(std::net::Shutdown::Both);
+                });
+                let _ = std::io::copy(&mut reader, &mut up);
+                let _ = up.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    (url, seen)
+}
+
+// Issue 23: HTTPS_PROXY carries AWS calls only; IMDS and etcd go direct, and NO_PROXY hosts
+// too.
+#[test]
+fn the_proxy_carries_aws_calls_only() {
+    let w = world(67, Imds::v2());
+    let (proxy, seen) = tiny_proxy();
+    let aws = w.aws.url();
+    let aws_host = aws.trim_start_matches("http://").to_string();
+    let env = [
+        ("HTTPS_PROXY", proxy.as_str()),
+        ("HTTP_PROXY", proxy.as_str()),
+    ];
+    let _ = w.run_with_env(&[], &env);
+    let lines = seen.lock().unwrap().clone();
+    assert!(
+        lines.iter().any(|l| l.contains(&aws_host)),
+        "AWS did not go through the proxy: {lines:?}"
+    );
+    assert!(
+        lines.iter().all(|l| l.contains(&aws_host)),
+        "something else went through the proxy: {lines:?}"
+    );
+    seen.lock().unwrap().clear();
+    let host = aws_host.split(':').next().unwrap().to_string();
+    let _ = w.run_with_env(&[], &[env[0], env[1], ("NO_PROXY", host.as_str())]);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        Vec::<String>::new(),
+        "NO_PROXY ignored"
+    );
+}
