@@ -90,14 +90,20 @@ fn etcd_log(lab: &Lab, k: u8) -> String {
     fs::read_to_string(lab.node_dir(k).join("etcd.log")).unwrap_or_default()
 }
 
-/// Waits (bounded) until the etcd in `guard` has exited; returns its log.
-fn wait_exit(lab: &Lab, k: u8, guard: &mut lab::Guard, why: &str) -> String {
+/// Waits (bounded) until the etcd in `guard` has exited; returns its exit code and log.
+fn wait_exit(lab: &Lab, k: u8, guard: &mut lab::Guard, why: &str) -> (Option<i32>, String) {
+    let mut status = None;
     lab::wait_until(
         &format!("etcd {k} to exit ({why})"),
         Duration::from_secs(30),
-        || guard.child.try_wait().unwrap().is_some(),
+        || {
+            status = guard.child.try_wait().unwrap();
+            status.is_some()
+        },
     );
-    etcd_log(lab, k)
+    let code = status.and_then(|s| s.code());
+    println!("etcd {k} ({why}) exited: {code:?}");
+    (code, etcd_log(lab, k))
 }
 
 /// Waits until k's etcd no longer counts `remote` (a hex member ID) as an active peer: its
@@ -226,8 +232,9 @@ fn unhealthy_cluster_member_count_removal_quorum_removed_member_and_rebootstrap(
         join_env(&lab, 5, "node-5", &short),
         &EtcdFlags::default(),
     );
-    let log = wait_exit(&lab, 5, &mut etcd5, "member count is unequal");
+    let (code, log) = wait_exit(&lab, 5, &mut etcd5, "member count is unequal");
     assert_says("member count", &log, "member count is unequal");
+    assert_eq!(code, Some(1), "{log}");
     // Back to three started members: the unstarted entry is removed.
     let id5 = member_id(&lab, 2, &url5);
     etcdctl(&lab, 2, &["member", "remove", &id5]);
@@ -236,20 +243,26 @@ fn unhealthy_cluster_member_count_removal_quorum_removed_member_and_rebootstrap(
     // world.rs: "a removal needs a leader and must leave a connected quorum
     // (`mayRemoveMember`)"; in `change`: `after.members.retain(|m| m.id != *member);
     // if connected(self, &after) < quorum(after.members.len()) { ... // unhealthy cluster`.
-    // Node 4's etcd stops: removing running node 3 would leave 2 of 2 with one connected.
-    let url4 = peer_url(&lab, 4);
-    let id4 = member_id(&lab, 2, &url4);
-    let id3 = member_id(&lab, 2, &peer_url(&lab, 3));
-    lab.nodes.get_mut(&4).unwrap().etcd.take();
-    wait_peer_inactive(&lab, 2, &id4);
-    // Node 4 may have led: a change proposed before 2 and 3 elect a leader is dropped and
-    // times out ("a removal needs a leader"), so both questions are asked with one.
-    wait_leader(&lab, 2);
-    let out = etcdctl_output(&lab, 2, &["member", "remove", &id3]);
+    // A node whose file says `new` is kept for the last rule; of the other two, `gone`'s etcd
+    // stops: removing the running `other` would leave 2 of 2 with one connected.
+    let fresh = *nodes
+        .iter()
+        .find(|k| lab.env_value(**k, "ETCD_INITIAL_CLUSTER_STATE") == "new")
+        .expect("the seed wrote `new`");
+    let others: Vec<u8> = nodes.into_iter().filter(|k| *k != fresh).collect();
+    let (gone, other) = (others[0], others[1]);
+    let id_gone = member_id(&lab, fresh, &peer_url(&lab, gone));
+    let id_other = member_id(&lab, fresh, &peer_url(&lab, other));
+    lab.nodes.get_mut(&gone).unwrap().etcd.take();
+    wait_peer_inactive(&lab, fresh, &id_gone);
+    // `gone` may have led: a change proposed before the two left elect a leader is dropped
+    // and times out ("a removal needs a leader"), so both questions are asked with one.
+    wait_leader(&lab, fresh);
+    let out = etcdctl_output(&lab, fresh, &["member", "remove", &id_other]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success(),
-        "removing running node 3 was accepted"
+        "removing running node {other} was accepted"
     );
     assert_says(
         "remove running member",
@@ -257,38 +270,39 @@ fn unhealthy_cluster_member_count_removal_quorum_removed_member_and_rebootstrap(
         "etcdserver: unhealthy cluster",
     );
     // Removing the stopped one leaves 2 of 2 connected: accepted.
-    etcdctl(&lab, 2, &["member", "remove", &id4]);
-    assert_eq!(lab.members(2, NO_TLS).len(), 2);
+    etcdctl(&lab, fresh, &["member", "remove", &id_gone]);
+    assert_eq!(lab.members(fresh, NO_TLS).len(), 2);
 
     // world.rs: "a node with data restarts as its member; a removed member refuses to
     // start"; in `start_etcd`: `"member {:x} was removed from the cluster; its data cannot
-    // rejoin"`. Node 4 starts from its old data and file.
-    let env4 = lab.env_of(4);
-    let mut etcd4 = lab.spawn_etcd(4, env4, &EtcdFlags::default());
-    let log = wait_exit(&lab, 4, &mut etcd4, "a removed member");
+    // rejoin"`. `gone` starts from its old data and file. Real etcd starts, hears from its
+    // peers that it was removed, and exits with status 0 (not a failure: a unit with
+    // `Restart=on-failure` leaves it stopped); the model's refusal is the same end state.
+    let env = lab.env_of(gone);
+    let mut etcd = lab.spawn_etcd(gone, env, &EtcdFlags::default());
+    let (code, log) = wait_exit(&lab, gone, &mut etcd, "a removed member");
     assert_says(
         "removed member",
         &log,
         "the member has been permanently removed from the cluster",
     );
-    assert_eq!(lab.members(2, NO_TLS).len(), 2, "it did not come back");
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(lab.members(fresh, NO_TLS).len(), 2, "it did not come back");
 
     // world.rs: "a node started `new` joins the cluster its token and initial cluster name;
     // one that was already started ("member has already been bootstrapped") refuses"; in
     // `start_etcd`: `if published && peer_knows { return refuse("member has already been
-    // bootstrapped"...`. The seed (its file says `new`) loses its data; its peer 3 answers.
-    let seed = *[2, 3]
-        .iter()
-        .find(|k| lab.env_value(**k, "ETCD_INITIAL_CLUSTER_STATE") == "new")
-        .expect("the seed wrote `new`");
-    lab.nodes.get_mut(&seed).unwrap().etcd.take();
-    fs::remove_dir_all(lab.data_dir(seed)).unwrap();
-    let env = lab.env_of(seed);
-    let mut etcd = lab.spawn_etcd(seed, env, &EtcdFlags::default());
-    let log = wait_exit(&lab, seed, &mut etcd, "already bootstrapped");
+    // bootstrapped"...`. `fresh` loses its data and starts from its `new` file; `other`
+    // answers on its peer port.
+    lab.nodes.get_mut(&fresh).unwrap().etcd.take();
+    fs::remove_dir_all(lab.data_dir(fresh)).unwrap();
+    let env = lab.env_of(fresh);
+    let mut etcd = lab.spawn_etcd(fresh, env, &EtcdFlags::default());
+    let (code, log) = wait_exit(&lab, fresh, &mut etcd, "already bootstrapped");
     assert_says(
         "new member without data",
         &log,
         "has already been bootstrapped",
     );
+    assert_eq!(code, Some(1), "{log}");
 }
