@@ -215,6 +215,29 @@ pub fn etcd_tool(name: &str) -> Command {
     }
 }
 
+/// `etcdctl` (v3) of the etcd under test through k's client URL; its output, whatever the
+/// outcome.
+pub fn etcdctl_output(lab: &Lab, k: u8, args: &[&str]) -> Output {
+    let endpoint = lab.env_value(k, "ETCD_ADVERTISE_CLIENT_URLS");
+    etcd_tool("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args(["--endpoints", &endpoint, "--dial-timeout=2s"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// `etcdctl` through k, asserted to succeed; its standard output.
+pub fn etcdctl(lab: &Lab, k: u8, args: &[&str]) -> String {
+    let out = etcdctl_output(lab, k, args);
+    assert!(
+        out.status.success(),
+        "etcdctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 pub struct Lab {
     pub net: u8,
     pub moto: Moto,

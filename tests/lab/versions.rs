@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use super::lab::{self, EtcdFlags, Lab};
+use super::lab::{etcdctl, EtcdFlags, Lab};
 use super::{bootstrap, NO_TLS};
 
 fn next_etcd() -> EtcdFlags {
@@ -16,22 +16,6 @@ fn next_etcd() -> EtcdFlags {
         bin_dir: Some(dir),
         ..Default::default()
     }
-}
-
-fn etcdctl(lab: &Lab, k: u8, args: &[&str]) -> String {
-    let endpoint = lab.env_value(k, "ETCD_ADVERTISE_CLIENT_URLS");
-    let out = lab::etcd_tool("etcdctl")
-        .env("ETCDCTL_API", "3")
-        .args(["--endpoints", &endpoint, "--dial-timeout=2s"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "etcdctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]
