@@ -15,10 +15,16 @@
 //!   refuses to start when the counts differ ("member count is unequal") or its URL is missing;
 //! - a node started `new` joins the cluster its token and initial cluster name; one that was
 //!   already started ("member has already been bootstrapped") refuses;
-//! - a node with data restarts as its member; a removed member refuses to start;
+//! - a node with data restarts as its member; a removed member does not run (real etcd
+//!   starts, hears it was removed and exits with status 0, so `Restart=on-failure` leaves it
+//!   stopped: the same end);
 //! - a member serves clients only once it has published through a leader: a bootstrapping
 //!   member refuses client connections (seen with 3.4.23), while its peer port listens;
-//! - the member list is served without a leader (the gateway's request is not linearizable).
+//! - the member list is served without a leader (the gateway's request is not linearizable);
+//! - learners are not modelled apart: an `AddLearner` is checked like an `Add`, which is
+//!   stricter than etcd (it counts neither a learner's start nor its connection). The runs
+//!   use voters only (`--learner` off).
+//! `tests/lab/rules.rs` shows each rule with real etcd 3.4 and 3.5 (README, "Simulation").
 
 use std::fmt::Write as _;
 
