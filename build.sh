@@ -38,7 +38,7 @@ apt_updated=""
 need_packages() {
     local missing=()
     for p in "$@"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+        grep -q 'install ok installed' <<< "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" || missing+=("$p")
     done
     [ ${#missing[@]} -eq 0 ] && return 0
     command -v apt-get >/dev/null || die "missing packages ${missing[*]} and no apt-get to install them"
@@ -64,7 +64,7 @@ stop_system_etcd() {
 
 need_rust_target() {
     command -v cargo >/dev/null || die "cargo not found: install Rust (rustup) first"
-    if ! rustup target list --installed 2>/dev/null | grep -qx "$1"; then
+    if ! grep -qx "$1" <<< "$(rustup target list --installed 2>/dev/null)"; then
         say "rustup target add $1"
         rustup target add "$1" >/dev/null || die "rustup target add $1 failed"
     fi
@@ -101,7 +101,9 @@ need_etcd35() {
         done
         rm -rf "$ETCD35_DIR" && mv "$tmp/bin" "$ETCD35_DIR" && rm -rf "$tmp"
     fi
-    "$ETCD35_DIR/etcd" --version | grep -q "etcd Version: $ETCD35_VERSION" || die "$ETCD35_DIR/etcd is not etcd $ETCD35_VERSION"
+    # Read whole, then matched: with pipefail, `etcd --version | grep -q` fails whenever grep
+    # exits before etcd has written its last line (SIGPIPE); it did once from a clean clone.
+    grep -q "etcd Version: $ETCD35_VERSION" <<< "$("$ETCD35_DIR/etcd" --version)" || die "$ETCD35_DIR/etcd is not etcd $ETCD35_VERSION"
 }
 
 # Builds the release binary for target $1 into target dir $2 (default target/). Paths that
@@ -182,7 +184,7 @@ check_static() {
     local bin=$1 size
     size=$(stat -c %s "$bin")
     if command -v file >/dev/null; then
-        file -b "$bin" | grep -Eq 'static(-pie)? linked|statically linked' || die "$bin is not statically linked: $(file -b "$bin")"
+        grep -Eq 'static(-pie)? linked|statically linked' <<< "$(file -b "$bin")" || die "$bin is not statically linked: $(file -b "$bin")"
     elif ldd "$bin" >/dev/null 2>&1; then
         die "$bin is dynamically linked"
     fi
@@ -216,7 +218,7 @@ run_tests() {
     local wrapper=$PWD/target/$ARM_TARGET/etcd-discovery-qemu
     printf '#!/bin/sh\nexec qemu-aarch64 "%s" "$@"\n' "$PWD/$ARM_BIN" > "$wrapper"
     chmod +x "$wrapper"
-    "$wrapper" --version | grep -q "aarch64-unknown-linux-musl" || die "the aarch64 binary does not run under qemu"
+    grep -q "aarch64-unknown-linux-musl" <<< "$("$wrapper" --version)" || die "the aarch64 binary does not run under qemu"
     ETCD_DISCOVERY_BIN=$wrapper cargo test --locked --test offline
     say "lab tests on etcd $(etcd --version | sed -n 's/^etcd Version: //p') (Debian): real etcd, moto, IMDS stubs"
     LAB_MOTO_SERVER=$LAB_DIR/venv/bin/moto_server ETCD_DISCOVERY_BIN=$PWD/$BIN \
