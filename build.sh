@@ -19,7 +19,7 @@ TARGET=x86_64-unknown-linux-musl
 ARM_TARGET=aarch64-unknown-linux-musl
 BIN=target/$TARGET/release/etcd-discovery
 ARM_BIN=target/$ARM_TARGET/release/etcd-discovery
-VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | sed -n 1p)
 SIZE_BUDGET=2500000
 # The lab tests read it from the environment.
 export LAB_DIR=$PWD/.lab

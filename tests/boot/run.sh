@@ -24,7 +24,7 @@ cd "$(dirname "$0")/../.."
 BIN=$(realpath "${1:?usage: tests/boot/run.sh BINARY}")
 CACHE=${BOOT_CACHE:-$PWD/.lab/boot}
 MOTO=${LAB_MOTO_SERVER:-$PWD/.lab/venv/bin/moto_server}
-VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | sed -n 1p)
 NET=10.231.0
 SWITCH_IP=$NET.1
 REGION=us-east-1
@@ -120,7 +120,7 @@ aws() {
     for p in "$@"; do args+=(--data-urlencode "$p"); done
     in_net "$SW" curl "${args[@]}" "http://$SWITCH_IP:5000/" || { echo "moto $action failed" >&2; exit 1; }
 }
-xml() { sed -n "s:.*<$1>\([^<]*\)</$1>.*:\1:p" | head -n 1; }
+xml() { sed -n "s:.*<$1>\([^<]*\)</$1>.*:\1:p" | sed -n 1p; }
 
 setup_aws() {
     local vpc
