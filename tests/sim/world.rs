@@ -719,6 +719,24 @@ impl World {
                         "i-{n} removed member {member:x}, which is up and reachable"
                     ));
                 }
+                // Only a member whose instance is gone is removed, or a node's own (rule 5):
+                // never the member of another instance the group still has, started or not.
+                let url = cluster
+                    .members
+                    .iter()
+                    .find(|m| m.id == *member)
+                    .map(|m| m.peer_url.clone())
+                    .unwrap_or_default();
+                if let Some(owner) = self
+                    .nodes
+                    .iter()
+                    .find(|x| x.n != n && !x.terminated && url == format!("http://{}:2380", x.ip()))
+                {
+                    return violation(format!(
+                        "i-{n} removed member {member:x} of i-{}, an instance the group still has",
+                        owner.n
+                    ));
+                }
                 after.members.retain(|m| m.id != *member);
                 if connected(self, &after) < quorum(after.members.len()) {
                     return Ok(Err(75)); // mayRemoveMember: unhealthy cluster
