@@ -24,6 +24,7 @@
 //! - learners are not modelled apart: an `AddLearner` is checked like an `Add`, which is
 //!   stricter than etcd (it counts neither a learner's start nor its connection). The runs
 //!   use voters only (`--learner` off).
+//!
 //! `tests/lab/rules.rs` shows each rule with real etcd 3.4 and 3.5 (README, "Simulation").
 
 use std::fmt::Write as _;
