@@ -101,7 +101,8 @@ pub fn help() -> String {
          AWS_CONTAINER_CREDENTIALS_FULL_URI, AWS_CONTAINER_AUTHORIZATION_TOKEN, AWS_ENDPOINT_URL,\n\
          AWS_ENDPOINT_URL_AUTO_SCALING, AWS_ENDPOINT_URL_EC2, AWS_EC2_METADATA_SERVICE_ENDPOINT,\n\
          AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE (IPv4, IPv6), AWS_CA_BUNDLE (PEM roots for AWS\n\
-         calls instead of the bundled ones), HTTPS_PROXY and NO_PROXY (AWS calls only), RUST_LOG.\n\n\
+         calls instead of the bundled ones; else ca_bundle of AWS_PROFILE in AWS_CONFIG_FILE or\n\
+         ~/.aws/config), HTTPS_PROXY and NO_PROXY (AWS calls only), RUST_LOG.\n\n\
          Exit codes: 0 done, 1 failed, 2 bad usage, 75 temporary failure (retry).\n",
     );
     out
@@ -590,6 +591,21 @@ pub fn parse(args: Vec<String>, env: &dyn Fn(&str) -> Option<String>) -> Result<
         ca_bundle: env("AWS_CA_BUNDLE")
             .filter(|v| !v.is_empty())
             .map(std::path::PathBuf::from),
+        shared_config: env("AWS_CONFIG_FILE")
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from)
+            .or_else(|| {
+                env("HOME")
+                    .filter(|h| !h.is_empty())
+                    .map(|h| std::path::Path::new(&h).join(".aws").join("config"))
+            })
+            .map(|file| {
+                let profile = env("AWS_PROFILE")
+                    .or_else(|| env("AWS_DEFAULT_PROFILE"))
+                    .filter(|p| !p.is_empty())
+                    .unwrap_or_else(|| "default".into());
+                (file, profile)
+            }),
         container_credentials: container_url.map(|url| {
             (
                 url,

@@ -37,6 +37,9 @@ pub struct AwsSettings {
     /// API calls (as the AWS SDKs do), for TLS-inspecting proxies and private CAs. Never used
     /// for IMDS or etcd.
     pub ca_bundle: Option<std::path::PathBuf>,
+    /// The shared config file (`AWS_CONFIG_FILE`, else `~/.aws/config`) and the profile
+    /// (`AWS_PROFILE`, else `default`): its `ca_bundle` is used when `AWS_CA_BUNDLE` is not set.
+    pub shared_config: Option<(std::path::PathBuf, String)>,
 }
 
 /// What a run does. The default job needs no subcommand (the seeds had none).

@@ -101,13 +101,15 @@ fn read_pem(path: &Path, what: &str) -> Result<Vec<PemItem<'static>>> {
     Ok(items)
 }
 
-/// TLS settings for AWS API calls: the certificates of `AWS_CA_BUNDLE` replace the bundled
-/// web roots when it is set, as the AWS SDKs do; else the bundled web roots.
-pub fn aws_tls(ca_bundle: Option<&Path>) -> Result<TlsConfig> {
-    let Some(path) = ca_bundle else {
+/// TLS settings for AWS API calls: the certificates of a CA bundle (`AWS_CA_BUNDLE`, or the
+/// shared config's `ca_bundle`; `source` names which) replace the bundled web roots, as the
+/// AWS SDKs do; else the bundled web roots.
+pub fn aws_tls(ca_bundle: Option<(&Path, &str)>) -> Result<TlsConfig> {
+    let Some((path, source)) = ca_bundle else {
         return Ok(TlsConfig::default());
     };
-    let what = "CA bundle (AWS_CA_BUNDLE)";
+    let what = format!("CA bundle ({source})");
+    let what = what.as_str();
     let roots: Vec<Certificate<'static>> = read_pem(path, what)?
         .into_iter()
         .filter_map(|item| match item {

@@ -379,13 +379,36 @@ impl World<'_> {
     }
 }
 
+/// The CA bundle for AWS calls and where it was named: `AWS_CA_BUNDLE`, else the shared
+/// config's `ca_bundle` for the profile (a file that cannot be read names none).
+fn ca_bundle(config: &Config) -> Option<(std::path::PathBuf, String)> {
+    if let Some(path) = &config.aws.ca_bundle {
+        return Some((path.clone(), "AWS_CA_BUNDLE".into()));
+    }
+    let (file, profile) = config.aws.shared_config.as_ref()?;
+    let text = std::fs::read_to_string(file).ok()?;
+    let path = crate::aws::shared_config_value(&text, profile, "ca_bundle")?;
+    Some((
+        path.into(),
+        format!("ca_bundle of profile {profile} in {}", file.display()),
+    ))
+}
+
 pub fn run(config: &Config) -> Result<()> {
     if config.command == Command::Discover {
         envfile::check_writable(&config.environment_file)?;
     }
     let local = Http::new(LOCAL, ureq::tls::TlsConfig::default(), false);
     let etcd_http = Http::new(ETCD, etcd_tls(&config.etcd_tls)?, false);
-    let aws_http = Http::new(AWS, aws_tls(config.aws.ca_bundle.as_deref())?, true);
+    let aws_http = Http::new(
+        AWS,
+        aws_tls(
+            ca_bundle(config)
+                .as_ref()
+                .map(|(p, s)| (p.as_path(), s.as_str())),
+        )?,
+        true,
+    );
 
     // What comes up late at boot (IMDS, the network, our listing in the group) is waited for
     // until then.

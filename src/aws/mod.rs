@@ -93,6 +93,34 @@ pub fn partition(region: &str) -> Option<&'static Partition> {
     })
 }
 
+/// `key` of `profile` in the shared config file's text (`[default]` or `[profile NAME]`; the
+/// default profile may also be `[profile default]`), as the AWS CLI reads it: `key = value`,
+/// whole-line `#` and `;` comments.
+pub fn shared_config_value(text: &str, profile: &str, key: &str) -> Option<String> {
+    let wanted = |section: &str| {
+        let section = section.trim();
+        section == format!("profile {profile}") || (profile == "default" && section == "default")
+    };
+    let mut inside = false;
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('#') || line.starts_with(';') || line.is_empty() {
+            continue;
+        }
+        if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            inside = wanted(section);
+            continue;
+        }
+        if inside {
+            if let Some((k, v)) = line.split_once('=') {
+                if k.trim() == key {
+                    return Some(v.trim().to_string()).filter(|v| !v.is_empty());
+                }
+            }
+        }
+    }
+    None
+}
+
 /// The regional endpoint of `service` (`autoscaling`, `ec2`), unless the operator gave one.
 /// A region in no known partition gets the commercial suffix, as the SDKs guess; whether it
 /// resolves is found out by the first call (see `query`).
@@ -106,6 +134,34 @@ pub fn endpoint(service: &str, region: &str, configured: Option<&str>) -> String
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn shared_config_values_by_profile() {
+        let text = "# the AWS CLI's file\n[default]\nregion = eu-west-1\nca_bundle = /etc/a.pem\n\n\
+                    [profile ops]\n; a comment\nca_bundle=/etc/ops.pem\n[profile empty]\nca_bundle =\n";
+        let cases = [
+            ("default", Some("/etc/a.pem")),
+            ("ops", Some("/etc/ops.pem")),
+            ("empty", None),
+            ("missing", None),
+        ];
+        for (profile, expected) in cases {
+            assert_eq!(
+                super::shared_config_value(text, profile, "ca_bundle").as_deref(),
+                expected,
+                "failed testcase: {profile}"
+            );
+        }
+        assert_eq!(
+            super::shared_config_value(
+                "[profile default]\nca_bundle = /b\n",
+                "default",
+                "ca_bundle"
+            )
+            .as_deref(),
+            Some("/b")
+        );
+    }
+
     #[test]
     fn every_partition_the_sdks_know() {
         let cases = [

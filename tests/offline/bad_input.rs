@@ -519,6 +519,53 @@ fn aws_ca_bundle_trusts_a_private_ca() {
         "not reached with the bundle: {}",
         stderr(&with)
     );
+    // The same bundle named by the shared config's profile, as the AWS CLI reads it.
+    let config = dir.join("config");
+    fs::write(
+        &config,
+        format!("[default]\nregion = us-east-1\n\n[profile ops]\nca_bundle = {bundle}\n"),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let from_config = w.run_with_env(
+        &[],
+        &[
+            ("AWS_ENDPOINT_URL", &url),
+            ("AWS_CONFIG_FILE", &config),
+            ("AWS_PROFILE", "ops"),
+        ],
+    );
+    assert!(
+        stderr(&from_config).contains("ReachedOverTls"),
+        "not reached with the shared config's ca_bundle: {}",
+        stderr(&from_config)
+    );
+    let other_profile = w.run_with_env(
+        &[],
+        &[("AWS_ENDPOINT_URL", &url), ("AWS_CONFIG_FILE", &config)],
+    );
+    assert!(
+        !stderr(&other_profile).contains("ReachedOverTls"),
+        "the default profile names no bundle: {}",
+        stderr(&other_profile)
+    );
+    // A bundle the config names that is not there: exit 2, naming where it was named.
+    fs::write(
+        dir.join("config"),
+        "[default]\nca_bundle = /nonexistent/ca.pem\n",
+    )
+    .unwrap();
+    let bad = w.run_with_env(
+        &[],
+        &[("AWS_ENDPOINT_URL", &url), ("AWS_CONFIG_FILE", &config)],
+    );
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains("/nonexistent/ca.pem")
+            && stderr(&bad).contains("ca_bundle of profile default"),
+        "{}",
+        stderr(&bad)
+    );
     assert_untouched(&w);
 }
 
