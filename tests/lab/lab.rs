@@ -587,12 +587,15 @@ impl Lab {
         }
     }
 
-    /// Waits until k's etcd reports healthy.
+    /// Waits until k's etcd reports healthy. Up to 90 s: two late initial members that start
+    /// `existing` at once each ask the other's peer port for its version before serving it,
+    /// and wait out the other's read timeouts; on a loaded 2-core machine that once took
+    /// more than 30 s (five members, two late, from a clean clone).
     pub fn wait_healthy(&self, k: u8, etcdctl_tls: &[String]) {
         let endpoint = self.env_value(k, "ETCD_ADVERTISE_CLIENT_URLS");
         wait_until(
             &format!("etcd {k} healthy"),
-            Duration::from_secs(30),
+            Duration::from_secs(90),
             || {
                 etcd_tool("etcdctl")
                     .env("ETCDCTL_API", "3")
