@@ -108,8 +108,12 @@ pub fn aws_tls(ca_bundle: Option<(&Path, &str)>) -> Result<TlsConfig> {
     let Some((path, source)) = ca_bundle else {
         return Ok(TlsConfig::default());
     };
-    let what = format!("CA bundle ({source})");
-    let what = what.as_str();
+    let roots = read_roots(path, &format!("CA bundle ({source})"))?;
+    Ok(TlsConfig::builder().root_certs(roots).build())
+}
+
+/// The certificates of a PEM file, as trust roots; a file without one is refused.
+fn read_roots(path: &Path, what: &str) -> Result<RootCerts> {
     let roots: Vec<Certificate<'static>> = read_pem(path, what)?
         .into_iter()
         .filter_map(|item| match item {
@@ -123,9 +127,7 @@ pub fn aws_tls(ca_bundle: Option<(&Path, &str)>) -> Result<TlsConfig> {
             path.display()
         )));
     }
-    Ok(TlsConfig::builder()
-        .root_certs(RootCerts::from(roots))
-        .build())
+    Ok(RootCerts::from(roots))
 }
 
 /// TLS settings for etcd: an operator-given CA (else the bundled web roots), and an optional
@@ -133,20 +135,7 @@ pub fn aws_tls(ca_bundle: Option<(&Path, &str)>) -> Result<TlsConfig> {
 pub fn etcd_tls(tls: &EtcdTls) -> Result<TlsConfig> {
     let mut builder = TlsConfig::builder();
     if let Some(ca) = &tls.ca_file {
-        let roots: Vec<Certificate<'static>> = read_pem(ca, "CA file")?
-            .into_iter()
-            .filter_map(|item| match item {
-                PemItem::Certificate(c) => Some(c),
-                _ => None,
-            })
-            .collect();
-        if roots.is_empty() {
-            return Err(Error::Usage(format!(
-                "the CA file {} holds no certificate",
-                ca.display()
-            )));
-        }
-        builder = builder.root_certs(RootCerts::from(roots));
+        builder = builder.root_certs(read_roots(ca, "CA file")?);
     }
     if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
         let chain: Vec<Certificate<'static>> = read_pem(cert, "certificate file")?

@@ -1239,6 +1239,15 @@ mod tests {
             never_started,
             ..o
         };
+        // Three started members without a leader, and i-4's member, added but never published.
+        let quorum_lost_waiting_for_me = |local_data| {
+            let mut members = three_members();
+            members.push(member(14, "", "10.0.2.4"));
+            Observed {
+                local_data,
+                ..observed(4, &[1, 2, 3, 4], Some(members)).with_healthy(&[])
+            }
+        };
         type Check = fn(&Result<Plan>) -> bool;
         let cases: Vec<(&str, Observed, Check)> = vec![
             (
@@ -1293,38 +1302,14 @@ mod tests {
                 // Seed 7, schedule 4733: a member added by an earlier run, its etcd never
                 // started, and the cluster lost its quorum waiting for it.
                 "quorum lost, this node's added member never started: starts it",
-                Observed {
-                    local_data: LocalData::Missing,
-                    ..observed(
-                        4,
-                        &[1, 2, 3, 4],
-                        Some({
-                            let mut members = three_members();
-                            members.push(member(14, "", "10.0.2.4"));
-                            members
-                        }),
-                    )
-                    .with_healthy(&[])
-                },
+                quorum_lost_waiting_for_me(LocalData::Missing),
                 |p| matches!(p, Ok(p) if p.mode == Mode::Existing && p.actions.is_empty()),
             ),
             (
                 // Seed 1, schedule 8833 of 100,000: the same, but its etcd ran without ever
                 // seeing a leader, so it has data; it was held back as "quorum lost".
                 "quorum lost, this node's added member ran but never published: restarts",
-                Observed {
-                    local_data: LocalData::Present,
-                    ..observed(
-                        4,
-                        &[1, 2, 3, 4],
-                        Some({
-                            let mut members = three_members();
-                            members.push(member(14, "", "10.0.2.4"));
-                            members
-                        }),
-                    )
-                    .with_healthy(&[])
-                },
+                quorum_lost_waiting_for_me(LocalData::Present),
                 |p| matches!(p, Ok(p) if p.mode == Mode::Existing && p.actions.is_empty()),
             ),
         ];
