@@ -257,8 +257,9 @@ fn a_bootstrap_member_wiped_while_its_peers_are_down_waits_then_rejoins() {
 #[test]
 fn a_seed_rebooted_before_its_etcd_started_resumes_its_bootstrap() {
     // The other side of the same rule: the seed wrote its `new` file and the instance went
-    // down before etcd started. Its data directory's mark says etcd never ran from the file,
-    // so nothing was lost: the next boot resumes the bootstrap, and the cluster forms.
+    // down before etcd started. The data directory is as the file's fingerprint line says, so
+    // etcd never ran from the file and nothing was lost: the next boot resumes the bootstrap,
+    // and the cluster forms.
     let mut lab = Lab::new(58);
     let nodes = [2, 3, 4];
     lab.create_group("etcd", "etcd-masters");
