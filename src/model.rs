@@ -41,6 +41,9 @@ pub struct Group {
     pub weights: Vec<(String, u32)>,
     /// The mixed instances policy gives its instance types weights other than 1.
     pub weighted_types: bool,
+    /// The initial cluster a seed recorded in the group's tags before its etcd first started
+    /// (`name=url,...`, as etcd reads it): see `plan`'s rule 14.
+    pub bootstrap_record: Option<String>,
 }
 
 impl Group {
@@ -191,6 +194,9 @@ pub struct Observed {
     /// The data directory is as it was when the bootstrap file was written (its fingerprint in
     /// the file, `datadir.rs`): etcd has not run from that file, so no data was lost.
     pub never_started: bool,
+    /// The initial cluster of a bootstrap, as its seed recorded it in the group's tags before
+    /// its etcd first started; it outlives the seed's instance (rule 14).
+    pub bootstrap_record: Option<String>,
 }
 
 /// A list in which no member has published its client URLs: a cluster still being
@@ -293,6 +299,7 @@ mod tests {
                 .map(|(id, _, weight)| (id.to_string(), *weight))
                 .collect(),
             weighted_types: false,
+            bootstrap_record: None,
         }
     }
 

@@ -83,6 +83,9 @@ pub struct Plan {
     pub actions: Vec<Action>,
     /// One line for the log: why this plan.
     pub summary: String,
+    /// A bootstrap decided here from nothing: its initial cluster, to be recorded in the
+    /// group's tags before the file is written (rule 14).
+    pub record: Option<String>,
 }
 
 impl Plan {
@@ -91,6 +94,7 @@ impl Plan {
             mode,
             actions,
             summary,
+            record: None,
         }
     }
 }
@@ -626,7 +630,11 @@ fn plan_new(observed: &Observed, settings: &Settings, me: &Instance) -> Result<P
                     .into(),
             ));
         }
-        if observed.previous_file != PreviousFile::NotAMember {
+        // etcd never ran from a bootstrap file whose cluster can no longer form (most of its
+        // instances are gone): nothing was lost here, and the node decides afresh.
+        let bootstrap_never_ran = observed.never_started
+            && matches!(observed.previous_file, PreviousFile::Bootstrap { .. });
+        if observed.previous_file != PreviousFile::NotAMember && !bootstrap_never_ran {
             return wait(format!(
                 "the data directory is empty but the env file names {} as a member: waiting \
                  for the cluster's members to answer (if the whole cluster is gone for good, \
@@ -634,6 +642,39 @@ fn plan_new(observed: &Observed, settings: &Settings, me: &Instance) -> Result<P
                 me.id
             ));
         }
+    }
+    // Rule 14: a seed recorded its bootstrap in the group's tags before its etcd started, and
+    // a quorum of the recorded instances is still counted: that bootstrap can still form, and
+    // may have begun (the seed's etcd ran, maybe with others). Its members take part in it as
+    // recorded, even with the seed gone; the others join once it has a leader. Bootstrapping
+    // anew here would make a second cluster beside it.
+    if let Some(record) = live_record(observed) {
+        let mine = settings.peer_url(me)?;
+        let entries: Vec<(&str, &str)> = record
+            .split(',')
+            .filter_map(|e| e.split_once('='))
+            .collect();
+        return match entries.iter().find(|(name, _)| *name == me.id) {
+            Some((_, url)) if *url == mine => Ok(Plan::new(
+                Mode::New,
+                vec![],
+                format!(
+                    "no member answered; taking part in the bootstrap of {} members recorded in \
+                     the group's tags",
+                    entries.len()
+                ),
+            )),
+            Some((_, url)) => Err(Error::Usage(format!(
+                "the group's bootstrap record (tag etcd-discovery:initial-cluster) names this \
+                 instance at {url}, but its peer URL is {mine}: run with the settings the \
+                 group bootstrapped with"
+            ))),
+            None => wait(format!(
+                "a bootstrap of {} members recorded in the group's tags is under way without \
+                 this instance; it joins once that cluster has a leader",
+                entries.len()
+            )),
+        };
     }
     let visible = observed.instances.len();
     let desired = observed.desired_capacity as usize;
@@ -654,14 +695,40 @@ fn plan_new(observed: &Observed, settings: &Settings, me: &Instance) -> Result<P
              takes part once its etcd is up",
             seed.id
         )),
-        _ => Ok(Plan::new(
-            Mode::New,
-            vec![],
-            format!(
-                "no member answered: bootstrapping a new cluster of the group's {visible} instances"
-            ),
-        )),
+        _ => Ok(Plan {
+            record: Some(initial_cluster_from_instances(&observed.instances, settings)?),
+            ..Plan::new(
+                Mode::New,
+                vec![],
+                format!(
+                    "no member answered: bootstrapping a new cluster of the group's {visible} instances"
+                ),
+            )
+        }),
     }
+}
+
+/// The group's bootstrap record, when its cluster can still form (see `can_still_form`).
+/// Otherwise it is ignored: whatever ran of it is lost with the majority.
+fn live_record(observed: &Observed) -> Option<&str> {
+    observed
+        .bootstrap_record
+        .as_deref()
+        .filter(|record| can_still_form(record, observed))
+}
+
+/// Whether the bootstrap of `initial_cluster` (`name=url,...`) can still form: a quorum of the
+/// instances it names is still counted. With fewer it never gets a leader.
+fn can_still_form(initial_cluster: &str, observed: &Observed) -> bool {
+    let names: Vec<&str> = initial_cluster
+        .split(',')
+        .filter_map(|e| e.split_once('=').map(|(name, _)| name))
+        .collect();
+    let counted = names
+        .iter()
+        .filter(|name| observed.instances.iter().any(|i| i.id == **name))
+        .count();
+    !names.is_empty() && counted >= quorum(names.len())
 }
 
 /// The initial cluster of the bootstrap this node's file was written for, when its etcd never
@@ -673,7 +740,8 @@ fn resumed_bootstrap(observed: &Observed) -> Option<&str> {
         } if observed.never_started
             && observed.local_data == LocalData::Missing
             && observed.members.is_none()
-            && observed.peer_list.is_none() =>
+            && observed.peer_list.is_none()
+            && can_still_form(initial_cluster, observed) =>
         {
             Some(initial_cluster)
         }
@@ -863,7 +931,10 @@ pub fn environment(
                 // cluster ID.
                 (Some(list), _) => initial_cluster_from_members(list, &observed.instances, &me),
                 (None, Some(resumed)) => resumed.to_string(),
-                (None, None) => initial_cluster_from_instances(&observed.instances, settings)?,
+                (None, None) => match live_record(observed) {
+                    Some(record) => record.to_string(),
+                    None => initial_cluster_from_instances(&observed.instances, settings)?,
+                },
             };
             env.push(("ETCD_INITIAL_CLUSTER", cluster));
             env.push(("ETCD_INITIAL_CLUSTER_TOKEN", settings.cluster_token.clone()));
@@ -1000,6 +1071,7 @@ mod tests {
             local_data: LocalData::Unknown,
             previous_file: PreviousFile::NotAMember,
             never_started: false,
+            bootstrap_record: None,
         }
     }
 
@@ -1317,6 +1389,131 @@ mod tests {
             let p = plan(&o, &settings());
             assert!(check(&p), "failed testcase {case}: {p:?}");
         }
+    }
+
+    #[test]
+    fn rule_14_the_group_record_of_a_bootstrap() {
+        let record = "i-1=http://10.0.2.1:2380,i-2=http://10.0.2.2:2380,i-3=http://10.0.2.3:2380";
+        let with_record = |me: u8, instances: &[u8]| Observed {
+            bootstrap_record: Some(record.into()),
+            local_data: LocalData::Missing,
+            ..observed(me, instances, None)
+        };
+        type Check = fn(&Result<Plan>) -> bool;
+        let cases: Vec<(&str, Observed, Check)> = vec![
+            (
+                "no record: the seed bootstraps and records its initial cluster",
+                observed(1, &[1, 2, 3], None),
+                |p| {
+                    matches!(p, Ok(p) if p.mode == Mode::New && p.record.as_deref()
+                    == Some("i-1=http://10.0.2.1:2380,i-2=http://10.0.2.2:2380,i-3=http://10.0.2.3:2380"))
+                },
+            ),
+            (
+                "no record: the others wait for the seed",
+                observed(2, &[1, 2, 3], None),
+                |p| matches!(p, Ok(p) if p.mode == Mode::Wait),
+            ),
+            (
+                // K2: the seed i-1 is gone, i-4 replaced it. i-2 used to become the seed of
+                // {2, 3, 4}.
+                "the seed gone, an initial member takes part in the recorded bootstrap",
+                with_record(2, &[2, 3, 4]),
+                |p| matches!(p, Ok(p) if p.mode == Mode::New && p.record.is_none()),
+            ),
+            (
+                "the seed's replacement is not in the record: waits",
+                with_record(4, &[2, 3, 4]),
+                |p| matches!(p, Ok(p) if p.mode == Mode::Wait && p.summary.contains("without this instance")),
+            ),
+            (
+                "the record's members all there, even before the group is all visible: take part",
+                Observed {
+                    desired_capacity: 5,
+                    ..with_record(3, &[1, 2, 3])
+                },
+                |p| matches!(p, Ok(p) if p.mode == Mode::New && p.record.is_none()),
+            ),
+            (
+                // Two of three recorded instances gone: that cluster can never have a quorum.
+                "a record with less than a quorum of its instances counted is ignored",
+                with_record(3, &[3, 4, 5]),
+                |p| matches!(p, Ok(p) if p.mode == Mode::New && p.record.as_deref().is_some_and(|r| r.contains("i-5="))),
+            ),
+            (
+                // The peers' own list is nearer the truth than the record.
+                "a bootstrap seen on the peer ports goes before the record",
+                Observed {
+                    peer_list: Some(
+                        three_members()
+                            .into_iter()
+                            .map(|m| Member {
+                                client_urls: vec![],
+                                ..m
+                            })
+                            .collect(),
+                    ),
+                    ..with_record(4, &[2, 3, 4])
+                },
+                |p| matches!(p, Ok(p) if p.mode == Mode::Wait && p.summary.contains("being bootstrapped")),
+            ),
+            (
+                // Rule 11 first: a member whose data is gone after its etcd ran waits.
+                "a recorded member that lost its data after its etcd ran still waits",
+                Observed {
+                    previous_file: PreviousFile::Bootstrap {
+                        initial_cluster: record.into(),
+                        data_fingerprint: Some("absent, parent 1:2:3.4".into()),
+                    },
+                    ..with_record(2, &[1, 2, 3])
+                },
+                |p| matches!(p, Ok(p) if p.mode == Mode::Wait && p.summary.contains("delete the env file")),
+            ),
+            (
+                // Its etcd never ran from the file, and two of the file's three instances are
+                // gone: that bootstrap never forms, nothing was lost, it decides afresh.
+                "a bootstrap file that can no longer form, etcd never ran: decides afresh",
+                Observed {
+                    previous_file: PreviousFile::Bootstrap {
+                        initial_cluster: record.into(),
+                        data_fingerprint: Some("absent, parent 1:2:3.4".into()),
+                    },
+                    never_started: true,
+                    ..with_record(3, &[3, 4, 5])
+                },
+                |p| matches!(p, Ok(p) if p.mode == Mode::New && p.record.as_deref().is_some_and(|r| r.contains("i-5="))),
+            ),
+            (
+                "the same with a file that can still form: resumes it",
+                Observed {
+                    previous_file: PreviousFile::Bootstrap {
+                        initial_cluster: record.into(),
+                        data_fingerprint: Some("absent, parent 1:2:3.4".into()),
+                    },
+                    never_started: true,
+                    ..with_record(3, &[2, 3, 4])
+                },
+                |p| matches!(p, Ok(p) if p.mode == Mode::New && p.summary.contains("resuming")),
+            ),
+            (
+                "a cluster that answers makes the record irrelevant",
+                Observed {
+                    bootstrap_record: Some(record.into()),
+                    ..observed(4, &[1, 2, 3, 4], Some(three_members()))
+                },
+                |p| matches!(p, Ok(p) if p.mode == Mode::Existing),
+            ),
+        ];
+        for (case, o, check) in cases {
+            let p = plan(&o, &settings());
+            assert!(check(&p), "failed testcase {case}: {p:?}");
+        }
+        // Taking part writes exactly the recorded cluster, the seed's URL included.
+        let o = with_record(2, &[2, 3, 4]);
+        let p = plan(&o, &settings()).unwrap();
+        let env = environment(&p, &o, None, &settings()).unwrap();
+        assert!(env.contains(&("ETCD_INITIAL_CLUSTER", record.to_string())));
+        assert!(env.contains(&("ETCD_INITIAL_CLUSTER_STATE", "new".to_string())));
     }
 
     /// The file for rule 13 and for a resumed bootstrap: exactly the cluster etcd expects.

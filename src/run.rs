@@ -218,9 +218,16 @@ struct World<'a> {
 }
 
 impl World<'_> {
-    /// One look at the group and the cluster.
-    fn observe(&self) -> Result<(Observed, Option<Etcd>)> {
+    /// One look at the group and the cluster; also the name of the group that lists this
+    /// instance (where a bootstrap is recorded).
+    fn observe(&self) -> Result<(Observed, Option<Etcd>, Option<String>)> {
         let groups = self.selection.describe(&self.autoscaling)?;
+        let my_group = groups
+            .iter()
+            .find(|g| g.instances.iter().any(|(id, _)| *id == self.me.instance_id))
+            .map(|g| g.name.clone());
+        // Groups are described sorted by name: the first record is the one every node reads.
+        let bootstrap_record = groups.iter().find_map(|g| g.bootstrap_record.clone());
         let ids = counted_ids(&groups);
         // This instance is asked about in the same call: peers are named from EC2, so this
         // node is too (see `ec2::name_me_as_ec2_does`).
@@ -345,8 +352,9 @@ impl World<'_> {
             local_data,
             previous_file,
             never_started,
+            bootstrap_record,
         };
-        Ok((observed, etcd))
+        Ok((observed, etcd, my_group))
     }
 
     /// Whether etcd never ran from the bootstrap file: the data directory is as the file
@@ -508,7 +516,7 @@ pub fn run(config: &Config) -> Result<()> {
 fn member_command(world: &World, command: Command) -> Result<()> {
     let config = world.config;
     let result = (|| {
-        let (observed, etcd) = world.observe()?;
+        let (observed, etcd, _) = world.observe()?;
         let etcd = etcd.ok_or_else(|| Error::Etcd {
             what: "member list".into(),
             detail: "no member of the group's cluster answered".into(),
@@ -560,6 +568,37 @@ fn member_command(world: &World, command: Command) -> Result<()> {
     result
 }
 
+/// Rule 14: the seed records its bootstrap in its group's tags before its etcd can start. Without
+/// the permission (autoscaling:CreateOrUpdateTags) the bootstrap goes on as before the record
+/// existed, said loudly: losing the seed before its peers start could then make two clusters.
+fn record_bootstrap(world: &World, group: Option<&str>, initial_cluster: &str) -> Result<()> {
+    let Some(group) = group else {
+        log::warn!(
+            "this instance is listed in none of the described groups: its bootstrap is not recorded in a group tag"
+        );
+        return Ok(());
+    };
+    match autoscaling::record_bootstrap(&world.autoscaling, group, initial_cluster) {
+        Ok(()) => {
+            log::info!(
+                "recorded the bootstrap in group {group}'s tag etcd-discovery:initial-cluster"
+            );
+            Ok(())
+        }
+        Err(Error::Aws { code, .. })
+            if code == "AccessDenied" || code == "AccessDeniedException" =>
+        {
+            log::warn!(
+                "cannot record the bootstrap in group {group}'s tags ({code}): allow \
+                 autoscaling:CreateOrUpdateTags (README, IAM policy); without the record, losing \
+                 this instance before its peers start could make them bootstrap a second cluster"
+            );
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// One jittered pause between two looks, never past `deadline`.
 fn pause_until(deadline: Instant) {
     let pause = WAIT_INTERVAL.mul_f64(0.5 + jitter());
@@ -574,7 +613,7 @@ fn discover(world: &World) -> Result<()> {
     let deadline = started + config.wait_timeout.min(config.timeout);
     let election_deadline = started + ELECTION_GRACE.min(config.wait_timeout);
     let mut looks = 0;
-    let (observed, etcd, plan) = loop {
+    let (observed, etcd, my_group, plan) = loop {
         let seen = match world.observe() {
             Ok(seen) => seen,
             // A peer is there but gave no usable member list (slow, reset, garbled): not
@@ -591,9 +630,9 @@ fn discover(world: &World) -> Result<()> {
             }
             Err(e) => return Err(e),
         };
-        let (observed, etcd) = seen;
+        let (observed, etcd, my_group) = seen;
         let why_wait = match plan::plan(&observed, &world.settings) {
-            Ok(plan) if plan.mode != Mode::Wait => break (observed, etcd, plan),
+            Ok(plan) if plan.mode != Mode::Wait => break (observed, etcd, my_group, plan),
             Ok(plan) if Instant::now() < deadline => {
                 format!("before deciding: {}", plan.summary)
             }
@@ -648,6 +687,9 @@ fn discover(world: &World) -> Result<()> {
         return Ok(());
     }
 
+    if let Some(initial_cluster) = &plan.record {
+        record_bootstrap(world, my_group.as_deref(), initial_cluster)?;
+    }
     let changed =
         matches!((&etcd, plan.mode), (Some(_), Mode::Existing)) && !plan.actions.is_empty();
     let text = match (&etcd, plan.mode) {

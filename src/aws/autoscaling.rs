@@ -67,6 +67,16 @@ struct WireGroup {
     instances: Members<WireInstance>,
     #[serde(rename = "MixedInstancesPolicy", default)]
     mixed_instances_policy: Option<WireMixedInstancesPolicy>,
+    #[serde(rename = "Tags", default)]
+    tags: Members<WireTag>,
+}
+
+#[derive(Deserialize)]
+struct WireTag {
+    #[serde(rename = "Key")]
+    key: String,
+    #[serde(rename = "Value", default)]
+    value: String,
 }
 
 #[derive(Deserialize)]
@@ -150,6 +160,13 @@ pub fn parse_groups_page(body: &str) -> Result<(Vec<Group>, Option<String>)> {
                 .into_iter()
                 .map(|i| (i.id, i.lifecycle_state))
                 .collect(),
+            bootstrap_record: bootstrap_record(
+                &g.tags
+                    .member
+                    .into_iter()
+                    .map(|t| (t.key, t.value))
+                    .collect::<Vec<_>>(),
+            ),
         })
         .collect();
     Ok((groups, r.result.next_token))
@@ -204,6 +221,87 @@ pub fn complete_lifecycle_action(
         }
         Err(e) => Err(e),
     }
+}
+
+/// The tag that holds a bootstrap's initial cluster (rule 14), and the prefix of its further
+/// parts (`...:2`, `...:3`).
+const RECORD_TAG: &str = "etcd-discovery:initial-cluster";
+/// A tag value holds at most 256 characters.
+const TAG_VALUE_MAX: usize = 256;
+/// Ends a part that another part follows: a shorter record written later ends earlier, so a
+/// longer one's leftover parts are never read.
+const CONTINUED: &str = " +";
+
+/// The group's tags for a bootstrap's initial cluster (`name=url,name=url`). Tag values may
+/// not hold commas: entries are separated by spaces, over as many parts as 256 characters
+/// need.
+pub fn record_tags(initial_cluster: &str) -> Result<Vec<(String, String)>> {
+    let mut parts: Vec<String> = Vec::new();
+    let mut part = String::new();
+    for entry in initial_cluster.split(',') {
+        if entry.len() + CONTINUED.len() > TAG_VALUE_MAX || entry.contains(' ') {
+            return Err(Error::Usage(format!(
+                "the initial cluster entry {entry:?} does not fit a group tag (at most {} \
+                 characters, no spaces): shorten the peer URL",
+                TAG_VALUE_MAX - CONTINUED.len()
+            )));
+        }
+        if part.is_empty() {
+            part.push_str(entry);
+        } else if part.len() + 1 + entry.len() + CONTINUED.len() <= TAG_VALUE_MAX {
+            part.push(' ');
+            part.push_str(entry);
+        } else {
+            part.push_str(CONTINUED);
+            parts.push(std::mem::replace(&mut part, entry.to_string()));
+        }
+    }
+    parts.push(part);
+    Ok(parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, value)| match i {
+            0 => (RECORD_TAG.to_string(), value),
+            i => (format!("{RECORD_TAG}:{}", i + 1), value),
+        })
+        .collect())
+}
+
+/// The initial cluster recorded in a group's tags (see `record_tags`), comma-separated as etcd
+/// reads it; `None` when there is none or a part is missing.
+pub fn bootstrap_record(tags: &[(String, String)]) -> Option<String> {
+    let mut entries: Vec<&str> = Vec::new();
+    for part in 1.. {
+        let key = match part {
+            1 => RECORD_TAG.to_string(),
+            n => format!("{RECORD_TAG}:{n}"),
+        };
+        let value = tags.iter().find(|(k, _)| *k == key)?.1.as_str();
+        let (value, more) = match value.strip_suffix(CONTINUED) {
+            Some(value) => (value, true),
+            None => (value, false),
+        };
+        entries.extend(value.split_whitespace());
+        if !more {
+            break;
+        }
+    }
+    (!entries.is_empty()).then(|| entries.join(","))
+}
+
+/// Records a bootstrap's initial cluster in the group's tags before its etcd first starts, so
+/// that the other initial members take part in it even when the seed is gone (rule 14).
+pub fn record_bootstrap(client: &QueryClient, group: &str, initial_cluster: &str) -> Result<()> {
+    let mut params = Vec::new();
+    for (i, (key, value)) in record_tags(initial_cluster)?.into_iter().enumerate() {
+        let field = |name: &str| format!("Tags.member.{}.{name}", i + 1);
+        params.push((field("ResourceId"), group.to_string()));
+        params.push((field("ResourceType"), "auto-scaling-group".to_string()));
+        params.push((field("Key"), key));
+        params.push((field("Value"), value));
+        params.push((field("PropagateAtLaunch"), "false".to_string()));
+    }
+    client.call("CreateOrUpdateTags", &params).map(|_| ())
 }
 
 /// Which groups to describe.
@@ -340,6 +438,42 @@ mod tests {
             parse_instances_page(&fixture("describe-auto-scaling-instances.xml")).unwrap();
         assert_eq!(names, vec!["etcd-eu-west-1a".to_string()]);
         assert_eq!(token, None);
+    }
+
+    #[test]
+    fn a_bootstrap_record_round_trips_through_tag_parts() {
+        let entry =
+            |n: u32| format!("i-{n:017x}=https://ip-10-0-{n}-1.eu-west-1.compute.internal:2380");
+        for size in [1, 3, 5, 7, 9] {
+            let cluster: Vec<String> = (1..=size).map(entry).collect();
+            let cluster = cluster.join(",");
+            let tags = record_tags(&cluster).unwrap();
+            assert!(
+                tags.iter()
+                    .all(|(k, v)| k.len() <= 128 && v.len() <= TAG_VALUE_MAX && !v.contains(',')),
+                "failed testcase: {size} members: {tags:?}"
+            );
+            assert_eq!(
+                bootstrap_record(&tags),
+                Some(cluster),
+                "failed testcase: {size} members"
+            );
+        }
+        // A shorter record written over a longer one: the longer one's last part is left
+        // behind, and never read.
+        let long = record_tags(&(1..=9).map(entry).collect::<Vec<_>>().join(",")).unwrap();
+        let short = record_tags(&entry(1)).unwrap();
+        assert_eq!(short.len(), 1);
+        let mut tags = long.clone();
+        tags.retain(|(k, _)| *k != short[0].0);
+        tags.extend(short);
+        assert_eq!(bootstrap_record(&tags), Some(entry(1)));
+        // A missing part, or no record at all.
+        assert_eq!(bootstrap_record(&long[..1]), None);
+        assert_eq!(bootstrap_record(&[("role".into(), "etcd".into())]), None);
+        // An entry no tag can hold is refused, not cut.
+        let huge = format!("i-1=https://{}:2380", "a".repeat(300));
+        assert!(matches!(record_tags(&huge), Err(Error::Usage(_))));
     }
 
     #[test]

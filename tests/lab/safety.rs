@@ -480,3 +480,65 @@ fn an_instance_the_group_does_not_count_never_joins() {
     assert!(!lab.env_file(5).exists(), "no file written");
     assert_eq!(lab.members(2, NO_TLS).len(), 3, "no member added");
 }
+
+#[test]
+fn the_seed_lost_after_its_etcd_ran_never_leads_to_a_second_cluster() {
+    // Rule 14 (the simulation's K2, issue 21): in the group's first minutes the seed (2)
+    // bootstraps with 4, and data is written. Then 4's etcd goes down and the seed's instance
+    // is terminated. 3, an initial member that never started, saw nobody and became the seed
+    // of {3, 4, 5}: a second cluster beside the first one's data on 4. The seed's record in
+    // the group's tags now makes 3 take part in the first bootstrap.
+    let mut lab = Lab::new(62);
+    lab.create_group("etcd", "etcd-masters");
+    // moto gives launch times to the second: a second apart, they order the seeds 2, 3, 4.
+    for k in [2, 3, 4] {
+        lab.launch("etcd", k);
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    let log = lab.discover_ok(2, &["--wait-timeout=20s"]);
+    assert!(
+        log.contains("recorded the bootstrap in group etcd's tag"),
+        "{log}"
+    );
+    let groups = lab.moto.call(
+        "autoscaling",
+        "DescribeAutoScalingGroups",
+        &[("AutoScalingGroupNames.member.1", "etcd")],
+    );
+    assert!(
+        groups.contains("etcd-discovery:initial-cluster"),
+        "{groups}"
+    );
+    lab.start_etcd(2, &EtcdFlags::default());
+    let log = lab.discover_ok(4, &[]);
+    assert!(log.contains("taking part in the bootstrap"), "{log}");
+    lab.start_etcd(4, &EtcdFlags::default());
+    lab.wait_healthy(4, NO_TLS);
+    lab::etcdctl(&lab, 4, &["put", "written-early", "kept"]);
+
+    lab.nodes.get_mut(&4).unwrap().etcd.take();
+    lab.terminate(2);
+    lab.launch("etcd", 5);
+    let log = lab.discover_ok(3, &[]);
+    assert!(
+        log.contains("taking part in the bootstrap of 3 members recorded in the group's tags"),
+        "{log}"
+    );
+    assert_eq!(
+        lab.env_value(3, "ETCD_INITIAL_CLUSTER"),
+        lab.env_value(4, "ETCD_INITIAL_CLUSTER"),
+        "the first bootstrap's initial cluster, the seed's URL included"
+    );
+    // 4 reboots (its etcd restarts from its data), 3 starts: the first cluster has its
+    // quorum again. 5, not in the record, joins it, and the seed's member is removed.
+    lab.discover_ok(4, &[]);
+    lab.start_etcd(4, &EtcdFlags::default());
+    lab.start_etcd(3, &EtcdFlags::default());
+    lab.wait_healthy(3, NO_TLS);
+    let running = vec![(5, lab.discover_spawn(5, &[]))];
+    lab.finish_and_start(running, &EtcdFlags::default());
+    lab.wait_healthy(5, NO_TLS);
+    lab.assert_cluster_is_the_nodes(3, NO_TLS);
+    let value = lab::etcdctl(&lab, 5, &["get", "written-early", "--print-value-only"]);
+    assert_eq!(value.trim(), "kept");
+}

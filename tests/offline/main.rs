@@ -11,6 +11,7 @@ mod fake;
 mod hostile;
 mod module_graph;
 mod not_yet;
+mod record;
 mod world;
 
 use std::fs;
@@ -125,8 +126,27 @@ fn bootstrap_when_nobody_answers() {
         [
             "DescribeAutoScalingInstances",
             "DescribeAutoScalingGroups",
-            "DescribeInstances"
+            "DescribeInstances",
+            "CreateOrUpdateTags"
         ]
+    );
+    // Rule 14: the seed recorded its initial cluster in its group's tags, spaces for commas.
+    let record = &aws[3];
+    assert_eq!(
+        record.param("Tags.member.1.ResourceId").as_deref(),
+        Some("etcd")
+    );
+    assert_eq!(
+        record.param("Tags.member.1.Key").as_deref(),
+        Some("etcd-discovery:initial-cluster")
+    );
+    assert_eq!(
+        record.param("Tags.member.1.Value"),
+        Some(cluster(11, &[2, 3, 4]).replace(',', " "))
+    );
+    assert_eq!(
+        record.param("Tags.member.1.PropagateAtLaunch").as_deref(),
+        Some("false")
     );
     for r in &aws {
         let auth = r.header("authorization").expect("signed");

@@ -52,6 +52,8 @@ pub struct AwsFaults {
     pub expired_tokens: Arc<Mutex<Vec<String>>>,
     /// Every request is refused for a skewed clock with this (code, message).
     pub clock_skew: Arc<Mutex<Option<(String, String)>>>,
+    /// Actions the caller's policy does not allow (`AccessDenied`).
+    pub denied_actions: Arc<Mutex<Vec<String>>>,
 }
 
 pub struct World {
@@ -405,8 +407,26 @@ pub fn aws_handler(
         {
             return (403, "<ErrorResponse><Error><Type>Sender</Type><Code>ExpiredToken</Code><Message>The security token included in the request is expired</Message></Error><RequestId>x</RequestId></ErrorResponse>".into());
         }
-        let groups = groups.lock().unwrap().clone();
         let action = r.param("Action").unwrap_or_default();
+        if faults.denied_actions.lock().unwrap().contains(&action) {
+            return (403, format!("<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User: arn:aws:sts::123456789012:assumed-role/etcd/i-x is not authorized to perform: autoscaling:{action}</Message></Error><RequestId>x</RequestId></ErrorResponse>"));
+        }
+        if action == "CreateOrUpdateTags" {
+            let mut groups = groups.lock().unwrap();
+            for i in 1..50 {
+                let field = |name: &str| r.param(&format!("Tags.member.{i}.{name}"));
+                let (Some(group), Some(key)) = (field("ResourceId"), field("Key")) else {
+                    break;
+                };
+                let value = field("Value").unwrap_or_default();
+                if let Some(g) = groups.iter_mut().find(|g| g.name == group) {
+                    g.tags.retain(|(k, _)| *k != key);
+                    g.tags.push((key, value));
+                }
+            }
+            return (200, r#"<CreateOrUpdateTagsResponse xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/"><ResponseMetadata><RequestId>x</RequestId></ResponseMetadata></CreateOrUpdateTagsResponse>"#.into());
+        }
+        let groups = groups.lock().unwrap().clone();
         match action.as_str() {
             "DescribeAutoScalingInstances" => {
                 let wanted = r.param("InstanceIds.member.1").unwrap_or_default();
@@ -433,7 +453,8 @@ pub fn aws_handler(
                 let members: String = selected
                     .map(|g| {
                         let instances: String = g.instances.iter().map(|(k, state)| format!("<member><InstanceId>{}</InstanceId><AvailabilityZone>us-east-1a</AvailabilityZone><LifecycleState>{state}</LifecycleState><HealthStatus>Healthy</HealthStatus></member>", instance_id(*k))).collect();
-                        format!("<member><AutoScalingGroupName>{}</AutoScalingGroupName><MinSize>0</MinSize><MaxSize>9</MaxSize><DesiredCapacity>{}</DesiredCapacity><Instances>{instances}</Instances></member>", g.name, g.desired)
+                        let tags: String = g.tags.iter().map(|(k, v)| format!("<member><ResourceId>{}</ResourceId><ResourceType>auto-scaling-group</ResourceType><Key>{k}</Key><Value>{v}</Value><PropagateAtLaunch>false</PropagateAtLaunch></member>", g.name)).collect();
+                        format!("<member><AutoScalingGroupName>{}</AutoScalingGroupName><MinSize>0</MinSize><MaxSize>9</MaxSize><DesiredCapacity>{}</DesiredCapacity><Instances>{instances}</Instances><Tags>{tags}</Tags></member>", g.name, g.desired)
                     })
                     .collect();
                 (200, format!(r#"<DescribeAutoScalingGroupsResponse xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/"><DescribeAutoScalingGroupsResult><AutoScalingGroups>{members}</AutoScalingGroups></DescribeAutoScalingGroupsResult><ResponseMetadata><RequestId>x</RequestId></ResponseMetadata></DescribeAutoScalingGroupsResponse>"#))

@@ -88,6 +88,8 @@ pub enum Run {
         plan: Plan,
         next: usize,
     },
+    /// Next: record the bootstrap in the group's tags (a seed's new cluster), then the file.
+    Record { observed: Box<Observed>, plan: Plan },
     /// Next: re-list (after changes) and write the file.
     Write { observed: Box<Observed>, plan: Plan },
     /// The run ended with this exit code; 0 lets etcd start, 75 is retried by the unit.
@@ -158,10 +160,12 @@ pub struct World {
     /// A formed cluster lost the data of a majority of its members: only a snapshot brings it
     /// back (issue 15), so liveness is not owed after that.
     pub formed_cluster_lost: bool,
-    /// The seed (the instance launched first) was terminated after its etcd ran: the next
-    /// seed, seeing nobody (the others not started yet, or down), decides anew, and nothing
-    /// that outlives the instance tells it a cluster was started (known K2).
-    pub seed_with_data_terminated: bool,
+    /// Before the recorded bootstrap formed, the instances of a majority of its members were
+    /// terminated: it can never form, the next seed bootstraps anew, and a node that took part
+    /// in the dead one is left in it for a person to wipe (known K6).
+    pub lost_recorded_bootstrap: bool,
+    /// The group's tag with a bootstrap's initial cluster, as a seed recorded it (rule 14).
+    pub record: Option<String>,
 }
 
 /// One thing that can happen next.
@@ -266,7 +270,8 @@ impl World {
             faults: 0,
             lost_unformed_bootstrap: false,
             formed_cluster_lost: false,
-            seed_with_data_terminated: false,
+            lost_recorded_bootstrap: false,
+            record: None,
         }
     }
 
@@ -461,7 +466,11 @@ impl World {
                 Some(f) if f.name == me.id() => model::PreviousFile::Member,
                 _ => model::PreviousFile::NotAMember,
             },
-            never_started: me.data_dir_as_written && me.data.is_none(),
+            // run.rs reads the fingerprint of a bootstrap file only.
+            never_started: me.file.as_ref().is_some_and(|f| f.new)
+                && me.data_dir_as_written
+                && me.data.is_none(),
+            bootstrap_record: self.record.clone(),
         };
         Ok((observed, found))
     }
@@ -471,7 +480,7 @@ impl World {
         let mut events = Vec::new();
         for x in self.nodes.iter().filter(|x| !x.terminated) {
             match x.run {
-                Run::Observe | Run::Apply { .. } | Run::Write { .. } => {
+                Run::Observe | Run::Apply { .. } | Run::Record { .. } | Run::Write { .. } => {
                     events.push(Event::Step(x.n))
                 }
                 Run::Exited(75) => events.push(Event::Retry(x.n)),
@@ -488,7 +497,10 @@ impl World {
         }
         if self.faults < fault_budget {
             for x in self.nodes.iter().filter(|x| !x.terminated) {
-                if matches!(x.run, Run::Apply { .. } | Run::Write { .. }) {
+                if matches!(
+                    x.run,
+                    Run::Apply { .. } | Run::Record { .. } | Run::Write { .. }
+                ) {
                     events.push(Event::Crash(x.n));
                 }
                 if x.etcd {
@@ -520,8 +532,8 @@ impl World {
         if self.lost_unformed_bootstrap {
             causes.push_str(" (a bootstrap member lost its data before the cluster formed)");
         }
-        if self.seed_with_data_terminated {
-            causes.push_str(" (the seed was terminated after its etcd ran)");
+        if self.lost_recorded_bootstrap {
+            causes.push_str(" (a majority of the recorded bootstrap's instances was terminated before it formed)");
         }
         causes
     }
@@ -578,15 +590,6 @@ impl World {
                 x.run = Run::Observe;
             }
             Event::Terminate(n) => {
-                // The seed (launched first: the lowest number alive) after its etcd ran, even if its
-                // data was lost since.
-                let seed = self
-                    .nodes
-                    .iter()
-                    .filter(|x| !x.terminated)
-                    .map(|x| x.n)
-                    .min();
-                self.seed_with_data_terminated |= seed == Some(n) && self.node(n).ran;
                 let x = self.node_mut(n);
                 x.terminated = true;
                 x.etcd = false;
@@ -600,6 +603,7 @@ impl World {
                 x.partitioned = !x.partitioned;
             }
         }
+        self.lost_recorded_bootstrap |= self.recorded_bootstrap_lost();
         // A formed cluster that lost the data of a majority stays lost, even once its record
         // is dropped below.
         self.formed_cluster_lost |= self
@@ -615,6 +619,27 @@ impl World {
         });
         self.publish();
         self.check_state()
+    }
+
+    /// The group's recorded bootstrap has not formed (no member ever published) and fewer of
+    /// its instances than its quorum are left.
+    fn recorded_bootstrap_lost(&self) -> bool {
+        let Some(record) = &self.record else {
+            return false;
+        };
+        let names: Vec<&str> = record
+            .split(',')
+            .filter_map(|e| e.split_once('=').map(|(name, _)| name))
+            .collect();
+        let left = names
+            .iter()
+            .filter(|name| self.nodes.iter().any(|x| !x.terminated && x.id() == **name))
+            .count();
+        let formed = self
+            .clusters
+            .iter()
+            .any(|c| c.members.iter().any(|m| m.published));
+        !formed && left < quorum(names.len())
     }
 
     /// Every running member of a cluster with a leader publishes its name and client URLs and
@@ -660,6 +685,10 @@ impl World {
                 Ok((observed, _)) => match plan::plan(&observed, &settings()) {
                     Err(e) => Run::Exited(e.exit_code()),
                     Ok(plan) if plan.mode == Mode::Wait => Run::Exited(75),
+                    Ok(plan) if plan.record.is_some() => Run::Record {
+                        observed: Box::new(observed),
+                        plan,
+                    },
                     Ok(plan) if plan.actions.is_empty() => Run::Write {
                         observed: Box::new(observed),
                         plan,
@@ -684,6 +713,10 @@ impl World {
                 },
                 Ok(()) => Run::Write { observed, plan },
             },
+            Run::Record { observed, plan } => {
+                self.record = plan.record.clone();
+                Run::Write { observed, plan }
+            }
             Run::Write { observed, plan } => self.write(n, &observed, &plan),
             other => other,
         };
@@ -1084,7 +1117,11 @@ impl World {
                 if x.etcd { "up" } else { "down" },
                 x.data.as_ref().map(|d| (d.cluster, d.member)),
                 match &x.run {
-                    Run::Apply { plan, .. } | Run::Write { plan, .. } => plan.summary.clone(),
+                    Run::Apply { plan, .. }
+                    | Run::Record { plan, .. }
+                    | Run::Write { plan, .. } => {
+                        plan.summary.clone()
+                    }
                     other => format!("{other:?}"),
                 }
             );

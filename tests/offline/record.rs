@@ -1,0 +1,165 @@
+//! Rule 14: the seed records its bootstrap in its group's tags before its etcd can start, and
+//! every bootstrap reads the record, so that the seed's loss in the group's first minutes
+//! cannot make the others bootstrap a second cluster.
+//! Networks 127.0.190-199.0/24.
+
+use std::fs;
+
+use super::world::{instance_id, Imds, World};
+use super::{assert_failure, assert_success, cluster, env_value, group, stderr};
+
+/// The record tag as the seed writes it: the initial cluster with spaces for commas.
+fn record_of(net: u8, hosts: &[u8]) -> (String, String) {
+    (
+        "etcd-discovery:initial-cluster".into(),
+        cluster(net, hosts).replace(',', " "),
+    )
+}
+
+fn actions(w: &World) -> Vec<String> {
+    w.aws_requests()
+        .iter()
+        .map(|r| r.param("Action").unwrap_or_default())
+        .collect()
+}
+
+#[test]
+fn an_initial_member_takes_part_in_the_recorded_bootstrap_when_the_seed_is_gone() {
+    // Regression (the simulation's K2): the seed i-2 recorded {2, 3, 4} and its etcd ran;
+    // then its instance was terminated and i-5 launched. Nobody answers. i-3 used to become
+    // the seed of {3, 4, 5}: a second cluster beside whatever i-2's etcd started with i-4.
+    let mut g = group("etcd", &[3, 4, 5]);
+    g.tags.push(record_of(190, &[2, 3, 4]));
+    let w = World::new(190, 3, vec![g], None, vec![], Imds::v2());
+    let out = w.run(&[]);
+    assert_success(&out);
+    let text = fs::read_to_string(w.env_file()).unwrap();
+    assert_eq!(env_value(&text, "ETCD_INITIAL_CLUSTER_STATE"), "new");
+    assert_eq!(
+        env_value(&text, "ETCD_INITIAL_CLUSTER"),
+        cluster(190, &[2, 3, 4])
+    );
+    assert!(
+        stderr(&out).contains("taking part in the bootstrap of 3 members recorded"),
+        "{}",
+        stderr(&out)
+    );
+    // Taking part records nothing: the record stays the seed's.
+    assert!(!actions(&w).contains(&"CreateOrUpdateTags".to_string()));
+}
+
+#[test]
+fn an_instance_outside_the_recorded_bootstrap_waits_for_it() {
+    // i-5 replaced the seed: it is not in the record, so it joins once the recorded cluster
+    // has a leader, and never bootstraps.
+    let mut g = group("etcd", &[3, 4, 5]);
+    g.tags.push(record_of(191, &[2, 3, 4]));
+    let w = World::new(191, 5, vec![g], None, vec![], Imds::v2());
+    fs::write(w.env_file(), "OLD=1\n").unwrap();
+    let out = w.run(&["--wait-timeout=2s"]);
+    assert_failure(
+        &out,
+        75,
+        "a bootstrap of 3 members recorded in the group's tags is under way without this instance",
+    );
+    assert_eq!(fs::read_to_string(w.env_file()).unwrap(), "OLD=1\n");
+}
+
+#[test]
+fn a_record_most_of_whose_instances_are_gone_is_replaced() {
+    // Only i-3 of the recorded {1, 2, 3} is left: that cluster can never have a quorum again.
+    // The seed of today's group bootstraps anew and records its own cluster.
+    let mut g = group("etcd", &[3, 4, 5]);
+    g.tags.push(record_of(192, &[1, 2, 3]));
+    let w = World::new(192, 3, vec![g], None, vec![], Imds::v2());
+    let out = w.run(&[]);
+    assert_success(&out);
+    let text = fs::read_to_string(w.env_file()).unwrap();
+    assert_eq!(
+        env_value(&text, "ETCD_INITIAL_CLUSTER"),
+        cluster(192, &[3, 4, 5])
+    );
+    let tags = w.groups.lock().unwrap()[0].tags.clone();
+    assert!(tags.contains(&record_of(192, &[3, 4, 5])), "{tags:?}");
+}
+
+#[test]
+fn a_long_record_is_written_in_parts_and_read_back_whole() {
+    // Nine members do not fit one 256-character tag value.
+    let hosts = [2, 3, 4, 5, 6, 7, 8, 9, 10];
+    let w = World::new(
+        193,
+        2,
+        vec![group("etcd", &hosts)],
+        None,
+        vec![],
+        Imds::v2(),
+    );
+    assert_success(&w.run(&[]));
+    let tags = w.groups.lock().unwrap()[0].tags.clone();
+    let parts: Vec<&(String, String)> = tags
+        .iter()
+        .filter(|(k, _)| k.starts_with("etcd-discovery:initial-cluster"))
+        .collect();
+    assert!(parts.len() >= 2, "{parts:?}");
+    assert!(parts
+        .iter()
+        .all(|(_, v)| v.len() <= 256 && !v.contains(',')));
+    // Another initial member, with the seed gone, reads the parts back as one cluster (the
+    // same record, moved to this test's network).
+    let mut g = group("etcd", &[3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    g.tags = tags
+        .iter()
+        .map(|(k, v)| (k.clone(), v.replace("127.0.193.", "127.0.194.")))
+        .collect();
+    let w = World::new(194, 3, vec![g], None, vec![], Imds::v2());
+    assert_success(&w.run(&[]));
+    let text = fs::read_to_string(w.env_file()).unwrap();
+    assert_eq!(
+        env_value(&text, "ETCD_INITIAL_CLUSTER"),
+        cluster(194, &hosts)
+    );
+}
+
+#[test]
+fn a_record_naming_this_instance_at_another_url_is_refused() {
+    // The group bootstrapped with other settings (another peer port): following the record
+    // would start an etcd whose own URL is not in its initial cluster.
+    let mut g = group("etcd", &[3, 4, 5]);
+    let (key, value) = record_of(196, &[2, 3, 4]);
+    g.tags.push((key, value.replace(":2380", ":2390")));
+    let w = World::new(196, 3, vec![g], None, vec![], Imds::v2());
+    fs::write(w.env_file(), "OLD=1\n").unwrap();
+    let out = w.run(&[]);
+    assert_failure(&out, 2, "names this instance at http://127.0.196.3:2390");
+    assert_eq!(fs::read_to_string(w.env_file()).unwrap(), "OLD=1\n");
+}
+
+#[test]
+fn without_the_tagging_permission_the_seed_warns_and_bootstraps() {
+    // A policy written for an older version lacks autoscaling:CreateOrUpdateTags: the
+    // bootstrap goes on as before, and the log says what the record is for.
+    let w = World::new(
+        195,
+        2,
+        vec![group("etcd", &[2, 3, 4])],
+        None,
+        vec![],
+        Imds::v2(),
+    );
+    w.aws_faults
+        .denied_actions
+        .lock()
+        .unwrap()
+        .push("CreateOrUpdateTags".into());
+    let out = w.run(&[]);
+    assert_success(&out);
+    let log = stderr(&out);
+    assert!(
+        log.contains("allow autoscaling:CreateOrUpdateTags"),
+        "{log}"
+    );
+    let text = fs::read_to_string(w.env_file()).unwrap();
+    assert_eq!(env_value(&text, "ETCD_NAME"), instance_id(2));
+    assert_eq!(env_value(&text, "ETCD_INITIAL_CLUSTER_STATE"), "new");
+}
