@@ -6,7 +6,7 @@
 #   ./build.sh dist     release files for x86_64 and aarch64 in dist/, with SHA256SUMS
 #   ./build.sh repro    builds twice in different directories and compares the binaries
 #   ./build.sh bench    size, wall time, peak RSS and round trips of the release binary
-#   ./build.sh sim [--schedules N] [--seed S] [--faults F]
+#   ./build.sh sim [--schedules N] [--seed S] [--faults F] [--operations]
 #                       the simulation: every schedule of a 3-node group, then N random ones
 #   ./build.sh boot     the README's user data booted under systemd (nspawn, cloud-init, moto)
 #   ./build.sh licenses the shipped crates' licenses against the allowlist, and their notices

@@ -583,7 +583,7 @@ fn record_bootstrap(world: &World, group: Option<&str>, initial_cluster: &str) -
             log::info!(
                 "recorded the bootstrap in group {group}'s tag etcd-discovery:initial-cluster"
             );
-            Ok(())
+            verify_record(world, initial_cluster)
         }
         Err(Error::Aws { code, .. })
             if code == "AccessDenied" || code == "AccessDeniedException" =>
@@ -597,6 +597,25 @@ fn record_bootstrap(world: &World, group: Option<&str>, initial_cluster: &str) -
         }
         Err(e) => Err(e),
     }
+}
+
+/// Reads the group again after recording: this instance must still be counted (not scaled in
+/// meanwhile) and the record still its own (no other seed, with another view of the group,
+/// wrote after it). Otherwise the bootstrap is not started; the next run decides again.
+fn verify_record(world: &World, initial_cluster: &str) -> Result<()> {
+    let groups = world.selection.describe(&world.autoscaling)?;
+    if !counted_ids(&groups).contains(&world.me.instance_id) {
+        return Err(Error::NotReady(
+            "this instance left the group's count while it recorded its bootstrap (scaled in?): not bootstrapping".into(),
+        ));
+    }
+    let record = groups.iter().find_map(|g| g.bootstrap_record.clone());
+    if record.as_deref() != Some(initial_cluster) {
+        return Err(Error::NotReady(
+            "another instance recorded a different bootstrap in the group's tags meanwhile: deciding again".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// One jittered pause between two looks, never past `deadline`.

@@ -127,7 +127,8 @@ fn bootstrap_when_nobody_answers() {
             "DescribeAutoScalingInstances",
             "DescribeAutoScalingGroups",
             "DescribeInstances",
-            "CreateOrUpdateTags"
+            "CreateOrUpdateTags",
+            "DescribeAutoScalingGroups"
         ]
     );
     // Rule 14: the seed recorded its initial cluster in its group's tags, spaces for commas.

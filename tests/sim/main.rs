@@ -275,8 +275,16 @@ fn classify(
     }
 }
 
-fn exhaustive(version: Version, size: u8, faults: u32, ec2_late: bool, formed: bool) -> Search {
-    let fresh = World::new(version, size, ec2_late);
+fn exhaustive(
+    version: Version,
+    size: u8,
+    faults: u32,
+    ec2_late: bool,
+    formed: bool,
+    operations: bool,
+) -> Search {
+    let mut fresh = World::new(version, size, ec2_late);
+    fresh.operations = operations;
     let start = if formed {
         let formed =
             settle(&fresh).unwrap_or_else(|(v, _)| panic!("a fault-free bootstrap: {}", v.what));
@@ -362,8 +370,15 @@ fn exhaustive(version: Version, size: u8, faults: u32, ec2_late: bool, formed: b
 }
 
 /// One random schedule: up to `length` events, faults drawn with probability 1 in 6.
-fn random_schedule(rng: &mut Rng, version: Version, size: u8, ec2_late: bool) -> Option<Found> {
-    let start = World::new(version, size, ec2_late);
+fn random_schedule(
+    rng: &mut Rng,
+    version: Version,
+    size: u8,
+    ec2_late: bool,
+    operations: bool,
+) -> Option<Found> {
+    let mut start = World::new(version, size, ec2_late);
+    start.operations = operations;
     let mut w = start.clone();
     let mut schedule = Vec::new();
     let length = 20 + rng.below(60);
@@ -398,6 +413,7 @@ fn main() {
     let mut schedules = 300u64;
     let mut seed = 1u64;
     let mut faults = 2u32;
+    let mut operations = false;
     while let Some(arg) = args.next() {
         let mut value = |name: &str| {
             args.next()
@@ -408,6 +424,7 @@ fn main() {
             "--schedules" => schedules = value("--schedules"),
             "--seed" => seed = value("--seed"),
             "--faults" => faults = value("--faults") as u32,
+            "--operations" => operations = true,
             // cargo test passes its own flags to a harness-less target: ignore them.
             _ => {}
         }
@@ -417,7 +434,7 @@ fn main() {
     let mut known_total: Vec<(&'static str, usize, Found)> = Vec::new();
     for version in [Version::V34, Version::V35Late] {
         for (ec2_late, formed) in [(false, true), (false, false), (true, false)] {
-            let search = exhaustive(version, 3, faults, ec2_late, formed);
+            let search = exhaustive(version, 3, faults, ec2_late, formed, operations);
             let known_count: Vec<String> = search
                 .known
                 .iter()
@@ -457,9 +474,14 @@ fn main() {
         } else {
             Version::V35Late
         };
-        let size = if i % 4 < 2 { 5 } else { 7 };
+        // 5 and 7 nodes; with the operations, one in eight a single node that scale-outs grow.
+        let size = match i % 8 {
+            7 if operations => 1,
+            i if i % 4 < 2 => 5,
+            _ => 7,
+        };
         let ec2_late = i % 3 == 0;
-        let Some(found) = random_schedule(&mut rng, version, size, ec2_late) else {
+        let Some(found) = random_schedule(&mut rng, version, size, ec2_late, operations) else {
             continue;
         };
         if let Some(signature) = known(&found.violation) {

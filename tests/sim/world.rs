@@ -90,6 +90,8 @@ pub enum Run {
     },
     /// Next: record the bootstrap in the group's tags (a seed's new cluster), then the file.
     Record { observed: Box<Observed>, plan: Plan },
+    /// Next: read the group again: still counted, and the record still this seed's.
+    Verify { observed: Box<Observed>, plan: Plan },
     /// Next: re-list (after changes) and write the file.
     Write { observed: Box<Observed>, plan: Plan },
     /// The run ended with this exit code; 0 lets etcd start, 75 is retried by the unit.
@@ -100,6 +102,13 @@ pub enum Run {
 pub struct Node {
     pub n: u8,
     pub terminated: bool,
+    /// `Terminating:Wait`: scaled in, still running until its lifecycle hook completes; the
+    /// group no longer counts it.
+    pub leaving: bool,
+    /// Its termination hook ran `leave`.
+    pub left: bool,
+    /// In the warm pool (`Warmed:*`): its boot units run, the group does not count it.
+    pub warm: bool,
     /// DescribeInstances knows it (EC2 is eventually consistent right after a launch).
     pub visible: bool,
     pub partitioned: bool,
@@ -118,6 +127,31 @@ pub struct Node {
 }
 
 impl Node {
+    /// A just-launched instance, its discovery about to run.
+    fn booting(n: u8, visible: bool) -> Node {
+        Node {
+            n,
+            terminated: false,
+            leaving: false,
+            left: false,
+            warm: false,
+            visible,
+            partitioned: false,
+            data: None,
+            file: None,
+            etcd: false,
+            ran: false,
+            data_dir_as_written: false,
+            ready: false,
+            run: Run::Observe,
+        }
+    }
+
+    /// The group counts it: in service, not leaving, not parked in the warm pool.
+    pub fn counted(&self) -> bool {
+        !self.terminated && !self.leaving && !self.warm
+    }
+
     pub fn id(&self) -> String {
         format!("i-{}", self.n)
     }
@@ -166,6 +200,12 @@ pub struct World {
     pub lost_recorded_bootstrap: bool,
     /// The group's tag with a bootstrap's initial cluster, as a seed recorded it (rule 14).
     pub record: Option<String>,
+    /// AWS answers every call with `Throttling` (a burst); the tool's retries give up and the
+    /// run exits 75.
+    pub throttled: bool,
+    /// Scale-outs, scale-ins (through `Terminating:Wait` and `leave`), warm-pool launches and
+    /// throttling bursts are drawn too (`--operations`: what they found is not fixed yet).
+    pub operations: bool,
 }
 
 /// One thing that can happen next.
@@ -194,6 +234,27 @@ pub enum Event {
     Terminate(u8),
     /// The node is cut off from the others, or joins them again.
     Partition(u8),
+    // What operators and AutoScaling do; drawn like faults, so that a schedule's tail is
+    // free of them and the group must converge.
+    /// The desired capacity grows by one: a warm-pool instance enters service (it boots
+    /// again, as from `Warmed:Stopped`), or AutoScaling launches one.
+    ScaleOut,
+    /// The desired capacity shrinks by one and AutoScaling picks this instance: it goes to
+    /// `Terminating:Wait` (its hook runs `leave`), then is terminated.
+    ScaleIn(u8),
+    /// AutoScaling launches an instance into the warm pool; its boot units run there.
+    WarmLaunch,
+    /// AWS throttles every call for a while.
+    Throttle,
+    // The rest of the operations, regular events.
+    /// The throttling burst is over.
+    Unthrottle,
+    /// The termination hook of a leaving instance runs `etcd-discovery leave`.
+    Leave(u8),
+    /// The lifecycle hook completes; the instance is terminated.
+    FinishTerminate(u8),
+    /// `etcd-discovery reconcile` on the leader's timer.
+    Reconcile,
 }
 
 impl Event {
@@ -206,6 +267,10 @@ impl Event {
                 | Event::WipeData(_)
                 | Event::Terminate(_)
                 | Event::Partition(_)
+                | Event::ScaleOut
+                | Event::ScaleIn(_)
+                | Event::WarmLaunch
+                | Event::Throttle
         )
     }
 }
@@ -246,21 +311,7 @@ fn fnv(text: &str) -> u64 {
 impl World {
     /// A group of `size` instances launched at once, every one booting.
     pub fn new(version: Version, size: u8, ec2_late: bool) -> World {
-        let nodes = (1..=size)
-            .map(|n| Node {
-                n,
-                terminated: false,
-                visible: !ec2_late,
-                partitioned: false,
-                data: None,
-                file: None,
-                etcd: false,
-                ran: false,
-                data_dir_as_written: false,
-                ready: false,
-                run: Run::Observe,
-            })
-            .collect();
+        let nodes = (1..=size).map(|n| Node::booting(n, !ec2_late)).collect();
         World {
             version,
             desired: u32::from(size),
@@ -272,6 +323,8 @@ impl World {
             formed_cluster_lost: false,
             lost_recorded_bootstrap: false,
             record: None,
+            throttled: false,
+            operations: false,
         }
     }
 
@@ -358,11 +411,20 @@ impl World {
 
     /// What the node's discovery would see now: `Err(code)` when the look itself fails.
     fn observe(&self, n: u8) -> Result<(Observed, Option<u64>), i32> {
+        self.look(n, true)
+    }
+
+    /// One look, as `run.rs`'s `World::observe` takes it for `discover` or (with `discover`
+    /// false) for a member command, which always weighs health.
+    fn look(&self, n: u8, discover: bool) -> Result<(Observed, Option<u64>), i32> {
+        if self.throttled {
+            return Err(75);
+        }
         let me = self.node(n);
         let mut instances: Vec<Instance> = self
             .nodes
             .iter()
-            .filter(|x| !x.terminated)
+            .filter(|x| x.counted())
             .map(Node::instance)
             .collect();
         instances.sort_by(|a, b| a.id.cmp(&b.id));
@@ -423,7 +485,7 @@ impl World {
         let mut present = Vec::new();
         if let (Some(members), Some(cluster)) = (&members, found.and_then(|id| self.cluster(id))) {
             // run.rs weighs health only when this is not a plain reboot.
-            if plan::reboot_member(&me.id(), members, local_data).is_none() {
+            if !discover || plan::reboot_member(&me.id(), members, local_data).is_none() {
                 for m in members {
                     let Some(runner) = self.serving(cluster.id, m.id) else {
                         continue; // nothing listens on its client port: absent
@@ -480,9 +542,11 @@ impl World {
         let mut events = Vec::new();
         for x in self.nodes.iter().filter(|x| !x.terminated) {
             match x.run {
-                Run::Observe | Run::Apply { .. } | Run::Record { .. } | Run::Write { .. } => {
-                    events.push(Event::Step(x.n))
-                }
+                Run::Observe
+                | Run::Apply { .. }
+                | Run::Record { .. }
+                | Run::Verify { .. }
+                | Run::Write { .. } => events.push(Event::Step(x.n)),
                 Run::Exited(75) => events.push(Event::Retry(x.n)),
                 Run::Exited(0) if !x.etcd => events.push(Event::StartEtcd(x.n)),
                 _ => {}
@@ -491,15 +555,43 @@ impl World {
                 events.push(Event::Visible(x.n));
             }
         }
-        let counted = self.nodes.iter().filter(|x| !x.terminated).count() as u32;
+        let counted = self.nodes.iter().filter(|x| x.counted()).count() as u32;
         if counted < self.desired {
             events.push(Event::Launch);
+        }
+        if self.throttled {
+            events.push(Event::Unthrottle);
+        }
+        for x in self.nodes.iter().filter(|x| x.leaving && !x.terminated) {
+            events.push(match x.left {
+                false => Event::Leave(x.n),
+                true => Event::FinishTerminate(x.n),
+            });
+        }
+        if self.reconciler().is_some() && self.stale_member() {
+            events.push(Event::Reconcile);
+        }
+        if self.faults < fault_budget && self.operations {
+            if self.desired < 9 {
+                events.push(Event::ScaleOut);
+            }
+            if self.desired > 1 {
+                for x in self.nodes.iter().filter(|x| x.counted()) {
+                    events.push(Event::ScaleIn(x.n));
+                }
+            }
+            if !self.nodes.iter().any(|x| x.warm && !x.terminated) {
+                events.push(Event::WarmLaunch);
+            }
+            if !self.throttled {
+                events.push(Event::Throttle);
+            }
         }
         if self.faults < fault_budget {
             for x in self.nodes.iter().filter(|x| !x.terminated) {
                 if matches!(
                     x.run,
-                    Run::Apply { .. } | Run::Record { .. } | Run::Write { .. }
+                    Run::Apply { .. } | Run::Record { .. } | Run::Verify { .. } | Run::Write { .. }
                 ) {
                     events.push(Event::Crash(x.n));
                 }
@@ -548,20 +640,7 @@ impl World {
             Event::StartEtcd(n) => self.start_etcd(n)?,
             Event::Launch => {
                 let n = self.nodes.iter().map(|x| x.n).max().unwrap_or(0) + 1;
-                let visible = !self.ec2_late;
-                self.nodes.push(Node {
-                    n,
-                    terminated: false,
-                    visible,
-                    partitioned: false,
-                    data: None,
-                    file: None,
-                    etcd: false,
-                    ran: false,
-                    data_dir_as_written: false,
-                    ready: false,
-                    run: Run::Observe,
-                });
+                self.nodes.push(Node::booting(n, !self.ec2_late));
             }
             Event::Visible(n) => self.node_mut(n).visible = true,
             Event::Crash(n) => self.node_mut(n).run = Run::Exited(75),
@@ -602,6 +681,42 @@ impl World {
                 let x = self.node_mut(n);
                 x.partitioned = !x.partitioned;
             }
+            Event::ScaleOut => {
+                self.desired += 1;
+                if let Some(x) = self.nodes.iter_mut().find(|x| x.warm && !x.terminated) {
+                    // Out of the pool: started again, its boot units run.
+                    x.warm = false;
+                    x.etcd = false;
+                    x.ready = false;
+                    x.run = Run::Observe;
+                }
+            }
+            Event::ScaleIn(n) => {
+                self.desired -= 1;
+                self.node_mut(n).leaving = true;
+            }
+            Event::WarmLaunch => {
+                let n = self.nodes.iter().map(|x| x.n).max().unwrap_or(0) + 1;
+                let mut x = Node::booting(n, !self.ec2_late);
+                x.warm = true;
+                self.nodes.push(x);
+            }
+            Event::Throttle => self.throttled = true,
+            Event::Unthrottle => self.throttled = false,
+            Event::Leave(n) => {
+                self.leave(n)?;
+                self.node_mut(n).left = true;
+            }
+            Event::FinishTerminate(n) => {
+                let x = self.node_mut(n);
+                x.terminated = true;
+                x.etcd = false;
+                x.ready = false;
+                x.data = None;
+                x.data_dir_as_written = false;
+                x.run = Run::Idle;
+            }
+            Event::Reconcile => self.reconcile()?,
         }
         self.lost_recorded_bootstrap |= self.recorded_bootstrap_lost();
         // A formed cluster that lost the data of a majority stays lost, even once its record
@@ -640,6 +755,70 @@ impl World {
             .iter()
             .any(|c| c.members.iter().any(|m| m.published));
         !formed && left < quorum(names.len())
+    }
+
+    /// The node whose `reconcile` acts: the leader, here the lowest-numbered node serving a
+    /// cluster with a leader (the others' runs find they are not the leader and stop).
+    fn reconciler(&self) -> Option<u8> {
+        self.nodes
+            .iter()
+            .filter(|x| x.ready && x.etcd && !x.terminated && !x.partitioned)
+            .find(|x| {
+                x.data
+                    .as_ref()
+                    .and_then(|d| self.cluster(d.cluster))
+                    .is_some_and(|c| self.has_leader(c))
+            })
+            .map(|x| x.n)
+    }
+
+    /// A member of a running cluster that is no counted instance's: reconcile has work.
+    fn stale_member(&self) -> bool {
+        self.clusters.iter().any(|c| {
+            c.members.iter().any(|m| {
+                !self
+                    .nodes
+                    .iter()
+                    .any(|x| x.counted() && m.peer_url == format!("http://{}:2380", x.ip()))
+            })
+        })
+    }
+
+    /// `leave` on a leaving instance: the real `plan_leave`, then its removal through etcd's
+    /// rules. A refusal (no quorum after it, etcd not answering) leaves the member for
+    /// reconcile; the hook completes either way.
+    fn leave(&mut self, n: u8) -> Result<(), Violation> {
+        let Ok((observed, Some(_))) = self.look(n, false) else {
+            return Ok(());
+        };
+        let Ok(plan) = plan::plan_leave(&observed) else {
+            return Ok(());
+        };
+        for action in &plan.actions {
+            if self.change_as(n, action, true)?.is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// `reconcile` on the leader: the real `plan_reconcile`, each removal through etcd's rules.
+    fn reconcile(&mut self) -> Result<(), Violation> {
+        let Some(n) = self.reconciler() else {
+            return Ok(());
+        };
+        let Ok((observed, Some(_))) = self.look(n, false) else {
+            return Ok(());
+        };
+        let Ok(plan) = plan::plan_reconcile(&observed) else {
+            return Ok(());
+        };
+        for action in &plan.actions {
+            if self.change(n, action)?.is_err() {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Every running member of a cluster with a leader publishes its name and client URLs and
@@ -715,7 +894,14 @@ impl World {
             },
             Run::Record { observed, plan } => {
                 self.record = plan.record.clone();
-                Run::Write { observed, plan }
+                Run::Verify { observed, plan }
+            }
+            Run::Verify { observed, plan } => {
+                if self.throttled || !self.node(n).counted() || self.record != plan.record {
+                    Run::Exited(75)
+                } else {
+                    Run::Write { observed, plan }
+                }
             }
             Run::Write { observed, plan } => self.write(n, &observed, &plan),
             other => other,
@@ -732,6 +918,22 @@ impl World {
     /// One membership change through etcd's rules. `Ok(Err(code))`: etcd refused (after the
     /// tool's retries), and the run exits with `code`.
     fn change(&mut self, n: u8, action: &Action) -> Result<Result<(), i32>, Violation> {
+        self.change_as(n, action, false)
+    }
+
+    /// `change`, where `leaving` allows the one removal of a running member that is right: a
+    /// leaving node's own (its etcd then stops, as a removed etcd does).
+    fn change_as(
+        &mut self,
+        n: u8,
+        action: &Action,
+        leaving: bool,
+    ) -> Result<Result<(), i32>, Violation> {
+        if !self.node(n).counted() && !leaving && !matches!(action, Action::Remove { .. }) {
+            return violation(format!(
+                "i-{n}, which the group does not count (leaving, or in the warm pool), sent {action:?}"
+            ));
+        }
         let Some(id) = self.endpoint(n) else {
             return Ok(Err(75));
         };
@@ -748,7 +950,13 @@ impl World {
                 if !cluster.members.iter().any(|m| m.id == *member) {
                     return Ok(Ok(())); // already gone: counts as removed
                 }
-                if self.runner(id, *member).is_some_and(|r| !r.partitioned) {
+                let own = leaving
+                    && self
+                        .node(n)
+                        .data
+                        .as_ref()
+                        .is_some_and(|d| d.cluster == id && d.member == *member);
+                if !own && self.runner(id, *member).is_some_and(|r| !r.partitioned) {
                     return violation(format!(
                         "i-{n} removed member {member:x}, which is up and reachable"
                     ));
@@ -764,7 +972,7 @@ impl World {
                 if let Some(owner) = self
                     .nodes
                     .iter()
-                    .find(|x| x.n != n && !x.terminated && url == format!("http://{}:2380", x.ip()))
+                    .find(|x| x.n != n && x.counted() && url == format!("http://{}:2380", x.ip()))
                 {
                     return violation(format!(
                         "i-{n} removed member {member:x} of i-{}, an instance the group still has",
@@ -820,6 +1028,18 @@ impl World {
             .iter_mut()
             .find(|c| c.id == id)
             .expect("found") = after.clone();
+        if let Action::Remove { id: member, .. } = action {
+            // A removed member's etcd stops once it hears of it (it exits 0, and
+            // `Restart=on-failure` leaves it stopped).
+            let removed = Some(Data {
+                cluster: id,
+                member: *member,
+            });
+            for x in self.nodes.iter_mut().filter(|x| x.data == removed) {
+                x.etcd = false;
+                x.ready = false;
+            }
+        }
         if had_leader && !self.has_leader(&after) {
             return violation(format!(
                 "i-{n}'s {action:?} left cluster {id:x} without a quorum"
@@ -879,6 +1099,12 @@ impl World {
             let Some(cluster) = self.cluster(data.cluster) else {
                 return refuse("its data names a cluster that no longer exists".into());
             };
+            if !cluster.members.iter().any(|m| m.id == data.member) && node.leaving {
+                // `leave` removed it while the tool's reboot plan was on its way: etcd starts,
+                // hears it was removed and exits 0, as the instance goes.
+                self.node_mut(n).run = Run::Idle;
+                return Ok(());
+            }
             if !cluster.members.iter().any(|m| m.id == data.member) {
                 return refuse(format!(
                     "member {:x} was removed from the cluster; its data cannot rejoin",
@@ -1072,8 +1298,15 @@ impl World {
     /// Converged: every counted instance runs a started member of the one cluster, which has
     /// a leader, and the group has its desired number of started, running members.
     pub fn converged(&self) -> bool {
-        let living: Vec<&Node> = self.nodes.iter().filter(|x| !x.terminated).collect();
-        if living.len() as u32 != self.desired || living.iter().any(|x| !x.etcd) {
+        let living: Vec<&Node> = self.nodes.iter().filter(|x| x.counted()).collect();
+        let leaving = self.nodes.iter().any(|x| x.leaving && !x.terminated);
+        // A warm-pool instance waits in the pool without etcd (and without a member).
+        let warm_runs = self.nodes.iter().any(|x| x.warm && !x.terminated && x.etcd);
+        if leaving
+            || warm_runs
+            || living.len() as u32 != self.desired
+            || living.iter().any(|x| !x.etcd)
+        {
             return false;
         }
         let Some(id) = living[0].data.as_ref().map(|d| d.cluster) else {
@@ -1082,7 +1315,9 @@ impl World {
         let Some(cluster) = self.cluster(id) else {
             return false;
         };
+        // Every member is a counted instance's: reconcile or a join removed the others.
         self.has_leader(cluster)
+            && cluster.members.len() == living.len()
             && living.iter().all(|x| {
                 x.data.as_ref().is_some_and(|d| d.cluster == id)
                     && cluster.members.iter().any(|m| {
@@ -1119,6 +1354,7 @@ impl World {
                 match &x.run {
                     Run::Apply { plan, .. }
                     | Run::Record { plan, .. }
+                    | Run::Verify { plan, .. }
                     | Run::Write { plan, .. } => {
                         plan.summary.clone()
                     }
