@@ -150,6 +150,11 @@ struct Status {
     /// Alarms and health notes (etcd 3.4 and later), e.g. "memberID:... alarm:NOSPACE".
     #[serde(default)]
     errors: Vec<String>,
+    /// uint64s as decimal strings, as the gateway writes them.
+    #[serde(rename = "dbSize", default)]
+    db_size: String,
+    #[serde(rename = "raftIndex", default)]
+    raft_index: String,
 }
 
 impl Status {
@@ -802,6 +807,58 @@ fn list_refusal(what: String, api: Api, response: &Response) -> Error {
     }
 }
 
+/// What a member says of itself at `/v3/maintenance/status`, for `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberStatus {
+    /// The leader's member ID as this member knows it; 0 without a leader.
+    pub leader: u64,
+    /// The size of its database file, in bytes.
+    pub db_size: u64,
+    pub raft_index: u64,
+}
+
+/// Parses a `/v3/maintenance/status` answer.
+pub fn parse_status(body: &str) -> Result<MemberStatus> {
+    let status: Status = parse_json("etcd status", body)?;
+    let number = |text: &str| text.parse::<u64>().unwrap_or(0);
+    Ok(MemberStatus {
+        leader: number(&status.leader),
+        db_size: number(&status.db_size),
+        raft_index: number(&status.raft_index),
+    })
+}
+
+/// Each member's status, asked at its client URLs in parallel (the first URL that answers);
+/// `None` for a member none of whose URLs gave one. Read-only.
+pub fn member_status(http: &Http, members: &[Member]) -> Vec<(u64, Option<MemberStatus>)> {
+    std::thread::scope(|scope| {
+        let asks: Vec<_> = members
+            .iter()
+            .map(|member| {
+                scope.spawn(move || {
+                    member.client_urls.iter().find_map(|url| {
+                        let base = url.trim_end_matches('/');
+                        http.send(
+                            &format!("etcd status at {url}"),
+                            "POST",
+                            &format!("{base}/v3/maintenance/status"),
+                            &[("content-type", "application/json")],
+                            Some(b"{}".to_vec()),
+                        )
+                        .ok()
+                        .filter(Response::is_success)
+                        .and_then(|r| parse_status(&r.body).ok())
+                    })
+                })
+            })
+            .collect();
+        asks.into_iter()
+            .zip(members)
+            .map(|(ask, member)| (member.id, ask.join().unwrap_or(None)))
+            .collect()
+    })
+}
+
 /// What a member's client URLs said about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Health {
@@ -952,6 +1009,19 @@ mod tests {
         let unstarted = &members[2];
         assert!(!unstarted.is_started() && unstarted.client_urls.is_empty());
         assert!(unstarted.is_learner);
+    }
+
+    #[test]
+    fn status_fixture() {
+        let status = parse_status(&fixture("v3-status-nospace.json")).unwrap();
+        assert_eq!(
+            status,
+            MemberStatus {
+                leader: 11502783638607158352,
+                db_size: 1376256,
+                raft_index: 18,
+            }
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod plan;
 #[cfg(test)]
 mod robustness;
 mod run;
+mod status;
 
 use std::io::Write;
 use std::process::ExitCode;

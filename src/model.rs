@@ -41,6 +41,8 @@ pub struct Group {
     pub weights: Vec<(String, u32)>,
     /// The mixed instances policy gives its instance types weights other than 1.
     pub weighted_types: bool,
+    /// (instance id, its availability zone), for the instances AWS gave one: `status` shows it.
+    pub zones: Vec<(String, String)>,
 }
 
 impl Group {
@@ -293,6 +295,7 @@ mod tests {
                 .map(|(id, _, weight)| (id.to_string(), *weight))
                 .collect(),
             weighted_types: false,
+            zones: Vec::new(),
         }
     }
 

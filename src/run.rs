@@ -18,7 +18,7 @@ use crate::model::{
     counts_in_cluster, Group, Identity, Instance, LocalData, Observed, PreviousFile,
 };
 use crate::plan::{self, Mode, Settings};
-use crate::{apply, datadir, envfile};
+use crate::{apply, datadir, envfile, status};
 
 /// IMDS and the container endpoint are link-local: they answer in milliseconds or not at all.
 const LOCAL: Timeouts = Timeouts {
@@ -221,7 +221,12 @@ impl World<'_> {
     /// One look at the group and the cluster.
     fn observe(&self) -> Result<(Observed, Option<Etcd>)> {
         let groups = self.selection.describe(&self.autoscaling)?;
-        let ids = counted_ids(&groups);
+        self.observe_groups(&groups)
+    }
+
+    /// One look at the cluster of these groups, as AutoScaling just described them.
+    fn observe_groups(&self, groups: &[Group]) -> Result<(Observed, Option<Etcd>)> {
+        let ids = counted_ids(groups);
         // This instance is asked about in the same call: peers are named from EC2, so this
         // node is too (see `ec2::name_me_as_ec2_does`).
         let mut asking = ids.clone();
@@ -500,7 +505,50 @@ pub fn run(config: &Config) -> Result<()> {
     };
     match config.command {
         Command::Discover => discover(&world),
+        Command::Status => status(&world),
         command => member_command(&world, command),
+    }
+}
+
+/// `status`: read-only. It looks as `discover` does, asks each member for its status, prints
+/// the join of both, and asks the plan what `discover` would do; it acts on nothing.
+fn status(world: &World) -> Result<()> {
+    let groups = world.selection.describe(&world.autoscaling)?;
+    let (observed, etcd) = world.observe_groups(&groups)?;
+    let http = etcd.as_ref().map_or(&world.etcd_http, Etcd::http);
+    let statuses = observed
+        .members
+        .as_deref()
+        .map(|members| etcd::member_status(http, members))
+        .unwrap_or_default();
+    let discover = match plan::plan(&observed, &world.settings) {
+        Ok(plan) => plan.summary,
+        Err(e) => format!("it would stop: {e}"),
+    };
+    let report = status::report(&status::Seen {
+        groups: &groups,
+        instances: &observed.instances,
+        members: observed.members.as_deref(),
+        healthy: &observed.healthy,
+        statuses: &statuses,
+        this_instance: &world.me.instance_id,
+        discover,
+    });
+    match world.config.output {
+        status::Output::Table => print!("{}", status::table(&report)),
+        status::Output::Json => print!("{}", status::json(&report)),
+    }
+    if !report.etcd_answered {
+        return Err(Error::Etcd {
+            what: "status".into(),
+            detail: "no member of the group's cluster answered: the cluster could not be seen"
+                .into(),
+            transient: true,
+        });
+    }
+    match status::problem(&report) {
+        Some(problem) => Err(Error::Attention(problem)),
+        None => Ok(()),
     }
 }
 
