@@ -60,6 +60,7 @@ const FLAGS: &[Flag] = &[
     Flag { names: &["--learner"], env: &["ETCD_DISCOVERY_LEARNER"], default: "false", boolean: true, help: "join as a non-voting learner (v3 API); run `etcd-discovery promote` once etcd is up" },
     Flag { names: &["--lifecycle-hook"], env: &["ETCD_DISCOVERY_LIFECYCLE_HOOK"], default: "", boolean: false, help: "with `leave`: the termination lifecycle hook to complete (CONTINUE) afterwards" },
     Flag { names: &["--output"], env: &[], default: "table", boolean: false, help: "with `status`: table, or json for scripts" },
+    Flag { names: &["--metrics-file"], env: &["ETCD_DISCOVERY_METRICS_FILE"], default: "", boolean: false, help: "after every run, write what it did to this file in node_exporter's textfile format (e.g. /var/lib/prometheus/node-exporter/etcd-discovery-discover.prom)" },
     Flag { names: &["--dry-run"], env: &["ETCD_DISCOVERY_DRY_RUN"], default: "false", boolean: true, help: "print the plan and the file, change nothing" },
     Flag { names: &["--log-level"], env: &[], default: "info", boolean: false, help: "error, warn, info, debug or trace (RUST_LOG wins)" },
     // glog's flags, accepted so gambol99's unit files keep working; logs always go to stderr.
@@ -541,6 +542,11 @@ pub fn parse(args: Vec<String>, env: &dyn Fn(&str) -> Option<String>) -> Result<
             "--lifecycle-hook goes with `etcd-discovery leave`".into(),
         ));
     }
+    if raw.named("metrics-file")
+        && (raw.get("metrics-file").is_empty() || raw.get("metrics-file").ends_with('/'))
+    {
+        return Err(Error::Usage("--metrics-file must name a file".into()));
+    }
     let environment_file = PathBuf::from(raw.get("environment-file"));
     if raw.get("environment-file").is_empty() || raw.get("environment-file").ends_with('/') {
         return Err(Error::Usage("--environment-file must name a file".into()));
@@ -695,6 +701,7 @@ pub fn parse(args: Vec<String>, env: &dyn Fn(&str) -> Option<String>) -> Result<
         aws,
         log_level: log_level(&raw)?,
         output,
+        metrics_file: optional_path(raw.get("metrics-file")),
     })))
 }
 

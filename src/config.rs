@@ -58,6 +58,19 @@ pub enum Command {
     Status,
 }
 
+impl Command {
+    /// The subcommand's word on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Command::Discover => "discover",
+            Command::Promote => "promote",
+            Command::Leave => "leave",
+            Command::Reconcile => "reconcile",
+            Command::Status => "status",
+        }
+    }
+}
+
 /// A validated run configuration. Every field has one meaning and one source of truth.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -107,4 +120,6 @@ pub struct Config {
     pub log_level: log::LevelFilter,
     /// With `status`: a table, or JSON for scripts (`--output`).
     pub output: Output,
+    /// Where every run writes what it did, for node_exporter's textfile collector.
+    pub metrics_file: Option<PathBuf>,
 }

@@ -481,6 +481,18 @@ impl Etcd {
         &self.http
     }
 
+    /// `retry` for a membership change; each try after the first is counted as a retry.
+    fn retry_change<T>(&self, sleep: &Sleep<'_>, mut op: impl FnMut() -> Result<T>) -> Result<T> {
+        let mut tries = 0;
+        retry(MEMBER_CHANGE_RETRY, sleep, Error::is_transient, || {
+            if tries > 0 {
+                self.http.note_retry();
+            }
+            tries += 1;
+            op()
+        })
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.endpoint.trim_end_matches('/'))
     }
@@ -538,7 +550,7 @@ impl Etcd {
         })?;
         let is_mine = |m: &Member| m.peer_urls.iter().any(|u| u == peer_url);
         let mut told = false;
-        retry(MEMBER_CHANGE_RETRY, sleep, Error::is_transient, || {
+        self.retry_change(sleep, || {
             let members = self.list()?;
             if members.iter().any(is_mine) {
                 return Ok(None);
@@ -604,7 +616,7 @@ impl Etcd {
     /// precondition) while it catches up, for a bounded time.
     pub fn promote(&self, id: u64, sleep: &Sleep<'_>) -> Result<()> {
         let what = format!("member promote {id:x}");
-        retry(MEMBER_CHANGE_RETRY, sleep, Error::is_transient, || {
+        self.retry_change(sleep, || {
             let body = format!(r#"{{"ID":"{id}"}}"#);
             let response = self.post_json(&what, "/v3/cluster/member/promote", body)?;
             if response.is_success() {
@@ -664,7 +676,7 @@ impl Etcd {
     /// Removes a member by ID; a member that is already gone counts as removed.
     pub fn remove(&self, id: u64, sleep: &Sleep<'_>) -> Result<()> {
         let what = format!("member remove {id:x}");
-        retry(MEMBER_CHANGE_RETRY, sleep, Error::is_transient, || {
+        self.retry_change(sleep, || {
             let response = match self.api {
                 Api::V3 => self.post_json(
                     &what,

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::etcd::{self, Discovery, Etcd, Health};
 use crate::http::{aws_tls, etcd_tls, jitter, Http, Timeouts};
 use crate::imds::{join, Imds};
+use crate::metrics::{Counts, Tally};
 use crate::model::{
     counts_in_cluster, Group, Identity, Instance, LocalData, Observed, PreviousFile,
 };
@@ -209,6 +210,8 @@ fn refuse_ipv6_only_by_address(me: &Identity, kind: crate::plan::AddressKind) ->
 /// The edges one run talks to, set up once.
 struct World<'a> {
     config: &'a Config,
+    /// What `--metrics-file` reports: filled as the run goes.
+    tally: &'a Tally,
     etcd_http: Http,
     autoscaling: QueryClient<'a>,
     ec2: QueryClient<'a>,
@@ -315,8 +318,11 @@ impl World<'_> {
             self.config.command != Command::Discover
                 || plan::reboot_member(&self.me.instance_id, members, local_data).is_none()
         };
+        let health_asked = members
+            .as_deref()
+            .is_some_and(|m| !self.config.proxy_mode && needs_health(m));
         let health = match &members {
-            Some(members) if !self.config.proxy_mode && needs_health(members) => {
+            Some(members) if health_asked => {
                 // With the token: /v3/maintenance/status needs it when auth is on.
                 let http = etcd.as_ref().map_or(&self.etcd_http, Etcd::http);
                 etcd::member_health(http, members)
@@ -351,6 +357,12 @@ impl World<'_> {
             previous_file,
             never_started,
         };
+        self.tally
+            .members(observed.members.as_deref().map(|m| Counts {
+                members: m.len(),
+                healthy: health_asked.then_some(observed.healthy.len()),
+                stale: status::stale(&observed.instances, m),
+            }));
         Ok((observed, etcd))
     }
 
@@ -399,12 +411,23 @@ fn ca_bundle(config: &Config) -> Option<(std::path::PathBuf, String)> {
     ))
 }
 
-pub fn run(config: &Config) -> Result<()> {
+/// The metrics' word for a plan's kind.
+fn kind(mode: Mode) -> &'static str {
+    match mode {
+        Mode::New => "new",
+        Mode::Existing => "existing",
+        Mode::Proxy => "proxy",
+        Mode::Wait => "wait",
+    }
+}
+
+/// One run of `config.command`; `tally` gathers what `--metrics-file` reports.
+pub fn run(config: &Config, tally: &Tally) -> Result<()> {
     if config.command == Command::Discover {
         envfile::check_writable(&config.environment_file)?;
     }
     let local = Http::new(LOCAL, ureq::tls::TlsConfig::default(), false);
-    let etcd_http = Http::new(ETCD, etcd_tls(&config.etcd_tls)?, false);
+    let etcd_http = Http::new(ETCD, etcd_tls(&config.etcd_tls)?, false).counting(&tally.etcd);
     let aws_http = Http::new(
         AWS,
         aws_tls(
@@ -413,7 +436,8 @@ pub fn run(config: &Config) -> Result<()> {
                 .map(|(p, s)| (p.as_path(), s.as_str())),
         )?,
         true,
-    );
+    )
+    .counting(&tally.aws);
 
     // What comes up late at boot (IMDS, the network, our listing in the group) is waited for
     // until then.
@@ -496,6 +520,7 @@ pub fn run(config: &Config) -> Result<()> {
     };
     let world = World {
         config,
+        tally,
         etcd_http,
         autoscaling,
         ec2,
@@ -522,7 +547,10 @@ fn status(world: &World) -> Result<()> {
         .map(|members| etcd::member_status(http, members))
         .unwrap_or_default();
     let discover = match plan::plan(&observed, &world.settings) {
-        Ok(plan) => plan.summary,
+        Ok(plan) => {
+            world.tally.plan(kind(plan.mode));
+            plan.summary
+        }
         Err(e) => format!("it would stop: {e}"),
     };
     let report = status::report(&status::Seen {
@@ -577,6 +605,7 @@ fn member_command(world: &World, command: Command) -> Result<()> {
                 plan::plan_reconcile(&observed)?
             }
         };
+        world.tally.plan(kind(plan.mode));
         log::info!("{}", plan.summary);
         if config.dry_run {
             plan.actions.iter().for_each(|a| println!("# would {a:?}"));
@@ -662,6 +691,7 @@ fn discover(world: &World) -> Result<()> {
         log::info!("waiting {why_wait}");
         pause_until(deadline);
     };
+    world.tally.plan(kind(plan.mode));
     if looks > 0 {
         log::info!("decided after {looks} more look(s)");
     }

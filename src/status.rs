@@ -127,6 +127,14 @@ fn belongs(member: &Member, id: &str, instance: Option<&Instance>) -> bool {
         })
 }
 
+/// How many members match no counted instance by name or address: stale, for the metrics.
+pub fn stale(instances: &[Instance], members: &[Member]) -> usize {
+    members
+        .iter()
+        .filter(|m| !instances.iter().any(|i| belongs(m, &i.id, Some(i))))
+        .count()
+}
+
 /// Joins the group and the cluster: one row per instance (sorted by id), then one per member
 /// that belongs to none.
 pub fn report(seen: &Seen) -> Report {
@@ -527,6 +535,14 @@ mod tests {
                 case.what
             );
         }
+    }
+
+    #[test]
+    fn stale_counts_members_without_a_counted_instance() {
+        let instances = [instance(2), instance(3)];
+        let members = [member(2, "i-2"), member(3, ""), member(4, "i-4")];
+        assert_eq!(stale(&instances, &members), 1);
+        assert_eq!(stale(&instances, &members[..2]), 0);
     }
 
     #[test]
