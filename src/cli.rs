@@ -208,7 +208,9 @@ is flagged. Then one line: what `discover` would do on this instance now, and wh
 Read-only: it changes no membership, writes no file (but --metrics-file), never
 completes a lifecycle action.
 
-When: by hand, on any instance of the group, when something looks wrong.
+When: by hand, on any instance of the group, when something looks wrong; or from
+outside (a laptop) with AWS keys, --region and --scaling-group-name or
+--scaling-group-tag: no metadata service answers there, so nothing is said of discover.
 
 Flags: those of `discover` (the same group and etcd flags and variables), --output
 table|json (json: the same facts for scripts, in the shape the README documents).

@@ -233,7 +233,7 @@ impl World<'_> {
         // This instance is asked about in the same call: peers are named from EC2, so this
         // node is too (see `ec2::name_me_as_ec2_does`).
         let mut asking = ids.clone();
-        if !asking.contains(&self.me.instance_id) {
+        if !asking.contains(&self.me.instance_id) && !self.me.instance_id.is_empty() {
             asking.push(self.me.instance_id.clone());
         }
         let described = ec2::describe_instances(&self.ec2, &asking)?;
@@ -442,7 +442,22 @@ pub fn run(config: &Config, tally: &Tally) -> Result<()> {
     // What comes up late at boot (IMDS, the network, our listing in the group) is waited for
     // until then.
     let boot_deadline = Instant::now() + config.boot_wait.min(config.timeout);
-    let imds = Imds::connect(&local, &config.aws.imds_endpoint, boot_deadline, &sleep)?;
+    // `status` is run by hand, not at boot: nothing is waited for. Run outside the group (a
+    // laptop with keys and a named group) it finds no metadata service, and shows the group
+    // and the cluster without "this instance".
+    let boot_deadline = match config.command {
+        Command::Status => Instant::now(),
+        _ => boot_deadline,
+    };
+    let outside = config.command == Command::Status && config.group != GroupSelector::Own;
+    let (imds, outsider) =
+        match Imds::connect(&local, &config.aws.imds_endpoint, boot_deadline, &sleep) {
+            Err(Error::ImdsUnreachable(why)) if outside => {
+                log::info!("{why}: not on an instance; showing the group and the cluster only");
+                (Imds::unreachable(&local, &config.aws.imds_endpoint), true)
+            }
+            imds => (imds?, false),
+        };
     let fetch_credentials = || {
         credentials::resolve(
             config.aws.keys.as_ref(),
@@ -460,17 +475,23 @@ pub fn run(config: &Config, tally: &Tally) -> Result<()> {
             _ => Ok(None),
         });
         let credentials = scope.spawn(fetch_credentials);
-        (imds.identity(&sleep), join(group_tag), join(credentials))
+        let me = match outsider {
+            true => status::outsider(config.aws.region.as_deref()),
+            false => imds.identity(&sleep),
+        };
+        (me, join(group_tag), join(credentials))
     });
     let me = me?;
     refuse_ipv6_only_by_address(&me, config.address_kind)?;
-    log::info!(
-        "this is {} ({}, {}) in {}",
-        me.instance_id,
-        me.private_ip,
-        me.private_dns,
-        me.availability_zone
-    );
+    if !outsider {
+        log::info!(
+            "this is {} ({}, {}) in {}",
+            me.instance_id,
+            me.private_ip,
+            me.private_dns,
+            me.availability_zone
+        );
+    }
     let region = config
         .aws
         .region
@@ -547,6 +568,7 @@ fn status(world: &World) -> Result<()> {
         .map(|members| etcd::member_status(http, members))
         .unwrap_or_default();
     let discover = match plan::plan(&observed, &world.settings) {
+        _ if world.me.instance_id.is_empty() => status::OUTSIDE.to_string(),
         Ok(plan) => {
             world.tally.plan(kind(plan.mode));
             plan.summary
@@ -559,7 +581,7 @@ fn status(world: &World) -> Result<()> {
         members: observed.members.as_deref(),
         healthy: &observed.healthy,
         statuses: &statuses,
-        this_instance: &world.me.instance_id,
+        this_instance: Some(world.me.instance_id.as_str()).filter(|id| !id.is_empty()),
         discover,
     });
     match world.config.output {

@@ -5,8 +5,11 @@
 
 use serde::Serialize;
 
+use crate::error::{Error, Result};
 use crate::etcd::MemberStatus;
-use crate::model::{counts_in_cluster, host_is_instance, url_host, Group, Instance, Member};
+use crate::model::{
+    counts_in_cluster, host_is_instance, url_host, Group, Identity, Instance, Member,
+};
 
 /// How `status` prints (`--output`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +21,29 @@ pub enum Output {
 /// The version of the JSON shape: a script can check it; it changes only when a field's
 /// meaning does (new fields may be added).
 const JSON_VERSION: u32 = 1;
+
+/// What `status` says of `discover` when it runs outside the group.
+pub const OUTSIDE: &str =
+    "not run on an instance (no instance metadata): nothing to say about this machine";
+
+/// Who runs `status` when no metadata service answered and the group is named: nobody of
+/// the group. The region must then be given.
+pub fn outsider(region: Option<&str>) -> Result<Identity> {
+    let region = region.ok_or_else(|| {
+        Error::Usage(
+            "no instance metadata here: outside an instance, give the region (--region or \
+             AWS_REGION) with the group (--scaling-group-name or --scaling-group-tag)"
+                .into(),
+        )
+    })?;
+    Ok(Identity {
+        instance_id: String::new(),
+        private_ip: String::new(),
+        private_dns: String::new(),
+        region: region.to_string(),
+        availability_zone: String::new(),
+    })
+}
 
 /// An instance of the group(s), whatever its lifecycle state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -65,8 +91,8 @@ pub struct Row {
 pub struct Report {
     pub version: u32,
     pub groups: Vec<String>,
-    /// The instance `status` ran on.
-    pub this_instance: String,
+    /// The instance `status` ran on; `null` outside the group (no instance metadata).
+    pub this_instance: Option<String>,
     /// False when no member answered: the cluster could not be seen (exit 75).
     pub etcd_answered: bool,
     pub rows: Vec<Row>,
@@ -86,7 +112,7 @@ pub struct Seen<'a> {
     pub members: Option<&'a [Member]>,
     pub healthy: &'a [u64],
     pub statuses: &'a [(u64, Option<MemberStatus>)],
-    pub this_instance: &'a str,
+    pub this_instance: Option<&'a str>,
     pub discover: String,
 }
 
@@ -223,7 +249,7 @@ pub fn report(seen: &Seen) -> Report {
     Report {
         version: JSON_VERSION,
         groups,
-        this_instance: seen.this_instance.to_string(),
+        this_instance: seen.this_instance.map(str::to_string),
         etcd_answered: seen.members.is_some(),
         attention: rows.iter().filter(|r| r.attention.is_some()).count(),
         rows,
@@ -312,10 +338,10 @@ pub fn table(report: &Report) -> String {
     if !report.etcd_answered {
         out.push_str("etcd: no member of the cluster answered at the instances' client URLs\n");
     }
-    out.push_str(&format!(
-        "discover on {} now: {}\n",
-        report.this_instance, report.discover
-    ));
+    match &report.this_instance {
+        Some(id) => out.push_str(&format!("discover on {id} now: {}\n", report.discover)),
+        None => out.push_str(&format!("discover: {}\n", report.discover)),
+    }
     out.push_str(&verdict(report));
     out.push('\n');
     out
@@ -437,7 +463,7 @@ mod tests {
             members: case.members.as_deref(),
             healthy: &healthy,
             statuses: &statuses,
-            this_instance: "i-2",
+            this_instance: Some("i-2"),
             discover: "already member 2222 of a cluster of 3: nothing to change (reboot)".into(),
         })
     }
@@ -572,6 +598,85 @@ mod tests {
         );
         assert_eq!(lines[4], "discover on i-2 now: already member 2222 of a cluster of 3: nothing to change (reboot)");
         assert_eq!(lines[5], "1 row needs attention (see ATTENTION)");
+    }
+
+    #[test]
+    fn the_readme_example_is_what_the_table_prints() {
+        let readme = include_str!("../README.md");
+        let start = readme
+            .find("On a healthy cluster (`etcd-discovery status` on one of its instances):\n\n```text\n")
+            .expect("README example");
+        let block = &readme[start..];
+        let block = &block[block.find("```text\n").unwrap() + 8..];
+        let block = &block[..block.find("```").unwrap()];
+        let ids = [
+            "i-0a1b2c3d4e5f60718",
+            "i-0b2c3d4e5f6071829",
+            "i-0c3d4e5f607182930",
+        ];
+        let member_ids = [0x92bd7b8b2c1d0e41, 0x1c4f6a2b9d3e8f70, 0x6e8a1f0c2b4d7a93];
+        let ips = ["10.0.1.5", "10.0.2.7", "10.0.3.9"];
+        let group = Group {
+            name: "etcd".into(),
+            desired_capacity: 3,
+            instances: ids
+                .iter()
+                .map(|i| (i.to_string(), "InService".into()))
+                .collect(),
+            capacity_type: String::new(),
+            weights: vec![],
+            weighted_types: false,
+            zones: ids
+                .iter()
+                .zip(["a", "b", "c"])
+                .map(|(i, z)| (i.to_string(), format!("us-east-1{z}")))
+                .collect(),
+        };
+        let instances: Vec<Instance> = ids
+            .iter()
+            .zip(ips)
+            .map(|(id, ip)| Instance {
+                id: id.to_string(),
+                private_ip: ip.into(),
+                private_dns: String::new(),
+                launch_time: String::new(),
+            })
+            .collect();
+        let members: Vec<Member> = ids
+            .iter()
+            .zip(member_ids)
+            .zip(ips)
+            .map(|((id, m), ip)| Member {
+                id: m,
+                name: id.to_string(),
+                peer_urls: vec![format!("https://{ip}:2380")],
+                client_urls: vec![format!("https://{ip}:2379")],
+                is_learner: false,
+            })
+            .collect();
+        let statuses: Vec<(u64, Option<MemberStatus>)> = member_ids
+            .iter()
+            .map(|m| {
+                let status = MemberStatus {
+                    leader: member_ids[0],
+                    db_size: 20480,
+                    raft_index: 12,
+                };
+                (*m, Some(status))
+            })
+            .collect();
+        let report = report(&Seen {
+            groups: std::slice::from_ref(&group),
+            instances: &instances,
+            members: Some(&members),
+            healthy: &member_ids,
+            statuses: &statuses,
+            this_instance: Some(ids[0]),
+            discover:
+                "already member 92bd7b8b2c1d0e41 of a cluster of 3: nothing to change (reboot)"
+                    .into(),
+        });
+        assert_eq!(table(&report), block);
     }
 
     #[test]

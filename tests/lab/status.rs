@@ -135,6 +135,39 @@ fn status_healthy_then_stale_then_etcd_down() {
         3.0
     );
 
+    // From outside the group (no instance metadata: a laptop with keys), with the group and
+    // the region named: the same rows, no "this instance", and nothing said of discover.
+    let out = lab
+        .discover_command(2, &["status", "--scaling-group-name=etcd", "--output=json"])
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.90.250:1")
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let outside: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert!(outside["this_instance"].is_null(), "{outside}");
+    // The same rows (the raft index moves on between two looks).
+    let rows_of = |v: &serde_json::Value| -> Vec<(serde_json::Value, serde_json::Value)> {
+        v["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["instance"].clone(), r["member"]["id"].clone()))
+            .collect()
+    };
+    assert_eq!(rows_of(&outside), rows_of(&json), "{outside}");
+    assert!(outside["discover"]
+        .as_str()
+        .unwrap()
+        .contains("not run on an instance"));
+    // Without the group named, it is no status of anything: exit 75 (no metadata).
+    let out = lab
+        .discover_command(2, &["status"])
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.90.250:1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(75), "{}", text(&out.stderr));
+
     // Instance 4 terminated without a replacement: its member is stale, exit 1.
     lab.terminate(4);
     let out = status(&lab, 2, &[&prom_flag]);
