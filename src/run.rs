@@ -567,13 +567,16 @@ fn status(world: &World) -> Result<()> {
         .as_deref()
         .map(|members| etcd::member_status(http, members))
         .unwrap_or_default();
-    let discover = match plan::plan(&observed, &world.settings) {
-        _ if world.me.instance_id.is_empty() => status::OUTSIDE.to_string(),
-        Ok(plan) => {
-            world.tally.plan(kind(plan.mode));
-            plan.summary
+    let discover = if world.me.instance_id.is_empty() {
+        status::OUTSIDE.to_string()
+    } else {
+        match plan::plan(&observed, &world.settings) {
+            Ok(plan) => {
+                world.tally.plan(kind(plan.mode));
+                plan.summary
+            }
+            Err(e) => format!("it would stop: {e}"),
         }
-        Err(e) => format!("it would stop: {e}"),
     };
     let report = status::report(&status::Seen {
         groups: &groups,
