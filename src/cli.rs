@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::etcd::{EtcdApi, EtcdUser};
 use crate::http::EtcdTls;
 use crate::plan::{AddressKind, Scheme};
+use crate::status::Output;
 
 /// What the command line asks for.
 #[derive(Debug)]
@@ -58,6 +59,8 @@ const FLAGS: &[Flag] = &[
     Flag { names: &["--url-variables"], env: &["ETCD_DISCOVERY_URL_VARIABLES"], default: "true", boolean: true, help: "also write etcd's listen and advertise URLs; =false writes only what the seed tools wrote (name, initial cluster, its state and token), for an etcd unit that passes those URLs as flags" },
     Flag { names: &["--learner"], env: &["ETCD_DISCOVERY_LEARNER"], default: "false", boolean: true, help: "join as a non-voting learner (v3 API); run `etcd-discovery promote` once etcd is up" },
     Flag { names: &["--lifecycle-hook"], env: &["ETCD_DISCOVERY_LIFECYCLE_HOOK"], default: "", boolean: false, help: "with `leave`: the termination lifecycle hook to complete (CONTINUE) afterwards" },
+    Flag { names: &["--output"], env: &[], default: "table", boolean: false, help: "with `status`: table, or json for scripts" },
+    Flag { names: &["--metrics-file"], env: &["ETCD_DISCOVERY_METRICS_FILE"], default: "", boolean: false, help: "after every run, write what it did to this file in node_exporter's textfile format (e.g. /var/lib/prometheus/node-exporter/etcd-discovery-discover.prom)" },
     Flag { names: &["--dry-run"], env: &["ETCD_DISCOVERY_DRY_RUN"], default: "false", boolean: true, help: "print the plan and the file, change nothing" },
     Flag { names: &["--log-level"], env: &[], default: "info", boolean: false, help: "error, warn, info, debug or trace (RUST_LOG wins)" },
     // glog's flags, accepted so gambol99's unit files keep working; logs always go to stderr.
@@ -74,12 +77,14 @@ const FLAGS: &[Flag] = &[
 pub fn help() -> String {
     let mut out = String::from(
         "etcd-discovery: bootstrap or join an etcd cluster from its AWS Auto Scaling group\n\n\
-         Usage: etcd-discovery [discover|promote|leave|reconcile] [FLAGS]\n\n\
+         Usage: etcd-discovery [discover|promote|leave|reconcile|status] [FLAGS]\n\n\
          discover (the default) runs before etcd: bootstrap or join, write the file.\n\
          promote  (ExecStartPost=) makes a --learner member a voter once it has caught up.\n\
          leave    (ExecStop=, termination hook) removes this member when that keeps quorum.\n\
          reconcile (a timer on the members) removes members whose instances are gone; only\n\
-         the leader acts.\n         `etcd-discovery CMD --help` (or `help CMD`) says more about one of them.\n\n\
+         the leader acts.\n\
+         status   shows the group and the cluster side by side, and what discover would do.\n\
+         `etcd-discovery CMD --help` (or `help CMD`) says more about one of them.\n\n\
          Flags take Go syntax (-name=value, -name value, --name) as well as --name=value.\n\
          Each flag's variable stands in for it; a flag beats its variable.\n\n",
     );
@@ -116,6 +121,7 @@ pub fn command_help(command: Command) -> &'static str {
         Command::Promote => PROMOTE_HELP,
         Command::Leave => LEAVE_HELP,
         Command::Reconcile => RECONCILE_HELP,
+        Command::Status => STATUS_HELP,
     }
 }
 
@@ -192,6 +198,28 @@ Exit codes: 0 done (nothing to do included), 1 failed, 2 bad usage, 75 temporary
 failure (no leader, an election): retry.
 ";
 
+const STATUS_HELP: &str = "\
+Usage: etcd-discovery status [--output table|json] [FLAGS]
+
+Shows the group and the cluster side by side: each instance (id, zone, lifecycle state,
+address) with its member (ID, name, started, learner, healthy, leader, DB size, raft
+index); a member whose instance is gone is flagged stale, an instance without a member
+is flagged. Then one line: what `discover` would do on this instance now, and why.
+Read-only: it changes no membership, writes no file (but --metrics-file), never
+completes a lifecycle action.
+
+When: by hand, on any instance of the group, when something looks wrong; or from
+outside (a laptop) with AWS keys, --region and --scaling-group-name or
+--scaling-group-tag: no metadata service answers there, so nothing is said of discover.
+
+Flags: those of `discover` (the same group and etcd flags and variables), --output
+table|json (json: the same facts for scripts, in the shape the README documents).
+
+Exit codes: 0 every instance is a healthy member and no member is stale, 1 something
+needs attention (the ATTENTION column says what), 2 bad usage, 75 it could not look
+(AWS or etcd unreachable).
+";
+
 /// Rewrites Go-style arguments to `--name[=value]` so pico-args sees one syntax.
 fn normalise(args: Vec<String>) -> Vec<String> {
     args.into_iter()
@@ -235,6 +263,7 @@ fn subcommand(word: &str) -> Option<Command> {
         "promote" => Some(Command::Promote),
         "leave" => Some(Command::Leave),
         "reconcile" => Some(Command::Reconcile),
+        "status" => Some(Command::Status),
         _ => None,
     }
 }
@@ -414,7 +443,7 @@ pub fn parse(args: Vec<String>, env: &dyn Fn(&str) -> Option<String>) -> Result<
                 .map(|c| Invocation::Help(Some(c)))
                 .ok_or_else(|| {
                     Error::Usage(format!(
-                        "no help for {word:?}: use discover, promote, leave or reconcile"
+                        "no help for {word:?}: use discover, promote, leave, reconcile or status"
                     ))
                 }),
         };
@@ -491,15 +520,34 @@ pub fn parse(args: Vec<String>, env: &dyn Fn(&str) -> Option<String>) -> Result<
             "--learner needs the v3 API; drop --etcd-api=v2".into(),
         ));
     }
-    if proxy_mode && raw.command != Command::Discover {
+    if proxy_mode && !matches!(raw.command, Command::Discover | Command::Status) {
         return Err(Error::Usage(
             "promote, leave and reconcile act on members, not on proxy nodes".into(),
+        ));
+    }
+    let output = match raw.get("output") {
+        "table" => Output::Table,
+        "json" => Output::Json,
+        other => {
+            return Err(Error::Usage(format!(
+                "--output must be table or json, not {other:?}"
+            )))
+        }
+    };
+    if raw.named("output") && raw.command != Command::Status {
+        return Err(Error::Usage(
+            "--output goes with `etcd-discovery status`".into(),
         ));
     }
     if !raw.get("lifecycle-hook").is_empty() && raw.command != Command::Leave {
         return Err(Error::Usage(
             "--lifecycle-hook goes with `etcd-discovery leave`".into(),
         ));
+    }
+    if raw.named("metrics-file")
+        && (raw.get("metrics-file").is_empty() || raw.get("metrics-file").ends_with('/'))
+    {
+        return Err(Error::Usage("--metrics-file must name a file".into()));
     }
     let environment_file = PathBuf::from(raw.get("environment-file"));
     if raw.get("environment-file").is_empty() || raw.get("environment-file").ends_with('/') {
@@ -654,6 +702,8 @@ pub fn parse(args: Vec<String>, env: &dyn Fn(&str) -> Option<String>) -> Result<
         timeout: parse_duration("timeout", raw.get("timeout"))?,
         aws,
         log_level: log_level(&raw)?,
+        output,
+        metrics_file: optional_path(raw.get("metrics-file")),
     })))
 }
 
@@ -758,6 +808,7 @@ mod tests {
             ("promote", Command::Promote),
             ("leave", Command::Leave),
             ("reconcile", Command::Reconcile),
+            ("status", Command::Status),
         ] {
             for args in [vec![word, "--help"], vec![word, "-h"], vec!["help", word]] {
                 let args = args.into_iter().map(str::to_string).collect();

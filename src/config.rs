@@ -10,6 +10,7 @@ use crate::aws::credentials::Credentials;
 use crate::etcd::{EtcdApi, EtcdUser};
 use crate::http::EtcdTls;
 use crate::plan::{AddressKind, Scheme};
+use crate::status::Output;
 
 /// Which Auto Scaling group(s) form the cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +54,21 @@ pub enum Command {
     Leave,
     /// On the leader only: remove members whose instances are gone (a systemd timer).
     Reconcile,
+    /// Read-only: the group and the cluster side by side, and what `discover` would do.
+    Status,
+}
+
+impl Command {
+    /// The subcommand's word on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Command::Discover => "discover",
+            Command::Promote => "promote",
+            Command::Leave => "leave",
+            Command::Reconcile => "reconcile",
+            Command::Status => "status",
+        }
+    }
 }
 
 /// A validated run configuration. Every field has one meaning and one source of truth.
@@ -102,4 +118,8 @@ pub struct Config {
     pub aws: AwsSettings,
     /// From `-v=N` / `--log-level`; `RUST_LOG` overrides it.
     pub log_level: log::LevelFilter,
+    /// With `status`: a table, or JSON for scripts (`--output`).
+    pub output: Output,
+    /// Where every run writes what it did, for node_exporter's textfile collector.
+    pub metrics_file: Option<PathBuf>,
 }

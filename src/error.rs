@@ -53,6 +53,8 @@ pub enum Error {
     /// Members answer, but too few are healthy to elect a leader: most of the cluster's
     /// instances are gone. Bootstrapping anew would throw the data away, so we stop.
     QuorumLost { healthy: usize, voters: usize },
+    /// `status` found something an operator should look at; the table says what.
+    Attention(String),
     /// Writing the environment file failed; the previous file is untouched. `after_change`:
     /// the membership was already changed, so a rerun (which finds the change) must follow.
     Io {
@@ -210,6 +212,7 @@ impl fmt::Display for Error {
                  instance profile with the policy in the README"
             ),
             Error::Etcd { what, detail, .. } => write!(f, "etcd {what}: {detail}"),
+            Error::Attention(msg) => write!(f, "{msg}"),
             Error::NotReady(msg) => write!(f, "not ready: {msg}; retry later"),
             Error::QuorumLost { healthy, voters } => write!(
                 f,
@@ -297,6 +300,7 @@ mod tests {
                 75,
             ),
             (Error::NoCredentials, 1),
+            (Error::Attention("x".into()), 1),
             (Error::Imds("x".into()), 1),
             (Error::ImdsUnreachable("x".into()), 75),
         ];

@@ -150,6 +150,11 @@ struct Status {
     /// Alarms and health notes (etcd 3.4 and later), e.g. "memberID:... alarm:NOSPACE".
     #[serde(default)]
     errors: Vec<String>,
+    /// uint64s as decimal strings, as the gateway writes them.
+    #[serde(rename = "dbSize", default)]
+    db_size: String,
+    #[serde(rename = "raftIndex", default)]
+    raft_index: String,
 }
 
 impl Status {
@@ -476,6 +481,18 @@ impl Etcd {
         &self.http
     }
 
+    /// `retry` for a membership change; each try after the first is counted as a retry.
+    fn retry_change<T>(&self, sleep: &Sleep<'_>, mut op: impl FnMut() -> Result<T>) -> Result<T> {
+        let mut tries = 0;
+        retry(MEMBER_CHANGE_RETRY, sleep, Error::is_transient, || {
+            if tries > 0 {
+                self.http.note_retry();
+            }
+            tries += 1;
+            op()
+        })
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.endpoint.trim_end_matches('/'))
     }
@@ -533,7 +550,7 @@ impl Etcd {
         })?;
         let is_mine = |m: &Member| m.peer_urls.iter().any(|u| u == peer_url);
         let mut told = false;
-        retry(MEMBER_CHANGE_RETRY, sleep, Error::is_transient, || {
+        self.retry_change(sleep, || {
             let members = self.list()?;
             if members.iter().any(is_mine) {
                 return Ok(None);
@@ -599,7 +616,7 @@ impl Etcd {
     /// precondition) while it catches up, for a bounded time.
     pub fn promote(&self, id: u64, sleep: &Sleep<'_>) -> Result<()> {
         let what = format!("member promote {id:x}");
-        retry(MEMBER_CHANGE_RETRY, sleep, Error::is_transient, || {
+        self.retry_change(sleep, || {
             let body = format!(r#"{{"ID":"{id}"}}"#);
             let response = self.post_json(&what, "/v3/cluster/member/promote", body)?;
             if response.is_success() {
@@ -659,7 +676,7 @@ impl Etcd {
     /// Removes a member by ID; a member that is already gone counts as removed.
     pub fn remove(&self, id: u64, sleep: &Sleep<'_>) -> Result<()> {
         let what = format!("member remove {id:x}");
-        retry(MEMBER_CHANGE_RETRY, sleep, Error::is_transient, || {
+        self.retry_change(sleep, || {
             let response = match self.api {
                 Api::V3 => self.post_json(
                     &what,
@@ -800,6 +817,58 @@ fn list_refusal(what: String, api: Api, response: &Response) -> Error {
         status: response.status,
         body: body_snippet(response),
     }
+}
+
+/// What a member says of itself at `/v3/maintenance/status`, for `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberStatus {
+    /// The leader's member ID as this member knows it; 0 without a leader.
+    pub leader: u64,
+    /// The size of its database file, in bytes.
+    pub db_size: u64,
+    pub raft_index: u64,
+}
+
+/// Parses a `/v3/maintenance/status` answer.
+pub fn parse_status(body: &str) -> Result<MemberStatus> {
+    let status: Status = parse_json("etcd status", body)?;
+    let number = |text: &str| text.parse::<u64>().unwrap_or(0);
+    Ok(MemberStatus {
+        leader: number(&status.leader),
+        db_size: number(&status.db_size),
+        raft_index: number(&status.raft_index),
+    })
+}
+
+/// Each member's status, asked at its client URLs in parallel (the first URL that answers);
+/// `None` for a member none of whose URLs gave one. Read-only.
+pub fn member_status(http: &Http, members: &[Member]) -> Vec<(u64, Option<MemberStatus>)> {
+    std::thread::scope(|scope| {
+        let asks: Vec<_> = members
+            .iter()
+            .map(|member| {
+                scope.spawn(move || {
+                    member.client_urls.iter().find_map(|url| {
+                        let base = url.trim_end_matches('/');
+                        http.send(
+                            &format!("etcd status at {url}"),
+                            "POST",
+                            &format!("{base}/v3/maintenance/status"),
+                            &[("content-type", "application/json")],
+                            Some(b"{}".to_vec()),
+                        )
+                        .ok()
+                        .filter(Response::is_success)
+                        .and_then(|r| parse_status(&r.body).ok())
+                    })
+                })
+            })
+            .collect();
+        asks.into_iter()
+            .zip(members)
+            .map(|(ask, member)| (member.id, ask.join().unwrap_or(None)))
+            .collect()
+    })
 }
 
 /// What a member's client URLs said about it.
@@ -952,6 +1021,19 @@ mod tests {
         let unstarted = &members[2];
         assert!(!unstarted.is_started() && unstarted.client_urls.is_empty());
         assert!(unstarted.is_learner);
+    }
+
+    #[test]
+    fn status_fixture() {
+        let status = parse_status(&fixture("v3-status-nospace.json")).unwrap();
+        assert_eq!(
+            status,
+            MemberStatus {
+                leader: 11502783638607158352,
+                db_size: 1376256,
+                raft_index: 18,
+            }
+        );
     }
 
     #[test]

@@ -33,6 +33,25 @@ pub struct Http {
     connect_timeout: Duration,
     /// Sent as the `Authorization` header on every request (etcd's auth token); never logged.
     authorization: Option<std::sync::Arc<str>>,
+    /// Counts this client's requests and retries (and its clones'), for `--metrics-file`.
+    counter: Counter,
+}
+
+/// Requests sent and retries made through the clients that share it. Cheap to clone: the
+/// clones count into the same numbers, from any thread.
+#[derive(Clone, Default, Debug)]
+pub struct Counter(std::sync::Arc<[std::sync::atomic::AtomicU64; 2]>);
+
+impl Counter {
+    /// (requests, retries) so far.
+    pub fn get(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.0[0].load(Relaxed), self.0[1].load(Relaxed))
+    }
+
+    fn add(&self, which: usize) {
+        self.0[which].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// The whole run's deadline (`--timeout`): no call outlasts it and no retry waits past it, so
@@ -180,7 +199,21 @@ impl Http {
             call_timeout: timeouts.call,
             connect_timeout: timeouts.connect,
             authorization: None,
+            counter: Counter::default(),
         }
+    }
+
+    /// The same agent, counting into `counter`.
+    pub fn counting(self, counter: &Counter) -> Http {
+        Http {
+            counter: counter.clone(),
+            ..self
+        }
+    }
+
+    /// A try after a failed one, made by the caller's retry loop.
+    pub fn note_retry(&self) {
+        self.counter.add(1);
     }
 
     /// The same agent, sending this `Authorization` header on every request.
@@ -219,6 +252,7 @@ impl Http {
             Some(left) => self.call_timeout.min(left),
             None => self.call_timeout,
         };
+        self.counter.add(0);
         let mut response = request
             .with_agent(&self.agent)
             .configure()

@@ -140,6 +140,16 @@ impl<'a> Imds<'a> {
         Ok(Imds { http, base, token })
     }
 
+    /// A session with a metadata service that did not answer (`status` outside the group):
+    /// every call to it fails as the service does.
+    pub fn unreachable(http: &'a Http, base: &str) -> Imds<'a> {
+        Imds {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            token: None,
+        }
+    }
+
     /// GETs a metadata path under `/latest/`; `Ok(None)` on 404.
     pub fn get(&self, path: &str, sleep: &Sleep<'_>) -> Result<Option<String>> {
         let url = format!("{}/latest/{path}", self.base);

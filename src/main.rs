@@ -13,11 +13,13 @@ mod error;
 mod etcd;
 mod http;
 mod imds;
+mod metrics;
 mod model;
 mod plan;
 #[cfg(test)]
 mod robustness;
 mod run;
+mod status;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -144,12 +146,42 @@ fn main() -> ExitCode {
         }
     };
     init_logging(config.log_level);
-    http::set_deadline(std::time::Instant::now() + config.timeout);
-    match run::run(&config) {
-        Ok(()) => ExitCode::SUCCESS,
+    let started = std::time::Instant::now();
+    http::set_deadline(started + config.timeout);
+    let tally = metrics::Tally::default();
+    let result = run::run(&config, &tally);
+    let code = match &result {
+        Ok(()) => 0,
         Err(e) => {
             eprintln!("etcd-discovery: error: {e}");
-            ExitCode::from(e.exit_code() as u8)
+            e.exit_code()
         }
+    };
+    if let Some(path) = &config.metrics_file {
+        write_metrics(path, config.command.name(), started, code, &tally);
+    }
+    ExitCode::from(code as u8)
+}
+
+/// The run's metrics, whatever its outcome; a failure to write them is a warning, never a
+/// changed exit code: the job's result matters more than its report.
+fn write_metrics(
+    path: &std::path::Path,
+    command: &str,
+    started: std::time::Instant,
+    exit_code: i32,
+    tally: &metrics::Tally,
+) {
+    let ending = metrics::Ending {
+        command,
+        ended: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default(),
+        duration: started.elapsed(),
+        exit_code,
+    };
+    let text = metrics::render(&ending, &tally.facts(), tally.aws.get(), tally.etcd.get());
+    if let Err(e) = envfile::write_atomic(path, &text) {
+        log::warn!("metrics: {e}");
     }
 }

@@ -44,6 +44,8 @@ pub struct Group {
     /// The initial cluster a seed recorded in the group's tags before its etcd first started
     /// (`name=url,...`, as etcd reads it): see `plan`'s rule 14.
     pub bootstrap_record: Option<String>,
+    /// (instance id, its availability zone), for the instances AWS gave one: `status` shows it.
+    pub zones: Vec<(String, String)>,
 }
 
 impl Group {
@@ -300,6 +302,7 @@ mod tests {
                 .collect(),
             weighted_types: false,
             bootstrap_record: None,
+            zones: Vec::new(),
         }
     }
 

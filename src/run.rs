@@ -14,11 +14,12 @@ use crate::error::{Error, Result};
 use crate::etcd::{self, Discovery, Etcd, Health};
 use crate::http::{aws_tls, etcd_tls, jitter, Http, Timeouts};
 use crate::imds::{join, Imds};
+use crate::metrics::{Counts, Tally};
 use crate::model::{
     counts_in_cluster, Group, Identity, Instance, LocalData, Observed, PreviousFile,
 };
 use crate::plan::{self, Mode, Settings};
-use crate::{apply, datadir, envfile};
+use crate::{apply, datadir, envfile, status};
 
 /// IMDS and the container endpoint are link-local: they answer in milliseconds or not at all.
 const LOCAL: Timeouts = Timeouts {
@@ -209,6 +210,8 @@ fn refuse_ipv6_only_by_address(me: &Identity, kind: crate::plan::AddressKind) ->
 /// The edges one run talks to, set up once.
 struct World<'a> {
     config: &'a Config,
+    /// What `--metrics-file` reports: filled as the run goes.
+    tally: &'a Tally,
     etcd_http: Http,
     autoscaling: QueryClient<'a>,
     ec2: QueryClient<'a>,
@@ -226,13 +229,19 @@ impl World<'_> {
             .iter()
             .find(|g| g.instances.iter().any(|(id, _)| *id == self.me.instance_id))
             .map(|g| g.name.clone());
+        let (observed, etcd) = self.observe_groups(&groups)?;
+        Ok((observed, etcd, my_group))
+    }
+
+    /// One look at the cluster of these groups, as AutoScaling just described them.
+    fn observe_groups(&self, groups: &[Group]) -> Result<(Observed, Option<Etcd>)> {
         // Groups are described sorted by name: the first record is the one every node reads.
         let bootstrap_record = groups.iter().find_map(|g| g.bootstrap_record.clone());
-        let ids = counted_ids(&groups);
+        let ids = counted_ids(groups);
         // This instance is asked about in the same call: peers are named from EC2, so this
         // node is too (see `ec2::name_me_as_ec2_does`).
         let mut asking = ids.clone();
-        if !asking.contains(&self.me.instance_id) {
+        if !asking.contains(&self.me.instance_id) && !self.me.instance_id.is_empty() {
             asking.push(self.me.instance_id.clone());
         }
         let described = ec2::describe_instances(&self.ec2, &asking)?;
@@ -317,8 +326,11 @@ impl World<'_> {
             self.config.command != Command::Discover
                 || plan::reboot_member(&self.me.instance_id, members, local_data).is_none()
         };
+        let health_asked = members
+            .as_deref()
+            .is_some_and(|m| !self.config.proxy_mode && needs_health(m));
         let health = match &members {
-            Some(members) if !self.config.proxy_mode && needs_health(members) => {
+            Some(members) if health_asked => {
                 // With the token: /v3/maintenance/status needs it when auth is on.
                 let http = etcd.as_ref().map_or(&self.etcd_http, Etcd::http);
                 etcd::member_health(http, members)
@@ -354,7 +366,13 @@ impl World<'_> {
             never_started,
             bootstrap_record,
         };
-        Ok((observed, etcd, my_group))
+        self.tally
+            .members(observed.members.as_deref().map(|m| Counts {
+                members: m.len(),
+                healthy: health_asked.then_some(observed.healthy.len()),
+                stale: status::stale(&observed.instances, m),
+            }));
+        Ok((observed, etcd))
     }
 
     /// Whether etcd never ran from the bootstrap file: the data directory is as the file
@@ -402,12 +420,23 @@ fn ca_bundle(config: &Config) -> Option<(std::path::PathBuf, String)> {
     ))
 }
 
-pub fn run(config: &Config) -> Result<()> {
+/// The metrics' word for a plan's kind.
+fn kind(mode: Mode) -> &'static str {
+    match mode {
+        Mode::New => "new",
+        Mode::Existing => "existing",
+        Mode::Proxy => "proxy",
+        Mode::Wait => "wait",
+    }
+}
+
+/// One run of `config.command`; `tally` gathers what `--metrics-file` reports.
+pub fn run(config: &Config, tally: &Tally) -> Result<()> {
     if config.command == Command::Discover {
         envfile::check_writable(&config.environment_file)?;
     }
     let local = Http::new(LOCAL, ureq::tls::TlsConfig::default(), false);
-    let etcd_http = Http::new(ETCD, etcd_tls(&config.etcd_tls)?, false);
+    let etcd_http = Http::new(ETCD, etcd_tls(&config.etcd_tls)?, false).counting(&tally.etcd);
     let aws_http = Http::new(
         AWS,
         aws_tls(
@@ -416,12 +445,28 @@ pub fn run(config: &Config) -> Result<()> {
                 .map(|(p, s)| (p.as_path(), s.as_str())),
         )?,
         true,
-    );
+    )
+    .counting(&tally.aws);
 
     // What comes up late at boot (IMDS, the network, our listing in the group) is waited for
     // until then.
     let boot_deadline = Instant::now() + config.boot_wait.min(config.timeout);
-    let imds = Imds::connect(&local, &config.aws.imds_endpoint, boot_deadline, &sleep)?;
+    // `status` is run by hand, not at boot: nothing is waited for. Run outside the group (a
+    // laptop with keys and a named group) it finds no metadata service, and shows the group
+    // and the cluster without "this instance".
+    let boot_deadline = match config.command {
+        Command::Status => Instant::now(),
+        _ => boot_deadline,
+    };
+    let outside = config.command == Command::Status && config.group != GroupSelector::Own;
+    let (imds, outsider) =
+        match Imds::connect(&local, &config.aws.imds_endpoint, boot_deadline, &sleep) {
+            Err(Error::ImdsUnreachable(why)) if outside => {
+                log::info!("{why}: not on an instance; showing the group and the cluster only");
+                (Imds::unreachable(&local, &config.aws.imds_endpoint), true)
+            }
+            imds => (imds?, false),
+        };
     let fetch_credentials = || {
         credentials::resolve(
             config.aws.keys.as_ref(),
@@ -439,17 +484,23 @@ pub fn run(config: &Config) -> Result<()> {
             _ => Ok(None),
         });
         let credentials = scope.spawn(fetch_credentials);
-        (imds.identity(&sleep), join(group_tag), join(credentials))
+        let me = match outsider {
+            true => status::outsider(config.aws.region.as_deref()),
+            false => imds.identity(&sleep),
+        };
+        (me, join(group_tag), join(credentials))
     });
     let me = me?;
     refuse_ipv6_only_by_address(&me, config.address_kind)?;
-    log::info!(
-        "this is {} ({}, {}) in {}",
-        me.instance_id,
-        me.private_ip,
-        me.private_dns,
-        me.availability_zone
-    );
+    if !outsider {
+        log::info!(
+            "this is {} ({}, {}) in {}",
+            me.instance_id,
+            me.private_ip,
+            me.private_dns,
+            me.availability_zone
+        );
+    }
     let region = config
         .aws
         .region
@@ -499,6 +550,7 @@ pub fn run(config: &Config) -> Result<()> {
     };
     let world = World {
         config,
+        tally,
         etcd_http,
         autoscaling,
         ec2,
@@ -508,7 +560,57 @@ pub fn run(config: &Config) -> Result<()> {
     };
     match config.command {
         Command::Discover => discover(&world),
+        Command::Status => status(&world),
         command => member_command(&world, command),
+    }
+}
+
+/// `status`: read-only. It looks as `discover` does, asks each member for its status, prints
+/// the join of both, and asks the plan what `discover` would do; it acts on nothing.
+fn status(world: &World) -> Result<()> {
+    let groups = world.selection.describe(&world.autoscaling)?;
+    let (observed, etcd) = world.observe_groups(&groups)?;
+    let http = etcd.as_ref().map_or(&world.etcd_http, Etcd::http);
+    let statuses = observed
+        .members
+        .as_deref()
+        .map(|members| etcd::member_status(http, members))
+        .unwrap_or_default();
+    let discover = if world.me.instance_id.is_empty() {
+        status::OUTSIDE.to_string()
+    } else {
+        match plan::plan(&observed, &world.settings) {
+            Ok(plan) => {
+                world.tally.plan(kind(plan.mode));
+                plan.summary
+            }
+            Err(e) => format!("it would stop: {e}"),
+        }
+    };
+    let report = status::report(&status::Seen {
+        groups: &groups,
+        instances: &observed.instances,
+        members: observed.members.as_deref(),
+        healthy: &observed.healthy,
+        statuses: &statuses,
+        this_instance: Some(world.me.instance_id.as_str()).filter(|id| !id.is_empty()),
+        discover,
+    });
+    match world.config.output {
+        status::Output::Table => print!("{}", status::table(&report)),
+        status::Output::Json => print!("{}", status::json(&report)),
+    }
+    if !report.etcd_answered {
+        return Err(Error::Etcd {
+            what: "status".into(),
+            detail: "no member of the group's cluster answered: the cluster could not be seen"
+                .into(),
+            transient: true,
+        });
+    }
+    match status::problem(&report) {
+        Some(problem) => Err(Error::Attention(problem)),
+        None => Ok(()),
     }
 }
 
@@ -537,6 +639,7 @@ fn member_command(world: &World, command: Command) -> Result<()> {
                 plan::plan_reconcile(&observed)?
             }
         };
+        world.tally.plan(kind(plan.mode));
         log::info!("{}", plan.summary);
         if config.dry_run {
             plan.actions.iter().for_each(|a| println!("# would {a:?}"));
@@ -672,6 +775,7 @@ fn discover(world: &World) -> Result<()> {
         log::info!("waiting {why_wait}");
         pause_until(deadline);
     };
+    world.tally.plan(kind(plan.mode));
     if looks > 0 {
         log::info!("decided after {looks} more look(s)");
     }

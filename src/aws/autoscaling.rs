@@ -88,6 +88,8 @@ struct WireInstance {
     /// A number as text, 1-999 for weights, the vCPU or MiB count for those capacity types.
     #[serde(rename = "WeightedCapacity", default)]
     weighted_capacity: Option<String>,
+    #[serde(rename = "AvailabilityZone", default)]
+    zone: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -154,6 +156,13 @@ pub fn parse_groups_page(body: &str) -> Result<(Vec<Group>, Option<String>)> {
                     .iter()
                     .any(|o| weight(o.weighted_capacity.as_deref()).is_some_and(|w| w != 1))
             }),
+            zones: g
+                .instances
+                .member
+                .iter()
+                .filter(|i| !i.zone.is_empty())
+                .map(|i| (i.id.clone(), i.zone.clone()))
+                .collect(),
             instances: g
                 .instances
                 .member
@@ -391,6 +400,14 @@ mod tests {
         );
         assert!(!vcpu.weighted_types, "requirements, no weights");
         assert_eq!(vcpu.expected_instances().0, 3);
+        // Each instance's zone, for `status`.
+        assert_eq!(
+            vcpu.zones
+                .iter()
+                .map(|(_, z)| z.as_str())
+                .collect::<Vec<_>>(),
+            ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
+        );
         let weighted = &groups[1];
         assert_eq!(weighted.capacity_type, "");
         assert!(weighted.weighted_types);

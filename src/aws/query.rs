@@ -168,6 +168,7 @@ impl QueryClient<'_> {
         let what = format!("AWS {action} at {}", self.endpoint);
         let guessed = self.guessed_endpoint();
         let wrong_region = |e: &Error| guessed && does_not_resolve(e);
+        let mut tries = 0;
         retry_until(
             RETRY,
             self.patient_until,
@@ -175,6 +176,10 @@ impl QueryClient<'_> {
             |e| Error::is_transient(e) && !wrong_region(e),
             |e| not_up_yet(e) && !wrong_region(e),
             || {
+                if tries > 0 {
+                    self.http.note_retry();
+                }
+                tries += 1;
                 let unsigned = Unsigned {
                     method: "POST",
                     url: &url,

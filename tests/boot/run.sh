@@ -164,7 +164,7 @@ EOF
     mkdir -p "$seed"
     printf 'instance-id: %s\nlocal-hostname: ip-%s\n' "${IDS[$k]}" "${NET//./-}-1$k" >"$seed/meta-data"
     # The README's user data; only the release's URL and the x86_64 digest differ.
-    sed -e "s|https://releases.example.com/etcd-discovery/v$VERSION|http://$SWITCH_IP:8000|" \
+    sed -e "s|https://github.com/OWNER/etcd-discovery/releases/download/v$VERSION|http://$SWITCH_IP:8000|" \
         -e "s|SHA256_X86_64=paste-sha256-of-etcd-discovery-$VERSION-x86_64-linux-musl.gz|SHA256_X86_64=$DIGEST|" \
         tests/cloud-init/master.yaml >"$seed/user-data"
     grep -q "SHA256_X86_64=$DIGEST" "$seed/user-data" || { echo "the digest placeholder is not in master.yaml" >&2; exit 1; }

@@ -11,6 +11,7 @@ mod fake;
 mod lab;
 mod rules;
 mod safety;
+mod status;
 mod units;
 mod versions;
 

@@ -256,10 +256,11 @@ fn snippets_are_cloud_config_carrying_the_files_verbatim() {
         );
         // The placeholders the operator (and the boot test) replaces.
         assert!(
-            text.contains("RELEASE_URL=https://releases.example.com/etcd-discovery/v0.1.0")
-                && text.contains(
-                    "SHA256_X86_64=paste-sha256-of-etcd-discovery-0.1.0-x86_64-linux-musl.gz"
-                ),
+            text.contains(
+                "RELEASE_URL=https://github.com/OWNER/etcd-discovery/releases/download/v0.1.0"
+            ) && text.contains(
+                "SHA256_X86_64=paste-sha256-of-etcd-discovery-0.1.0-x86_64-linux-musl.gz"
+            ),
             "{snippet}: the release URL and the pinned digest's placeholder"
         );
         if text.contains("policy-rc.d") {
@@ -365,4 +366,51 @@ fn installer_checks_the_pinned_digest_and_refuses_a_mismatch() {
         "nothing installed on a mismatch"
     );
     fs::remove_dir_all(&base).unwrap();
+}
+
+#[test]
+fn release_workflow_publishes_what_the_snippets_download() {
+    // The snippets download from the release a version tag publishes: the workflow must build
+    // with `./build.sh dist`, upload all of dist/ under the tag, and pin its actions to commits.
+    let workflow = fs::read_to_string(".github/workflows/release.yml").unwrap();
+    let yaml = YamlLoader::load_from_str(&workflow).unwrap();
+    assert_eq!(
+        yaml[0]["on"]["push"]["tags"][0].as_str(),
+        Some("v*"),
+        "runs on version tags"
+    );
+    let steps = format!("{:?}", yaml[0]["jobs"]["release"]["steps"]);
+    for expected in [
+        "./build.sh dist",
+        "gh release create \\\"$TAG\\\" dist/*",
+        "sha256sum -c SHA256SUMS",
+    ] {
+        assert!(steps.contains(expected), "the workflow runs {expected}");
+    }
+    for step in yaml[0]["jobs"]["release"]["steps"].as_vec().unwrap() {
+        if let Some(uses) = step["uses"].as_str() {
+            let (_, commit) = uses.split_once('@').unwrap();
+            assert!(
+                commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{uses}: pinned to a full commit"
+            );
+        }
+    }
+    let version = fs::read_to_string("Cargo.toml")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("version = \""))
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap()
+        .to_string();
+    let url = format!(
+        "RELEASE_URL=https://github.com/OWNER/etcd-discovery/releases/download/v{version}\""
+    );
+    for snippet in ["master.yaml", "master-al2023.yaml", "proxy.yaml"] {
+        assert!(read(snippet).contains(&url), "{snippet}: {url}");
+    }
+    let readme = fs::read_to_string("README.md").unwrap();
+    assert!(readme.contains(&format!(
+        "https://github.com/OWNER/etcd-discovery/releases/download/v{version}/etcd-discovery-{version}-x86_64-linux-musl.gz"
+    )));
 }

@@ -9,6 +9,7 @@ mod concurrent;
 #[path = "../support/fake.rs"]
 mod fake;
 mod hostile;
+mod metrics;
 mod module_graph;
 mod not_yet;
 mod record;
