@@ -204,6 +204,16 @@ impl<'a> Imds<'a> {
         })
     }
 
+    /// Where AutoScaling is taking this instance (`meta-data/autoscaling/target-lifecycle-state`):
+    /// `InService`, `Warmed:Stopped`, `Warmed:Running`, `Warmed:Hibernated`, `Terminated`, ...;
+    /// `None` when IMDS has no such path (an instance in no Auto Scaling group).
+    pub fn target_lifecycle_state(&self, sleep: &Sleep<'_>) -> Result<Option<String>> {
+        let state = self.get("meta-data/autoscaling/target-lifecycle-state", sleep)?;
+        Ok(state
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty()))
+    }
+
     /// This instance's Auto Scaling group, from the `aws:autoscaling:groupName` instance tag;
     /// `None` when instance metadata tags are off (the default), so the caller asks AutoScaling.
     pub fn autoscaling_group(&self, sleep: &Sleep<'_>) -> Result<Option<String>> {

@@ -117,6 +117,14 @@ pub fn counts_in_cluster(lifecycle_state: &str) -> bool {
         || lifecycle_state == "RootVolumeReplaced"
 }
 
+/// Whether AutoScaling is taking this instance into its warm pool (IMDS
+/// `meta-data/autoscaling/target-lifecycle-state` is `Warmed:Stopped`, `Warmed:Running` or
+/// `Warmed:Hibernated`): its boot runs long before it is put in service, and a member added
+/// now would sit unstarted in the quorum arithmetic for as long as it waits in the pool.
+pub fn warmed(target_lifecycle_state: &str) -> bool {
+    target_lifecycle_state.starts_with("Warmed:")
+}
+
 /// A member of the etcd cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
@@ -379,6 +387,25 @@ mod tests {
             "Quarantined",
         ] {
             assert!(!counts_in_cluster(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn warm_pool_targets() {
+        // The values of meta-data/autoscaling/target-lifecycle-state: EC2 User Guide,
+        // "Instance metadata categories", and the Auto Scaling User Guide, "Warm pool
+        // instance lifecycle".
+        for (state, warm) in [
+            ("Warmed:Stopped", true),
+            ("Warmed:Running", true),
+            ("Warmed:Hibernated", true),
+            ("Warmed:Terminated", true),
+            ("InService", false),
+            ("Terminated", false),
+            ("Detached", false),
+            ("Standby", false),
+        ] {
+            assert_eq!(warmed(state), warm, "failed testcase: {state}");
         }
     }
 }

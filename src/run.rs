@@ -15,7 +15,7 @@ use crate::etcd::{self, Discovery, Etcd, Health};
 use crate::http::{aws_tls, etcd_tls, jitter, Http, Timeouts};
 use crate::imds::{join, Imds};
 use crate::model::{
-    counts_in_cluster, Group, Identity, Instance, LocalData, Observed, PreviousFile,
+    counts_in_cluster, warmed, Group, Identity, Instance, LocalData, Observed, PreviousFile,
 };
 use crate::plan::{self, Mode, Settings};
 use crate::{apply, datadir, envfile};
@@ -203,6 +203,42 @@ fn refuse_ipv6_only_by_address(me: &Identity, kind: crate::plan::AddressKind) ->
             me.private_ip
         )));
     }
+    Ok(())
+}
+
+/// A warm pool's instance runs its boot (user data, etcd's units) in the pool, long before
+/// AutoScaling puts it in service, and the group does not list it meanwhile. Nothing may
+/// change then, and no file may be written that would start etcd. Ending at once would not
+/// do: exit 0 would start etcd without a file (a one-node cluster of its own), and 75 would
+/// have etcd's unit try again every 15 s until the pool stops the instance. So the run waits
+/// here, asking only IMDS, until the instance enters service (`Warmed:Running` taken out of
+/// the pool: the run goes on and joins) or `--wait-timeout` passes (exit 75; etcd's unit tries
+/// again). A `Warmed:Stopped` or `Warmed:Hibernated` instance is stopped while it waits, and
+/// its next boot, in service, joins.
+fn wait_out_warm_pool(imds: &Imds, instance_id: &str, state: &str, config: &Config) -> Result<()> {
+    let started = Instant::now();
+    let deadline = started + config.wait_timeout.min(config.timeout);
+    log::info!(
+        "instance {instance_id} is headed for the warm pool ({state}): changing nothing and \
+         writing no file; waiting for it to enter service (--wait-timeout)"
+    );
+    let mut state = state.to_string();
+    while warmed(&state) {
+        if Instant::now() >= deadline {
+            return Err(Error::NotReady(format!(
+                "instance {instance_id} is still in the warm pool ({state}) after {}s: not \
+                 joining until it is in service",
+                started.elapsed().as_secs()
+            )));
+        }
+        pause_until(deadline);
+        // Gone from IMDS (no longer in a group) is not "in the pool" either: the plan's
+        // rule 10 decides then.
+        state = imds
+            .target_lifecycle_state(&sleep)?
+            .unwrap_or_else(|| "unknown".into());
+    }
+    log::info!("instance {instance_id} left the warm pool ({state}): going on");
     Ok(())
 }
 
@@ -425,15 +461,33 @@ pub fn run(config: &Config) -> Result<()> {
     };
     // Who we are, our group's name (when metadata tags are on) and our credentials are three
     // independent lookups: one round trip instead of three.
-    let (me, group_tag, credentials) = std::thread::scope(|scope| {
+    // A member's boot also asks where AutoScaling is taking this instance: a warm pool's
+    // instance boots long before it is put in service.
+    let joins = config.command == Command::Discover && !config.proxy_mode;
+    let (me, group_tag, credentials, target) = std::thread::scope(|scope| {
         let group_tag = scope.spawn(|| match config.group {
             GroupSelector::Own => imds.autoscaling_group(&sleep),
             _ => Ok(None),
         });
         let credentials = scope.spawn(fetch_credentials);
-        (imds.identity(&sleep), join(group_tag), join(credentials))
+        let target = scope.spawn(|| {
+            if joins {
+                imds.target_lifecycle_state(&sleep)
+            } else {
+                Ok(None)
+            }
+        });
+        (
+            imds.identity(&sleep),
+            join(group_tag),
+            join(credentials),
+            join(target),
+        )
     });
     let me = me?;
+    if let Some(state) = target?.filter(|s| warmed(s)) {
+        wait_out_warm_pool(&imds, &me.instance_id, &state, config)?;
+    }
     refuse_ipv6_only_by_address(&me, config.address_kind)?;
     log::info!(
         "this is {} ({}, {}) in {}",

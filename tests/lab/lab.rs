@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::client::{request, xml_text};
@@ -150,8 +151,27 @@ pub struct Profile {
     pub secret_access_key: String,
 }
 
-/// An IMDSv2 stub for one instance.
+/// Where AutoScaling is taking an instance, as its IMDS stub answers
+/// `meta-data/autoscaling/target-lifecycle-state`; a test changes it as AutoScaling would.
+pub type Target = Arc<Mutex<String>>;
+
+/// An IMDSv2 stub for one instance in service.
 pub fn start_imds(instance_id: &str, ip: &str, profile: Option<Profile>) -> FakeServer {
+    start_imds_targeted(
+        instance_id,
+        ip,
+        profile,
+        Arc::new(Mutex::new("InService".into())),
+    )
+}
+
+/// An IMDSv2 stub for one instance headed for `target`.
+pub fn start_imds_targeted(
+    instance_id: &str,
+    ip: &str,
+    profile: Option<Profile>,
+    target: Target,
+) -> FakeServer {
     const TOKEN: &str = "lab-imds-token";
     let (id, ip) = (instance_id.to_string(), ip.to_string());
     FakeServer::start("127.0.0.1", move |r: &Request| {
@@ -168,6 +188,9 @@ pub fn start_imds(instance_id: &str, ip: &str, profile: Option<Profile>) -> Fake
                     r#"{{"accountId":"123456789012","architecture":"x86_64","availabilityZone":"{REGION}a","imageId":"{IMAGE}","instanceId":"{id}","instanceType":"t3.micro","privateIp":"{ip}","region":"{REGION}","version":"2017-09-30"}}"#
                 ),
             ),
+            ("/latest/meta-data/autoscaling/target-lifecycle-state", _) => {
+                (200, target.lock().unwrap().clone())
+            }
             ("/latest/meta-data/local-hostname", _) => {
                 (200, format!("ip-{}.ec2.internal", ip.replace('.', "-")))
             }
@@ -190,6 +213,8 @@ pub struct Node {
     pub k: u8,
     pub instance_id: String,
     pub imds: FakeServer,
+    /// Its IMDS stub's `target-lifecycle-state`.
+    pub target: Target,
     pub etcd: Option<Guard>,
 }
 
@@ -345,6 +370,34 @@ impl Lab {
 
     /// Runs instance k at 127.0.N.k, attaches it to `group` and gives it an IMDS stub.
     pub fn launch(&mut self, group: &str, k: u8) -> String {
+        let id = self.launch_targeted(k, "InService");
+        self.attach(group, k);
+        id
+    }
+
+    /// Attaches instance k to `group`: AutoScaling now counts it.
+    pub fn attach(&self, group: &str, k: u8) {
+        let id = self.nodes[&k].instance_id.clone();
+        self.moto.call(
+            "autoscaling",
+            "AttachInstances",
+            &[
+                ("AutoScalingGroupName", group),
+                ("InstanceIds.member.1", &id),
+            ],
+        );
+    }
+
+    /// Changes where AutoScaling is taking instance k (its IMDS
+    /// `target-lifecycle-state`).
+    pub fn set_target(&self, k: u8, state: &str) {
+        *self.nodes[&k].target.lock().unwrap() = state.to_string();
+    }
+
+    /// Runs instance k at 127.0.N.k in no group (a warm pool's instance is not in the group's
+    /// list: moto keeps no warm instances, so the lab leaves it unattached) with an IMDS stub
+    /// that names `target` as its target lifecycle state.
+    pub fn launch_targeted(&mut self, k: u8, target: &str) -> String {
         let ip = self.ip(k);
         let answer = self.moto.call(
             "ec2",
@@ -358,15 +411,8 @@ impl Lab {
             ],
         );
         let id = xml_text(&answer, "instanceId").unwrap();
-        self.moto.call(
-            "autoscaling",
-            "AttachInstances",
-            &[
-                ("AutoScalingGroupName", group),
-                ("InstanceIds.member.1", &id),
-            ],
-        );
-        let imds = start_imds(&id, &ip, self.profile.clone());
+        let target: Target = Arc::new(Mutex::new(target.into()));
+        let imds = start_imds_targeted(&id, &ip, self.profile.clone(), target.clone());
         fs::create_dir_all(self.node_dir(k).join("var")).unwrap();
         self.nodes.insert(
             k,
@@ -374,6 +420,7 @@ impl Lab {
                 k,
                 instance_id: id.clone(),
                 imds,
+                target,
                 etcd: None,
             },
         );
@@ -402,7 +449,8 @@ impl Lab {
                 .call("ec2", "DescribeInstances", &[("InstanceId.1", &id)]);
             let ip = xml_text(&described, "privateIpAddress").expect("an address from the subnet");
             let k: u8 = ip.rsplit('.').next().unwrap().parse().unwrap();
-            let imds = start_imds(&id, &ip, self.profile.clone());
+            let target: Target = Arc::new(Mutex::new("InService".into()));
+            let imds = start_imds_targeted(&id, &ip, self.profile.clone(), target.clone());
             fs::create_dir_all(self.node_dir(k).join("var")).unwrap();
             self.nodes.insert(
                 k,
@@ -410,6 +458,7 @@ impl Lab {
                     k,
                     instance_id: id,
                     imds,
+                    target,
                     etcd: None,
                 },
             );
