@@ -695,6 +695,12 @@ fn discover(world: &World) -> Result<()> {
     )?))?;
     if config.dry_run {
         println!("# plan: {}", plan.summary);
+        if plan.set_aside_data {
+            println!(
+                "# would move the member data in {} aside (member.removed-<time>)",
+                config.data_dir.display()
+            );
+        }
         for action in &plan.actions {
             println!("# would {action:?}");
         }
@@ -702,6 +708,26 @@ fn discover(world: &World) -> Result<()> {
         return Ok(());
     }
 
+    // Rule 14: a removed member's data goes aside before the join; if it cannot move (the
+    // unit's ReadWritePaths), the cluster is left untouched.
+    if plan.set_aside_data {
+        let moved =
+            datadir::set_aside(&config.data_dir, SystemTime::now()).map_err(|e| Error::Io {
+                path: config.data_dir.display().to_string(),
+                detail: format!(
+                    "moving a removed member's data aside: {e} (the unit needs the data \
+                     directory in ReadWritePaths=)"
+                ),
+                after_change: false,
+            })?;
+        for (from, to) in moved {
+            log::info!(
+                "moved {} aside to {}: the cluster removed that member",
+                from.display(),
+                to.display()
+            );
+        }
+    }
     let changed =
         matches!((&etcd, plan.mode), (Some(_), Mode::Existing)) && !plan.actions.is_empty();
     let text = match (&etcd, plan.mode) {

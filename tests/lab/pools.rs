@@ -55,3 +55,68 @@ fn warm_pool_instance_changes_nothing_then_joins_in_service() {
     lab.wait_healthy(5, NO_TLS);
     lab.assert_cluster_is_the_nodes(2, NO_TLS);
 }
+
+#[test]
+fn an_instance_reused_on_scale_in_rejoins_with_its_old_data_moved_aside() {
+    // ReuseOnScaleIn: instance 4 is scaled in back to the pool, stopped with its disk; the
+    // leader's reconcile removes its member. When it returns, its data directory holds that
+    // removed member: etcd alone refuses to start from it. The tool moves it aside (kept,
+    // never deleted) and joins as a new member.
+    let mut lab = Lab::new(81);
+    bootstrap(&mut lab, &[2, 3, 4], &EtcdFlags::default());
+    let id = lab.nodes[&4].instance_id.clone();
+    drop(lab.nodes.get_mut(&4).unwrap().etcd.take());
+    lab.moto.call(
+        "autoscaling",
+        "DetachInstances",
+        &[
+            ("AutoScalingGroupName", "etcd"),
+            ("InstanceIds.member.1", &id),
+            ("ShouldDecrementDesiredCapacity", "true"),
+        ],
+    );
+    lab.set_target(4, "Warmed:Stopped");
+    lab.wait_healthy(2, NO_TLS);
+    let removed = [2, 3]
+        .iter()
+        .map(|k| lab.discover_ok(*k, &["reconcile"]))
+        .filter(|log| log.contains("removing member"))
+        .count();
+    assert_eq!(removed, 1, "the leader removed the scaled-in member");
+    assert_eq!(lab.members(2, NO_TLS).len(), 2);
+
+    // Back in service, with the old data. etcd on its own refuses it.
+    let env = lab.env_of(4);
+    let mut refused = lab.spawn_etcd(4, env, &EtcdFlags::default());
+    lab::wait_until(
+        "etcd to refuse the removed member's data",
+        Duration::from_secs(60),
+        || refused.child.try_wait().unwrap().is_some(),
+    );
+    let etcd_log = fs::read_to_string(lab.node_dir(4).join("etcd.log")).unwrap();
+    assert!(etcd_log.contains("removed"), "{etcd_log}");
+    drop(refused);
+    lab.attach("etcd", 4);
+    lab.set_target(4, "InService");
+    let data = lab.data_dir(4);
+    assert!(data.join("member").is_dir());
+    let log = lab.discover_ok(4, &[]);
+    assert!(log.contains("a removed member's: moving it aside"), "{log}");
+    assert!(log.contains("adding this instance"), "{log}");
+    let aside: Vec<_> = fs::read_dir(&data)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("member.removed-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "moved aside once: {aside:?}");
+    assert!(
+        data.join(&aside[0]).join("wal").is_dir(),
+        "the old member's log is kept"
+    );
+    assert!(!data.join("member").exists());
+    lab.start_etcd(4, &EtcdFlags::default());
+    lab.wait_healthy(4, NO_TLS);
+    lab.assert_cluster_is_the_nodes(2, NO_TLS);
+    assert!(data.join(&aside[0]).join("wal").is_dir());
+}
