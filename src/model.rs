@@ -142,6 +142,28 @@ impl Member {
     }
 }
 
+/// Which private address a node is reached at, in a dual-stack group: its IPv4 address (the
+/// default) or its IPv6 one. An instance with no IPv4 address (an IPv6-only subnet) is reached
+/// at its IPv6 address either way: every node sees the same data, so every node falls back
+/// the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressFamily {
+    Ipv4,
+    Ipv6,
+}
+
+/// The address `family` picks from an instance's private IPv4 address and its IPv6 one
+/// (either may be empty).
+pub fn pick_address(family: AddressFamily, ipv4: &str, ipv6: &str) -> String {
+    let (ipv4, ipv6) = (ipv4.trim(), ipv6.trim());
+    match family {
+        AddressFamily::Ipv4 if !ipv4.is_empty() => ipv4,
+        AddressFamily::Ipv4 => ipv6,
+        AddressFamily::Ipv6 => ipv6,
+    }
+    .to_string()
+}
+
 /// What this node's etcd data directory says about its membership.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LocalData {
@@ -387,6 +409,25 @@ mod tests {
             "Quarantined",
         ] {
             assert!(!counts_in_cluster(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn address_families() {
+        use AddressFamily::{Ipv4, Ipv6};
+        let cases = [
+            (Ipv4, "10.0.1.5", "2600:1f18::5", "10.0.1.5"),
+            (Ipv6, "10.0.1.5", "2600:1f18::5", "2600:1f18::5"),
+            (Ipv4, "", "2600:1f18::5", "2600:1f18::5"),
+            (Ipv6, "10.0.1.5", "", ""),
+            (Ipv4, "", "", ""),
+        ];
+        for (family, v4, v6, want) in cases {
+            assert_eq!(
+                pick_address(family, v4, v6),
+                want,
+                "failed testcase: {family:?} {v4} {v6}"
+            );
         }
     }
 

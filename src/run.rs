@@ -192,20 +192,6 @@ fn counted_ids(groups: &[Group]) -> Vec<String> {
     ids
 }
 
-/// An instance in an IPv6-only subnet has no private IPv4 address, and EC2 gives its peers
-/// none either: they can only be reached by name (their resource names resolve to IPv6).
-fn refuse_ipv6_only_by_address(me: &Identity, kind: crate::plan::AddressKind) -> Result<()> {
-    if kind == crate::plan::AddressKind::Ip && me.private_ip.contains(':') {
-        return Err(Error::Usage(format!(
-            "this instance has no private IPv4 address (an IPv6-only subnet; it listens on {}): \
-             EC2 gives its peers no address but their names, so address peers by name with \
-             --private-hostnames (and without -private-addresses)",
-            me.private_ip
-        )));
-    }
-    Ok(())
-}
-
 /// A warm pool's instance runs its boot (user data, etcd's units) in the pool, long before
 /// AutoScaling puts it in service, and the group does not list it meanwhile. Nothing may
 /// change then, and no file may be written that would start etcd. Ending at once would not
@@ -264,7 +250,7 @@ impl World<'_> {
         if !asking.contains(&self.me.instance_id) {
             asking.push(self.me.instance_id.clone());
         }
-        let described = ec2::describe_instances(&self.ec2, &asking)?;
+        let described = ec2::describe_instances(&self.ec2, &asking, self.config.address_family)?;
         let me = ec2::name_me_as_ec2_does(&self.me, &described);
         let mut instances: Vec<Instance> = described
             .into_iter()
@@ -478,7 +464,7 @@ pub fn run(config: &Config) -> Result<()> {
             }
         });
         (
-            imds.identity(&sleep),
+            imds.identity(config.address_family, &sleep),
             join(group_tag),
             join(credentials),
             join(target),
@@ -488,7 +474,6 @@ pub fn run(config: &Config) -> Result<()> {
     if let Some(state) = target?.filter(|s| warmed(s)) {
         wait_out_warm_pool(&imds, &me.instance_id, &state, config)?;
     }
-    refuse_ipv6_only_by_address(&me, config.address_kind)?;
     log::info!(
         "this is {} ({}, {}) in {}",
         me.instance_id,

@@ -354,9 +354,11 @@ fn ipv6_only_imds(net: u8, me: u8) -> FakeServer {
 }
 
 #[test]
-fn an_ipv6_only_instance_addressed_by_ip_is_told_why() {
-    // Regression: "the identity document has no privateIp" (exit 1), and no word of the
-    // flag that makes it work.
+fn an_ipv6_only_instance_addressed_by_ip_listens_and_advertises_its_ipv6_address() {
+    // Issue 22: an IPv6-only instance used to be refused with -private-addresses (EC2 was
+    // read for IPv4 addresses only); its peers' addresses now come from EC2's IPv6 fields
+    // (src/aws/ec2.rs, fixtures/ec2/describe-instances-ipv6.xml), its own from
+    // meta-data/ipv6, bracketed in its URLs.
     let w = World::new(
         210,
         2,
@@ -367,12 +369,15 @@ fn an_ipv6_only_instance_addressed_by_ip_is_told_why() {
     );
     let imds = ipv6_only_imds(210, 2);
     let out = w.run_with_env(&[], &[("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds.url())]);
-    assert_failure(&out, 2, "--private-hostnames");
-    assert!(
-        stderr(&out).contains("no private IPv4 address"),
-        "{}",
-        stderr(&out)
-    );
+    assert_success(&out);
+    let text = fs::read_to_string(w.env_file()).unwrap();
+    for key in ["ETCD_LISTEN_PEER_URLS", "ETCD_INITIAL_ADVERTISE_PEER_URLS"] {
+        assert_eq!(
+            env_value(&text, key),
+            "http://[fd00:ec2:1::2]:2380",
+            "{key}"
+        );
+    }
 }
 
 #[test]
