@@ -407,3 +407,38 @@ fn an_ipv6_only_instance_addressed_by_name_listens_on_its_ipv6_address() {
         "http://ip-127-0-211-2.ec2.internal:2380"
     );
 }
+
+#[test]
+fn a_warm_pool_instance_asks_only_imds_and_writes_nothing() {
+    // Issue 22: IMDS meta-data/autoscaling/target-lifecycle-state (EC2 User Guide, "Instance
+    // metadata categories": the Auto Scaling lifecycle state the instance is moving to) says
+    // Warmed:Stopped. The run waits on IMDS alone, then ends with 75: no AWS call, no file.
+    let w = World::new(
+        212,
+        2,
+        vec![group("etcd", &[2, 3])],
+        None,
+        vec![],
+        Imds::v2(),
+    );
+    let model = world::imds_handler(212, 2, Imds::v2());
+    let imds = FakeServer::start("127.0.0.1", move |r| {
+        if r.path == "/latest/meta-data/autoscaling/target-lifecycle-state" {
+            return (200, "Warmed:Stopped".into());
+        }
+        model(r)
+    });
+    let out = w.run_with_env(
+        &["--wait-timeout=1s"],
+        &[("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds.url())],
+    );
+    assert_failure(&out, 75, "still in the warm pool (Warmed:Stopped)");
+    assert!(!w.env_file().exists(), "no file that would start etcd");
+    let to_aws: Vec<String> = w
+        .aws
+        .requests()
+        .iter()
+        .filter_map(|r| r.param("Action"))
+        .collect();
+    assert_eq!(to_aws, Vec::<String>::new(), "no AWS call");
+}
