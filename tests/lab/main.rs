@@ -8,6 +8,7 @@
 mod client;
 #[path = "../support/fake.rs"]
 mod fake;
+mod ipv6;
 mod lab;
 mod pools;
 mod rules;
