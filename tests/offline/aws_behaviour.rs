@@ -442,3 +442,49 @@ fn a_warm_pool_instance_asks_only_imds_and_writes_nothing() {
         .collect();
     assert_eq!(to_aws, Vec::<String>::new(), "no AWS call");
 }
+
+#[test]
+fn a_dual_stack_group_uses_ipv4_unless_told_ipv6() {
+    // Issue 22: in a dual-stack group every instance has both addresses; IPv4 is the
+    // default, `--address-family=ipv6` takes this node's from meta-data/ipv6 and its peers'
+    // from EC2's ipv6Address, bracketed.
+    for (args, peer_urls) in [
+        (
+            vec![],
+            "i-2=http://127.0.213.2:2380,i-3=http://127.0.213.3:2380",
+        ),
+        (
+            vec!["--address-family=ipv6"],
+            "i-2=http://[fd00:ec2:213::2]:2380,i-3=http://[fd00:ec2:213::3]:2380",
+        ),
+    ] {
+        let w = World::new(
+            213,
+            2,
+            vec![group("etcd", &[2, 3])],
+            None,
+            vec![],
+            Imds::v2(),
+        );
+        w.aws_faults.dual_stack.store(true, Ordering::SeqCst);
+        let model = world::imds_handler(213, 2, Imds::v2());
+        let imds = FakeServer::start("127.0.0.1", move |r| {
+            if r.path == "/latest/meta-data/ipv6" {
+                return (200, "fd00:ec2:213::2".into());
+            }
+            model(r)
+        });
+        let out = w.run_with_env(&args, &[("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds.url())]);
+        assert_success(&out);
+        let text = fs::read_to_string(w.env_file()).unwrap();
+        let cluster = env_value(&text, "ETCD_INITIAL_CLUSTER").replace(&instance_id(2), "i-2");
+        let cluster = cluster.replace(&instance_id(3), "i-3");
+        assert_eq!(cluster, peer_urls, "{args:?}");
+        let mine = peer_urls
+            .split(',')
+            .next()
+            .unwrap()
+            .trim_start_matches("i-2=");
+        assert_eq!(env_value(&text, "ETCD_LISTEN_PEER_URLS"), mine, "{args:?}");
+    }
+}
