@@ -293,6 +293,20 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_only_and_warm_pool_fixtures() {
+        // fixtures/imds/README.md and each document's _source name where the shapes come from.
+        let body =
+            std::fs::read_to_string("fixtures/imds/identity-document-ipv6-only.json").unwrap();
+        let (id, ip, _, _) = parse_identity_document(&body).unwrap();
+        assert_eq!((id.as_str(), ip), ("i-0e2f3a4b5c6d71829", None));
+        let ipv6 = std::fs::read_to_string("fixtures/imds/ipv6.txt").unwrap();
+        assert_eq!(first_hostname(&ipv6), "2a05:d018:1:2f01::16");
+        let target =
+            std::fs::read_to_string("fixtures/imds/target-lifecycle-state-warmed.txt").unwrap();
+        assert!(crate::model::warmed(target.trim()), "{target}");
+    }
+
+    #[test]
     fn endpoint_modes() {
         let cases = [
             ("", Some("http://169.254.169.254")),
