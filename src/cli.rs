@@ -13,6 +13,7 @@ use crate::config::{AwsSettings, Command, Config, GroupSelector};
 use crate::error::{Error, Result};
 use crate::etcd::{EtcdApi, EtcdUser};
 use crate::http::EtcdTls;
+use crate::model::AddressFamily;
 use crate::plan::{AddressKind, Scheme};
 use crate::status::Output;
 
@@ -40,6 +41,8 @@ const FLAGS: &[Flag] = &[
     Flag { names: &["--scaling-group-tag"], env: &["ETCD_DISCOVERY_SCALING_GROUP_TAG"], default: "", boolean: false, help: "KEY=VALUE: every group with this tag forms the cluster (repeatable; comma-separated in the variable)" },
     Flag { names: &["--proxy-mode"], env: &["ETCD_DISCOVERY_PROXY_MODE"], default: "false", boolean: true, help: "consumer node: write proxy/gateway settings for the masters' group, never change membership" },
     Flag { names: &["--private-addresses"], env: &["ETCD_DISCOVERY_PRIVATE_ADDRESSES"], default: "false", boolean: true, help: "address peers by private IP" },
+    Flag { names: &["--address-family"], env: &["ETCD_DISCOVERY_ADDRESS_FAMILY"], default: "ipv4", boolean: false, help: "ipv4 or ipv6: the private address peers are reached at in a dual-stack group (an instance without IPv4 uses its IPv6 address)" },
+    Flag { names: &["--imds-endpoint-mode"], env: &["AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE"], default: "IPv4", boolean: false, help: "IPv4 (169.254.169.254) or IPv6 ([fd00:ec2::254]): where the instance metadata service is asked" },
     Flag { names: &["--private-hostnames"], env: &["ETCD_DISCOVERY_PRIVATE_HOSTNAMES"], default: "true", boolean: true, help: "address peers by private DNS name (loses to -private-addresses)" },
     Flag { names: &["--etcd-client-scheme", "--etcd-client-schema"], env: &["ETCD_CLIENT_SCHEME"], default: "https", boolean: false, help: "http or https for client URLs" },
     Flag { names: &["--etcd-peer-scheme", "--etcd-peer-schema"], env: &["ETCD_PEER_SCHEME"], default: "https", boolean: false, help: "http or https for peer URLs" },
@@ -622,14 +625,15 @@ pub fn parse(args: Vec<String>, env: &dyn Fn(&str) -> Option<String>) -> Result<
         region,
         autoscaling_endpoint: endpoint("AWS_ENDPOINT_URL_AUTO_SCALING"),
         ec2_endpoint: endpoint("AWS_ENDPOINT_URL_EC2"),
+        // The SDKs' order: a named endpoint beats the mode's.
         imds_endpoint: match env("AWS_EC2_METADATA_SERVICE_ENDPOINT").filter(|v| !v.is_empty()) {
             Some(url) => url,
             None => {
-                let mode = env("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE").unwrap_or_default();
-                crate::imds::endpoint_for_mode(&mode)
+                let mode = raw.get("imds-endpoint-mode");
+                crate::imds::endpoint_for_mode(mode)
                     .ok_or_else(|| {
                         Error::Usage(format!(
-                            "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE={mode:?}: IPv4 or IPv6"
+                            "--imds-endpoint-mode (AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE) {mode:?}: IPv4 or IPv6"
                         ))
                     })?
                     .to_string()
@@ -683,6 +687,20 @@ pub fn parse(args: Vec<String>, env: &dyn Fn(&str) -> Option<String>) -> Result<
             AddressKind::Ip
         } else {
             AddressKind::Hostname
+        },
+        address_family: match raw
+            .get("address-family")
+            .trim()
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "ipv4" | "" => AddressFamily::Ipv4,
+            "ipv6" => AddressFamily::Ipv6,
+            other => {
+                return Err(Error::Usage(format!(
+                    "--address-family {other:?}: ipv4 or ipv6"
+                )))
+            }
         },
         proxy_mode,
         group,
@@ -1137,6 +1155,38 @@ mod tests {
             "http://127.0.0.1:1"
         );
         assert!(matches!(endpoint(&[(mode, "ipv5")]), Err(Error::Usage(_))));
+        // Issue 22: the mode by flag too; the flag beats its variable.
+        let flag = |args: &[&str]| run(args, &[(mode, "IPv4")]).map(|c| c.aws.imds_endpoint);
+        assert_eq!(
+            flag(&["--imds-endpoint-mode=IPv6"]).unwrap(),
+            "http://[fd00:ec2::254]"
+        );
+        assert_eq!(
+            flag(&["-imds-endpoint-mode", "ipv6"]).unwrap(),
+            "http://[fd00:ec2::254]"
+        );
+        assert!(matches!(
+            flag(&["--imds-endpoint-mode=both"]),
+            Err(Error::Usage(_))
+        ));
+    }
+
+    #[test]
+    fn address_family() {
+        let family = |args: &[&str], env: &[(&str, &str)]| run(args, env).map(|c| c.address_family);
+        assert_eq!(family(&[], &[]).unwrap(), AddressFamily::Ipv4);
+        assert_eq!(
+            family(&["--address-family=ipv6"], &[]).unwrap(),
+            AddressFamily::Ipv6
+        );
+        assert_eq!(
+            family(&[], &[("ETCD_DISCOVERY_ADDRESS_FAMILY", "IPv6")]).unwrap(),
+            AddressFamily::Ipv6
+        );
+        assert!(matches!(
+            family(&["--address-family=dual"], &[]),
+            Err(Error::Usage(_))
+        ));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use crate::aws::credentials::Credentials;
 use crate::etcd::{EtcdApi, EtcdUser};
 use crate::http::EtcdTls;
+use crate::model::AddressFamily;
 use crate::plan::{AddressKind, Scheme};
 use crate::status::Output;
 
@@ -92,6 +93,8 @@ pub struct Config {
     pub client_port: u16,
     pub peer_port: u16,
     pub address_kind: AddressKind,
+    /// In a dual-stack group, the private address peers are reached at (`--address-family`).
+    pub address_family: AddressFamily,
     /// Consumer node: never change membership, write proxy/gateway settings.
     pub proxy_mode: bool,
     pub group: GroupSelector,

@@ -4,8 +4,12 @@
 //! The fingerprint tells two boots apart that look the same from outside: a node whose data
 //! was lost after its etcd ran (it must not bootstrap again: its peers may hold the cluster)
 //! and a node that wrote its file and went down before etcd started (it resumes the bootstrap
-//! its file names, or the whole first boot would wait for it). It is kept in the env file,
-//! the one place the hardened unit may write: nothing is written into etcd's directories.
+//! its file names, or the whole first boot would wait for it). It is kept in the env file:
+//! nothing is written into etcd's directories.
+//!
+//! The one change made there: the data of a member the cluster removed (an instance reused
+//! from a warm pool after a scale-in) is moved aside, never deleted, so that etcd starts as a
+//! new member; the plan decides when (`Plan::set_aside_data`), this module only renames.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt as _;
@@ -89,6 +93,59 @@ pub fn fingerprint(dir: &Path) -> Option<String> {
         line.push_str(&folder);
     }
     Some(line)
+}
+
+/// Moves the member data in `dir` (its `member/`, and any one level down, as `local_data`
+/// finds them) aside to `member.removed-<when>` beside it, where `when` is UTC as
+/// `YYYYMMDDTHHMMSSZ`; returns each (from, to). A name taken already gets `-2`, `-3`, ...
+/// A rename within one directory: nothing is copied or deleted, and a failure leaves the
+/// data where it was.
+pub fn set_aside(
+    dir: &Path,
+    now: std::time::SystemTime,
+) -> std::io::Result<Vec<(std::path::PathBuf, std::path::PathBuf)>> {
+    let mut found: Vec<std::path::PathBuf> = vec![dir.join("member")];
+    for entry in fs::read_dir(dir)?.filter_map(|e| e.ok()) {
+        found.push(entry.path().join("member"));
+    }
+    let stamp = utc_stamp(now);
+    let mut moved = Vec::new();
+    for from in found.into_iter().filter(|m| m.is_dir()) {
+        let parent = from.parent().unwrap_or(dir);
+        let mut to = parent.join(format!("member.removed-{stamp}"));
+        let mut n = 1;
+        while to.exists() {
+            n += 1;
+            to = parent.join(format!("member.removed-{stamp}-{n}"));
+        }
+        fs::rename(&from, &to)?;
+        moved.push((from, to));
+    }
+    Ok(moved)
+}
+
+/// `YYYYMMDDTHHMMSSZ` for a time (UTC; before 1970 reads as 1970).
+pub fn utc_stamp(now: std::time::SystemTime) -> String {
+    let secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Days to a civil date: Howard Hinnant's `civil_from_days`, for days since 1970-01-01.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
 }
 
 #[cfg(test)]
@@ -218,6 +275,51 @@ mod tests {
             );
             fs::remove_dir_all(&parent).unwrap();
         }
+    }
+
+    #[test]
+    fn utc_stamps() {
+        let at = |secs| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+        let cases = [
+            (0, "19700101T000000Z"),
+            (951_782_400, "20000229T000000Z"),
+            (1_795_861_241, "20261128T102041Z"),
+            (4_102_444_799, "20991231T235959Z"),
+        ];
+        for (secs, text) in cases {
+            assert_eq!(utc_stamp(at(secs)), text, "failed testcase: {secs}");
+        }
+    }
+
+    #[test]
+    fn set_aside_moves_member_data_and_keeps_it() {
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_861_241);
+        let base = scratch("aside");
+        fs::create_dir_all(base.join("member/wal")).unwrap();
+        fs::write(base.join("member/wal/0.wal"), "log").unwrap();
+        fs::create_dir_all(base.join("member.removed-20261128T102041Z")).unwrap();
+        let moved = set_aside(&base, at).unwrap();
+        let to = base.join("member.removed-20261128T102041Z-2");
+        assert_eq!(moved, vec![(base.join("member"), to.clone())]);
+        assert_eq!(fs::read_to_string(to.join("wal/0.wal")).unwrap(), "log");
+        assert_eq!(local_data(&base), LocalData::Missing, "etcd starts afresh");
+        // Debian's layout, one level down.
+        fs::create_dir_all(base.join("default/member/snap")).unwrap();
+        let moved = set_aside(&base, at).unwrap();
+        assert_eq!(
+            moved,
+            vec![(
+                base.join("default/member"),
+                base.join("default/member.removed-20261128T102041Z")
+            )]
+        );
+        assert_eq!(local_data(&base), LocalData::Missing);
+        assert_eq!(
+            set_aside(&base, at).unwrap(),
+            vec![],
+            "nothing left to move"
+        );
+        fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::http::{retry, retry_until, Http, RetryPolicy, Sleep};
-use crate::model::Identity;
+use crate::model::{pick_address, AddressFamily, Identity};
 
 /// Six hours, the longest IMDS allows; one run needs seconds.
 const TOKEN_TTL_SECONDS: &str = "21600";
@@ -177,33 +177,41 @@ impl<'a> Imds<'a> {
         }
     }
 
-    /// Who this instance is: the identity document plus `local-hostname`.
-    /// Both calls at once: they are independent, and every boot waits on them.
-    pub fn identity(&self, sleep: &Sleep<'_>) -> Result<Identity> {
-        let (document, hostname) = std::thread::scope(|scope| {
+    /// Who this instance is: the identity document plus `local-hostname` (and `ipv6` when
+    /// `family` asks for it). The calls at once: they are independent, and every boot waits
+    /// on them.
+    pub fn identity(&self, family: AddressFamily, sleep: &Sleep<'_>) -> Result<Identity> {
+        let (document, hostname, ipv6) = std::thread::scope(|scope| {
             let hostname = scope.spawn(|| self.get("meta-data/local-hostname", sleep));
+            let ipv6 = scope.spawn(|| match family {
+                AddressFamily::Ipv6 => self.ipv6(sleep),
+                AddressFamily::Ipv4 => Ok(String::new()),
+            });
             let document = self.get("dynamic/instance-identity/document", sleep);
-            (document, join(hostname))
+            (document, join(hostname), join(ipv6))
         });
         let document = document?
             .ok_or_else(|| Error::Imds("no instance identity document (HTTP 404)".into()))?;
         let (instance_id, private_ipv4, region, availability_zone) =
             parse_identity_document(&document)?;
         // An IPv6-only instance has no private IPv4 address: it listens on its IPv6 one.
-        let private_ip = match private_ipv4 {
-            Some(ip) => ip,
-            None => self
-                .get("meta-data/ipv6", sleep)?
-                .as_deref()
-                .map(first_hostname)
-                .filter(|ip| !ip.is_empty())
-                .ok_or_else(|| {
-                    Error::Imds(
-                        "the identity document has no privateIp and meta-data/ipv6 no address"
-                            .into(),
-                    )
-                })?,
+        let ipv6 = match (&private_ipv4, ipv6?) {
+            (None, v6) if v6.is_empty() => self.ipv6(sleep)?,
+            (_, v6) => v6,
         };
+        let private_ip = pick_address(family, private_ipv4.as_deref().unwrap_or_default(), &ipv6);
+        if private_ip.is_empty() {
+            return Err(Error::Imds(match family {
+                AddressFamily::Ipv4 => {
+                    "the identity document has no privateIp and meta-data/ipv6 no address".into()
+                }
+                AddressFamily::Ipv6 => {
+                    "meta-data/ipv6 has no address (--address-family ipv6: is this instance in a \
+                     subnet with IPv6?)"
+                        .into()
+                }
+            }));
+        }
         let private_dns = hostname?.as_deref().map(first_hostname).unwrap_or_default();
         Ok(Identity {
             instance_id,
@@ -212,6 +220,26 @@ impl<'a> Imds<'a> {
             region,
             availability_zone,
         })
+    }
+
+    /// Where AutoScaling is taking this instance (`meta-data/autoscaling/target-lifecycle-state`):
+    /// `InService`, `Warmed:Stopped`, `Warmed:Running`, `Warmed:Hibernated`, `Terminated`, ...;
+    /// `None` when IMDS has no such path (an instance in no Auto Scaling group).
+    pub fn target_lifecycle_state(&self, sleep: &Sleep<'_>) -> Result<Option<String>> {
+        let state = self.get("meta-data/autoscaling/target-lifecycle-state", sleep)?;
+        Ok(state
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty()))
+    }
+
+    /// `meta-data/ipv6`: the IPv6 address of the primary network interface (EC2 User Guide,
+    /// "Instance metadata categories"); empty when it has none (404).
+    pub fn ipv6(&self, sleep: &Sleep<'_>) -> Result<String> {
+        Ok(self
+            .get("meta-data/ipv6", sleep)?
+            .as_deref()
+            .map(first_hostname)
+            .unwrap_or_default())
     }
 
     /// This instance's Auto Scaling group, from the `aws:autoscaling:groupName` instance tag;
@@ -272,6 +300,20 @@ mod tests {
             let (_, ip, _, _) = parse_identity_document(body).unwrap();
             assert_eq!(ip, None, "failed testcase {body}");
         }
+    }
+
+    #[test]
+    fn ipv6_only_and_warm_pool_fixtures() {
+        // fixtures/imds/README.md and each document's _source name where the shapes come from.
+        let body =
+            std::fs::read_to_string("fixtures/imds/identity-document-ipv6-only.json").unwrap();
+        let (id, ip, _, _) = parse_identity_document(&body).unwrap();
+        assert_eq!((id.as_str(), ip), ("i-0e2f3a4b5c6d71829", None));
+        let ipv6 = std::fs::read_to_string("fixtures/imds/ipv6.txt").unwrap();
+        assert_eq!(first_hostname(&ipv6), "2a05:d018:1:2f01::16");
+        let target =
+            std::fs::read_to_string("fixtures/imds/target-lifecycle-state-warmed.txt").unwrap();
+        assert!(crate::model::warmed(target.trim()), "{target}");
     }
 
     #[test]

@@ -122,6 +122,14 @@ pub fn counts_in_cluster(lifecycle_state: &str) -> bool {
         || lifecycle_state == "RootVolumeReplaced"
 }
 
+/// Whether AutoScaling is taking this instance into its warm pool (IMDS
+/// `meta-data/autoscaling/target-lifecycle-state` is `Warmed:Stopped`, `Warmed:Running` or
+/// `Warmed:Hibernated`): its boot runs long before it is put in service, and a member added
+/// now would sit unstarted in the quorum arithmetic for as long as it waits in the pool.
+pub fn warmed(target_lifecycle_state: &str) -> bool {
+    target_lifecycle_state.starts_with("Warmed:")
+}
+
 /// A member of the etcd cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
@@ -137,6 +145,28 @@ impl Member {
     pub fn is_started(&self) -> bool {
         !self.name.is_empty()
     }
+}
+
+/// Which private address a node is reached at, in a dual-stack group: its IPv4 address (the
+/// default) or its IPv6 one. An instance with no IPv4 address (an IPv6-only subnet) is reached
+/// at its IPv6 address either way: every node sees the same data, so every node falls back
+/// the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressFamily {
+    Ipv4,
+    Ipv6,
+}
+
+/// The address `family` picks from an instance's private IPv4 address and its IPv6 one
+/// (either may be empty).
+pub fn pick_address(family: AddressFamily, ipv4: &str, ipv6: &str) -> String {
+    let (ipv4, ipv6) = (ipv4.trim(), ipv6.trim());
+    match family {
+        AddressFamily::Ipv4 if !ipv4.is_empty() => ipv4,
+        AddressFamily::Ipv4 => ipv6,
+        AddressFamily::Ipv6 => ipv6,
+    }
+    .to_string()
 }
 
 /// What this node's etcd data directory says about its membership.
@@ -389,6 +419,44 @@ mod tests {
             "Quarantined",
         ] {
             assert!(!counts_in_cluster(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn address_families() {
+        use AddressFamily::{Ipv4, Ipv6};
+        let cases = [
+            (Ipv4, "10.0.1.5", "2600:1f18::5", "10.0.1.5"),
+            (Ipv6, "10.0.1.5", "2600:1f18::5", "2600:1f18::5"),
+            (Ipv4, "", "2600:1f18::5", "2600:1f18::5"),
+            (Ipv6, "10.0.1.5", "", ""),
+            (Ipv4, "", "", ""),
+        ];
+        for (family, v4, v6, want) in cases {
+            assert_eq!(
+                pick_address(family, v4, v6),
+                want,
+                "failed testcase: {family:?} {v4} {v6}"
+            );
+        }
+    }
+
+    #[test]
+    fn warm_pool_targets() {
+        // The values of meta-data/autoscaling/target-lifecycle-state: EC2 User Guide,
+        // "Instance metadata categories", and the Auto Scaling User Guide, "Warm pool
+        // instance lifecycle".
+        for (state, warm) in [
+            ("Warmed:Stopped", true),
+            ("Warmed:Running", true),
+            ("Warmed:Hibernated", true),
+            ("Warmed:Terminated", true),
+            ("InService", false),
+            ("Terminated", false),
+            ("Detached", false),
+            ("Standby", false),
+        ] {
+            assert_eq!(warmed(state), warm, "failed testcase: {state}");
         }
     }
 }

@@ -86,6 +86,10 @@ pub struct Plan {
     /// A bootstrap decided here from nothing: its initial cluster, to be recorded in the
     /// group's tags before the file is written (rule 14).
     pub record: Option<String>,
+    /// Before the actions, move this node's member data aside (`datadir::set_aside`): it
+    /// belongs to a member the cluster removed (rule 15), and etcd would refuse to start from
+    /// it. Never deleted.
+    pub set_aside_data: bool,
 }
 
 impl Plan {
@@ -95,6 +99,7 @@ impl Plan {
             actions,
             summary,
             record: None,
+            set_aside_data: false,
         }
     }
 }
@@ -346,18 +351,34 @@ pub fn plan(observed: &Observed, settings: &Settings) -> Result<Plan> {
     let readd = actions
         .iter()
         .any(|a| matches!(a, Action::Remove { name, .. } if *name == me.id));
-    if observed.local_data == LocalData::Present && !reuse && !readd {
-        // Our member was removed (leave, reconcile) but its data is still here: etcd would
-        // refuse to start under the removed ID, and its unstarted entry would block joins.
+    // Rule 15: our member was removed (leave, reconcile; an instance a warm pool took back on
+    // scale-in and now returns) but its data is still here: etcd would refuse to start from
+    // it ("member ... has already been removed"). The proof that it is gone: this list comes
+    // from a cluster with a healthy quorum (checked above), no member is named after this
+    // instance (a member by name with data is a reboot), and none holds its address. Then the
+    // data is moved aside, never deleted, and this node joins as a new member. Anything at
+    // this address is not proof: refuse as before.
+    let set_aside_data = observed.local_data == LocalData::Present && !reuse && !readd;
+    if set_aside_data && members.iter().any(|m| member_is_instance(m, &me)) {
         return Err(Error::Etcd {
             what: "join".into(),
             detail: "this node's data directory holds member data, but the cluster has no member \
-                     named after this instance: it was removed. Move the data directory's member/ \
-                     folder away and run again to join afresh"
+                     named after this instance, and a member holds its address. Move the data \
+                     directory's member/ folder away and run again to join afresh"
                 .into(),
             transient: false,
         });
     }
+    let aside = if set_aside_data {
+        "; this node's data is a removed member's: moving it aside"
+    } else {
+        ""
+    };
+    let with_aside = |mut plan: Plan| {
+        plan.set_aside_data = set_aside_data;
+        plan.summary.push_str(aside);
+        plan
+    };
     if reuse && !readd {
         let summary = format!(
             "joining the existing cluster of {}: {} to remove, reusing the entry an earlier run added",
@@ -379,7 +400,7 @@ pub fn plan(observed: &Observed, settings: &Settings) -> Result<Plan> {
             members.len(),
             actions.len() - 1
         );
-        return Ok(Plan::new(Mode::Existing, actions, summary));
+        return Ok(with_aside(Plan::new(Mode::Existing, actions, summary)));
     }
     if !grows_single_member && healthy_voters < quorum(voters + 1) {
         return Err(Error::Etcd {
@@ -402,7 +423,7 @@ pub fn plan(observed: &Observed, settings: &Settings) -> Result<Plan> {
         members.len(),
         actions.len() - 1
     );
-    Ok(Plan::new(Mode::Existing, actions, summary))
+    Ok(with_aside(Plan::new(Mode::Existing, actions, summary)))
 }
 
 /// Whether the member is not provably down: it has a leader, or it answered (or something at
@@ -1098,20 +1119,112 @@ mod tests {
         }
     }
 
+    /// Rule 15: data left by a member the cluster removed (an instance a warm pool reused
+    /// after a scale-in) is moved aside, and the node joins afresh, only when the proof is
+    /// strong: a cluster with a healthy quorum, no member by this instance's name nor at its
+    /// address.
+    #[test]
+    fn a_removed_members_data_is_set_aside_only_on_proof() {
+        let with_data = |o: Observed| Observed {
+            local_data: LocalData::Present,
+            ..o
+        };
+        let learner = Settings {
+            learner: true,
+            ..settings()
+        };
+        let mut at_my_address = three_members();
+        at_my_address.push(member(19, "i-9", "10.0.2.4"));
+        let mut unstarted_mine = three_members();
+        unstarted_mine.push(member(14, "", "10.0.2.4"));
+        let mut named_me = three_members();
+        named_me.push(member(14, "i-4", "10.0.2.4"));
+        // (what, observed, settings, Ok(set aside, last action) or Err(words))
+        type Want = std::result::Result<(bool, &'static str), &'static str>;
+        let cases: Vec<(&str, Observed, Settings, Want)> = vec![
+            (
+                "removed, the cluster healthy: set aside, then added",
+                with_data(observed(4, &[1, 2, 3, 4], Some(three_members()))),
+                settings(),
+                Ok((true, "Add")),
+            ),
+            (
+                "the same as a learner",
+                with_data(observed(4, &[1, 2, 3, 4], Some(three_members()))),
+                learner.clone(),
+                Ok((true, "AddLearner")),
+            ),
+            (
+                "a member by this name: a reboot, the data stays",
+                with_data(observed(4, &[1, 2, 3, 4], Some(named_me))),
+                settings(),
+                Ok((false, "")),
+            ),
+            (
+                "an entry an earlier run added at this peer URL: reused, the data stays",
+                with_data(observed(4, &[1, 2, 3, 4], Some(unstarted_mine))),
+                settings(),
+                Ok((false, "")),
+            ),
+            (
+                "a dead member under another name at this address: no proof",
+                with_data(observed(4, &[1, 2, 3, 4], Some(at_my_address.clone()))),
+                settings(),
+                Err("a member holds its address"),
+            ),
+            (
+                "a live member under another name at this address",
+                with_data(observed(4, &[1, 2, 3, 4], Some(at_my_address)).with_present(&[19])),
+                settings(),
+                Err("another etcd runs here"),
+            ),
+            (
+                "no quorum: the list proves nothing",
+                with_data(observed(4, &[1, 2, 3, 4], Some(three_members())).with_healthy(&[11])),
+                settings(),
+                Err("quorum lost"),
+            ),
+            (
+                "the add would cost the quorum: nothing is moved either",
+                with_data(
+                    observed(4, &[1, 2, 3, 4], Some(three_members())).with_healthy(&[11, 12]),
+                ),
+                settings(),
+                Err("below the quorum"),
+            ),
+        ];
+        for (what, o, s, want) in cases {
+            let got = plan(&o, &s);
+            match (want, got) {
+                (Ok((aside, last)), Ok(p)) => {
+                    assert_eq!(p.set_aside_data, aside, "failed testcase: {what}: {p:?}");
+                    assert_eq!(
+                        p.summary.contains("moving it aside"),
+                        aside,
+                        "failed testcase: {what}: {p:?}"
+                    );
+                    let kind = match p.actions.last() {
+                        Some(Action::Add { .. }) => "Add",
+                        Some(Action::AddLearner { .. }) => "AddLearner",
+                        Some(other) => panic!("failed testcase: {what}: {other:?}"),
+                        None => "",
+                    };
+                    assert_eq!(kind, last, "failed testcase: {what}: {p:?}");
+                    assert_eq!(p.mode, Mode::Existing, "failed testcase: {what}");
+                }
+                (Err(words), Err(e)) => {
+                    assert!(
+                        e.to_string().contains(words),
+                        "failed testcase: {what}: {e}"
+                    );
+                }
+                (want, got) => panic!("failed testcase: {what}: wanted {want:?}, got {got:?}"),
+            }
+        }
+    }
+
     #[test]
     fn unsafe_situations_are_refused() {
-        // This node's member was removed but its data was left behind: etcd would refuse to
-        // start under the removed ID, so do not add it again over that data.
-        let o = Observed {
-            local_data: LocalData::Present,
-            ..observed(4, &[1, 2, 3, 4], Some(three_members()))
-        };
-        let e = plan(&o, &settings()).unwrap_err();
-        assert!(
-            e.to_string().contains("Move the data directory's member/"),
-            "{e}"
-        );
-        assert_eq!(e.exit_code(), 1);
         // Two of three instances gone: one member answers but there is no leader.
         let o = observed(4, &[1, 4], Some(three_members()));
         match plan(&o, &settings()) {

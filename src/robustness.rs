@@ -5,6 +5,7 @@
 //! panic, at boot, on every instance. The generator is seeded, so a failure reproduces.
 
 use crate::aws::{autoscaling, credentials, ec2, query};
+use crate::model::AddressFamily;
 use crate::{cli, etcd, imds};
 
 /// xorshift64*: deterministic, no dependency, good enough to shake parsers.
@@ -89,9 +90,13 @@ fn aws_xml_parsers_never_panic() {
     let ec2 = [
         fixture("ec2/describe-instances.xml"),
         fixture("ec2/describe-instances-last-page.xml"),
+        fixture("ec2/describe-instances-ipv6.xml"),
     ];
     let seeds: Vec<&str> = ec2.iter().map(String::as_str).collect();
-    shake("ec2", &seeds, 3000, |s| drop(ec2::parse_instances_page(s)));
+    shake("ec2", &seeds, 3000, |s| {
+        drop(ec2::parse_instances_page(s, AddressFamily::Ipv4));
+        drop(ec2::parse_instances_page(s, AddressFamily::Ipv6));
+    });
     let errors = [
         fixture("autoscaling/error-throttling.xml"),
         fixture("ec2/error-auth-failure.xml"),

@@ -16,7 +16,7 @@ use crate::http::{aws_tls, etcd_tls, jitter, Http, Timeouts};
 use crate::imds::{join, Imds};
 use crate::metrics::{Counts, Tally};
 use crate::model::{
-    counts_in_cluster, Group, Identity, Instance, LocalData, Observed, PreviousFile,
+    counts_in_cluster, warmed, Group, Identity, Instance, LocalData, Observed, PreviousFile,
 };
 use crate::plan::{self, Mode, Settings};
 use crate::{apply, datadir, envfile, status};
@@ -193,17 +193,39 @@ fn counted_ids(groups: &[Group]) -> Vec<String> {
     ids
 }
 
-/// An instance in an IPv6-only subnet has no private IPv4 address, and EC2 gives its peers
-/// none either: they can only be reached by name (their resource names resolve to IPv6).
-fn refuse_ipv6_only_by_address(me: &Identity, kind: crate::plan::AddressKind) -> Result<()> {
-    if kind == crate::plan::AddressKind::Ip && me.private_ip.contains(':') {
-        return Err(Error::Usage(format!(
-            "this instance has no private IPv4 address (an IPv6-only subnet; it listens on {}): \
-             EC2 gives its peers no address but their names, so address peers by name with \
-             --private-hostnames (and without -private-addresses)",
-            me.private_ip
-        )));
+/// A warm pool's instance runs its boot (user data, etcd's units) in the pool, long before
+/// AutoScaling puts it in service, and the group does not list it meanwhile. Nothing may
+/// change then, and no file may be written that would start etcd. Ending at once would not
+/// do: exit 0 would start etcd without a file (a one-node cluster of its own), and 75 would
+/// have etcd's unit try again every 15 s until the pool stops the instance. So the run waits
+/// here, asking only IMDS, until the instance enters service (`Warmed:Running` taken out of
+/// the pool: the run goes on and joins) or `--wait-timeout` passes (exit 75; etcd's unit tries
+/// again). A `Warmed:Stopped` or `Warmed:Hibernated` instance is stopped while it waits, and
+/// its next boot, in service, joins.
+fn wait_out_warm_pool(imds: &Imds, instance_id: &str, state: &str, config: &Config) -> Result<()> {
+    let started = Instant::now();
+    let deadline = started + config.wait_timeout.min(config.timeout);
+    log::info!(
+        "instance {instance_id} is headed for the warm pool ({state}): changing nothing and \
+         writing no file; waiting for it to enter service (--wait-timeout)"
+    );
+    let mut state = state.to_string();
+    while warmed(&state) {
+        if Instant::now() >= deadline {
+            return Err(Error::NotReady(format!(
+                "instance {instance_id} is still in the warm pool ({state}) after {}s: not \
+                 joining until it is in service",
+                started.elapsed().as_secs()
+            )));
+        }
+        pause_until(deadline);
+        // Gone from IMDS (no longer in a group) is not "in the pool" either: the plan's
+        // rule 10 decides then.
+        state = imds
+            .target_lifecycle_state(&sleep)?
+            .unwrap_or_else(|| "unknown".into());
     }
+    log::info!("instance {instance_id} left the warm pool ({state}): going on");
     Ok(())
 }
 
@@ -244,7 +266,7 @@ impl World<'_> {
         if !asking.contains(&self.me.instance_id) && !self.me.instance_id.is_empty() {
             asking.push(self.me.instance_id.clone());
         }
-        let described = ec2::describe_instances(&self.ec2, &asking)?;
+        let described = ec2::describe_instances(&self.ec2, &asking, self.config.address_family)?;
         let me = ec2::name_me_as_ec2_does(&self.me, &described);
         let mut instances: Vec<Instance> = described
             .into_iter()
@@ -478,20 +500,32 @@ pub fn run(config: &Config, tally: &Tally) -> Result<()> {
     };
     // Who we are, our group's name (when metadata tags are on) and our credentials are three
     // independent lookups: one round trip instead of three.
-    let (me, group_tag, credentials) = std::thread::scope(|scope| {
+    // A member's boot also asks where AutoScaling is taking this instance: a warm pool's
+    // instance boots long before it is put in service.
+    let joins = config.command == Command::Discover && !config.proxy_mode;
+    let (me, group_tag, credentials, target) = std::thread::scope(|scope| {
         let group_tag = scope.spawn(|| match config.group {
             GroupSelector::Own => imds.autoscaling_group(&sleep),
             _ => Ok(None),
         });
         let credentials = scope.spawn(fetch_credentials);
+        let target = scope.spawn(|| {
+            if joins {
+                imds.target_lifecycle_state(&sleep)
+            } else {
+                Ok(None)
+            }
+        });
         let me = match outsider {
             true => status::outsider(config.aws.region.as_deref()),
-            false => imds.identity(&sleep),
+            false => imds.identity(config.address_family, &sleep),
         };
-        (me, join(group_tag), join(credentials))
+        (me, join(group_tag), join(credentials), join(target))
     });
     let me = me?;
-    refuse_ipv6_only_by_address(&me, config.address_kind)?;
+    if let Some(state) = target?.filter(|s| warmed(s)) {
+        wait_out_warm_pool(&imds, &me.instance_id, &state, config)?;
+    }
     if !outsider {
         log::info!(
             "this is {} ({}, {}) in {}",
@@ -803,6 +837,12 @@ fn discover(world: &World) -> Result<()> {
     )?))?;
     if config.dry_run {
         println!("# plan: {}", plan.summary);
+        if plan.set_aside_data {
+            println!(
+                "# would move the member data in {} aside (member.removed-<time>)",
+                config.data_dir.display()
+            );
+        }
         for action in &plan.actions {
             println!("# would {action:?}");
         }
@@ -812,6 +852,26 @@ fn discover(world: &World) -> Result<()> {
 
     if let Some(initial_cluster) = &plan.record {
         record_bootstrap(world, my_group.as_deref(), initial_cluster)?;
+    }
+    // Rule 15: a removed member's data goes aside before the join; if it cannot move (the
+    // unit's ReadWritePaths), the cluster is left untouched.
+    if plan.set_aside_data {
+        let moved =
+            datadir::set_aside(&config.data_dir, SystemTime::now()).map_err(|e| Error::Io {
+                path: config.data_dir.display().to_string(),
+                detail: format!(
+                    "moving a removed member's data aside: {e} (the unit needs the data \
+                     directory in ReadWritePaths=)"
+                ),
+                after_change: false,
+            })?;
+        for (from, to) in moved {
+            log::info!(
+                "moved {} aside to {}: the cluster removed that member",
+                from.display(),
+                to.display()
+            );
+        }
     }
     let changed =
         matches!((&etcd, plan.mode), (Some(_), Mode::Existing)) && !plan.actions.is_empty();

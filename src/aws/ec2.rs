@@ -4,7 +4,7 @@ use serde::Deserialize;
 
 use super::query::{paginate, parse_xml, QueryClient};
 use crate::error::{Error, Result};
-use crate::model::{Identity, Instance};
+use crate::model::{pick_address, AddressFamily, Identity, Instance};
 
 pub const VERSION: &str = "2016-11-15";
 
@@ -46,14 +46,81 @@ struct WireInstance {
     instance_id: String,
     #[serde(default)]
     private_ip_address: Option<String>,
+    /// The instance's primary IPv6 address, when it has one (EC2 API Reference, `Instance`:
+    /// `ipv6Address`).
+    #[serde(default)]
+    ipv6_address: Option<String>,
+    #[serde(default)]
+    network_interface_set: Items<WireInterface>,
     #[serde(default)]
     private_dns_name: Option<String>,
     #[serde(default)]
     launch_time: Option<String>,
 }
 
-/// Parses one DescribeInstances page.
-pub fn parse_instances_page(body: &str) -> Result<(Vec<Instance>, Option<String>)> {
+/// EC2 API Reference, `InstanceNetworkInterface`: its device index and IPv6 addresses.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireInterface {
+    #[serde(default)]
+    attachment: Option<WireAttachment>,
+    #[serde(default)]
+    ipv6_addresses_set: Items<WireIpv6>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireAttachment {
+    #[serde(default)]
+    device_index: Option<u32>,
+}
+
+/// EC2 API Reference, `InstanceIpv6Address`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireIpv6 {
+    #[serde(default)]
+    ipv6_address: Option<String>,
+    #[serde(default)]
+    is_primary_ipv6: Option<bool>,
+}
+
+impl WireInstance {
+    /// The instance's IPv6 address: `ipv6Address`, else its primary network interface's
+    /// (device 0) primary IPv6 address, else that interface's first; empty when it has none.
+    fn ipv6(&self) -> String {
+        if let Some(a) = self
+            .ipv6_address
+            .as_deref()
+            .filter(|a| !a.trim().is_empty())
+        {
+            return a.trim().to_string();
+        }
+        let primary = self
+            .network_interface_set
+            .item
+            .iter()
+            .find(|n| n.attachment.as_ref().and_then(|a| a.device_index) == Some(0))
+            .or(self.network_interface_set.item.first());
+        let addresses = primary
+            .map(|n| n.ipv6_addresses_set.item.as_slice())
+            .unwrap_or_default();
+        addresses
+            .iter()
+            .find(|a| a.is_primary_ipv6 == Some(true))
+            .or(addresses.first())
+            .and_then(|a| a.ipv6_address.as_deref())
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    }
+}
+
+/// Parses one DescribeInstances page; each instance's address is the one `family` picks.
+pub fn parse_instances_page(
+    body: &str,
+    family: AddressFamily,
+) -> Result<(Vec<Instance>, Option<String>)> {
     let r: DescribeInstancesResponse = parse_xml("DescribeInstances", body)?;
     let instances = r
         .reservation_set
@@ -61,8 +128,12 @@ pub fn parse_instances_page(body: &str) -> Result<(Vec<Instance>, Option<String>
         .into_iter()
         .flat_map(|reservation| reservation.instances_set.item)
         .map(|i| Instance {
+            private_ip: pick_address(
+                family,
+                i.private_ip_address.as_deref().unwrap_or_default(),
+                &i.ipv6(),
+            ),
             id: i.instance_id,
-            private_ip: i.private_ip_address.unwrap_or_default().trim().to_string(),
             private_dns: i.private_dns_name.unwrap_or_default().trim().to_string(),
             launch_time: i.launch_time.unwrap_or_default().trim().to_string(),
         })
@@ -72,7 +143,11 @@ pub fn parse_instances_page(body: &str) -> Result<(Vec<Instance>, Option<String>
 
 /// Addresses of these instances, every page of every chunk. An id EC2 does not know yet is
 /// left out (the caller sees it without an address); the others still get theirs.
-pub fn describe_instances(client: &QueryClient, ids: &[String]) -> Result<Vec<Instance>> {
+pub fn describe_instances(
+    client: &QueryClient,
+    ids: &[String],
+    family: AddressFamily,
+) -> Result<Vec<Instance>> {
     let mut all = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(IDS_PER_CALL) {
         all.extend(known_only(chunk, &mut |asking| {
@@ -85,7 +160,7 @@ pub fn describe_instances(client: &QueryClient, ids: &[String]) -> Result<Vec<In
                 if let Some(t) = token {
                     params.push(("NextToken".into(), t.into()));
                 }
-                parse_instances_page(&client.call("DescribeInstances", &params)?)
+                parse_instances_page(&client.call("DescribeInstances", &params)?, family)
             })
         })?);
     }
@@ -183,9 +258,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ipv6_addresses_by_family() {
+        // fixtures/ec2/describe-instances-ipv6.xml names its source: a dual-stack instance,
+        // an IPv6-only one, and one whose address is only in its primary interface (device
+        // 0), marked primary among two.
+        let body = std::fs::read_to_string("fixtures/ec2/describe-instances-ipv6.xml").unwrap();
+        let addresses = |family| -> Vec<String> {
+            let (instances, _) = parse_instances_page(&body, family).unwrap();
+            instances.into_iter().map(|i| i.private_ip).collect()
+        };
+        assert_eq!(
+            addresses(AddressFamily::Ipv4),
+            ["10.0.1.15", "2a05:d018:1:2f01::16", "2a05:d018:1:2f02::17"]
+        );
+        assert_eq!(
+            addresses(AddressFamily::Ipv6),
+            [
+                "2a05:d018:1:2f00::15",
+                "2a05:d018:1:2f01::16",
+                "2a05:d018:1:2f02::17"
+            ]
+        );
+    }
+
+    #[test]
     fn reservations_and_next_token() {
         let body = std::fs::read_to_string("fixtures/ec2/describe-instances.xml").unwrap();
-        let (instances, token) = parse_instances_page(&body).unwrap();
+        let (instances, token) = parse_instances_page(&body, AddressFamily::Ipv4).unwrap();
         assert_eq!(token.as_deref(), Some("eyJ2IjoiMiIsImMiOiJFWEFNUExFIn0="));
         let ids: Vec<&str> = instances.iter().map(|i| i.id.as_str()).collect();
         assert_eq!(
@@ -337,7 +436,7 @@ mod tests {
     fn last_page_has_no_token() {
         let body =
             std::fs::read_to_string("fixtures/ec2/describe-instances-last-page.xml").unwrap();
-        let (instances, token) = parse_instances_page(&body).unwrap();
+        let (instances, token) = parse_instances_page(&body, AddressFamily::Ipv4).unwrap();
         assert_eq!(token, None);
         assert_eq!(instances.len(), 1);
     }

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::client::{request, xml_text};
@@ -56,13 +57,18 @@ impl Moto {
     /// later could be taken in between by a parallel test (regression: "moto CreateVpc:
     /// Connection reset by peer" with an empty moto.log).
     pub fn start(dir: &Path, free_calls: Option<u32>) -> Moto {
+        Moto::start_on("127.0.0.1", dir, free_calls)
+    }
+
+    /// `start`, bound to `host` (an IPv6 address for the IPv6-only lab).
+    pub fn start_on(host: &str, dir: &Path, free_calls: Option<u32>) -> Moto {
         let binary = std::env::var("LAB_MOTO_SERVER")
             .expect("LAB_MOTO_SERVER must name moto_server (./build.sh test sets it)");
         let log_path = dir.join("moto.log");
         let log = fs::File::create(&log_path).unwrap();
         let mut command = Command::new(binary);
         command
-            .args(["-H", "127.0.0.1", "-p", "0"])
+            .args(["-H", host, "-p", "0"])
             .stdout(log.try_clone().unwrap())
             .stderr(log);
         if let Some(n) = free_calls {
@@ -82,16 +88,16 @@ impl Moto {
                     fs::read_to_string(&log_path).unwrap_or_default()
                 );
             }
-            port = moto_port(&fs::read_to_string(&log_path).unwrap_or_default());
+            port = moto_port(&fs::read_to_string(&log_path).unwrap_or_default(), host);
             port.is_some()
         });
         let port = port.unwrap();
         wait_until("moto to listen", Duration::from_secs(20), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            std::net::TcpStream::connect((host, port)).is_ok()
         });
         Moto {
             _guard: guard,
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("http://{}:{port}", bracketed(host)),
         }
     }
 
@@ -124,9 +130,19 @@ impl Moto {
     }
 }
 
-/// The port in werkzeug's " * Running on http://127.0.0.1:PORT" line.
-fn moto_port(log: &str) -> Option<u16> {
-    let rest = &log[log.find("Running on http://127.0.0.1:")? + 28..];
+/// An address as it goes in a URL: IPv6 in brackets.
+pub fn bracketed(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}
+
+/// The port in werkzeug's " * Running on http://HOST:PORT" line (`[HOST]` for IPv6).
+fn moto_port(log: &str, host: &str) -> Option<u16> {
+    let prefix = format!("Running on http://{}:", bracketed(host));
+    let rest = &log[log.find(&prefix)? + prefix.len()..];
     let end = rest.find(|c: char| !c.is_ascii_digit())?; // the whole line, not part of it
     rest[..end].parse().ok().filter(|&p| p != 0)
 }
@@ -150,11 +166,44 @@ pub struct Profile {
     pub secret_access_key: String,
 }
 
-/// An IMDSv2 stub for one instance.
+/// Where AutoScaling is taking an instance, as its IMDS stub answers
+/// `meta-data/autoscaling/target-lifecycle-state`; a test changes it as AutoScaling would.
+pub type Target = Arc<Mutex<String>>;
+
+/// An IMDSv2 stub for one instance in service.
 pub fn start_imds(instance_id: &str, ip: &str, profile: Option<Profile>) -> FakeServer {
+    start_imds_targeted(
+        instance_id,
+        ip,
+        profile,
+        Arc::new(Mutex::new("InService".into())),
+    )
+}
+
+/// An IMDSv2 stub for one instance headed for `target`.
+pub fn start_imds_targeted(
+    instance_id: &str,
+    ip: &str,
+    profile: Option<Profile>,
+    target: Target,
+) -> FakeServer {
+    start_imds_at(("127.0.0.1", 0), instance_id, ip, profile, target)
+}
+
+/// An IMDSv2 stub listening at `at`. An instance whose `ip` is IPv6 is one of an IPv6-only
+/// subnet (EC2 User Guide, "Instance metadata categories"): no `privateIp` in its identity
+/// document, its address in `meta-data/ipv6`, a resource-based `local-hostname`.
+pub fn start_imds_at(
+    at: (&str, u16),
+    instance_id: &str,
+    ip: &str,
+    profile: Option<Profile>,
+    target: Target,
+) -> FakeServer {
     const TOKEN: &str = "lab-imds-token";
     let (id, ip) = (instance_id.to_string(), ip.to_string());
-    FakeServer::start("127.0.0.1", move |r: &Request| {
+    let v6 = ip.contains(':');
+    FakeServer::start_on(at.0, at.1, move |r: &Request| {
         if r.method == "PUT" && r.path == "/latest/api/token" {
             return (200, TOKEN.into());
         }
@@ -162,12 +211,24 @@ pub fn start_imds(instance_id: &str, ip: &str, profile: Option<Profile>) -> Fake
             return (401, String::new());
         }
         match (r.path.as_str(), &profile) {
-            ("/latest/dynamic/instance-identity/document", _) => (
-                200,
-                format!(
-                    r#"{{"accountId":"123456789012","architecture":"x86_64","availabilityZone":"{REGION}a","imageId":"{IMAGE}","instanceId":"{id}","instanceType":"t3.micro","privateIp":"{ip}","region":"{REGION}","version":"2017-09-30"}}"#
-                ),
-            ),
+            ("/latest/dynamic/instance-identity/document", _) => {
+                let private_ip = if v6 {
+                    "null".to_string()
+                } else {
+                    format!("\"{ip}\"")
+                };
+                (
+                    200,
+                    format!(
+                        r#"{{"accountId":"123456789012","architecture":"x86_64","availabilityZone":"{REGION}a","imageId":"{IMAGE}","instanceId":"{id}","instanceType":"t3.micro","privateIp":{private_ip},"region":"{REGION}","version":"2017-09-30"}}"#
+                    ),
+                )
+            }
+            ("/latest/meta-data/ipv6", _) if v6 => (200, ip.clone()),
+            ("/latest/meta-data/local-hostname", _) if v6 => (200, format!("{id}.ec2.internal")),
+            ("/latest/meta-data/autoscaling/target-lifecycle-state", _) => {
+                (200, target.lock().unwrap().clone())
+            }
             ("/latest/meta-data/local-hostname", _) => {
                 (200, format!("ip-{}.ec2.internal", ip.replace('.', "-")))
             }
@@ -190,6 +251,8 @@ pub struct Node {
     pub k: u8,
     pub instance_id: String,
     pub imds: FakeServer,
+    /// Its IMDS stub's `target-lifecycle-state`.
+    pub target: Target,
     pub etcd: Option<Guard>,
 }
 
@@ -238,9 +301,22 @@ pub fn etcdctl(lab: &Lab, k: u8, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The IPv6-only lab's addresses (each on the loopback of the network namespace it runs in):
+/// moto and the lab's AWS side, every instance's metadata service, instance k's address.
+pub const V6_MOTO: &str = "fd00:ec2::1";
+pub const V6_IMDS: &str = "fd00:ec2::254";
+pub const V6_SUBNET: &str = "fd00:ec2:1::/64";
+
 pub struct Lab {
     pub net: u8,
     pub moto: Moto,
+    /// IPv6 only: instance k lives at fd00:ec2:1::k, its IMDS stub at `V6_IMDS`, and the
+    /// tool's AWS endpoint is `aws`, in front of moto.
+    pub v6: bool,
+    /// The lab's AWS side in front of moto (IPv6 only): DescribeInstances in EC2's shape.
+    pub aws: Option<FakeServer>,
+    /// (IPv6 address, instance id) of the IPv6-only lab's instances.
+    pub v6_instances: Arc<Mutex<Vec<(String, String)>>>,
     /// The lab's VPC (127.0.0.0/16).
     pub vpc: String,
     pub subnet: String,
@@ -258,26 +334,46 @@ impl Lab {
     }
 
     pub fn with_moto(net: u8, free_calls: Option<u32>) -> Lab {
+        Lab::build(net, free_calls, false)
+    }
+
+    /// An IPv6-only lab: a VPC with an IPv6-only subnet (`V6_SUBNET`), moto at `V6_MOTO`.
+    /// Its addresses must be on the loopback: run it inside a network namespace of its own
+    /// (`ipv6.rs` does).
+    pub fn ipv6_only(net: u8) -> Lab {
+        Lab::build(net, None, true)
+    }
+
+    fn build(net: u8, free_calls: Option<u32>, v6: bool) -> Lab {
         let base = std::env::var("LAB_DIR").map_or_else(|_| std::env::temp_dir(), PathBuf::from);
         let dir = base.join(format!("lab-{net}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
-        let moto = Moto::start(&dir, free_calls);
+        let moto = Moto::start_on(if v6 { V6_MOTO } else { "127.0.0.1" }, &dir, free_calls);
+        // EC2 wants an IPv4 block for every VPC, IPv6-only subnets included.
+        let vpc_cidr = if v6 { "10.0.0.0/16" } else { "127.0.0.0/16" };
         let vpc = xml_text(
-            &moto.call("ec2", "CreateVpc", &[("CidrBlock", "127.0.0.0/16")]),
+            &moto.call("ec2", "CreateVpc", &[("CidrBlock", vpc_cidr)]),
             "vpcId",
         )
         .unwrap();
         let cidr = format!("127.0.{net}.0/24");
+        let subnet_params: Vec<(&str, &str)> = if v6 {
+            vec![
+                ("VpcId", &vpc),
+                ("Ipv6Native", "true"),
+                ("Ipv6CidrBlock", V6_SUBNET),
+            ]
+        } else {
+            vec![("VpcId", &vpc), ("CidrBlock", &cidr)]
+        };
         let subnet = xml_text(
-            &moto.call(
-                "ec2",
-                "CreateSubnet",
-                &[("VpcId", &vpc), ("CidrBlock", &cidr)],
-            ),
+            &moto.call("ec2", "CreateSubnet", &subnet_params),
             "subnetId",
         )
         .unwrap();
+        let v6_instances: Arc<Mutex<Vec<(String, String)>>> = Arc::new(Mutex::new(Vec::new()));
+        let aws = v6.then(|| aws_side(&moto.url, v6_instances.clone()));
         moto.call(
             "autoscaling",
             "CreateLaunchConfiguration",
@@ -290,6 +386,9 @@ impl Lab {
         Lab {
             net,
             moto,
+            v6,
+            aws,
+            v6_instances,
             vpc,
             subnet,
             dir,
@@ -311,7 +410,51 @@ impl Lab {
     }
 
     pub fn ip(&self, k: u8) -> String {
-        format!("127.0.{}.{k}", self.net)
+        if self.v6 {
+            format!("fd00:ec2:1::{k}")
+        } else {
+            format!("127.0.{}.{k}", self.net)
+        }
+    }
+
+    /// k's address as it goes in a URL.
+    pub fn url_host(&self, k: u8) -> String {
+        bracketed(&self.ip(k))
+    }
+
+    /// Where the tool asks AWS: the lab's AWS side when there is one, else moto.
+    pub fn aws_url(&self) -> String {
+        self.aws
+            .as_ref()
+            .map_or_else(|| self.moto.url.clone(), FakeServer::url)
+    }
+
+    /// Where the metadata stubs listen.
+    fn imds_host(&self) -> &'static str {
+        if self.v6 {
+            V6_IMDS
+        } else {
+            "127.0.0.1"
+        }
+    }
+
+    /// Moves instance k's metadata stub to `port` of its address (80: where
+    /// `--imds-endpoint-mode=IPv6` looks).
+    pub fn move_imds_to_port(&mut self, k: u8, port: u16) {
+        let host = self.imds_host();
+        let node = self.nodes.get_mut(&k).unwrap();
+        let ip = if self.v6 {
+            format!("fd00:ec2:1::{k}")
+        } else {
+            format!("127.0.{}.{k}", self.net)
+        };
+        node.imds = start_imds_at(
+            (host, port),
+            &node.instance_id,
+            &ip,
+            self.profile.clone(),
+            node.target.clone(),
+        );
     }
 
     /// An empty group (min 0, desired 0) that instances are attached to one by one.
@@ -345,6 +488,34 @@ impl Lab {
 
     /// Runs instance k at 127.0.N.k, attaches it to `group` and gives it an IMDS stub.
     pub fn launch(&mut self, group: &str, k: u8) -> String {
+        let id = self.launch_targeted(k, "InService");
+        self.attach(group, k);
+        id
+    }
+
+    /// Attaches instance k to `group`: AutoScaling now counts it.
+    pub fn attach(&self, group: &str, k: u8) {
+        let id = self.nodes[&k].instance_id.clone();
+        self.moto.call(
+            "autoscaling",
+            "AttachInstances",
+            &[
+                ("AutoScalingGroupName", group),
+                ("InstanceIds.member.1", &id),
+            ],
+        );
+    }
+
+    /// Changes where AutoScaling is taking instance k (its IMDS
+    /// `target-lifecycle-state`).
+    pub fn set_target(&self, k: u8, state: &str) {
+        *self.nodes[&k].target.lock().unwrap() = state.to_string();
+    }
+
+    /// Runs instance k at 127.0.N.k in no group (a warm pool's instance is not in the group's
+    /// list: moto keeps no warm instances, so the lab leaves it unattached) with an IMDS stub
+    /// that names `target` as its target lifecycle state.
+    pub fn launch_targeted(&mut self, k: u8, target: &str) -> String {
         let ip = self.ip(k);
         let answer = self.moto.call(
             "ec2",
@@ -358,15 +529,20 @@ impl Lab {
             ],
         );
         let id = xml_text(&answer, "instanceId").unwrap();
-        self.moto.call(
-            "autoscaling",
-            "AttachInstances",
-            &[
-                ("AutoScalingGroupName", group),
-                ("InstanceIds.member.1", &id),
-            ],
+        if self.v6 {
+            self.v6_instances
+                .lock()
+                .unwrap()
+                .push((ip.clone(), id.clone()));
+        }
+        let target: Target = Arc::new(Mutex::new(target.into()));
+        let imds = start_imds_at(
+            (self.imds_host(), 0),
+            &id,
+            &ip,
+            self.profile.clone(),
+            target.clone(),
         );
-        let imds = start_imds(&id, &ip, self.profile.clone());
         fs::create_dir_all(self.node_dir(k).join("var")).unwrap();
         self.nodes.insert(
             k,
@@ -374,6 +550,7 @@ impl Lab {
                 k,
                 instance_id: id.clone(),
                 imds,
+                target,
                 etcd: None,
             },
         );
@@ -402,7 +579,8 @@ impl Lab {
                 .call("ec2", "DescribeInstances", &[("InstanceId.1", &id)]);
             let ip = xml_text(&described, "privateIpAddress").expect("an address from the subnet");
             let k: u8 = ip.rsplit('.').next().unwrap().parse().unwrap();
-            let imds = start_imds(&id, &ip, self.profile.clone());
+            let target: Target = Arc::new(Mutex::new("InService".into()));
+            let imds = start_imds_targeted(&id, &ip, self.profile.clone(), target.clone());
             fs::create_dir_all(self.node_dir(k).join("var")).unwrap();
             self.nodes.insert(
                 k,
@@ -410,6 +588,7 @@ impl Lab {
                     k,
                     instance_id: id,
                     imds,
+                    target,
                     etcd: None,
                 },
             );
@@ -512,7 +691,7 @@ impl Lab {
         command
             .env_clear()
             .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", node.imds.url())
-            .env("AWS_ENDPOINT_URL", &self.moto.url)
+            .env("AWS_ENDPOINT_URL", self.aws_url())
             .envs(self.tool_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .args(&self.tool_args)
             .arg(format!("-environment-file={}", self.env_file(k).display()))
@@ -674,7 +853,7 @@ impl Lab {
             .map(|n| {
                 (
                     n.instance_id.clone(),
-                    format!("{scheme}://{}:2380", self.ip(n.k)),
+                    format!("{scheme}://{}:2380", self.url_host(n.k)),
                     true,
                 )
             })
@@ -685,6 +864,48 @@ impl Lab {
         });
         assert_eq!(self.members(through, etcdctl_tls), expected);
     }
+}
+
+/// The IPv6-only lab's AWS side: every call goes on to moto, and DescribeInstances comes
+/// back in EC2's shape. moto 5.2.5 puts an IPv6-only subnet's instance's address in
+/// `privateIpAddress`, names it `ip-<IPv6>.ec2.internal` and leaves `ipv6Address` out; EC2
+/// (API Reference, `Instance`; User Guide, "Amazon EC2 instance hostname types") gives such
+/// an instance no `privateIpAddress`, its address in `ipv6Address` and a resource-based name.
+fn aws_side(moto: &str, instances: Arc<Mutex<Vec<(String, String)>>>) -> FakeServer {
+    let moto = moto.to_string();
+    FakeServer::start(V6_MOTO, move |r: &Request| {
+        let headers: Vec<(&str, &str)> = r
+            .headers
+            .iter()
+            .filter(|(n, _)| {
+                !["host", "content-length", "connection"].contains(&n.to_ascii_lowercase().as_str())
+            })
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        match request(&r.method, &format!("{moto}{}", r.path), &headers, &r.body) {
+            Ok((status, body)) if body.contains("<DescribeInstancesResponse") => {
+                (status, ec2_ipv6_shape(&body, &instances.lock().unwrap()))
+            }
+            Ok(answer) => answer,
+            Err(e) => (502, format!("the lab's AWS side could not reach moto: {e}")),
+        }
+    })
+}
+
+/// moto's DescribeInstances answer in EC2's shape for these IPv6-only instances
+/// ((address, id) pairs): see `aws_side`.
+pub fn ec2_ipv6_shape(body: &str, instances: &[(String, String)]) -> String {
+    let mut body = body.to_string();
+    for (ip, id) in instances {
+        body = body.replace(&format!("<privateIpAddress>{ip}</privateIpAddress>"), "");
+        body = body.replace(
+            &format!("<privateDnsName>ip-{ip}.ec2.internal</privateDnsName>"),
+            &format!(
+                "<privateDnsName>{id}.ec2.internal</privateDnsName><ipv6Address>{ip}</ipv6Address>"
+            ),
+        );
+    }
+    body
 }
 
 impl Drop for Lab {

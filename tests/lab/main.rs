@@ -8,7 +8,9 @@
 mod client;
 #[path = "../support/fake.rs"]
 mod fake;
+mod ipv6;
 mod lab;
+mod pools;
 mod rules;
 mod safety;
 mod status;

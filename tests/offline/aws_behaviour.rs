@@ -354,9 +354,11 @@ fn ipv6_only_imds(net: u8, me: u8) -> FakeServer {
 }
 
 #[test]
-fn an_ipv6_only_instance_addressed_by_ip_is_told_why() {
-    // Regression: "the identity document has no privateIp" (exit 1), and no word of the
-    // flag that makes it work.
+fn an_ipv6_only_instance_addressed_by_ip_listens_and_advertises_its_ipv6_address() {
+    // Issue 22: an IPv6-only instance used to be refused with -private-addresses (EC2 was
+    // read for IPv4 addresses only); its peers' addresses now come from EC2's IPv6 fields
+    // (src/aws/ec2.rs, fixtures/ec2/describe-instances-ipv6.xml), its own from
+    // meta-data/ipv6, bracketed in its URLs.
     let w = World::new(
         210,
         2,
@@ -367,12 +369,15 @@ fn an_ipv6_only_instance_addressed_by_ip_is_told_why() {
     );
     let imds = ipv6_only_imds(210, 2);
     let out = w.run_with_env(&[], &[("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds.url())]);
-    assert_failure(&out, 2, "--private-hostnames");
-    assert!(
-        stderr(&out).contains("no private IPv4 address"),
-        "{}",
-        stderr(&out)
-    );
+    assert_success(&out);
+    let text = fs::read_to_string(w.env_file()).unwrap();
+    for key in ["ETCD_LISTEN_PEER_URLS", "ETCD_INITIAL_ADVERTISE_PEER_URLS"] {
+        assert_eq!(
+            env_value(&text, key),
+            "http://[fd00:ec2:1::2]:2380",
+            "{key}"
+        );
+    }
 }
 
 #[test]
@@ -401,4 +406,85 @@ fn an_ipv6_only_instance_addressed_by_name_listens_on_its_ipv6_address() {
         env_value(&text, "ETCD_INITIAL_ADVERTISE_PEER_URLS"),
         "http://ip-127-0-211-2.ec2.internal:2380"
     );
+}
+
+#[test]
+fn a_warm_pool_instance_asks_only_imds_and_writes_nothing() {
+    // Issue 22: IMDS meta-data/autoscaling/target-lifecycle-state (EC2 User Guide, "Instance
+    // metadata categories": the Auto Scaling lifecycle state the instance is moving to) says
+    // Warmed:Stopped. The run waits on IMDS alone, then ends with 75: no AWS call, no file.
+    let w = World::new(
+        212,
+        2,
+        vec![group("etcd", &[2, 3])],
+        None,
+        vec![],
+        Imds::v2(),
+    );
+    let model = world::imds_handler(212, 2, Imds::v2());
+    let imds = FakeServer::start("127.0.0.1", move |r| {
+        if r.path == "/latest/meta-data/autoscaling/target-lifecycle-state" {
+            return (200, "Warmed:Stopped".into());
+        }
+        model(r)
+    });
+    let out = w.run_with_env(
+        &["--wait-timeout=1s"],
+        &[("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds.url())],
+    );
+    assert_failure(&out, 75, "still in the warm pool (Warmed:Stopped)");
+    assert!(!w.env_file().exists(), "no file that would start etcd");
+    let to_aws: Vec<String> = w
+        .aws
+        .requests()
+        .iter()
+        .filter_map(|r| r.param("Action"))
+        .collect();
+    assert_eq!(to_aws, Vec::<String>::new(), "no AWS call");
+}
+
+#[test]
+fn a_dual_stack_group_uses_ipv4_unless_told_ipv6() {
+    // Issue 22: in a dual-stack group every instance has both addresses; IPv4 is the
+    // default, `--address-family=ipv6` takes this node's from meta-data/ipv6 and its peers'
+    // from EC2's ipv6Address, bracketed.
+    for (args, peer_urls) in [
+        (
+            vec![],
+            "i-2=http://127.0.213.2:2380,i-3=http://127.0.213.3:2380",
+        ),
+        (
+            vec!["--address-family=ipv6"],
+            "i-2=http://[fd00:ec2:213::2]:2380,i-3=http://[fd00:ec2:213::3]:2380",
+        ),
+    ] {
+        let w = World::new(
+            213,
+            2,
+            vec![group("etcd", &[2, 3])],
+            None,
+            vec![],
+            Imds::v2(),
+        );
+        w.aws_faults.dual_stack.store(true, Ordering::SeqCst);
+        let model = world::imds_handler(213, 2, Imds::v2());
+        let imds = FakeServer::start("127.0.0.1", move |r| {
+            if r.path == "/latest/meta-data/ipv6" {
+                return (200, "fd00:ec2:213::2".into());
+            }
+            model(r)
+        });
+        let out = w.run_with_env(&args, &[("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds.url())]);
+        assert_success(&out);
+        let text = fs::read_to_string(w.env_file()).unwrap();
+        let cluster = env_value(&text, "ETCD_INITIAL_CLUSTER").replace(&instance_id(2), "i-2");
+        let cluster = cluster.replace(&instance_id(3), "i-3");
+        assert_eq!(cluster, peer_urls, "{args:?}");
+        let mine = peer_urls
+            .split(',')
+            .next()
+            .unwrap()
+            .trim_start_matches("i-2=");
+        assert_eq!(env_value(&text, "ETCD_LISTEN_PEER_URLS"), mine, "{args:?}");
+    }
 }

@@ -118,6 +118,27 @@ fn units_have_what_systemd_needs() {
             "{name}: a failed dependency is never started again"
         );
     }
+    // Rule 15: a removed member's data is moved aside within the data directory the tool is
+    // told of, so the master's unit lets it write exactly there (`-`: a directory that does
+    // not exist yet is no error), and lets root into etcd's 0700 directory to do it.
+    let master = unit("etcd-discovery.service");
+    let exec = value(&master, "Service", "ExecStart").unwrap_or_default();
+    assert!(
+        exec.ends_with(" --etcd-data-dir=/var/lib/etcd/default"),
+        "{exec}"
+    );
+    assert!(has(
+        &master,
+        "Service",
+        "ReadWritePaths",
+        "-/var/lib/etcd/default"
+    ));
+    assert!(has(
+        &master,
+        "Service",
+        "CapabilityBoundingSet",
+        "CAP_DAC_READ_SEARCH CAP_DAC_OVERRIDE"
+    ));
     assert!(has(
         &unit("30-etcd-discovery.conf"),
         "Unit",

@@ -54,6 +54,9 @@ pub struct AwsFaults {
     pub clock_skew: Arc<Mutex<Option<(String, String)>>>,
     /// Actions the caller's policy does not allow (`AccessDenied`).
     pub denied_actions: Arc<Mutex<Vec<String>>>,
+    /// A dual-stack subnet: EC2 also gives host k the IPv6 address `fd00:ec2:NET::k`
+    /// (`ipv6Address`, EC2 API Reference, `Instance`).
+    pub dual_stack: Arc<std::sync::atomic::AtomicBool>,
 }
 
 pub struct World {
@@ -473,7 +476,12 @@ pub fn aws_handler(
                     .filter_map(|id| (1..=250u8).find(|k| instance_id(*k) == id))
                     .map(|k| {
                         let ip = World::ip(net, k);
-                        format!("<item><instanceId>{}</instanceId><instanceState><code>16</code><name>running</name></instanceState><privateDnsName>ip-{}.ec2.internal</privateDnsName><privateIpAddress>{ip}</privateIpAddress></item>", instance_id(k), ip.replace('.', "-"))
+                        let ipv6 = if faults.dual_stack.load(std::sync::atomic::Ordering::SeqCst) {
+                            format!("<ipv6Address>fd00:ec2:{net}::{k}</ipv6Address>")
+                        } else {
+                            String::new()
+                        };
+                        format!("<item><instanceId>{}</instanceId><instanceState><code>16</code><name>running</name></instanceState><privateDnsName>ip-{}.ec2.internal</privateDnsName><privateIpAddress>{ip}</privateIpAddress>{ipv6}</item>", instance_id(k), ip.replace('.', "-"))
                     })
                     .collect();
                 (200, format!(r#"<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>x</requestId><reservationSet><item><reservationId>r-1</reservationId><instancesSet>{items}</instancesSet></item></reservationSet></DescribeInstancesResponse>"#))

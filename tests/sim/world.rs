@@ -858,6 +858,8 @@ impl World {
     /// One step of a discovery run, as `run.rs` takes them.
     fn step(&mut self, n: u8) -> Result<(), Violation> {
         let run = self.node(n).run.clone();
+        // Rule 15: a removed member's data is moved aside before any change (run.rs).
+        let fresh_plan = matches!(run, Run::Observe);
         let next = match run {
             Run::Observe => match self.observe(n) {
                 Err(code) => Run::Exited(code),
@@ -906,6 +908,13 @@ impl World {
             Run::Write { observed, plan } => self.write(n, &observed, &plan),
             other => other,
         };
+        if let Run::Apply { plan, .. } | Run::Write { plan, .. } = &next {
+            if fresh_plan && plan.set_aside_data {
+                let x = self.node_mut(n);
+                x.data = None;
+                x.data_dir_as_written = false;
+            }
+        }
         self.node_mut(n).run = next;
         Ok(())
     }
