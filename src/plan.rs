@@ -93,6 +93,17 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Whether etcd starting from this plan's file brings a member into the cluster (a join,
+    /// a bootstrap, taking part in one), rather than restarting one that is there. Such a
+    /// file is written only while the group still counts this instance.
+    pub fn brings_a_member(&self, observed: &Observed) -> bool {
+        match self.mode {
+            Mode::New => observed.local_data != LocalData::Present,
+            Mode::Existing => !self.actions.is_empty(),
+            Mode::Proxy | Mode::Wait => false,
+        }
+    }
+
     fn new(mode: Mode, actions: Vec<Action>, summary: String) -> Plan {
         Plan {
             mode,

@@ -736,6 +736,19 @@ fn record_bootstrap(world: &World, group: Option<&str>, initial_cluster: &str) -
     }
 }
 
+/// Reads the group again: a node the group no longer counts (scaled in, detached, taken into
+/// a warm pool during the run) writes no file, so its etcd never starts a member; a member
+/// it added is left for `leave` or `reconcile` to remove.
+fn still_counted(world: &World) -> Result<()> {
+    let groups = world.selection.describe(&world.autoscaling)?;
+    if counted_ids(&groups).contains(&world.me.instance_id) {
+        return Ok(());
+    }
+    Err(Error::NotReady(
+        "the group stopped counting this instance during the run (scaled in?): not writing the file, so etcd does not start".into(),
+    ))
+}
+
 /// Reads the group again after recording: this instance must still be counted (not scaled in
 /// meanwhile) and the record still its own (no other seed, with another view of the group,
 /// wrote after it). Otherwise the bootstrap is not started; the next run decides again.
@@ -904,6 +917,11 @@ fn discover(world: &World) -> Result<()> {
         Some(fingerprint) => envfile::with_data_fingerprint(&text, &fingerprint),
         None => text,
     };
+    // A node scaled in during its run (Terminating:Wait) must not start a member: its plan
+    // was made while the group counted it. The seed checked this with its record already.
+    if plan.brings_a_member(&observed) && plan.record.is_none() {
+        still_counted(world)?;
+    }
     let written = envfile::write_atomic(&config.environment_file, &text).map_err(|e| match e {
         // The cluster now expects this node; a rerun finds the change and writes the file.
         Error::Io { path, detail, .. } if changed => Error::Io {

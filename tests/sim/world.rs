@@ -195,11 +195,14 @@ pub struct World {
     /// back (issue 15), so liveness is not owed after that.
     pub formed_cluster_lost: bool,
     /// Before the recorded bootstrap formed, the instances of a majority of its members were
-    /// terminated: it can never form, the next seed bootstraps anew, and a node that took part
+    /// terminated or scaled in: it can never form, the next seed bootstraps anew, and a node that took part
     /// in the dead one is left in it for a person to wipe (known K6).
     pub lost_recorded_bootstrap: bool,
     /// The group's tag with a bootstrap's initial cluster, as a seed recorded it (rule 14).
     pub record: Option<String>,
+    /// A seed was scaled in after it decided to bootstrap: another seed, seeing the group
+    /// without it, may decide differently, and tags have no conditional write (known K7).
+    pub seed_scaled_in: bool,
     /// AWS answers every call with `Throttling` (a burst); the tool's retries give up and the
     /// run exits 75.
     pub throttled: bool,
@@ -323,6 +326,7 @@ impl World {
             formed_cluster_lost: false,
             lost_recorded_bootstrap: false,
             record: None,
+            seed_scaled_in: false,
             throttled: false,
             operations: false,
         }
@@ -624,6 +628,9 @@ impl World {
         if self.lost_unformed_bootstrap {
             causes.push_str(" (a bootstrap member lost its data before the cluster formed)");
         }
+        if self.seed_scaled_in {
+            causes.push_str(" (a seed was scaled in during its bootstrap)");
+        }
         if self.lost_recorded_bootstrap {
             causes.push_str(" (a majority of the recorded bootstrap's instances was terminated before it formed)");
         }
@@ -692,6 +699,15 @@ impl World {
                 }
             }
             Event::ScaleIn(n) => {
+                let x = self.node(n);
+                let seeding = match &x.run {
+                    Run::Record { plan, .. }
+                    | Run::Verify { plan, .. }
+                    | Run::Write { plan, .. } => plan.record.is_some(),
+                    Run::Exited(0) => x.file.as_ref().is_some_and(|f| f.new) && !x.ran,
+                    _ => false,
+                };
+                self.seed_scaled_in |= seeding;
                 self.desired -= 1;
                 self.node_mut(n).leaving = true;
             }
@@ -748,7 +764,7 @@ impl World {
             .collect();
         let left = names
             .iter()
-            .filter(|name| self.nodes.iter().any(|x| !x.terminated && x.id() == **name))
+            .filter(|name| self.nodes.iter().any(|x| x.counted() && x.id() == **name))
             .count();
         let formed = self
             .clusters
@@ -885,15 +901,32 @@ impl World {
                 observed,
                 plan,
                 next,
-            } => match self.change(n, &plan.actions[next])? {
-                Err(code) => Run::Exited(code),
-                Ok(()) if next + 1 < plan.actions.len() => Run::Apply {
-                    observed,
-                    plan,
-                    next: next + 1,
-                },
-                Ok(()) => Run::Write { observed, plan },
-            },
+            } => {
+                let adds = matches!(
+                    plan.actions[next],
+                    Action::Add { .. } | Action::AddLearner { .. }
+                );
+                if adds
+                    && !observed
+                        .instances
+                        .iter()
+                        .any(|i| i.id == observed.me.instance_id)
+                {
+                    return violation(format!(
+                        "i-{n} adds itself though its own look did not count it (leaving, or in \
+                         the warm pool)"
+                    ));
+                }
+                match self.change(n, &plan.actions[next])? {
+                    Err(code) => Run::Exited(code),
+                    Ok(()) if next + 1 < plan.actions.len() => Run::Apply {
+                        observed,
+                        plan,
+                        next: next + 1,
+                    },
+                    Ok(()) => Run::Write { observed, plan },
+                }
+            }
             Run::Record { observed, plan } => {
                 self.record = plan.record.clone();
                 Run::Verify { observed, plan }
@@ -938,11 +971,6 @@ impl World {
         action: &Action,
         leaving: bool,
     ) -> Result<Result<(), i32>, Violation> {
-        if !self.node(n).counted() && !leaving && !matches!(action, Action::Remove { .. }) {
-            return violation(format!(
-                "i-{n}, which the group does not count (leaving, or in the warm pool), sent {action:?}"
-            ));
-        }
         let Some(id) = self.endpoint(n) else {
             return Ok(Err(75));
         };
@@ -1049,7 +1077,10 @@ impl World {
                 x.ready = false;
             }
         }
-        if had_leader && !self.has_leader(&after) {
+        // One member grown to two has no leader until the second starts: etcd allows it
+        // (strict reconfiguration's one exception), and nothing else grows a single member.
+        let grows_single = cluster.members.len() == 1 && after.members.len() == 2;
+        if had_leader && !grows_single && !self.has_leader(&after) {
             return violation(format!(
                 "i-{n}'s {action:?} left cluster {id:x} without a quorum"
             ));
@@ -1059,6 +1090,13 @@ impl World {
 
     /// Re-lists (after changes), renders the file with the real `plan::environment`, writes.
     fn write(&mut self, n: u8, observed: &Observed, plan: &Plan) -> Run {
+        // run.rs looks at the group once more before a file that brings a member.
+        if plan.brings_a_member(observed)
+            && plan.record.is_none()
+            && (self.throttled || !self.node(n).counted())
+        {
+            return Run::Exited(75);
+        }
         let members = match plan.mode {
             Mode::New => None,
             _ if plan.actions.is_empty() => observed.members.clone(),
