@@ -9,6 +9,7 @@ mod client;
 #[path = "../support/fake.rs"]
 mod fake;
 mod lab;
+mod reboot;
 mod rules;
 mod safety;
 mod units;
