@@ -761,6 +761,60 @@ fn the_reboot_path_takes_at_most_six_sequential_round_trips() {
 }
 
 #[test]
+fn a_reboot_makes_no_aws_call_and_at_most_three_sequential_round_trips() {
+    // Issue 16: with an instance profile and the group's name from IMDS, the full reboot
+    // path takes 6 sequential round trips and 2 AWS calls. The fast path: the previous
+    // file's peers are asked while IMDS says who we are; no credentials, no AWS.
+    let imds = Imds {
+        group_tag: Some("etcd".into()),
+        profile: true,
+        ..Imds::v2()
+    };
+    let mut w = World::new(
+        220,
+        2,
+        vec![group("etcd", &[2, 3, 4])],
+        Some((&[3, 4], EtcdApi::V3)),
+        vec![],
+        imds,
+    );
+    w.serve_peer_ports(&[3, 4]);
+    *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true), w.member(4, true)];
+    let no_keys = [("AWS_ACCESS_KEY_ID", ""), ("AWS_SECRET_ACCESS_KEY", "")];
+    // The first boot has no file: the full path writes it.
+    let out = w.run_with_env(&[], &no_keys);
+    assert_success(&out);
+    assert!(!stderr(&out).contains("no AWS call"), "{}", stderr(&out));
+    let written = fs::read_to_string(w.env_file()).unwrap();
+    for s in [&w.imds, &w.aws].into_iter().chain(&w.etcd) {
+        s.requests.lock().unwrap().clear();
+    }
+    w.set_latency(Duration::from_millis(250));
+    let out = w.run_with_env(&[], &no_keys);
+    assert_success(&out);
+    assert!(stderr(&out).contains("no AWS call"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("up to date"), "{}", stderr(&out));
+    assert_eq!(fs::read_to_string(w.env_file()).unwrap(), written);
+    assert!(w.aws_requests().is_empty(), "{:?}", w.aws_requests());
+    assert!(
+        w.imds
+            .requests()
+            .iter()
+            .all(|r| !r.path.contains("security-credentials") && !r.path.contains("/tags/")),
+        "no credentials, no group tag: {:?}",
+        w.imds.requests()
+    );
+    assert!(w.etcd_changes().is_empty(), "no membership change");
+    let all: Vec<fake::Request> = [w.imds.requests(), w.aws_requests(), w.etcd_requests()].concat();
+    let trips = fake::sequential_round_trips(&all);
+    assert!(trips <= 3, "{trips} sequential round trips");
+    println!(
+        "reboot fast path: {} requests, {trips} sequential round trips",
+        all.len()
+    );
+}
+
+#[test]
 fn container_credentials_are_used_when_there_are_no_keys() {
     // monsanto's tool ran in a container: the ECS credentials endpoint comes before the
     // instance profile, with its authorization token, and the token never reaches the log.
