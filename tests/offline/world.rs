@@ -298,10 +298,10 @@ impl World {
         self.etcd_requests()
             .into_iter()
             .filter(|r| {
-                !r.path.ends_with("/list")
-                    && r.path != "/health"
-                    && !(r.method == "GET" && r.path == "/v2/members")
-                    && !(r.method == "GET" && r.path == "/members")
+                let read = r.path.ends_with("/list")
+                    || r.path == "/health"
+                    || (r.method == "GET" && (r.path == "/v2/members" || r.path == "/members"));
+                !read
             })
             .map(|r| (r.path, r.body))
             .collect()
