@@ -815,6 +815,43 @@ fn a_reboot_makes_no_aws_call_and_at_most_three_sequential_round_trips() {
 }
 
 #[test]
+fn a_big_groups_addresses_are_asked_in_chunks_at_once() {
+    // Issue 16: DescribeInstances takes 100 ids a call; a 240-instance group's three calls
+    // went one after another. Now they overlap, and every instance is still in the file.
+    let hosts: Vec<u8> = (2..=241).collect();
+    let masters = group("etcd-masters", &hosts);
+    let mut consumers = group("consumers", &[242]);
+    consumers.tags.clear();
+    let w = World::new(221, 242, vec![masters, consumers], None, vec![], Imds::v2());
+    w.set_latency(Duration::from_millis(250));
+    let out = w.run(&["-proxy-mode", "-scaling-group-name=etcd-masters"]);
+    assert_success(&out);
+    let text = fs::read_to_string(w.env_file()).unwrap();
+    let mut endpoints: Vec<String> = env_value(&text, "ETCD_ENDPOINTS")
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    endpoints.sort();
+    let mut expected: Vec<String> = hosts
+        .iter()
+        .map(|k| format!("http://127.0.221.{k}:{}", w.client_port))
+        .collect();
+    expected.sort();
+    assert_eq!(endpoints, expected);
+    let describes: Vec<fake::Request> = w
+        .aws_requests()
+        .into_iter()
+        .filter(|r| r.param("Action").as_deref() == Some("DescribeInstances"))
+        .collect();
+    assert_eq!(describes.len(), 3, "100 ids a call");
+    assert_eq!(
+        fake::sequential_round_trips(&describes),
+        1,
+        "the chunks are asked at once"
+    );
+}
+
+#[test]
 fn container_credentials_are_used_when_there_are_no_keys() {
     // monsanto's tool ran in a container: the ECS credentials endpoint comes before the
     // instance profile, with its authorization token, and the token never reaches the log.
