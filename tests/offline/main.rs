@@ -364,9 +364,18 @@ fn aws_errors_fail_cleanly_and_keep_the_old_file() {
     let throttled = fs::read_to_string("fixtures/autoscaling/error-throttling.xml").unwrap();
     *w.aws_override.lock().unwrap() = Some((400, throttled));
     let before = w.aws_requests().len();
-    assert_failure(&w.run(&[]), 75, "Throttling");
+    assert_failure(&w.run(&["--boot-wait=0"]), 75, "Throttling");
     assert_eq!(w.aws_requests().len() - before, 5, "bounded retries");
     assert_eq!(fs::read_to_string(w.env_file()).unwrap(), "OLD=1\n");
+    // Issue 16: at boot a throttled call is tried again until --boot-wait ends (a fleet
+    // booting at once shares the account's rate), then it fails the same way.
+    let before = w.aws_requests().len();
+    assert_failure(&w.run(&["--boot-wait=10s"]), 75, "Throttling");
+    assert!(
+        w.aws_requests().len() - before > 5,
+        "patient while booting: {} tries",
+        w.aws_requests().len() - before
+    );
 
     *w.aws_override.lock().unwrap() = Some((502, "<html><body>Bad Gateway</body></html>".into()));
     assert_failure(&w.run(&[]), 75, "HTTP status 502");
