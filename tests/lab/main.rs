@@ -8,10 +8,13 @@
 mod client;
 #[path = "../support/fake.rs"]
 mod fake;
+mod herd;
 mod lab;
 mod reboot;
 mod rules;
 mod safety;
+#[path = "../support/throttle.rs"]
+mod throttle;
 mod units;
 mod versions;
 

@@ -153,3 +153,14 @@ fn a_proxy_reboot_reads_the_endpoints_from_etcd() {
     assert!(log.contains("endpoints answered"), "{log}");
     assert!(log.contains("asking AWS"), "{log}");
 }
+
+#[test]
+fn a_herd_of_proxies_boots_through_throttling_and_reboots_without_aws() {
+    // 30 proxy instances at once, a fifth of AWS calls throttled: every one ends with the
+    // masters' endpoints; then all reboot, and none asks AWS (the bench runs 200).
+    let mut lab = Lab::new(74);
+    bootstrap(&mut lab, &[2, 3, 4], &EtcdFlags::default());
+    let herd = super::herd::herd(&mut lab, 30, 20, 16);
+    assert!(herd.boot.aws_calls >= 60, "{herd:?}");
+    assert_eq!(herd.reboot.aws_calls, 0, "{herd:?}");
+}
