@@ -40,13 +40,16 @@ pub struct Herd {
     pub reboot: Wave,
 }
 
-/// Boots `size` proxy instances (hosts 10..10+size) at once against the masters 2, 3, 4 of
+/// Boots `size` proxy instances (hosts first..first+size) at once against the masters 2, 3, 4 of
 /// `lab` (group "etcd", already running), with `percent` of AWS calls throttled; then
 /// reboots them all. Asserts that every instance ends with the masters' endpoints in its
 /// file, and that the reboot made no AWS call.
-pub fn herd(lab: &mut Lab, size: u8, percent: u64, seed: u64) -> Herd {
-    assert!(size <= 240, "hosts 10..250");
-    let hosts: Vec<u8> = (10..10 + size).collect();
+pub fn herd(lab: &mut Lab, first: u8, size: u8, percent: u64, seed: u64) -> Herd {
+    assert!(
+        u16::from(first) + u16::from(size) <= 250,
+        "hosts up to .249 (the proxy is .251)"
+    );
+    let hosts: Vec<u8> = (first..first + size).collect();
     for k in &hosts {
         launch_ungrouped(lab, *k);
     }

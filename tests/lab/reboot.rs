@@ -160,7 +160,7 @@ fn a_herd_of_proxies_boots_through_throttling_and_reboots_without_aws() {
     // masters' endpoints; then all reboot, and none asks AWS (the bench runs 200).
     let mut lab = Lab::new(74);
     bootstrap(&mut lab, &[2, 3, 4], &EtcdFlags::default());
-    let herd = super::herd::herd(&mut lab, 30, 20, 16);
+    let herd = super::herd::herd(&mut lab, 10, 30, 20, 16);
     assert!(herd.boot.aws_calls >= 60, "{herd:?}");
     assert_eq!(herd.reboot.aws_calls, 0, "{herd:?}");
 }
