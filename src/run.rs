@@ -541,7 +541,8 @@ pub fn run(config: &Config) -> Result<()> {
         Some(early) => early,
         None => std::thread::scope(|scope| {
             let group_tag = scope.spawn(fetch_group_tag);
-            (join(group_tag), fetch_credentials())
+            let credentials = fetch_credentials();
+            (join(group_tag), credentials)
         }),
     };
     let region = config

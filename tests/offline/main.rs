@@ -824,6 +824,57 @@ fn a_reboot_makes_no_aws_call_and_at_most_three_sequential_round_trips() {
 }
 
 #[test]
+fn a_reboot_that_falls_back_costs_one_round_trip_more_than_a_first_boot() {
+    // The file was baked into the image on another instance: the peers are asked (beside
+    // IMDS), the shortcut says no, and only then come the group tag and the credentials.
+    let imds = Imds {
+        group_tag: Some("etcd".into()),
+        profile: true,
+        ..Imds::v2()
+    };
+    let mut w = World::new(
+        222,
+        2,
+        vec![group("etcd", &[2, 3, 4])],
+        Some((&[3, 4], EtcdApi::V3)),
+        vec![],
+        imds,
+    );
+    w.serve_peer_ports(&[3, 4]);
+    *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true), w.member(4, true)];
+    let no_keys = [("AWS_ACCESS_KEY_ID", ""), ("AWS_SECRET_ACCESS_KEY", "")];
+    assert_success(&w.run_with_env(&[], &no_keys));
+    let me = env_value(&fs::read_to_string(w.env_file()).unwrap(), "ETCD_NAME");
+    let baked = fs::read_to_string(w.env_file())
+        .unwrap()
+        .replace(&format!("ETCD_NAME={me}"), "ETCD_NAME=i-0bake0000000000001");
+    fs::write(w.env_file(), baked).unwrap();
+    for s in [&w.imds, &w.aws].into_iter().chain(&w.etcd) {
+        s.requests.lock().unwrap().clear();
+    }
+    w.set_latency(Duration::from_millis(250));
+    let out = w.run_with_env(&[], &no_keys);
+    assert_success(&out);
+    assert!(
+        stderr(&out).contains("was written for i-0bake0000000000001"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        env_value(&fs::read_to_string(w.env_file()).unwrap(), "ETCD_NAME"),
+        me
+    );
+    assert_eq!(w.aws_requests().len(), 2);
+    let all: Vec<fake::Request> = [w.imds.requests(), w.aws_requests(), w.etcd_requests()].concat();
+    let trips = fake::sequential_round_trips(&all);
+    assert!(trips <= 7, "{trips} sequential round trips");
+    println!(
+        "a reboot that falls back: {} requests, {trips} sequential round trips",
+        all.len()
+    );
+}
+
+#[test]
 fn a_big_groups_addresses_are_asked_in_chunks_at_once() {
     // Issue 16: DescribeInstances takes 100 ids a call; a 240-instance group's three calls
     // went one after another. Now they overlap, and every instance is still in the file.
