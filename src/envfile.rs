@@ -8,7 +8,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsE
 use std::path::Path;
 
 use crate::error::{snippet, Error, Result};
-use crate::model::PreviousFile;
+use crate::model::{LastRun, PreviousFile};
 
 /// Characters that mean the same to systemd and to `sh` unquoted, and cover URLs, instance ids
 /// and lists: no quotes, spaces, `$`, backslashes, `#`, `~` or line breaks.
@@ -164,6 +164,41 @@ pub fn previous_file(path: &Path, instance_id: &str) -> PreviousFile {
         },
         _ => PreviousFile::NotAMember,
     }
+}
+
+/// What the previous file names (its instance, and the peers or endpoints it was written
+/// with), for the reboot fast path; `None` without a readable file naming an instance.
+pub fn last_run(path: &Path) -> Option<LastRun> {
+    let content = old_content(path, 64 * 1024)?;
+    parse_last_run(&String::from_utf8_lossy(&content))
+}
+
+/// `last_run` on the file's text. Pure.
+pub fn parse_last_run(text: &str) -> Option<LastRun> {
+    let line = |key: &str| text.lines().find_map(|l| l.strip_prefix(key));
+    let list = |value: Option<&str>| -> Vec<String> {
+        value
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let name = line("ETCD_NAME=")?.trim();
+    if name.is_empty() {
+        return None;
+    }
+    Some(LastRun {
+        name: name.to_string(),
+        proxy: line("ETCD_PROXY=") == Some("on"),
+        peer_urls: list(line("ETCD_INITIAL_CLUSTER="))
+            .into_iter()
+            .filter_map(|entry| entry.split_once('=').map(|(_, url)| url.to_string()))
+            .filter(|url| !url.is_empty())
+            .collect(),
+        endpoints: list(line("ETCD_ENDPOINTS=")),
+    })
 }
 
 /// The old file's content, when it is a regular file of a sane size. A FIFO would block the
@@ -461,5 +496,40 @@ mod tests {
             );
         }
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_last_run_names_its_instance_and_its_peers() {
+        let member = "# Written by etcd-discovery\nETCD_NAME=i-1\nETCD_INITIAL_CLUSTER_STATE=existing\nETCD_INITIAL_CLUSTER=i-1=http://a:2380,i-2=http://b:2380,i-2=http://b2:2380\n";
+        let proxy = "ETCD_NAME=i-9\nETCD_PROXY=on\nETCD_INITIAL_CLUSTER=i-1=http://a:2380\nETCD_ENDPOINTS=http://a:2379,http://b:2379\n";
+        let cases: [(&str, Option<LastRun>); 4] = [
+            (
+                member,
+                Some(LastRun {
+                    name: "i-1".into(),
+                    proxy: false,
+                    peer_urls: vec![
+                        "http://a:2380".into(),
+                        "http://b:2380".into(),
+                        "http://b2:2380".into(),
+                    ],
+                    endpoints: vec![],
+                }),
+            ),
+            (
+                proxy,
+                Some(LastRun {
+                    name: "i-9".into(),
+                    proxy: true,
+                    peer_urls: vec!["http://a:2380".into()],
+                    endpoints: vec!["http://a:2379".into(), "http://b:2379".into()],
+                }),
+            ),
+            ("ETCD_NAME=\nETCD_INITIAL_CLUSTER=i-1=http://a:2380\n", None),
+            ("# nothing\n", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse_last_run(text), expected, "failed testcase: {text}");
+        }
     }
 }

@@ -199,6 +199,20 @@ pub enum PreviousFile {
     Member,
 }
 
+/// What the previous env file says, read before anything else: what a reboot needs to ask
+/// the cluster without AWS (see `plan::reboot_shortcut`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastRun {
+    /// `ETCD_NAME`: the instance the file was written for.
+    pub name: String,
+    /// `ETCD_PROXY=on`: written in proxy mode.
+    pub proxy: bool,
+    /// The peer URLs of `ETCD_INITIAL_CLUSTER` (`name=url,...`), in the file's order.
+    pub peer_urls: Vec<String>,
+    /// `ETCD_ENDPOINTS`: the client URLs a proxy's file names.
+    pub endpoints: Vec<String>,
+}
+
 /// Everything one run has learnt before it decides.
 #[derive(Debug, Clone)]
 pub struct Observed {

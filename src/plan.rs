@@ -4,8 +4,8 @@
 
 use crate::error::{Error, Result};
 use crate::model::{
-    bootstrapping, host_is_instance, quorum, url_host, Instance, LocalData, Member, Observed,
-    PreviousFile,
+    bootstrapping, host_is_instance, quorum, url_host, Identity, Instance, LastRun, LocalData,
+    Member, Observed, PreviousFile,
 };
 
 /// URL scheme etcd speaks on a port.
@@ -209,6 +209,119 @@ pub fn reboot_member<'a>(
         .iter()
         .find(|m| m.name == me)
         .filter(|m| local_data != LocalData::Missing || m.client_urls.is_empty())
+}
+
+/// What the reboot fast path has seen before any AWS call: the previous file, who this
+/// instance is (IMDS), the member list the peers (or, for a proxy, the endpoints) that file
+/// names gave, and the data directory.
+#[derive(Debug, Clone, Copy)]
+pub struct Shortcut<'a> {
+    pub last_run: Option<&'a LastRun>,
+    pub me: &'a Identity,
+    /// `None` when none of them answered with a list.
+    pub members: Option<&'a [Member]>,
+    pub local_data: LocalData,
+}
+
+/// The reboot fast path: the plan for a plain reboot, decided without AWS from the previous
+/// file and the cluster it names, or why the full path (the group from AWS) must decide.
+/// It only ever returns the plan `plan` gives a reboot (a member by name whose data is not
+/// known to be lost: `reboot_member`; a proxy whose masters answer), and nothing that the
+/// group's view would decide otherwise: a changed membership, a lost data directory (rules 5
+/// and 11), a bootstrap under way (rule 12), a name only EC2 can give, all go the full way.
+/// No health is asked: a reboot is never blocked by it (rule 13).
+pub fn reboot_shortcut(seen: &Shortcut, settings: &Settings) -> std::result::Result<Plan, String> {
+    let me = &seen.me.instance_id;
+    let Some(last) = seen.last_run else {
+        return Err("no previous file names an instance".into());
+    };
+    if &last.name != me {
+        return Err(format!(
+            "the previous file was written for {}, this is {me} (an image baked from another instance?)",
+            last.name
+        ));
+    }
+    if last.proxy != settings.proxy_mode {
+        return Err(if last.proxy {
+            "the previous file is a proxy's, and this run is not in proxy mode".into()
+        } else {
+            "the previous file is a member's, and this run is in proxy mode".into()
+        });
+    }
+    let Some(members) = seen.members else {
+        return Err(if settings.proxy_mode {
+            "none of the previous file's endpoints answered with a member list".into()
+        } else {
+            "none of the previous file's peers answered with a member list".into()
+        });
+    };
+    if settings.proxy_mode {
+        let started = members
+            .iter()
+            .filter(|m| m.is_started() && !m.client_urls.is_empty())
+            .count();
+        if started == 0 {
+            return Err("no member of the cluster that answered serves clients yet".into());
+        }
+        return Ok(Plan::new(
+            Mode::Proxy,
+            vec![],
+            format!(
+                "proxy for the {} members of the running cluster (its own list, from the endpoints of the previous file: no AWS call)",
+                members.len()
+            ),
+        ));
+    }
+    if seen.local_data == LocalData::Missing {
+        return Err("the data directory holds no member data".into());
+    }
+    if bootstrapping(members) {
+        return Err(format!(
+            "the {} members the peers list are still bootstrapping",
+            members.len()
+        ));
+    }
+    let Some(member) = reboot_member(me, members, seen.local_data) else {
+        return Err(format!(
+            "the peers' list of {} members has no member named {me}",
+            members.len()
+        ));
+    };
+    // The file advertises the URL this instance's address gives; a member at another one
+    // (EC2 names this instance otherwise than IMDS, a DHCP option set's domain) is for EC2 to
+    // settle.
+    let mine = Instance {
+        id: me.clone(),
+        private_ip: seen.me.private_ip.clone(),
+        private_dns: seen.me.private_dns.clone(),
+        launch_time: String::new(),
+    };
+    let my_url = settings.peer_url(&mine).map_err(|e| e.to_string())?;
+    if !member.peer_urls.contains(&my_url) {
+        return Err(format!(
+            "member {:x} is at {}, not at {my_url} as instance metadata names this instance",
+            member.id,
+            member.peer_urls.join(",")
+        ));
+    }
+    // An unstarted member's name in ETCD_INITIAL_CLUSTER is its instance's id, which only
+    // the group's addresses tell.
+    if let Some(unstarted) = members.iter().find(|m| !m.is_started()) {
+        return Err(format!(
+            "member {:x} ({}) has not started: its instance is found through EC2",
+            unstarted.id,
+            unstarted.peer_urls.join(",")
+        ));
+    }
+    Ok(Plan::new(
+        Mode::Existing,
+        vec![],
+        format!(
+            "already member {:x} of a cluster of {}: nothing to change (reboot; the member list from the peers of the previous file: no AWS call)",
+            member.id,
+            members.len()
+        ),
+    ))
 }
 
 /// Decides. Pure: the same observation always gives the same plan.
@@ -1231,6 +1344,266 @@ mod tests {
                 }
                 (want, got) => panic!("failed testcase: {what}: wanted {want:?}, got {got:?}"),
             }
+        }
+    }
+
+    /// The reboot fast path's table: what the previous file says, what the peers (or a
+    /// proxy's endpoints) list, the data directory -> the reboot plan, or the full path and
+    /// why.
+    #[test]
+    fn a_reboot_is_decided_without_aws_only_when_the_peers_say_so() {
+        let me = observed(1, &[], None).me;
+        let file = |name: &str, proxy: bool| LastRun {
+            name: name.into(),
+            proxy,
+            peer_urls: vec!["http://10.0.2.1:2380".into(), "http://10.0.2.2:2380".into()],
+            endpoints: vec!["http://10.0.2.2:2379".into()],
+        };
+        let mine = file("i-1", false);
+        let baked = file("i-7", false);
+        let proxy_file = file("i-1", true);
+        let baked_proxy = file("i-7", true);
+        let three = three_members();
+        let with_unstarted = {
+            let mut m = three.clone();
+            m.push(member(14, "", "10.0.2.4"));
+            m
+        };
+        let without_me = three[1..].to_vec();
+        let bootstrap: Vec<Member> = three
+            .iter()
+            .map(|m| Member {
+                client_urls: vec![],
+                ..m.clone()
+            })
+            .collect();
+        // Rule 13: an initial member that never served, in a formed cluster without a leader.
+        let mine_unpublished = {
+            let mut m = three.clone();
+            m[0].client_urls.clear();
+            m
+        };
+        let elsewhere = {
+            let mut m = three.clone();
+            m[0].peer_urls = vec!["http://10.0.9.1:2380".into()];
+            m
+        };
+        use LocalData::{Missing, Present, Unknown};
+        type Case<'a> = (
+            &'a str,
+            Option<&'a LastRun>,
+            Option<&'a [Member]>,
+            LocalData,
+            bool,
+            Result<Mode, &'a str>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "a member by name, data here",
+                Some(&mine),
+                Some(&three),
+                Present,
+                false,
+                Ok(Mode::Existing),
+            ),
+            (
+                "data unknown counts as not lost",
+                Some(&mine),
+                Some(&three),
+                Unknown,
+                false,
+                Ok(Mode::Existing),
+            ),
+            (
+                "rule 13: never published, the others have",
+                Some(&mine),
+                Some(&mine_unpublished),
+                Unknown,
+                false,
+                Ok(Mode::Existing),
+            ),
+            (
+                "rules 5 and 11: data lost",
+                Some(&mine),
+                Some(&three),
+                Missing,
+                false,
+                Err("no member data"),
+            ),
+            (
+                "no file",
+                None,
+                Some(&three),
+                Present,
+                false,
+                Err("no previous file"),
+            ),
+            (
+                "an AMI bake: another instance's file",
+                Some(&baked),
+                Some(&three),
+                Present,
+                false,
+                Err("written for i-7"),
+            ),
+            (
+                "nobody answers",
+                Some(&mine),
+                None,
+                Present,
+                false,
+                Err("none of the previous file's peers"),
+            ),
+            (
+                "removed: not a member by name",
+                Some(&mine),
+                Some(&without_me),
+                Present,
+                false,
+                Err("no member named i-1"),
+            ),
+            (
+                "rule 12: a bootstrap under way",
+                Some(&mine),
+                Some(&bootstrap),
+                Present,
+                false,
+                Err("bootstrapping"),
+            ),
+            (
+                "an unstarted member's name is EC2's to tell",
+                Some(&mine),
+                Some(&with_unstarted),
+                Present,
+                false,
+                Err("has not started"),
+            ),
+            (
+                "this member at another URL than IMDS names",
+                Some(&mine),
+                Some(&elsewhere),
+                Present,
+                false,
+                Err("not at http://10.0.2.1:2380"),
+            ),
+            (
+                "a proxy file in member mode",
+                Some(&proxy_file),
+                Some(&three),
+                Present,
+                false,
+                Err("a proxy's"),
+            ),
+            (
+                "proxy: the endpoints answered",
+                Some(&proxy_file),
+                Some(&three),
+                Unknown,
+                true,
+                Ok(Mode::Proxy),
+            ),
+            (
+                "proxy: data does not matter",
+                Some(&proxy_file),
+                Some(&three),
+                Missing,
+                true,
+                Ok(Mode::Proxy),
+            ),
+            (
+                "proxy: nobody answered",
+                Some(&proxy_file),
+                None,
+                Unknown,
+                true,
+                Err("endpoints answered"),
+            ),
+            (
+                "proxy: nobody serves clients",
+                Some(&proxy_file),
+                Some(&bootstrap),
+                Unknown,
+                true,
+                Err("serves clients"),
+            ),
+            (
+                "proxy: a member's file",
+                Some(&mine),
+                Some(&three),
+                Unknown,
+                true,
+                Err("a member's"),
+            ),
+            (
+                "proxy: an AMI bake",
+                Some(&baked_proxy),
+                Some(&three),
+                Unknown,
+                true,
+                Err("written for i-7"),
+            ),
+        ];
+        for (name, last_run, members, local_data, proxy_mode, expected) in cases {
+            let seen = Shortcut {
+                last_run,
+                me: &me,
+                members,
+                local_data,
+            };
+            let settings = Settings {
+                proxy_mode,
+                ..settings()
+            };
+            match (reboot_shortcut(&seen, &settings), expected) {
+                (Ok(plan), Ok(mode)) => {
+                    assert_eq!(plan.mode, mode, "failed testcase: {name}");
+                    assert!(plan.actions.is_empty(), "failed testcase: {name}");
+                    assert!(
+                        plan.summary.contains("no AWS call"),
+                        "failed testcase: {name}"
+                    );
+                }
+                (Err(why), Err(text)) => {
+                    assert!(why.contains(text), "failed testcase: {name}: {why}")
+                }
+                (got, want) => panic!("failed testcase: {name}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    /// Whatever the fast path decides, the full path decides the same with the same list:
+    /// the fast path is a shortcut to `plan`'s reboot, never a decision of its own.
+    #[test]
+    fn the_reboot_shortcut_agrees_with_the_full_plan() {
+        let mut full = observed(1, &[1, 2, 3], Some(three_members())).with_healthy(&[12, 13]);
+        for local_data in [LocalData::Present, LocalData::Unknown] {
+            full.local_data = local_data;
+            let last = LastRun {
+                name: "i-1".into(),
+                proxy: false,
+                peer_urls: vec!["http://10.0.2.2:2380".into()],
+                endpoints: vec![],
+            };
+            let seen = Shortcut {
+                last_run: Some(&last),
+                me: &full.me,
+                members: full.members.as_deref(),
+                local_data,
+            };
+            let fast = reboot_shortcut(&seen, &settings()).unwrap();
+            let slow = plan(&full, &settings()).unwrap();
+            assert_eq!((fast.mode, &fast.actions), (slow.mode, &slow.actions));
+            let members = full.members.clone().unwrap();
+            let without_group = Observed {
+                instances: vec![],
+                desired_capacity: 0,
+                ..full.clone()
+            };
+            assert_eq!(
+                environment(&fast, &without_group, Some(&members), &settings()).unwrap(),
+                environment(&slow, &full, Some(&members), &settings()).unwrap(),
+                "the file written without AWS is the full path's"
+            );
         }
     }
 

@@ -16,9 +16,10 @@ use crate::http::{aws_tls, etcd_tls, jitter, Http, Timeouts};
 use crate::imds::{join, Imds};
 use crate::metrics::{Counts, Tally};
 use crate::model::{
-    counts_in_cluster, warmed, Group, Identity, Instance, LocalData, Observed, PreviousFile,
+    counts_in_cluster, warmed, Group, Identity, Instance, LastRun, LocalData, Member, Observed,
+    PreviousFile,
 };
-use crate::plan::{self, Mode, Settings};
+use crate::plan::{self, Mode, Plan, Settings};
 use crate::{apply, datadir, envfile, status};
 
 /// IMDS and the container endpoint are link-local: they answer in milliseconds or not at all.
@@ -322,7 +323,7 @@ impl World<'_> {
             self.config.etcd_api,
             self.config.etcd_user.clone(),
         );
-        let local_data = self.local_data();
+        let local_data = local_data(self.config);
         let restarting = local_data == LocalData::Present && probe_peers;
         let (etcd, members, peer_list) = match (discovery, peer_list) {
             (Ok(Discovery::Found(etcd, members)), _) => (Some(etcd), Some(members), None),
@@ -410,20 +411,63 @@ impl World<'_> {
             _ => false,
         }
     }
+}
 
-    /// Only a directory the operator named says anything: an empty default directory (or a
-    /// leftover one) tells nothing about where etcd really keeps its data.
-    fn local_data(&self) -> LocalData {
-        match datadir::local_data(&self.config.data_dir) {
-            _ if !self.config.data_dir_named => {
-                log::debug!(
-                    "--etcd-data-dir/ETCD_DATA_DIR is not set: not judging {} (etcd may keep its data elsewhere)",
-                    self.config.data_dir.display()
-                );
-                LocalData::Unknown
-            }
-            found => found,
+/// Only a directory the operator named says anything: an empty default directory (or a
+/// leftover one) tells nothing about where etcd really keeps its data.
+fn local_data(config: &Config) -> LocalData {
+    match datadir::local_data(&config.data_dir) {
+        _ if !config.data_dir_named => {
+            log::debug!(
+                "--etcd-data-dir/ETCD_DATA_DIR is not set: not judging {} (etcd may keep its data elsewhere)",
+                config.data_dir.display()
+            );
+            LocalData::Unknown
         }
+        found => found,
+    }
+}
+
+/// The settings the plan and the file are shaped by. `cluster_token` only goes into a
+/// bootstrap's file.
+fn settings(config: &Config, cluster_token: String) -> Settings {
+    Settings {
+        peer_scheme: config.peer_scheme,
+        client_scheme: config.client_scheme,
+        peer_port: config.peer_port,
+        client_port: config.client_port,
+        address_kind: config.address_kind,
+        proxy_mode: config.proxy_mode,
+        cluster_token,
+        learner: config.learner,
+        listen_localhost: config.listen_localhost,
+    }
+}
+
+/// The member list of the cluster the previous file names, asked without AWS for the reboot
+/// fast path (`plan::reboot_shortcut`). A member asks the *peer* ports of its
+/// `ETCD_INITIAL_CLUSTER`: `GET /members` needs no etcd user and answers without a leader,
+/// so a member of a cluster that lost its quorum (a power cut) still learns it is one and
+/// restarts (rule 13); nothing here needs health (a reboot changes nothing). A proxy asks
+/// the client ports of its `ETCD_ENDPOINTS`, as its full path would: it may hold no peer
+/// certificate, and its file is etcd's own list of client URLs. `None`: nobody gave a list.
+fn ask_last_cluster(http: &Http, last: &LastRun, config: &Config) -> Option<Vec<Member>> {
+    if config.proxy_mode {
+        match etcd::discover(
+            http,
+            &last.endpoints,
+            config.etcd_api,
+            config.etcd_user.as_ref(),
+        ) {
+            Ok(Discovery::Found(_, members)) => Some(members),
+            Ok(Discovery::NobodyAnswered) => None,
+            Err(e) => {
+                log::debug!("the previous file's endpoints: {e}");
+                None
+            }
+        }
+    } else {
+        etcd::peer_member_list(http, &last.peer_urls)
     }
 }
 
@@ -480,6 +524,17 @@ pub fn run(config: &Config, tally: &Tally) -> Result<()> {
         Command::Status => Instant::now(),
         _ => boot_deadline,
     };
+    // The reboot fast path: the previous file names the cluster this node was in. Its peers
+    // are asked at once, while IMDS says who we are; when they list this instance as a
+    // member, that is the whole run, without AWS (and without fetching credentials).
+    let last_run = match config.command {
+        Command::Discover => envfile::last_run(&config.environment_file),
+        _ => None,
+    };
+    let asked = last_run.clone().map(|last| {
+        let (http, config) = (etcd_http.clone(), config.clone());
+        std::thread::spawn(move || ask_last_cluster(&http, &last, &config))
+    });
     let outside = config.command == Command::Status && config.group != GroupSelector::Own;
     let (imds, outsider) =
         match Imds::connect(&local, &config.aws.imds_endpoint, boot_deadline, &sleep) {
@@ -498,29 +553,41 @@ pub fn run(config: &Config, tally: &Tally) -> Result<()> {
             &sleep,
         )
     };
+    let fetch_group_tag = || match config.group {
+        GroupSelector::Own => imds.autoscaling_group(&sleep),
+        _ => Ok(None),
+    };
     // Who we are, our group's name (when metadata tags are on) and our credentials are three
-    // independent lookups: one round trip instead of three.
-    // A member's boot also asks where AutoScaling is taking this instance: a warm pool's
-    // instance boots long before it is put in service.
+    // independent lookups: one round trip instead of three. On a reboot only the first is
+    // needed; the other two wait for the fast path to say no. A member's boot also asks where
+    // AutoScaling is taking this instance: a warm pool's instance boots long before it is put
+    // in service.
     let joins = config.command == Command::Discover && !config.proxy_mode;
-    let (me, group_tag, credentials, target) = std::thread::scope(|scope| {
-        let group_tag = scope.spawn(|| match config.group {
-            GroupSelector::Own => imds.autoscaling_group(&sleep),
-            _ => Ok(None),
-        });
-        let credentials = scope.spawn(fetch_credentials);
-        let target = scope.spawn(|| {
-            if joins {
-                imds.target_lifecycle_state(&sleep)
-            } else {
-                Ok(None)
+    let fetch_target = || {
+        if joins {
+            imds.target_lifecycle_state(&sleep)
+        } else {
+            Ok(None)
+        }
+    };
+    let identify = || match outsider {
+        true => status::outsider(config.aws.region.as_deref()),
+        false => imds.identity(config.address_family, &sleep),
+    };
+    let (me, target, early) = std::thread::scope(|scope| {
+        let target = scope.spawn(fetch_target);
+        match asked {
+            Some(_) => {
+                let me = identify();
+                (me, join(target), None)
             }
-        });
-        let me = match outsider {
-            true => status::outsider(config.aws.region.as_deref()),
-            false => imds.identity(config.address_family, &sleep),
-        };
-        (me, join(group_tag), join(credentials), join(target))
+            None => {
+                let group_tag = scope.spawn(fetch_group_tag);
+                let credentials = scope.spawn(fetch_credentials);
+                let me = identify();
+                (me, join(target), Some((join(group_tag), join(credentials))))
+            }
+        }
     });
     let me = me?;
     if let Some(state) = target?.filter(|s| warmed(s)) {
@@ -535,6 +602,49 @@ pub fn run(config: &Config, tally: &Tally) -> Result<()> {
             me.availability_zone
         );
     }
+    if let Some(asked) = asked {
+        // A thread that died gave no list: the full path decides.
+        let members = asked.join().ok().flatten();
+        let local_data = local_data(config);
+        let seen = plan::Shortcut {
+            last_run: last_run.as_ref(),
+            me: &me,
+            members: members.as_deref(),
+            local_data,
+        };
+        // A member's or a proxy's file names no cluster token.
+        let settings = settings(config, String::new());
+        match plan::reboot_shortcut(&seen, &settings) {
+            Ok(plan) => {
+                let observed = Observed {
+                    me: me.clone(),
+                    desired_capacity: 0,
+                    instances: Vec::new(),
+                    members,
+                    peer_list: None,
+                    healthy: Vec::new(),
+                    present: Vec::new(),
+                    local_data,
+                    previous_file: envfile::previous_file(
+                        &config.environment_file,
+                        &me.instance_id,
+                    ),
+                    never_started: false,
+                    bootstrap_record: None,
+                };
+                return finish(config, &settings, &observed, None, &plan, None);
+            }
+            Err(why) => log::info!("not deciding from the previous file alone: {why}; asking AWS"),
+        }
+    }
+    let (group_tag, credentials) = match early {
+        Some(early) => early,
+        None => std::thread::scope(|scope| {
+            let group_tag = scope.spawn(fetch_group_tag);
+            let credentials = fetch_credentials();
+            (join(group_tag), credentials)
+        }),
+    };
     let region = config
         .aws
         .region
@@ -571,17 +681,7 @@ pub fn run(config: &Config, tally: &Tally) -> Result<()> {
         group_tag?,
         boot_deadline,
     )?;
-    let settings = Settings {
-        peer_scheme: config.peer_scheme,
-        client_scheme: config.client_scheme,
-        peer_port: config.peer_port,
-        client_port: config.client_port,
-        address_kind: config.address_kind,
-        proxy_mode: config.proxy_mode,
-        cluster_token: plan::cluster_token(&selection_text),
-        learner: config.learner,
-        listen_localhost: config.listen_localhost,
-    };
+    let settings = settings(config, plan::cluster_token(&selection_text));
     let world = World {
         config,
         tally,
@@ -826,8 +926,29 @@ fn discover(world: &World) -> Result<()> {
     if looks > 0 {
         log::info!("decided after {looks} more look(s)");
     }
+    finish(
+        config,
+        &world.settings,
+        &observed,
+        etcd.as_ref(),
+        &plan,
+        Some((world, my_group.as_deref())),
+    )
+}
+
+/// Carries the plan out (`--dry-run`: prints it) and writes the file. `group`: the full path's
+/// edges and the group that lists this instance, for a bootstrap's record (rule 14) and the
+/// last look before a file that brings a member (rule 10); the reboot fast path has none and
+/// needs none (its plan changes nothing).
+fn finish(
+    config: &Config,
+    settings: &Settings,
+    observed: &Observed,
+    etcd: Option<&Etcd>,
+    plan: &Plan,
+    group: Option<(&World, Option<&str>)>,
+) -> Result<()> {
     log::info!("{}", plan.summary);
-    let settings = &world.settings;
 
     // Render what we expect before touching the cluster: a value that cannot go into the file
     // stops the run before any membership change.
@@ -843,8 +964,8 @@ fn discover(world: &World) -> Result<()> {
         }
     };
     let predicted_text = envfile::render(&form(plan::environment(
-        &plan,
-        &observed,
+        plan,
+        observed,
         predicted.as_deref(),
         settings,
     )?))?;
@@ -863,8 +984,8 @@ fn discover(world: &World) -> Result<()> {
         return Ok(());
     }
 
-    if let Some(initial_cluster) = &plan.record {
-        record_bootstrap(world, my_group.as_deref(), initial_cluster)?;
+    if let (Some(initial_cluster), Some((world, my_group))) = (&plan.record, group) {
+        record_bootstrap(world, my_group, initial_cluster)?;
     }
     // Rule 15: a removed member's data goes aside before the join; if it cannot move (the
     // unit's ReadWritePaths), the cluster is left untouched.
@@ -887,8 +1008,8 @@ fn discover(world: &World) -> Result<()> {
         }
     }
     let changed =
-        matches!((&etcd, plan.mode), (Some(_), Mode::Existing)) && !plan.actions.is_empty();
-    let text = match (&etcd, plan.mode) {
+        matches!((etcd, plan.mode), (Some(_), Mode::Existing)) && !plan.actions.is_empty();
+    let text = match (etcd, plan.mode) {
         (Some(etcd), Mode::Existing) if changed => {
             // The list etcd answered this node's add with, else the list as it now stands:
             // the joining node's ETCD_INITIAL_CLUSTER must match it exactly. A later
@@ -898,8 +1019,8 @@ fn discover(world: &World) -> Result<()> {
                 None => etcd.list()?,
             };
             envfile::render(&form(plan::environment(
-                &plan,
-                &observed,
+                plan,
+                observed,
                 Some(&members),
                 settings,
             )?))?
@@ -919,8 +1040,10 @@ fn discover(world: &World) -> Result<()> {
     };
     // A node scaled in during its run (Terminating:Wait) must not start a member: its plan
     // was made while the group counted it. The seed checked this with its record already.
-    if plan.brings_a_member(&observed) && plan.record.is_none() {
-        still_counted(world)?;
+    if let Some((world, _)) = group.filter(|_| plan.brings_a_member(observed)) {
+        if plan.record.is_none() {
+            still_counted(world)?;
+        }
     }
     let written = envfile::write_atomic(&config.environment_file, &text).map_err(|e| match e {
         // The cluster now expects this node; a rerun finds the change and writes the file.

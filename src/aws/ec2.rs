@@ -10,6 +10,8 @@ pub const VERSION: &str = "2016-11-15";
 
 /// DescribeInstances takes many ids, but a bounded request is kinder to the API.
 const IDS_PER_CALL: usize = 100;
+/// DescribeInstances calls in flight at once for a big group.
+const PARALLEL_CHUNKS: usize = 4;
 
 /// EC2's `<item>` list wrapper.
 #[derive(Deserialize)]
@@ -143,14 +145,16 @@ pub fn parse_instances_page(
 
 /// Addresses of these instances, every page of every chunk. An id EC2 does not know yet is
 /// left out (the caller sees it without an address); the others still get theirs.
+/// The chunks are asked a few at once: a 1,000-instance group is 10 calls, and one after
+/// another they cost 10 round trips; all at once they would spend the account's API budget
+/// in a burst (AWS throttles per account).
 pub fn describe_instances(
     client: &QueryClient,
     ids: &[String],
     family: AddressFamily,
 ) -> Result<Vec<Instance>> {
-    let mut all = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(IDS_PER_CALL) {
-        all.extend(known_only(chunk, &mut |asking| {
+    let describe = |chunk: &[String]| {
+        known_only(chunk, &mut |asking| {
             paginate("DescribeInstances", |token| {
                 let mut params: Vec<(String, String)> = asking
                     .iter()
@@ -162,7 +166,40 @@ pub fn describe_instances(
                 }
                 parse_instances_page(&client.call("DescribeInstances", &params)?, family)
             })
-        })?);
+        })
+    };
+    let chunks: Vec<&[String]> = ids.chunks(IDS_PER_CALL).collect();
+    if chunks.len() <= 1 {
+        return chunks
+            .first()
+            .map_or(Ok(Vec::new()), |chunk| describe(chunk));
+    }
+    // A bounded pool: each worker takes the next chunk; the answers keep the chunks' order.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let answers: std::sync::Mutex<Vec<Option<Result<Vec<Instance>>>>> =
+        std::sync::Mutex::new(chunks.iter().map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..chunks.len().min(PARALLEL_CHUNKS) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(chunk) = chunks.get(i) else { break };
+                let answer = describe(chunk);
+                let failed = answer.is_err();
+                if let Ok(mut answers) = answers.lock() {
+                    answers[i] = Some(answer);
+                }
+                if failed {
+                    // The whole call fails: no more chunks are asked.
+                    next.store(chunks.len(), std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    let answers = answers.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut all = Vec::with_capacity(ids.len());
+    // A chunk is left unasked only after another failed: that failure is returned.
+    for answer in answers.into_iter().flatten() {
+        all.extend(answer?);
     }
     Ok(all)
 }

@@ -52,6 +52,23 @@ fn not_up_yet(e: &Error) -> bool {
     )
 }
 
+/// AWS throttled the call: a fleet booting at once shares the account's request rate, and
+/// waiting (jittered, with backoff) is what lets every instance through. Waited for like a
+/// network that is not up yet, until `--boot-wait` ends, beyond the usual tries.
+fn throttled(e: &Error) -> bool {
+    matches!(e, Error::Aws { code, .. } if matches!(
+        code.as_str(),
+        "Throttling"
+            | "ThrottlingException"
+            | "ThrottledException"
+            | "RequestThrottledException"
+            | "TooManyRequestsException"
+            | "RequestLimitExceeded"
+            | "RequestThrottled"
+            | "EC2ThrottledException"
+    ))
+}
+
 /// Both error shapes: `<ErrorResponse><Error>` (AutoScaling) and `<Response><Errors><Error>` (EC2).
 #[derive(Deserialize, Default)]
 struct ErrorDocument {
@@ -174,7 +191,7 @@ impl QueryClient<'_> {
             self.patient_until,
             self.sleep,
             |e| Error::is_transient(e) && !wrong_region(e),
-            |e| not_up_yet(e) && !wrong_region(e),
+            |e| (not_up_yet(e) || throttled(e)) && !wrong_region(e),
             || {
                 if tries > 0 {
                     self.http.note_retry();

@@ -10,8 +10,12 @@
 mod client;
 #[path = "../support/fake.rs"]
 mod fake;
+#[path = "../lab/herd.rs"]
+mod herd;
 #[path = "../lab/lab.rs"]
 mod lab;
+#[path = "../support/throttle.rs"]
+mod throttle;
 #[path = "../offline/world.rs"]
 mod world;
 
@@ -87,6 +91,7 @@ struct Row {
     rss_kib: u64,
     requests: String,
     trips: String,
+    aws_calls: String,
 }
 
 fn group(name: &str, hosts: &[u8]) -> Group {
@@ -98,9 +103,9 @@ fn group(name: &str, hosts: &[u8]) -> Group {
     }
 }
 
-/// Requests and sequential round trips of one run against the fakes, with 20 ms held on
-/// every answer so that parallel requests overlap as they would on a network.
-fn count_trips(w: &World, args: &[&str], reset: &dyn Fn()) -> (String, String) {
+/// Requests, sequential round trips and AWS calls of one run against the fakes, with 20 ms
+/// held on every answer so that parallel requests overlap as they would on a network.
+fn count_trips(w: &World, args: &[&str], reset: &dyn Fn()) -> (String, String, String) {
     reset();
     w.set_latency(Duration::from_millis(20));
     for s in [&w.imds, &w.aws].into_iter().chain(&w.etcd) {
@@ -117,16 +122,18 @@ fn count_trips(w: &World, args: &[&str], reset: &dyn Fn()) -> (String, String) {
     (
         all.len().to_string(),
         fake::sequential_round_trips(&all).to_string(),
+        w.aws_requests().len().to_string(),
     )
 }
 
 fn fakes(rows: &mut Vec<Row>) {
-    // Reboot: this node is a member; instance metadata tags and static keys.
+    // Reboot: this node is a member with its file; instance metadata tags and static keys.
+    // The fast path: the file's peers (their peer ports) list it; no AWS call.
     let imds = Imds {
         group_tag: Some("etcd".into()),
         ..Imds::v2()
     };
-    let w = World::new(
+    let mut w = World::new(
         101,
         2,
         vec![group("etcd", &[2, 3, 4])],
@@ -134,9 +141,12 @@ fn fakes(rows: &mut Vec<Row>) {
         vec![],
         imds,
     );
+    w.serve_peer_ports(&[3, 4]);
     let members = vec![w.member(2, true), w.member(3, true), w.member(4, true)];
     *w.members.lock().unwrap() = members;
-    let (requests, trips) = count_trips(&w, &[], &|| {});
+    // The first boot writes the file every measured run finds.
+    assert!(w.run(&[]).status.success());
+    let (requests, trips, aws_calls) = count_trips(&w, &[], &|| {});
     rows.push(Row {
         path: "reboot",
         against: "fakes",
@@ -144,6 +154,34 @@ fn fakes(rows: &mut Vec<Row>) {
         rss_kib: peak_rss(w.command(&[])),
         requests,
         trips,
+        aws_calls,
+    });
+
+    // The same reboot when the file's peers do not answer (their peer ports are closed):
+    // the full path, after the look at the peers.
+    let imds = Imds {
+        group_tag: Some("etcd".into()),
+        ..Imds::v2()
+    };
+    let w = World::new(
+        106,
+        2,
+        vec![group("etcd", &[2, 3, 4])],
+        Some((&[3, 4], EtcdApi::V3)),
+        vec![],
+        imds,
+    );
+    *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true), w.member(4, true)];
+    assert!(w.run(&[]).status.success());
+    let (requests, trips, aws_calls) = count_trips(&w, &[], &|| {});
+    rows.push(Row {
+        path: "reboot, full path",
+        against: "fakes",
+        timing: time_runs(|| {}, || w.run(&[])),
+        rss_kib: peak_rss(w.command(&[])),
+        requests,
+        trips,
+        aws_calls,
     });
 
     // Join: one stale member removed, this node added; the members are reset before each run.
@@ -156,8 +194,11 @@ fn fakes(rows: &mut Vec<Row>) {
         Imds::v2(),
     );
     let start: Vec<FakeMember> = vec![w.member(2, true), w.member(3, true), w.member(5, true)];
-    let reset = || *w.members.lock().unwrap() = start.clone();
-    let (requests, trips) = count_trips(&w, &[], &reset);
+    let reset = || {
+        *w.members.lock().unwrap() = start.clone();
+        let _ = std::fs::remove_file(w.env_file());
+    };
+    let (requests, trips, aws_calls) = count_trips(&w, &[], &reset);
     let timing = time_runs(reset, || w.run(&[]));
     reset();
     rows.push(Row {
@@ -167,9 +208,11 @@ fn fakes(rows: &mut Vec<Row>) {
         rss_kib: peak_rss(w.command(&[])),
         requests,
         trips,
+        aws_calls,
     });
 
-    // Proxy: a consumer node writes the masters' endpoints.
+    // Proxy: a consumer node writes the masters' endpoints; its first boot (no file), then
+    // its reboot (the file's endpoints answer: no AWS call).
     let w = World::new(
         103,
         7,
@@ -180,14 +223,30 @@ fn fakes(rows: &mut Vec<Row>) {
     );
     *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true)];
     let args = ["-proxy-mode", "-scaling-group-name=etcd-masters"];
-    let (requests, trips) = count_trips(&w, &args, &|| {});
+    let no_file = || {
+        let _ = std::fs::remove_file(w.env_file());
+    };
+    let (requests, trips, aws_calls) = count_trips(&w, &args, &no_file);
+    let timing = time_runs(no_file, || w.run(&args));
+    no_file();
     rows.push(Row {
-        path: "proxy",
+        path: "proxy, first boot",
+        against: "fakes",
+        timing,
+        rss_kib: peak_rss(w.command(&args)),
+        requests,
+        trips,
+        aws_calls,
+    });
+    let (requests, trips, aws_calls) = count_trips(&w, &args, &|| {});
+    rows.push(Row {
+        path: "proxy, reboot",
         against: "fakes",
         timing: time_runs(|| {}, || w.run(&args)),
         rss_kib: peak_rss(w.command(&args)),
         requests,
         trips,
+        aws_calls,
     });
 }
 
@@ -200,7 +259,20 @@ fn etcdctl(endpoint: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn lab(rows: &mut Vec<Row>) {
+/// AWS calls of one run of the tool for k, counted by a proxy in front of moto.
+fn lab_aws_calls(lab: &Lab, k: u8, args: &[&str]) -> String {
+    let counter = throttle::ThrottlingProxy::start(&lab.ip(252), &lab.moto.url, 0, 1);
+    let out = lab.discover_with_env(k, args, &[("AWS_ENDPOINT_URL", &counter.url())]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    counter.requests().len().to_string()
+}
+
+/// The rows against the lab; returns the herd's lines for after the table.
+fn lab(rows: &mut Vec<Row>) -> String {
     let mut lab = Lab::new(104);
     lab.create_group("etcd", "etcd-masters");
     for k in [2, 3, 4] {
@@ -221,6 +293,7 @@ fn lab(rows: &mut Vec<Row>) {
         rss_kib: lab_rss(&lab, 2, &[]),
         requests: "-".into(),
         trips: "-".into(),
+        aws_calls: lab_aws_calls(&lab, 2, &[]),
     });
 
     // Join: a stale (never started) member at .9 is removed and node 6 added; then both are
@@ -260,6 +333,8 @@ fn lab(rows: &mut Vec<Row>) {
     };
     let timing = time_runs(reset, || lab.discover(6, &[]));
     reset();
+    let aws_calls = lab_aws_calls(&lab, 6, &[]);
+    reset();
     rows.push(Row {
         path: "join",
         against: "lab",
@@ -267,6 +342,7 @@ fn lab(rows: &mut Vec<Row>) {
         rss_kib: lab_rss(&lab, 6, &[]),
         requests: "-".into(),
         trips: "-".into(),
+        aws_calls,
     });
     if let Some(id) = member_id(&me_url) {
         etcdctl(&endpoint, &["member", "remove", &id]);
@@ -275,14 +351,53 @@ fn lab(rows: &mut Vec<Row>) {
     lab.create_group("consumers", "consumers");
     lab.launch("consumers", 20);
     let args = ["-proxy-mode", "-scaling-group-name=etcd"];
+    let no_file = || {
+        let _ = std::fs::remove_file(lab.env_file(20));
+    };
+    let timing = time_runs(no_file, || lab.discover(20, &args));
+    no_file();
+    let aws_calls = lab_aws_calls(&lab, 20, &args);
+    no_file();
     rows.push(Row {
-        path: "proxy",
+        path: "proxy, first boot",
+        against: "lab",
+        timing,
+        rss_kib: lab_rss(&lab, 20, &args),
+        requests: "-".into(),
+        trips: "-".into(),
+        aws_calls,
+    });
+    // lab_rss's run left the file: every run below is a reboot.
+    rows.push(Row {
+        path: "proxy, reboot",
         against: "lab",
         timing: time_runs(|| {}, || lab.discover(20, &args)),
         rss_kib: lab_rss(&lab, 20, &args),
         requests: "-".into(),
         trips: "-".into(),
+        aws_calls: lab_aws_calls(&lab, 20, &args),
     });
+    herd_lines(&mut lab)
+}
+
+/// 200 proxy instances booting at once against the lab's cluster, a fifth of AWS calls
+/// throttled; then all of them rebooting.
+fn herd_lines(lab: &mut Lab) -> String {
+    let herd = herd::herd(lab, 30, 200, 20, 16);
+    let mut out = String::new();
+    for (what, wave) in [("first boot", &herd.boot), ("reboot", &herd.reboot)] {
+        let _ = writeln!(
+            out,
+            "\nHerd, {what}: {} proxy instances at once, 20% of AWS calls answered Throttling (seeded): every file right; {:.0} ms for the whole herd; AWS calls per instance {:.2} on average, {} at most ({} in all, {} of them throttled and retried).",
+            wave.instances,
+            wave.wall.as_secs_f64() * 1000.0,
+            wave.mean_calls(),
+            wave.max_calls_per_instance,
+            wave.aws_calls,
+            wave.throttled
+        );
+    }
+    out
 }
 
 fn lab_rss(lab: &Lab, k: u8, args: &[&str]) -> u64 {
@@ -323,7 +438,12 @@ fn thousand(out: &mut String) {
         String::from_utf8_lossy(&first.stderr)
     );
     let entries = lab.env_value(9, "ETCD_INITIAL_CLUSTER").split(',').count();
-    let timing = time_runs(|| {}, || lab.discover(9, &args));
+    // Every run a first boot: with the file, a reboot would ask the 1,000 endpoints first.
+    let no_file = || {
+        let _ = std::fs::remove_file(lab.env_file(9));
+    };
+    let timing = time_runs(no_file, || lab.discover(9, &args));
+    no_file();
     let rss = lab_rss(&lab, 9, &args);
     let _ = writeln!(
         out,
@@ -381,13 +501,13 @@ fn main() {
     sizes(&mut out);
     let mut rows = Vec::new();
     fakes(&mut rows);
-    lab(&mut rows);
-    let _ = writeln!(out, "\n| path | against | wall median | min | max | peak RSS | requests | sequential round trips |");
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+    let herd = lab(&mut rows);
+    let _ = writeln!(out, "\n| path | against | wall median | min | max | peak RSS | requests | sequential round trips | AWS calls |");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         let _ = writeln!(
             out,
-            "| {} | {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} MiB | {} | {} |",
+            "| {} | {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} MiB | {} | {} | {} |",
             r.path,
             r.against,
             r.timing.0,
@@ -395,9 +515,11 @@ fn main() {
             r.timing.2,
             r.rss_kib as f64 / 1024.0,
             r.requests,
-            r.trips
+            r.trips,
+            r.aws_calls
         );
     }
+    out.push_str(&herd);
     thousand(&mut out);
     print!("{out}");
     let _ = std::fs::write("target/bench.md", &out);

@@ -8,12 +8,16 @@
 mod client;
 #[path = "../support/fake.rs"]
 mod fake;
+mod herd;
 mod ipv6;
 mod lab;
 mod pools;
+mod reboot;
 mod rules;
 mod safety;
 mod status;
+#[path = "../support/throttle.rs"]
+mod throttle;
 mod units;
 mod versions;
 

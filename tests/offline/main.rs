@@ -386,9 +386,18 @@ fn aws_errors_fail_cleanly_and_keep_the_old_file() {
     let throttled = fs::read_to_string("fixtures/autoscaling/error-throttling.xml").unwrap();
     *w.aws_override.lock().unwrap() = Some((400, throttled));
     let before = w.aws_requests().len();
-    assert_failure(&w.run(&[]), 75, "Throttling");
+    assert_failure(&w.run(&["--boot-wait=0"]), 75, "Throttling");
     assert_eq!(w.aws_requests().len() - before, 5, "bounded retries");
     assert_eq!(fs::read_to_string(w.env_file()).unwrap(), "OLD=1\n");
+    // Issue 16: at boot a throttled call is tried again until --boot-wait ends (a fleet
+    // booting at once shares the account's rate), then it fails the same way.
+    let before = w.aws_requests().len();
+    assert_failure(&w.run(&["--boot-wait=10s"]), 75, "Throttling");
+    assert!(
+        w.aws_requests().len() - before > 5,
+        "patient while booting: {} tries",
+        w.aws_requests().len() - before
+    );
 
     *w.aws_override.lock().unwrap() = Some((502, "<html><body>Bad Gateway</body></html>".into()));
     assert_failure(&w.run(&[]), 75, "HTTP status 502");
@@ -779,6 +788,148 @@ fn the_reboot_path_takes_at_most_six_sequential_round_trips() {
     println!(
         "reboot path: {} requests, {trips} sequential round trips",
         all.len()
+    );
+}
+
+#[test]
+fn a_reboot_makes_no_aws_call_and_at_most_three_sequential_round_trips() {
+    // Issue 16: with an instance profile and the group's name from IMDS, the full reboot
+    // path takes 6 sequential round trips and 2 AWS calls. The fast path: the previous
+    // file's peers are asked while IMDS says who we are; no credentials, no AWS.
+    let imds = Imds {
+        group_tag: Some("etcd".into()),
+        profile: true,
+        ..Imds::v2()
+    };
+    let mut w = World::new(
+        220,
+        2,
+        vec![group("etcd", &[2, 3, 4])],
+        Some((&[3, 4], EtcdApi::V3)),
+        vec![],
+        imds,
+    );
+    w.serve_peer_ports(&[3, 4]);
+    *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true), w.member(4, true)];
+    let no_keys = [("AWS_ACCESS_KEY_ID", ""), ("AWS_SECRET_ACCESS_KEY", "")];
+    // The first boot has no file: the full path writes it.
+    let out = w.run_with_env(&[], &no_keys);
+    assert_success(&out);
+    assert!(!stderr(&out).contains("no AWS call"), "{}", stderr(&out));
+    let written = fs::read_to_string(w.env_file()).unwrap();
+    for s in [&w.imds, &w.aws].into_iter().chain(&w.etcd) {
+        s.requests.lock().unwrap().clear();
+    }
+    w.set_latency(Duration::from_millis(250));
+    let out = w.run_with_env(&[], &no_keys);
+    assert_success(&out);
+    assert!(stderr(&out).contains("no AWS call"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("up to date"), "{}", stderr(&out));
+    assert_eq!(fs::read_to_string(w.env_file()).unwrap(), written);
+    assert!(w.aws_requests().is_empty(), "{:?}", w.aws_requests());
+    assert!(
+        w.imds
+            .requests()
+            .iter()
+            .all(|r| !r.path.contains("security-credentials") && !r.path.contains("/tags/")),
+        "no credentials, no group tag: {:?}",
+        w.imds.requests()
+    );
+    assert!(w.etcd_changes().is_empty(), "no membership change");
+    let all: Vec<fake::Request> = [w.imds.requests(), w.aws_requests(), w.etcd_requests()].concat();
+    let trips = fake::sequential_round_trips(&all);
+    assert!(trips <= 3, "{trips} sequential round trips");
+    println!(
+        "reboot fast path: {} requests, {trips} sequential round trips",
+        all.len()
+    );
+}
+
+#[test]
+fn a_reboot_that_falls_back_costs_one_round_trip_more_than_a_first_boot() {
+    // The file was baked into the image on another instance: the peers are asked (beside
+    // IMDS), the shortcut says no, and only then come the group tag and the credentials.
+    let imds = Imds {
+        group_tag: Some("etcd".into()),
+        profile: true,
+        ..Imds::v2()
+    };
+    let mut w = World::new(
+        222,
+        2,
+        vec![group("etcd", &[2, 3, 4])],
+        Some((&[3, 4], EtcdApi::V3)),
+        vec![],
+        imds,
+    );
+    w.serve_peer_ports(&[3, 4]);
+    *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true), w.member(4, true)];
+    let no_keys = [("AWS_ACCESS_KEY_ID", ""), ("AWS_SECRET_ACCESS_KEY", "")];
+    assert_success(&w.run_with_env(&[], &no_keys));
+    let me = env_value(&fs::read_to_string(w.env_file()).unwrap(), "ETCD_NAME");
+    let baked = fs::read_to_string(w.env_file())
+        .unwrap()
+        .replace(&format!("ETCD_NAME={me}"), "ETCD_NAME=i-0bake0000000000001");
+    fs::write(w.env_file(), baked).unwrap();
+    for s in [&w.imds, &w.aws].into_iter().chain(&w.etcd) {
+        s.requests.lock().unwrap().clear();
+    }
+    w.set_latency(Duration::from_millis(250));
+    let out = w.run_with_env(&[], &no_keys);
+    assert_success(&out);
+    assert!(
+        stderr(&out).contains("was written for i-0bake0000000000001"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        env_value(&fs::read_to_string(w.env_file()).unwrap(), "ETCD_NAME"),
+        me
+    );
+    assert_eq!(w.aws_requests().len(), 2);
+    let all: Vec<fake::Request> = [w.imds.requests(), w.aws_requests(), w.etcd_requests()].concat();
+    let trips = fake::sequential_round_trips(&all);
+    assert!(trips <= 7, "{trips} sequential round trips");
+    println!(
+        "a reboot that falls back: {} requests, {trips} sequential round trips",
+        all.len()
+    );
+}
+
+#[test]
+fn a_big_groups_addresses_are_asked_in_chunks_at_once() {
+    // Issue 16: DescribeInstances takes 100 ids a call; a 240-instance group's three calls
+    // went one after another. Now they overlap, and every instance is still in the file.
+    let hosts: Vec<u8> = (2..=241).collect();
+    let masters = group("etcd-masters", &hosts);
+    let mut consumers = group("consumers", &[242]);
+    consumers.tags.clear();
+    let w = World::new(221, 242, vec![masters, consumers], None, vec![], Imds::v2());
+    w.set_latency(Duration::from_millis(250));
+    let out = w.run(&["-proxy-mode", "-scaling-group-name=etcd-masters"]);
+    assert_success(&out);
+    let text = fs::read_to_string(w.env_file()).unwrap();
+    let mut endpoints: Vec<String> = env_value(&text, "ETCD_ENDPOINTS")
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    endpoints.sort();
+    let mut expected: Vec<String> = hosts
+        .iter()
+        .map(|k| format!("http://127.0.221.{k}:{}", w.client_port))
+        .collect();
+    expected.sort();
+    assert_eq!(endpoints, expected);
+    let describes: Vec<fake::Request> = w
+        .aws_requests()
+        .into_iter()
+        .filter(|r| r.param("Action").as_deref() == Some("DescribeInstances"))
+        .collect();
+    assert_eq!(describes.len(), 3, "100 ids a call");
+    assert_eq!(
+        fake::sequential_round_trips(&describes),
+        1,
+        "the chunks are asked at once"
     );
 }
 

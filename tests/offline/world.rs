@@ -278,6 +278,22 @@ impl World {
         self.aws.requests()
     }
 
+    /// Peer ports (2380) at these hosts that answer `GET /members` with the members, as
+    /// etcd's do (with or without a leader, no user needed). Their requests count as etcd's.
+    pub fn serve_peer_ports(&mut self, hosts: &[u8]) {
+        for k in hosts {
+            let members = self.members.clone();
+            self.etcd.push(FakeServer::start_on(
+                &World::ip(self.net, *k),
+                2380,
+                move |r: &Request| match (r.method.as_str(), r.path.as_str()) {
+                    ("GET", "/members") => (200, peer_members_json(&members.lock().unwrap())),
+                    _ => (404, "404 page not found\n".into()),
+                },
+            ));
+        }
+    }
+
     pub fn etcd_requests(&self) -> Vec<Request> {
         self.etcd.iter().flat_map(|e| e.requests()).collect()
     }
@@ -287,9 +303,10 @@ impl World {
         self.etcd_requests()
             .into_iter()
             .filter(|r| {
-                !r.path.ends_with("/list")
-                    && r.path != "/health"
-                    && !(r.method == "GET" && r.path == "/v2/members")
+                let read = r.path.ends_with("/list")
+                    || r.path == "/health"
+                    || (r.method == "GET" && (r.path == "/v2/members" || r.path == "/members"));
+                !read
             })
             .map(|r| (r.path, r.body))
             .collect()
@@ -531,6 +548,25 @@ fn v2_members_json(members: &[FakeMember]) -> String {
         })
         .collect();
     format!(r#"{{"members":[{}]}}"#, items.join(","))
+}
+
+/// A peer port's `GET /members`: ids as numbers, every field present.
+fn peer_members_json(members: &[FakeMember]) -> String {
+    let items: Vec<String> = members
+        .iter()
+        .map(|m| {
+            let clients = if m.client_url.is_empty() {
+                String::new()
+            } else {
+                format!(r#""{}""#, m.client_url)
+            };
+            format!(
+                r#"{{"id":{},"name":"{}","peerURLs":["{}"],"clientURLs":[{clients}]}}"#,
+                m.id, m.name, m.peer_url
+            )
+        })
+        .collect();
+    format!("[{}]", items.join(","))
 }
 
 /// The first string value in a small JSON body after `"key":`.

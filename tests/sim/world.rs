@@ -505,13 +505,7 @@ impl World {
             }
         }
         let observed = Observed {
-            me: Identity {
-                instance_id: me.id(),
-                private_ip: me.ip(),
-                private_dns: String::new(),
-                region: "us-east-1".into(),
-                availability_zone: "us-east-1a".into(),
-            },
+            me: self.identity(n),
             desired_capacity: self.desired,
             instances,
             members,
@@ -877,6 +871,13 @@ impl World {
         // Rule 15: a removed member's data is moved aside before any change (run.rs).
         let fresh_plan = matches!(run, Run::Observe);
         let next = match run {
+            Run::Observe if self.shortcut(n).is_some() => {
+                let (observed, plan) = self.shortcut(n).expect("just seen");
+                Run::Write {
+                    observed: Box::new(observed),
+                    plan,
+                }
+            }
             Run::Observe => match self.observe(n) {
                 Err(code) => Run::Exited(code),
                 Ok((observed, _)) => match plan::plan(&observed, &settings()) {
@@ -950,6 +951,67 @@ impl World {
         }
         self.node_mut(n).run = next;
         Ok(())
+    }
+
+    /// The reboot fast path (`run.rs`): the peers the node's previous file names are asked for
+    /// the member list (peer ports, in the file's order, the first list wins), and the real
+    /// `plan::reboot_shortcut` decides without AWS. `None`: the full path decides.
+    fn shortcut(&self, n: u8) -> Option<(Observed, Plan)> {
+        let me = self.node(n);
+        let file = me.file.as_ref().filter(|f| f.name == me.id())?;
+        let last = model::LastRun {
+            name: file.name.clone(),
+            proxy: false,
+            peer_urls: file.initial.iter().map(|(_, url)| url.clone()).collect(),
+            endpoints: Vec::new(),
+        };
+        let members = last.peer_urls.iter().find_map(|url| {
+            let peer = self
+                .nodes
+                .iter()
+                .find(|x| format!("http://{}:2380", x.ip()) == *url)?;
+            let cluster = self.cluster(peer.data.as_ref()?.cluster)?;
+            self.peer_reachable(n, peer.n)
+                .then(|| World::members_of(cluster))
+        });
+        let local_data = if me.data.is_some() {
+            LocalData::Present
+        } else {
+            LocalData::Missing
+        };
+        let identity = self.identity(n);
+        let seen = plan::Shortcut {
+            last_run: Some(&last),
+            me: &identity,
+            members: members.as_deref(),
+            local_data,
+        };
+        let plan = plan::reboot_shortcut(&seen, &settings()).ok()?;
+        let observed = Observed {
+            me: identity,
+            desired_capacity: 0,
+            instances: Vec::new(),
+            members,
+            peer_list: None,
+            healthy: Vec::new(),
+            present: Vec::new(),
+            local_data,
+            previous_file: model::PreviousFile::NotAMember,
+            never_started: false,
+            bootstrap_record: None,
+        };
+        Some((observed, plan))
+    }
+
+    fn identity(&self, n: u8) -> Identity {
+        let me = self.node(n);
+        Identity {
+            instance_id: me.id(),
+            private_ip: me.ip(),
+            private_dns: String::new(),
+            region: "us-east-1".into(),
+            availability_zone: "us-east-1a".into(),
+        }
     }
 
     /// The cluster this node's run talks to: the first that answers, asked again.
