@@ -181,6 +181,21 @@ fn look(
     }
 }
 
+/// Instances the groups still list that no longer count but may still run etcd
+/// (`Terminating:Wait`, `Terminating:Proceed`, `Detaching`): sorted and unique.
+fn leaving_ids(groups: &[Group]) -> Vec<String> {
+    let gone = |state: &str| state == "Terminated" || state == "Detached";
+    let mut ids: Vec<String> = groups
+        .iter()
+        .flat_map(|g| g.instances.iter())
+        .filter(|(_, state)| !counts_in_cluster(state) && !gone(state))
+        .map(|(id, _)| id.clone())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
 /// Counted instance ids of the groups, sorted and unique.
 fn counted_ids(groups: &[Group]) -> Vec<String> {
     let mut ids: Vec<String> = groups
@@ -261,18 +276,19 @@ impl World<'_> {
         // Groups are described sorted by name: the first record is the one every node reads.
         let bootstrap_record = groups.iter().find_map(|g| g.bootstrap_record.clone());
         let ids = counted_ids(groups);
+        let leaving = leaving_ids(groups);
         // This instance is asked about in the same call: peers are named from EC2, so this
         // node is too (see `ec2::name_me_as_ec2_does`).
-        let mut asking = ids.clone();
+        let mut asking: Vec<String> = ids.iter().chain(&leaving).cloned().collect();
         if !asking.contains(&self.me.instance_id) && !self.me.instance_id.is_empty() {
             asking.push(self.me.instance_id.clone());
         }
         let described = ec2::describe_instances(&self.ec2, &asking, self.config.address_family)?;
         let me = ec2::name_me_as_ec2_does(&self.me, &described);
-        let mut instances: Vec<Instance> = described
+        let (mut instances, leaving): (Vec<Instance>, Vec<Instance>) = described
             .into_iter()
-            .filter(|i| ids.contains(&i.id))
-            .collect();
+            .filter(|i| ids.contains(&i.id) || leaving.contains(&i.id))
+            .partition(|i| ids.contains(&i.id));
         // An id AutoScaling lists but EC2 does not know (yet) stays, without an address.
         for id in &ids {
             if !instances.iter().any(|i| &i.id == id) {
@@ -304,8 +320,11 @@ impl World<'_> {
             instances.len()
         );
 
+        // Instances on their way out still run their etcd until they are gone: asked too, so
+        // that "nobody answered" is never said of a cluster that runs there.
         let client_urls: Vec<String> = instances
             .iter()
+            .chain(&leaving)
             .filter_map(|i| self.settings.client_url(i).ok())
             .collect();
         // A bootstrap under way serves no client until it has a leader (its client ports
@@ -313,6 +332,7 @@ impl World<'_> {
         // it at once: both are asked at the same time, and whichever settles it first wins.
         let peer_urls: Vec<String> = instances
             .iter()
+            .chain(&leaving)
             .filter_map(|i| self.settings.peer_url(i).ok())
             .collect();
         let probe_peers = self.config.command == Command::Discover && !self.config.proxy_mode;
@@ -632,6 +652,7 @@ pub fn run(config: &Config, tally: &Tally) -> Result<()> {
                     never_started: false,
                     bootstrap_record: None,
                 };
+                tally.plan(kind(plan.mode));
                 return finish(config, &settings, &observed, None, &plan, None);
             }
             Err(why) => log::info!("not deciding from the previous file alone: {why}; asking AWS"),

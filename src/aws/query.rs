@@ -141,18 +141,18 @@ pub fn percent_encode(value: &str) -> String {
     out
 }
 
-/// The form body of a Query call.
+/// The form body of a Query call, encoded as the SDKs encode it
+/// (`application/x-www-form-urlencoded`: a space is `+`). AWS hashes the body as sent, but an
+/// endpoint that hashes the form it parsed again (moto) agrees only with that encoding; a tag
+/// value is the one place a space occurs.
 pub fn form_body(action: &str, version: &str, params: &[(String, String)]) -> String {
-    let mut body = format!(
-        "Action={}&Version={}",
-        percent_encode(action),
-        percent_encode(version)
-    );
+    let form = |text: &str| percent_encode(text).replace("%20", "+");
+    let mut body = format!("Action={}&Version={}", form(action), form(version));
     for (name, value) in params {
         body.push('&');
-        body.push_str(&percent_encode(name));
+        body.push_str(&form(name));
         body.push('=');
-        body.push_str(&percent_encode(value));
+        body.push_str(&form(value));
     }
     body
 }
@@ -363,7 +363,7 @@ mod tests {
         ];
         assert_eq!(
             form_body("DescribeAutoScalingGroups", "2011-01-01", &params),
-            "Action=DescribeAutoScalingGroups&Version=2011-01-01&Filters.member.1.Name=tag%3AName&Filters.member.1.Values.member.1=etcd%20masters%2Fprod"
+            "Action=DescribeAutoScalingGroups&Version=2011-01-01&Filters.member.1.Name=tag%3AName&Filters.member.1.Values.member.1=etcd+masters%2Fprod"
         );
     }
 

@@ -266,16 +266,17 @@ fn a_seed_rebooted_before_its_etcd_started_resumes_its_bootstrap() {
     for k in nodes {
         lab.launch("etcd", k);
     }
-    // Nobody runs etcd: only the seed (launched first) decides, the others wait.
-    for k in nodes {
-        let _ = lab.discover(k, &["--wait-timeout=1s"]);
-    }
+    // Nobody runs etcd: only the seed (launched first) decides; the others wait, or, once
+    // its record is in the group's tags, take part in it (rule 14).
     let seeds: Vec<u8> = nodes
         .into_iter()
-        .filter(|k| lab.env_file(*k).exists())
+        .filter(|k| {
+            let out = lab.discover(*k, &["--wait-timeout=1s"]);
+            String::from_utf8_lossy(&out.stderr).contains("bootstrapping a new cluster")
+        })
         .collect();
     let [seed] = seeds[..] else {
-        panic!("exactly one seed wrote a file: {seeds:?}");
+        panic!("exactly one seed bootstrapped: {seeds:?}");
     };
     let first = fs::read(lab.env_file(seed)).unwrap();
     let log = lab.discover_ok(seed, &[]);

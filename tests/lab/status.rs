@@ -54,7 +54,8 @@ fn status_healthy_then_stale_then_etcd_down() {
     let prom = lab.dir.join("status.prom");
     let prom_flag = format!("--metrics-file={}", prom.display());
 
-    // A reboot's discover writes its metrics: done, an existing cluster of 3, none stale.
+    // A reboot's discover writes its metrics: done, the plan of an existing member, decided
+    // from the peers without AWS (the fast path), so no group to count members against.
     let discover_prom = lab.dir.join("discover.prom");
     lab.discover_ok(3, &[&format!("--metrics-file={}", discover_prom.display())]);
     let m = metrics(&discover_prom);
@@ -64,10 +65,24 @@ fn status_healthy_then_stale_then_etcd_down() {
         discover("last_run_plan{command=\"discover\",kind=\"existing\"}"),
         1.0
     );
-    assert_eq!(discover("members{command=\"discover\"}"), 3.0);
-    assert_eq!(discover("members_stale{command=\"discover\"}"), 0.0);
-    assert!(discover("last_run_requests{command=\"discover\",service=\"aws\"}") >= 2.0);
+    assert!(!m.contains_key("etcd_discovery_members{command=\"discover\"}"));
+    assert_eq!(
+        discover("last_run_requests{command=\"discover\",service=\"aws\"}"),
+        0.0
+    );
     assert!(discover("last_run_requests{command=\"discover\",service=\"etcd\"}") >= 1.0);
+    // The full path (a data directory it cannot vouch for: the env file names another
+    // instance) counts the members against the group: three, none stale.
+    let full_prom = lab.dir.join("discover-full.prom");
+    let env_file = lab.env_file(4);
+    let file = std::fs::read_to_string(&env_file).unwrap();
+    std::fs::write(&env_file, file.replace("ETCD_NAME=", "ETCD_NAME=x")).unwrap();
+    lab.discover_ok(4, &[&format!("--metrics-file={}", full_prom.display())]);
+    let m = metrics(&full_prom);
+    let full = |name: &str| sample(&m, &format!("etcd_discovery_{name}"));
+    assert_eq!(full("members{command=\"discover\"}"), 3.0);
+    assert_eq!(full("members_stale{command=\"discover\"}"), 0.0);
+    assert!(full("last_run_requests{command=\"discover\",service=\"aws\"}") >= 2.0);
     assert!(discover("last_run_timestamp_seconds{command=\"discover\"}") > 1.7e9);
 
     // Healthy: exit 0, every instance named as a started, healthy member; one leader.

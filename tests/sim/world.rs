@@ -437,16 +437,12 @@ impl World {
         // silent: somebody is there.
         let mut found = None;
         let mut silent = false;
-        let asked: Vec<u8> = instances
+        // Instances on their way out (Terminating:Wait) are asked too: they still run.
+        let asked: Vec<u8> = self
+            .nodes
             .iter()
-            .filter(|i| !i.private_ip.is_empty())
-            .map(|i| {
-                self.nodes
-                    .iter()
-                    .find(|x| x.id() == i.id)
-                    .expect("listed")
-                    .n
-            })
+            .filter(|x| (x.counted() || (x.leaving && !x.terminated)) && x.visible)
+            .map(|x| x.n)
             .collect();
         for target in &asked {
             if let Some(cluster) = self.reachable_cluster(n, *target) {
@@ -1055,7 +1051,13 @@ impl World {
                         .data
                         .as_ref()
                         .is_some_and(|d| d.cluster == id && d.member == *member);
-                if !own && self.runner(id, *member).is_some_and(|r| !r.partitioned) {
+                // A member on an instance that is leaving (Terminating:Wait) is on its way out:
+                // its own `leave` removes it too. Quorum is still checked below.
+                if !own
+                    && self
+                        .runner(id, *member)
+                        .is_some_and(|r| !r.partitioned && !r.leaving)
+                {
                     return violation(format!(
                         "i-{n} removed member {member:x}, which is up and reachable"
                     ));
@@ -1104,10 +1106,13 @@ impl World {
                 // 3.4: every voter connected in the last 5 s (isConnectedFullySince); 3.5.30+
                 // and 3.6.11+: a quorum of the cluster with the new member counted
                 // (isConnectedToQuorumAfterAddingNewMemberSince), so a second unstarted
-                // member gets in.
+                // member gets in; that function lets a single-member cluster grow whatever
+                // it is connected to.
                 let ok = match self.version {
                     Version::V34 => connected(self, &cluster) == voters,
-                    Version::V35Late => connected(self, &cluster) >= quorum(voters + 1),
+                    Version::V35Late => {
+                        voters == 1 || connected(self, &cluster) >= quorum(voters + 1)
+                    }
                 };
                 if !ok {
                     return Ok(Err(75)); // unhealthy cluster
