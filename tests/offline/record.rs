@@ -5,7 +5,7 @@
 
 use std::fs;
 
-use super::world::{instance_id, Imds, World};
+use super::world::{instance_id, EtcdApi, Imds, World};
 use super::{assert_failure, assert_success, cluster, env_value, group, stderr};
 
 /// The record tag as the seed writes it: the initial cluster with spaces for commas.
@@ -162,4 +162,30 @@ fn without_the_tagging_permission_the_seed_warns_and_bootstraps() {
     let text = fs::read_to_string(w.env_file()).unwrap();
     assert_eq!(env_value(&text, "ETCD_NAME"), instance_id(2));
     assert_eq!(env_value(&text, "ETCD_INITIAL_CLUSTER_STATE"), "new");
+}
+
+#[test]
+fn a_member_on_an_instance_on_its_way_out_is_asked_too() {
+    // Regression (the simulation's operations): two of three members were scaled in during
+    // the first boot; their instances sit in Terminating:Wait and still run etcd. i-2, the one
+    // the group counts, asked only the counted instances, heard nobody and bootstrapped a
+    // second cluster. The leaving i-3 answers: i-2 starts as the member the cluster lists for
+    // it, and bootstraps nothing.
+    let mut g = group("etcd", &[2]);
+    g.instances.push((3, "Terminating:Wait".into()));
+    let w = World::new(
+        197,
+        2,
+        vec![g],
+        Some((&[3], EtcdApi::V3)),
+        vec![],
+        Imds::v2(),
+    );
+    *w.members.lock().unwrap() = vec![w.member(3, true), w.member(2, false)];
+    let out = w.run(&["--wait-timeout=2s"]);
+    let log = stderr(&out);
+    assert!(!log.contains("bootstrapping a new cluster"), "{log}");
+    assert_success(&out);
+    let text = fs::read_to_string(w.env_file()).unwrap();
+    assert_eq!(env_value(&text, "ETCD_INITIAL_CLUSTER_STATE"), "existing");
 }
