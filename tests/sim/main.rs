@@ -79,6 +79,13 @@ fn known(violation: &Violation) -> Option<&'static str> {
         // already taken part in the dead bootstrap stays in it until a person wipes it.
         return Some("K6: a majority of a recorded bootstrap lost before it formed");
     }
+    if split_or_stuck && what.contains("a formed cluster's majority was scaled in") {
+        // Scale-ins took most of a formed cluster's members at once (a one-member group's only
+        // one, two of three): their leave is refused (it would cost the quorum), their data
+        // goes with their instances, and the instances left bootstrap anew beside what still
+        // runs on the leaving ones. Scale in one member at a time.
+        return Some("K8: a formed cluster's majority scaled in at once");
+    }
     if split_or_stuck && what.contains("a seed was scaled in during its bootstrap") {
         // The seed decided while the group counted it, then was scaled in; another seed,
         // seeing the group without it, decides and records differently. The seed's read-back

@@ -203,6 +203,9 @@ pub struct World {
     /// A seed was scaled in after it decided to bootstrap: another seed, seeing the group
     /// without it, may decide differently, and tags have no conditional write (known K7).
     pub seed_scaled_in: bool,
+    /// A formed cluster was left with fewer members on counted instances than its quorum by
+    /// scale-ins: the group takes its data away (known K8).
+    pub majority_scaled_in: bool,
     /// AWS answers every call with `Throttling` (a burst); the tool's retries give up and the
     /// run exits 75.
     pub throttled: bool,
@@ -327,6 +330,7 @@ impl World {
             lost_recorded_bootstrap: false,
             record: None,
             seed_scaled_in: false,
+            majority_scaled_in: false,
             throttled: false,
             operations: false,
         }
@@ -618,6 +622,9 @@ impl World {
         if self.lost_unformed_bootstrap {
             causes.push_str(" (a bootstrap member lost its data before the cluster formed)");
         }
+        if self.majority_scaled_in {
+            causes.push_str(" (a formed cluster's majority was scaled in)");
+        }
         if self.seed_scaled_in {
             causes.push_str(" (a seed was scaled in during its bootstrap)");
         }
@@ -700,6 +707,18 @@ impl World {
                 self.seed_scaled_in |= seeding;
                 self.desired -= 1;
                 self.node_mut(n).leaving = true;
+                self.majority_scaled_in |= self.clusters.iter().any(|c| {
+                    let kept = c
+                        .members
+                        .iter()
+                        .filter(|m| {
+                            self.nodes.iter().any(|x| {
+                                x.counted() && m.peer_url == format!("http://{}:2380", x.ip())
+                            })
+                        })
+                        .count();
+                    c.members.iter().any(|m| m.published) && kept < quorum(c.members.len())
+                });
             }
             Event::WarmLaunch => {
                 let n = self.nodes.iter().map(|x| x.n).max().unwrap_or(0) + 1;
