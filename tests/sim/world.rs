@@ -206,6 +206,10 @@ pub struct World {
     /// A formed cluster was left with fewer members on counted instances than its quorum by
     /// scale-ins: the group takes its data away (known K8).
     pub majority_scaled_in: bool,
+    /// A formed cluster runs while none of the instances the group's record names is counted
+    /// any more (they were all replaced one by one): the record no longer speaks for it, and
+    /// a node cut off from every member sees nobody (known K9).
+    pub record_outlived: bool,
     /// AWS answers every call with `Throttling` (a burst); the tool's retries give up and the
     /// run exits 75.
     pub throttled: bool,
@@ -331,6 +335,7 @@ impl World {
             record: None,
             seed_scaled_in: false,
             majority_scaled_in: false,
+            record_outlived: false,
             throttled: false,
             operations: false,
         }
@@ -622,6 +627,9 @@ impl World {
         if self.lost_unformed_bootstrap {
             causes.push_str(" (a bootstrap member lost its data before the cluster formed)");
         }
+        if self.record_outlived {
+            causes.push_str(" (the cluster outlived every instance its record names)");
+        }
         if self.majority_scaled_in {
             causes.push_str(" (a formed cluster's majority was scaled in)");
         }
@@ -672,7 +680,8 @@ impl World {
                 x.partitioned = false;
                 x.run = Run::Observe;
             }
-            Event::Terminate(n) => {
+            Event::Terminate(n) | Event::FinishTerminate(n) => {
+                // The instance is gone, its etcd and its disks with it.
                 let x = self.node_mut(n);
                 x.terminated = true;
                 x.etcd = false;
@@ -732,18 +741,20 @@ impl World {
                 self.leave(n)?;
                 self.node_mut(n).left = true;
             }
-            Event::FinishTerminate(n) => {
-                let x = self.node_mut(n);
-                x.terminated = true;
-                x.etcd = false;
-                x.ready = false;
-                x.data = None;
-                x.data_dir_as_written = false;
-                x.run = Run::Idle;
-            }
             Event::Reconcile => self.reconcile()?,
         }
         self.lost_recorded_bootstrap |= self.recorded_bootstrap_lost();
+        self.record_outlived |= self.record.as_ref().is_some_and(|record| {
+            let formed = self
+                .clusters
+                .iter()
+                .any(|c| c.members.iter().any(|m| m.published));
+            formed
+                && !record.split(',').any(|e| {
+                    let name = e.split_once('=').map_or(e, |(name, _)| name);
+                    self.nodes.iter().any(|x| x.counted() && x.id() == name)
+                })
+        });
         // A formed cluster that lost the data of a majority stays lost, even once its record
         // is dropped below.
         self.formed_cluster_lost |= self
