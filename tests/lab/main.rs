@@ -13,6 +13,7 @@ mod lab;
 mod pools;
 mod rules;
 mod safety;
+mod snapshot;
 mod status;
 mod units;
 mod versions;
