@@ -27,7 +27,14 @@ struct Message {
     #[serde(default)]
     result: Option<Chunk>,
     #[serde(default)]
-    error: Option<serde_json::Value>,
+    error: Option<Failure>,
+}
+
+/// The gateway's `{"error":{"grpc_code":..,"http_code":..,"message":..,"http_status":..}}`.
+#[derive(Deserialize)]
+struct Failure {
+    #[serde(default)]
+    message: String,
 }
 
 #[derive(Deserialize)]
@@ -171,13 +178,9 @@ fn parse_message(raw: &[u8]) -> Result<Piece> {
     let message: Message =
         serde_json::from_slice(raw).map_err(|e| broken(format!("a message is not etcd's: {e}")))?;
     if let Some(error) = message.error {
-        let text = error
-            .get("message")
-            .and_then(|m| m.as_str())
-            .map_or_else(|| error.to_string(), str::to_string);
         return Err(broken(format!(
             "etcd failed the snapshot: {}",
-            snippet(&text)
+            snippet(&error.message)
         )));
     }
     let chunk = message
