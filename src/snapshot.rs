@@ -175,8 +175,11 @@ impl<R: Read> Stream<R> {
 }
 
 fn parse_message(raw: &[u8]) -> Result<Piece> {
+    // from_str, as etcd.rs reads every other answer: from_slice would link a second copy of
+    // serde_json's parser.
+    let text = std::str::from_utf8(raw).map_err(|_| broken("a message is not UTF-8"))?;
     let message: Message =
-        serde_json::from_slice(raw).map_err(|e| broken(format!("a message is not etcd's: {e}")))?;
+        serde_json::from_str(text).map_err(|e| broken(format!("a message is not etcd's: {e}")))?;
     if let Some(error) = message.error {
         return Err(broken(format!(
             "etcd failed the snapshot: {}",

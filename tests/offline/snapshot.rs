@@ -273,6 +273,14 @@ fn a_refused_part_aborts_the_upload() {
     let methods: Vec<&str> = calls.iter().map(|c| c.split(' ').next().unwrap()).collect();
     assert_eq!(methods, ["POST", "PUT", "DELETE"], "{calls:?}");
     assert!(calls[2].ends_with("?uploadId=UP%2B1%2Fx"), "{calls:?}");
+    // --dry-run says what it would upload and calls S3 not at all.
+    let out = run(&w, &s3, &["--dry-run"]);
+    assert_success(&out);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("# would upload the snapshot"),
+        "{out:?}"
+    );
+    assert_eq!(s3.requests().len(), 3);
 }
 
 #[test]
