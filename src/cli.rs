@@ -243,8 +243,8 @@ When: etcd-discovery-snapshot.timer, every hour on every member.
 
 Flags: --snapshot-url (ETCD_DISCOVERY_SNAPSHOT_URL), --snapshot-keep N (default 24),
 the group's and etcd's flags of `etcd-discovery --help`, --timeout, --dry-run. S3 is
-the region's (--region, else the instance's), or AWS_ENDPOINT_URL_S3 (else
-AWS_ENDPOINT_URL), called path-style.
+asked in the bucket's region (HeadBucket names it; first guess --region, else the
+instance's), or at AWS_ENDPOINT_URL_S3 (else AWS_ENDPOINT_URL), path-style.
 
 Exit codes: 0 done (or not the leader), 1 failed, 2 bad usage, 75 temporary failure
 (no leader, etcd or S3 unreachable): retry.

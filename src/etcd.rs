@@ -1098,7 +1098,7 @@ mod tests {
         Response {
             status,
             body: fixture(name),
-            etag: None,
+            headers: Vec::new(),
         }
     }
 
@@ -1160,7 +1160,7 @@ mod tests {
             &Response {
                 status: 404,
                 body: "404 page not found\n".into(),
-                etag: None,
+                headers: Vec::new(),
             },
         );
         assert!(

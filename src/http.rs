@@ -83,13 +83,25 @@ fn out_of_time(what: &str) -> Error {
 pub struct Response {
     pub status: u16,
     pub body: String,
-    /// The `ETag` header, when there is one: S3 names an uploaded part by it.
-    pub etag: Option<String>,
+    /// The headers S3 answers in (`etag`, `x-amz-bucket-region`), names in lowercase; the
+    /// others are not kept.
+    pub headers: Vec<(&'static str, String)>,
 }
+
+/// The answer headers kept in `Response::headers`.
+const KEPT_HEADERS: [&str; 2] = ["etag", "x-amz-bucket-region"];
 
 impl Response {
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
+    }
+
+    /// A kept header's value (`KEPT_HEADERS`).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -267,11 +279,13 @@ impl Http {
             .run()
             .map_err(|e| transport_error(what, url, self.connect_timeout, e))?;
         let status = response.status().as_u16();
-        let etag = response
-            .headers()
-            .get("etag")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let headers = KEPT_HEADERS
+            .iter()
+            .filter_map(|name| {
+                let value = response.headers().get(*name)?.to_str().ok()?;
+                Some((*name, value.to_string()))
+            })
+            .collect();
         let bytes = response
             .body_mut()
             .with_config()
@@ -289,7 +303,11 @@ impl Http {
             detail: "the answer is not UTF-8".into(),
         })?;
         log::trace!("{what}: HTTP {status}, {} bytes", body.len());
-        Ok(Response { status, body, etag })
+        Ok(Response {
+            status,
+            body,
+            headers,
+        })
     }
 
     fn request<'b>(

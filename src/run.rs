@@ -678,14 +678,6 @@ fn snapshot(
         return Ok(());
     }
     let key = snapshot::object_name(&location.prefix, SystemTime::now(), mine.revision()?);
-    let s3 = S3 {
-        http: aws_http,
-        bucket_url: s3::bucket_url(&location.bucket, region, config.aws.s3_endpoint.as_deref()),
-        region: region.to_string(),
-        credentials,
-        sleep: &sleep,
-        clock: SystemTime::now,
-    };
     if config.dry_run {
         println!(
             "# would upload the snapshot of {} to s3://{}/{key}",
@@ -693,6 +685,16 @@ fn snapshot(
         );
         return Ok(());
     }
+    let endpoint = config.aws.s3_endpoint.as_deref();
+    let s3 = S3 {
+        http: aws_http,
+        bucket_url: s3::bucket_url(&location.bucket, region, endpoint),
+        region: region.to_string(),
+        credentials,
+        sleep: &sleep,
+        clock: SystemTime::now,
+    }
+    .in_bucket_region(&location.bucket, endpoint)?;
     let mut stream = mine.snapshot()?;
     let copied = s3.put_stream(&key, |sink| snapshot::copy(&mut stream, sink))?;
     s3.put(

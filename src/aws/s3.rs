@@ -69,6 +69,14 @@ pub fn bucket_url(bucket: &str, region: &str, configured: Option<&str>) -> Strin
     }
 }
 
+/// A region name as it may go in a host name and a signature.
+fn valid_region(region: &str) -> bool {
+    !region.is_empty()
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
 /// A key in a URL path: each segment encoded, the slashes kept.
 fn key_path(key: &str) -> String {
     key.split('/')
@@ -210,6 +218,57 @@ impl S3<'_> {
         })
     }
 
+    /// The same bucket, signed for the region S3 says it is in. A bucket lives in one region;
+    /// a request signed for another is refused (a redirect, or a 400), and every answer to
+    /// HeadBucket names the bucket's region in `x-amz-bucket-region`, whatever its status, as
+    /// the SDKs read it. Without an endpoint the URL follows the region too.
+    pub fn in_bucket_region(self, bucket: &str, configured: Option<&str>) -> Result<Self> {
+        let url = format!("{}/", self.bucket_url);
+        let what = format!("S3 HeadBucket at {}", self.bucket_url);
+        let unsigned = Unsigned {
+            method: "HEAD",
+            url: &url,
+            headers: &[],
+            body: b"",
+        };
+        let signed = sign_request(
+            &unsigned,
+            &self.credentials.current(),
+            &self.region,
+            "s3",
+            (self.clock)(),
+        )?;
+        let headers: Vec<(&str, &str)> = signed
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let response = retry(RETRY, self.sleep, Error::is_transient, || {
+            let response = self.http.send_slice(&what, "HEAD", &url, &headers, b"")?;
+            match response.status {
+                500.. => Err(Error::Status {
+                    what: what.clone(),
+                    status: response.status,
+                    body: String::new(),
+                }),
+                _ => Ok(response),
+            }
+        })?;
+        match response.header("x-amz-bucket-region") {
+            Some(region) if region != self.region && valid_region(region) => {
+                log::info!(
+                    "bucket {bucket} is in {region}, not {}: asking there",
+                    self.region
+                );
+                Ok(S3 {
+                    bucket_url: bucket_url(bucket, region, configured),
+                    region: region.to_string(),
+                    ..self
+                })
+            }
+            _ => Ok(self),
+        }
+    }
+
     /// Uploads what `fill` writes as one object `key`, in parts of `PART_SIZE`: only when
     /// `fill` succeeds is the upload completed; on any failure it is aborted.
     pub fn put_stream<T>(
@@ -292,7 +351,8 @@ impl<'s, 'a> Upload<'s, 'a> {
         let response = self
             .s3
             .call("UploadPart", "PUT", &self.key, &query, &self.buffer)?;
-        let etag = response.etag.ok_or_else(|| Error::Parse {
+        let etag = response.header("etag").map(str::to_string);
+        let etag = etag.ok_or_else(|| Error::Parse {
             what: "S3 UploadPart".into(),
             detail: format!("part {number} came back without an ETag"),
         })?;

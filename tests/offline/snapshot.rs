@@ -18,12 +18,31 @@ enum S3Fault {
     PartRefused,
 }
 
-/// A fake S3 that answers the calls `snapshot` makes, keeping the keys it lists.
-fn start_s3(ip: &str, fault: S3Fault, listed: Vec<String>) -> FakeServer {
+/// A fake S3 that answers the calls `snapshot` makes, keeping the keys it lists. Its bucket
+/// is in `region`: HeadBucket says so, and a request signed for another is refused.
+fn start_s3(ip: &str, fault: S3Fault, listed: Vec<String>, region: &'static str) -> FakeServer {
     let listed = Arc::new(Mutex::new(listed));
     FakeServer::start_with_headers(ip, 0, move |r: &Request| {
         let (path, query) = r.path.split_once('?').unwrap_or((&r.path, ""));
         let none = Vec::new();
+        let here = vec![("x-amz-bucket-region".to_string(), region.to_string())];
+        let scope = format!("/{region}/s3/aws4_request");
+        if r.method == "HEAD" {
+            let signed_here = r
+                .header("authorization")
+                .is_some_and(|a| a.contains(&scope));
+            return (if signed_here { 200 } else { 301 }, here, String::new());
+        }
+        if !r
+            .header("authorization")
+            .is_some_and(|a| a.contains(&scope))
+        {
+            return (
+                400,
+                none,
+                format!("<Error><Code>AuthorizationHeaderMalformed</Code><Message>expecting '{region}'</Message></Error>"),
+            );
+        }
         match (r.method.as_str(), query) {
             ("POST", "uploads") => (
                 200,
@@ -154,11 +173,11 @@ fn run(w: &World, s3: &FakeServer, extra: &[&str]) -> std::process::Output {
 fn the_leader_streams_its_snapshot_into_one_multipart_upload_and_its_checksum() {
     let w = World::new(250, 2, vec![group("etcd", &[2])], None, vec![], Imds::v2());
     let etcd = start_etcd(&w, true, STREAM.to_string());
-    let s3 = start_s3("127.0.250.9", S3Fault::None, Vec::new());
+    let s3 = start_s3("127.0.250.9", S3Fault::None, Vec::new(), "us-east-1");
     let out = run(&w, &s3, &[]);
     assert_success(&out);
     let calls = calls(&s3);
-    let key = calls[0]
+    let key = calls[1]
         .strip_prefix("POST /bucket/")
         .and_then(|k| k.strip_suffix("?uploads"))
         .unwrap_or_else(|| panic!("{calls:?}"))
@@ -171,6 +190,7 @@ fn the_leader_streams_its_snapshot_into_one_multipart_upload_and_its_checksum() 
     assert_eq!(
         calls,
         vec![
+            "HEAD /bucket/".to_string(),
             format!("POST /bucket/{key}?uploads"),
             format!("PUT /bucket/{key}?partNumber=1&uploadId=UP%2B1%2Fx"),
             format!("POST /bucket/{key}?uploadId=UP%2B1%2Fx"),
@@ -185,23 +205,23 @@ fn the_leader_streams_its_snapshot_into_one_multipart_upload_and_its_checksum() 
     };
     // The one part is the database and etcd's trailing hash, byte for byte.
     let expected = streamed_bytes(STREAM);
-    assert_eq!(requests[1].bytes, expected);
+    assert_eq!(requests[2].bytes, expected);
     // Signed for S3, with the part's sha256.
-    let auth = requests[1].header("authorization").unwrap();
-    assert!(auth.contains("/s3/aws4_request"), "{auth}");
-    assert!(requests[1].header("x-amz-content-sha256").is_some());
+    let auth = requests[2].header("authorization").unwrap();
+    assert!(auth.contains("/us-east-1/s3/aws4_request"), "{auth}");
+    assert!(requests[2].header("x-amz-content-sha256").is_some());
     // The completion names the part by the ETag it came back with.
     assert!(
-        requests[2].body.contains(&format!(
+        requests[3].body.contains(&format!(
             "<Part><ETag>&quot;etag-{}&quot;</ETag><PartNumber>1</PartNumber></Part>",
             expected.len()
         )),
         "{}",
-        requests[2].body
+        requests[3].body
     );
     // `sha256sum -c` reads the checksum object.
     let file = key.rsplit('/').next().unwrap();
-    let sum = requests[3].body.clone();
+    let sum = requests[4].body.clone();
     assert!(sum.ends_with(&format!("  {file}\n")), "{sum}");
     let dir = w.dir.join("check");
     std::fs::create_dir_all(&dir).unwrap();
@@ -223,7 +243,7 @@ fn a_database_larger_than_a_part_goes_up_in_parts_of_5_mib_and_a_last_smaller_on
     let stream = synthetic_stream(12 * 1024 * 1024 + 100);
     let expected = streamed_bytes(&stream);
     let _etcd = start_etcd(&w, true, stream);
-    let s3 = start_s3("127.0.250.10", S3Fault::None, Vec::new());
+    let s3 = start_s3("127.0.250.10", S3Fault::None, Vec::new(), "us-east-1");
     let out = run(&w, &s3, &[]);
     assert_success(&out);
     let mut requests = s3.requests();
@@ -255,7 +275,7 @@ fn a_database_larger_than_a_part_goes_up_in_parts_of_5_mib_and_a_last_smaller_on
 fn other_members_exit_0_and_upload_nothing() {
     let w = World::new(251, 2, vec![group("etcd", &[2])], None, vec![], Imds::v2());
     let _etcd = start_etcd(&w, false, STREAM.to_string());
-    let s3 = start_s3("127.0.251.9", S3Fault::None, Vec::new());
+    let s3 = start_s3("127.0.251.9", S3Fault::None, Vec::new(), "us-east-1");
     let out = run(&w, &s3, &[]);
     assert_success(&out);
     assert!(stderr(&out).contains("not the leader"), "{}", stderr(&out));
@@ -266,13 +286,13 @@ fn other_members_exit_0_and_upload_nothing() {
 fn a_refused_part_aborts_the_upload() {
     let w = World::new(252, 2, vec![group("etcd", &[2])], None, vec![], Imds::v2());
     let _etcd = start_etcd(&w, true, STREAM.to_string());
-    let s3 = start_s3("127.0.252.9", S3Fault::PartRefused, Vec::new());
+    let s3 = start_s3("127.0.252.9", S3Fault::PartRefused, Vec::new(), "us-east-1");
     let out = run(&w, &s3, &[]);
     assert_failure(&out, 1, "AccessDenied");
     let calls = calls(&s3);
     let methods: Vec<&str> = calls.iter().map(|c| c.split(' ').next().unwrap()).collect();
-    assert_eq!(methods, ["POST", "PUT", "DELETE"], "{calls:?}");
-    assert!(calls[2].ends_with("?uploadId=UP%2B1%2Fx"), "{calls:?}");
+    assert_eq!(methods, ["HEAD", "POST", "PUT", "DELETE"], "{calls:?}");
+    assert!(calls[3].ends_with("?uploadId=UP%2B1%2Fx"), "{calls:?}");
     // --dry-run says what it would upload and calls S3 not at all.
     let out = run(&w, &s3, &["--dry-run"]);
     assert_success(&out);
@@ -280,7 +300,7 @@ fn a_refused_part_aborts_the_upload() {
         String::from_utf8_lossy(&out.stdout).contains("# would upload the snapshot"),
         "{out:?}"
     );
-    assert_eq!(s3.requests().len(), 3);
+    assert_eq!(s3.requests().len(), 4);
 }
 
 #[test]
@@ -289,13 +309,13 @@ fn a_cut_stream_is_aborted_and_never_completed() {
     // The stream stops after its first message: etcd died, or the connection dropped.
     let first = STREAM.lines().next().unwrap().to_string() + "\n";
     let _etcd = start_etcd(&w, true, first);
-    let s3 = start_s3("127.0.253.9", S3Fault::None, Vec::new());
+    let s3 = start_s3("127.0.253.9", S3Fault::None, Vec::new(), "us-east-1");
     let out = run(&w, &s3, &[]);
     assert_failure(&out, 75, "snapshot");
     let calls = calls(&s3);
     let methods: Vec<&str> = calls.iter().map(|c| c.split(' ').next().unwrap()).collect();
-    assert_eq!(methods, ["POST", "DELETE"], "{calls:?}");
-    assert!(calls[0].ends_with("?uploads") && calls[1].contains("?uploadId="));
+    assert_eq!(methods, ["HEAD", "POST", "DELETE"], "{calls:?}");
+    assert!(calls[1].ends_with("?uploads") && calls[2].contains("?uploadId="));
 }
 
 #[test]
@@ -313,7 +333,8 @@ fn the_oldest_snapshots_beyond_keep_are_deleted() {
     // What S3 lists after the upload: the two old ones and the new one.
     let mut listed = old.clone();
     listed.push("etcd/prod/etcd-snapshot-29990101T000000Z-r42.db".into());
-    let s3 = start_s3("127.0.254.9", S3Fault::None, listed);
+    // The bucket is in another region than the instance: HeadBucket finds it.
+    let s3 = start_s3("127.0.254.9", S3Fault::None, listed, "eu-west-1");
     let out = run(&w, &s3, &["--snapshot-keep=2"]);
     assert_success(&out);
     let deletes: Vec<String> = calls(&s3)
@@ -327,4 +348,15 @@ fn the_oldest_snapshots_beyond_keep_are_deleted() {
             "DELETE /bucket/etcd/prod/etcd-snapshot-20240101T000000Z-r1.db.sha256",
         ]
     );
+    // Every call after HeadBucket was signed for the bucket's region.
+    assert!(
+        stderr(&out).contains("bucket bucket is in eu-west-1"),
+        "{}",
+        stderr(&out)
+    );
+    let mut requests = s3.requests();
+    requests.sort_by_key(|r| r.received);
+    assert!(requests[1..].iter().all(|r| r
+        .header("authorization")
+        .is_some_and(|a| a.contains("/eu-west-1/s3/aws4_request"))));
 }
