@@ -999,6 +999,77 @@ mod tests {
         assert_eq!(c.aws.imds_endpoint, "http://169.254.169.254");
     }
 
+    // Issue 15: `snapshot` needs a bucket; the flag, its variable and --snapshot-keep.
+    #[test]
+    fn snapshot_flags() {
+        use crate::aws::s3::Location;
+        let c = run(&["snapshot", "-snapshot-url=s3://my-bucket/etcd/prod"], &[]).unwrap();
+        assert_eq!(c.command, Command::Snapshot);
+        assert_eq!(
+            c.snapshot_url,
+            Some(Location {
+                bucket: "my-bucket".into(),
+                prefix: "etcd/prod/".into()
+            })
+        );
+        assert_eq!(c.snapshot_keep, 24);
+        let c = run(
+            &["snapshot", "--snapshot-keep", "3"],
+            &[
+                ("ETCD_DISCOVERY_SNAPSHOT_URL", "s3://other-bucket"),
+                ("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9000"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.snapshot_url.unwrap().bucket, "other-bucket");
+        assert_eq!(c.snapshot_keep, 3);
+        assert_eq!(c.aws.s3_endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        let c = run(&[], &[("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")]).unwrap();
+        assert_eq!(c.aws.s3_endpoint.as_deref(), Some("http://127.0.0.1:5000"));
+        // Another subcommand ignores the variable: one environment file may serve every unit.
+        let c = run(
+            &["reconcile"],
+            &[("ETCD_DISCOVERY_SNAPSHOT_URL", "s3://my-bucket")],
+        )
+        .unwrap();
+        assert_eq!(c.command, Command::Reconcile);
+        for (args, needle) in [
+            (&["snapshot"][..], "snapshot needs --snapshot-url"),
+            (
+                &["snapshot", "--snapshot-url=my-bucket/x"],
+                "s3://BUCKET/PREFIX",
+            ),
+            (
+                &["snapshot", "--snapshot-url=s3://My_Bucket"],
+                "not an S3 bucket name",
+            ),
+            (
+                &[
+                    "snapshot",
+                    "--snapshot-url=s3://my-bucket",
+                    "--snapshot-keep=0",
+                ],
+                "--snapshot-keep",
+            ),
+            (
+                &[
+                    "snapshot",
+                    "--snapshot-url=s3://my-bucket",
+                    "-proxy-mode",
+                    "-scaling-group-name=x",
+                ],
+                "not on proxy nodes",
+            ),
+        ] {
+            match run(args, &[]) {
+                Err(Error::Usage(m)) => {
+                    assert!(m.contains(needle), "failed testcase {args:?}: {m}")
+                }
+                other => panic!("failed testcase {args:?}: {other:?}"),
+            }
+        }
+    }
+
     #[test]
     fn go_flag_syntax_from_gambol99s_readme() {
         let c = run(

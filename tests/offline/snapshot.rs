@@ -89,6 +89,11 @@ fn start_s3(ip: &str, fault: S3Fault, listed: Vec<String>, region: &'static str)
 
 /// etcd on host 2 of `w`: one member, leader or not, whose snapshot stream is `stream`.
 fn start_etcd(w: &World, leader: bool, stream: String) -> FakeServer {
+    start_etcd_answering(w, leader, 200, stream)
+}
+
+/// The same, its snapshot answered with `status`.
+fn start_etcd_answering(w: &World, leader: bool, status_code: u16, stream: String) -> FakeServer {
     let me = w.member(2, true);
     let list = format!(
         r#"{{"header":{{"member_id":"{id}"}},"members":[{{"ID":"{id}","name":"{}","peerURLs":["{}"],"clientURLs":["{}"]}}]}}"#,
@@ -106,7 +111,7 @@ fn start_etcd(w: &World, leader: bool, stream: String) -> FakeServer {
         match r.path.as_str() {
             "/v3/cluster/member/list" => (200, list.clone()),
             "/v3/maintenance/status" => (200, status.clone()),
-            "/v3/maintenance/snapshot" => (200, stream.clone()),
+            "/v3/maintenance/snapshot" => (status_code, stream.clone()),
             "/health" => (200, r#"{"health":"true"}"#.into()),
             _ => (404, "404 page not found\n".into()),
         }
@@ -308,7 +313,7 @@ fn a_cut_stream_is_aborted_and_never_completed() {
     let w = World::new(253, 2, vec![group("etcd", &[2])], None, vec![], Imds::v2());
     // The stream stops after its first message: etcd died, or the connection dropped.
     let first = STREAM.lines().next().unwrap().to_string() + "\n";
-    let _etcd = start_etcd(&w, true, first);
+    let etcd = start_etcd(&w, true, first);
     let s3 = start_s3("127.0.253.9", S3Fault::None, Vec::new(), "us-east-1");
     let out = run(&w, &s3, &[]);
     assert_failure(&out, 75, "snapshot");
@@ -316,6 +321,22 @@ fn a_cut_stream_is_aborted_and_never_completed() {
     let methods: Vec<&str> = calls.iter().map(|c| c.split(' ').next().unwrap()).collect();
     assert_eq!(methods, ["HEAD", "POST", "DELETE"], "{calls:?}");
     assert!(calls[1].ends_with("?uploads") && calls[2].contains("?uploadId="));
+    drop((s3, etcd, w));
+
+    // etcd refuses the snapshot (authentication on, no user given): its reason is the error,
+    // and no upload is started.
+    let w = World::new(253, 2, vec![group("etcd", &[2])], None, vec![], Imds::v2());
+    let refusal = include_str!("../../fixtures/etcd/v3.4-snapshot-auth-error.json");
+    let _etcd = start_etcd_answering(&w, true, 500, refusal.to_string());
+    let s3 = start_s3("127.0.253.9", S3Fault::None, Vec::new(), "us-east-1");
+    let out = run(&w, &s3, &[]);
+    assert_failure(&out, 1, "HTTP 500: ");
+    assert!(
+        stderr(&out).contains("auth: user name is empty"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(self::calls(&s3), ["HEAD /bucket/"], "no upload started");
 }
 
 #[test]
