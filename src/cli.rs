@@ -64,6 +64,8 @@ const FLAGS: &[Flag] = &[
     Flag { names: &["--lifecycle-hook"], env: &["ETCD_DISCOVERY_LIFECYCLE_HOOK"], default: "", boolean: false, help: "with `leave`: the termination lifecycle hook to complete (CONTINUE) afterwards" },
     Flag { names: &["--output"], env: &[], default: "table", boolean: false, help: "with `status`: table, or json for scripts" },
     Flag { names: &["--metrics-file"], env: &["ETCD_DISCOVERY_METRICS_FILE"], default: "", boolean: false, help: "after every run, write what it did to this file in node_exporter's textfile format (e.g. /var/lib/prometheus/node-exporter/etcd-discovery-discover.prom)" },
+    Flag { names: &["--snapshot-url"], env: &["ETCD_DISCOVERY_SNAPSHOT_URL"], default: "", boolean: false, help: "with `snapshot`: s3://BUCKET/PREFIX, where the leader uploads etcd's snapshots" },
+    Flag { names: &["--snapshot-keep"], env: &["ETCD_DISCOVERY_SNAPSHOT_KEEP"], default: "24", boolean: false, help: "with `snapshot`: how many snapshots to keep under the prefix; older ones are deleted" },
     Flag { names: &["--dry-run"], env: &["ETCD_DISCOVERY_DRY_RUN"], default: "false", boolean: true, help: "print the plan and the file, change nothing" },
     Flag { names: &["--log-level"], env: &[], default: "info", boolean: false, help: "error, warn, info, debug or trace (RUST_LOG wins)" },
     // glog's flags, accepted so gambol99's unit files keep working; logs always go to stderr.
@@ -80,13 +82,14 @@ const FLAGS: &[Flag] = &[
 pub fn help() -> String {
     let mut out = String::from(
         "etcd-discovery: bootstrap or join an etcd cluster from its AWS Auto Scaling group\n\n\
-         Usage: etcd-discovery [discover|promote|leave|reconcile|status] [FLAGS]\n\n\
+         Usage: etcd-discovery [discover|promote|leave|reconcile|status|snapshot] [FLAGS]\n\n\
          discover (the default) runs before etcd: bootstrap or join, write the file.\n\
          promote  (ExecStartPost=) makes a --learner member a voter once it has caught up.\n\
          leave    (ExecStop=, termination hook) removes this member when that keeps quorum.\n\
          reconcile (a timer on the members) removes members whose instances are gone; only\n\
          the leader acts.\n\
          status   shows the group and the cluster side by side, and what discover would do.\n\
+         snapshot (a timer on the members) uploads etcd's snapshot to S3; only the leader acts.\n\
          `etcd-discovery CMD --help` (or `help CMD`) says more about one of them.\n\n\
          Flags take Go syntax (-name=value, -name value, --name) as well as --name=value.\n\
          Each flag's variable stands in for it; a flag beats its variable.\n\n",
@@ -107,7 +110,8 @@ pub fn help() -> String {
          --scaling-group-name is the value of the groups' Name tag), AWS_ACCESS_KEY_ID,\n\
          AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_CONTAINER_CREDENTIALS_RELATIVE_URI,\n\
          AWS_CONTAINER_CREDENTIALS_FULL_URI, AWS_CONTAINER_AUTHORIZATION_TOKEN, AWS_ENDPOINT_URL,\n\
-         AWS_ENDPOINT_URL_AUTO_SCALING, AWS_ENDPOINT_URL_EC2, AWS_EC2_METADATA_SERVICE_ENDPOINT,\n\
+         AWS_ENDPOINT_URL_AUTO_SCALING, AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL_S3,\n\
+         AWS_EC2_METADATA_SERVICE_ENDPOINT,\n\
          AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE (IPv4, IPv6), AWS_CA_BUNDLE (PEM roots for AWS\n\
          calls instead of the bundled ones; else ca_bundle of AWS_PROFILE in AWS_CONFIG_FILE or\n\
          ~/.aws/config), HTTPS_PROXY and NO_PROXY (AWS calls only), RUST_LOG.\n\n\
@@ -125,6 +129,7 @@ pub fn command_help(command: Command) -> &'static str {
         Command::Leave => LEAVE_HELP,
         Command::Reconcile => RECONCILE_HELP,
         Command::Status => STATUS_HELP,
+        Command::Snapshot => SNAPSHOT_HELP,
     }
 }
 
@@ -223,6 +228,28 @@ needs attention (the ATTENTION column says what), 2 bad usage, 75 it could not l
 (AWS or etcd unreachable).
 ";
 
+const SNAPSHOT_HELP: &str = "\
+Usage: etcd-discovery snapshot --snapshot-url s3://BUCKET/PREFIX [FLAGS]
+
+Streams etcd's snapshot from the v3 gateway straight into S3 as a multipart upload, in
+parts of 5 MiB: memory stays bounded whatever the database size. Only the current
+leader uploads; on other members it says so and does nothing. The object is
+PREFIX/etcd-snapshot-<UTC time>-r<revision>.db (names sort by time), and beside it
+<name>.sha256 holds its sha256. The upload completes only when the stream ended whole
+(etcd's own checksum matches); on any failure it is aborted, no part is left. Then the
+oldest snapshots beyond --snapshot-keep are deleted.
+
+When: etcd-discovery-snapshot.timer, every hour on every member.
+
+Flags: --snapshot-url (ETCD_DISCOVERY_SNAPSHOT_URL), --snapshot-keep N (default 24),
+the group's and etcd's flags of `etcd-discovery --help`, --timeout, --dry-run. S3 is
+asked in the bucket's region (HeadBucket names it; first guess --region, else the
+instance's), or at AWS_ENDPOINT_URL_S3 (else AWS_ENDPOINT_URL), path-style.
+
+Exit codes: 0 done (or not the leader), 1 failed, 2 bad usage, 75 temporary failure
+(no leader, etcd or S3 unreachable): retry.
+";
+
 /// Rewrites Go-style arguments to `--name[=value]` so pico-args sees one syntax.
 fn normalise(args: Vec<String>) -> Vec<String> {
     args.into_iter()
@@ -267,6 +294,7 @@ fn subcommand(word: &str) -> Option<Command> {
         "leave" => Some(Command::Leave),
         "reconcile" => Some(Command::Reconcile),
         "status" => Some(Command::Status),
+        "snapshot" => Some(Command::Snapshot),
         _ => None,
     }
 }
@@ -446,7 +474,7 @@ pub fn parse(args: Vec<String>, env: &dyn Fn(&str) -> Option<String>) -> Result<
                 .map(|c| Invocation::Help(Some(c)))
                 .ok_or_else(|| {
                     Error::Usage(format!(
-                        "no help for {word:?}: use discover, promote, leave, reconcile or status"
+                        "no help for {word:?}: use discover, promote, leave, reconcile, status or snapshot"
                     ))
                 }),
         };
@@ -525,7 +553,7 @@ pub fn parse(args: Vec<String>, env: &dyn Fn(&str) -> Option<String>) -> Result<
     }
     if proxy_mode && !matches!(raw.command, Command::Discover | Command::Status) {
         return Err(Error::Usage(
-            "promote, leave and reconcile act on members, not on proxy nodes".into(),
+            "promote, leave, reconcile and snapshot act on members, not on proxy nodes".into(),
         ));
     }
     let output = match raw.get("output") {
@@ -552,6 +580,29 @@ pub fn parse(args: Vec<String>, env: &dyn Fn(&str) -> Option<String>) -> Result<
     {
         return Err(Error::Usage("--metrics-file must name a file".into()));
     }
+    let snapshot_url = match raw.get("snapshot-url") {
+        "" => None,
+        url => Some(
+            crate::aws::s3::Location::parse(url)
+                .map_err(|e| Error::Usage(format!("--snapshot-url {e}")))?,
+        ),
+    };
+    // Other subcommands ignore it: one environment file may serve every unit.
+    if raw.command == Command::Snapshot && snapshot_url.is_none() {
+        return Err(Error::Usage(
+            "snapshot needs --snapshot-url s3://BUCKET/PREFIX (or ETCD_DISCOVERY_SNAPSHOT_URL)"
+                .into(),
+        ));
+    }
+    let snapshot_keep = match raw.get("snapshot-keep").parse::<usize>() {
+        Ok(n) if n >= 1 => n,
+        _ => {
+            return Err(Error::Usage(format!(
+                "--snapshot-keep takes a number of snapshots, 1 or more, not {:?}",
+                raw.get("snapshot-keep")
+            )))
+        }
+    };
     let environment_file = PathBuf::from(raw.get("environment-file"));
     if raw.get("environment-file").is_empty() || raw.get("environment-file").ends_with('/') {
         return Err(Error::Usage("--environment-file must name a file".into()));
@@ -625,6 +676,7 @@ pub fn parse(args: Vec<String>, env: &dyn Fn(&str) -> Option<String>) -> Result<
         region,
         autoscaling_endpoint: endpoint("AWS_ENDPOINT_URL_AUTO_SCALING"),
         ec2_endpoint: endpoint("AWS_ENDPOINT_URL_EC2"),
+        s3_endpoint: endpoint("AWS_ENDPOINT_URL_S3"),
         // The SDKs' order: a named endpoint beats the mode's.
         imds_endpoint: match env("AWS_EC2_METADATA_SERVICE_ENDPOINT").filter(|v| !v.is_empty()) {
             Some(url) => url,
@@ -722,6 +774,8 @@ pub fn parse(args: Vec<String>, env: &dyn Fn(&str) -> Option<String>) -> Result<
         log_level: log_level(&raw)?,
         output,
         metrics_file: optional_path(raw.get("metrics-file")),
+        snapshot_url,
+        snapshot_keep,
     })))
 }
 
@@ -827,6 +881,7 @@ mod tests {
             ("leave", Command::Leave),
             ("reconcile", Command::Reconcile),
             ("status", Command::Status),
+            ("snapshot", Command::Snapshot),
         ] {
             for args in [vec![word, "--help"], vec![word, "-h"], vec!["help", word]] {
                 let args = args.into_iter().map(str::to_string).collect();
@@ -942,6 +997,77 @@ mod tests {
         assert_eq!(c.wait_timeout.as_secs(), 300);
         assert_eq!(c.boot_wait.as_secs(), 60);
         assert_eq!(c.aws.imds_endpoint, "http://169.254.169.254");
+    }
+
+    // Issue 15: `snapshot` needs a bucket; the flag, its variable and --snapshot-keep.
+    #[test]
+    fn snapshot_flags() {
+        use crate::aws::s3::Location;
+        let c = run(&["snapshot", "-snapshot-url=s3://my-bucket/etcd/prod"], &[]).unwrap();
+        assert_eq!(c.command, Command::Snapshot);
+        assert_eq!(
+            c.snapshot_url,
+            Some(Location {
+                bucket: "my-bucket".into(),
+                prefix: "etcd/prod/".into()
+            })
+        );
+        assert_eq!(c.snapshot_keep, 24);
+        let c = run(
+            &["snapshot", "--snapshot-keep", "3"],
+            &[
+                ("ETCD_DISCOVERY_SNAPSHOT_URL", "s3://other-bucket"),
+                ("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9000"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.snapshot_url.unwrap().bucket, "other-bucket");
+        assert_eq!(c.snapshot_keep, 3);
+        assert_eq!(c.aws.s3_endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        let c = run(&[], &[("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")]).unwrap();
+        assert_eq!(c.aws.s3_endpoint.as_deref(), Some("http://127.0.0.1:5000"));
+        // Another subcommand ignores the variable: one environment file may serve every unit.
+        let c = run(
+            &["reconcile"],
+            &[("ETCD_DISCOVERY_SNAPSHOT_URL", "s3://my-bucket")],
+        )
+        .unwrap();
+        assert_eq!(c.command, Command::Reconcile);
+        for (args, needle) in [
+            (&["snapshot"][..], "snapshot needs --snapshot-url"),
+            (
+                &["snapshot", "--snapshot-url=my-bucket/x"],
+                "s3://BUCKET/PREFIX",
+            ),
+            (
+                &["snapshot", "--snapshot-url=s3://My_Bucket"],
+                "not an S3 bucket name",
+            ),
+            (
+                &[
+                    "snapshot",
+                    "--snapshot-url=s3://my-bucket",
+                    "--snapshot-keep=0",
+                ],
+                "--snapshot-keep",
+            ),
+            (
+                &[
+                    "snapshot",
+                    "--snapshot-url=s3://my-bucket",
+                    "-proxy-mode",
+                    "-scaling-group-name=x",
+                ],
+                "not on proxy nodes",
+            ),
+        ] {
+            match run(args, &[]) {
+                Err(Error::Usage(m)) => {
+                    assert!(m.contains(needle), "failed testcase {args:?}: {m}")
+                }
+                other => panic!("failed testcase {args:?}: {other:?}"),
+            }
+        }
     }
 
     #[test]

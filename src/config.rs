@@ -42,6 +42,8 @@ pub struct AwsSettings {
     /// The shared config file (`AWS_CONFIG_FILE`, else `~/.aws/config`) and the profile
     /// (`AWS_PROFILE`, else `default`): its `ca_bundle` is used when `AWS_CA_BUNDLE` is not set.
     pub shared_config: Option<(std::path::PathBuf, String)>,
+    /// `AWS_ENDPOINT_URL_S3`, else `AWS_ENDPOINT_URL`: S3 is then called path-style there.
+    pub s3_endpoint: Option<String>,
 }
 
 /// What a run does. The default job needs no subcommand (the seeds had none).
@@ -57,6 +59,8 @@ pub enum Command {
     Reconcile,
     /// Read-only: the group and the cluster side by side, and what `discover` would do.
     Status,
+    /// On the leader only: stream etcd's snapshot into S3 (a systemd timer).
+    Snapshot,
 }
 
 impl Command {
@@ -68,6 +72,7 @@ impl Command {
             Command::Leave => "leave",
             Command::Reconcile => "reconcile",
             Command::Status => "status",
+            Command::Snapshot => "snapshot",
         }
     }
 }
@@ -125,4 +130,8 @@ pub struct Config {
     pub output: Output,
     /// Where every run writes what it did, for node_exporter's textfile collector.
     pub metrics_file: Option<PathBuf>,
+    /// Where `snapshot` uploads (`--snapshot-url s3://BUCKET/PREFIX`).
+    pub snapshot_url: Option<crate::aws::s3::Location>,
+    /// How many snapshots `snapshot` keeps; older ones are deleted (`--snapshot-keep`).
+    pub snapshot_keep: usize,
 }

@@ -83,11 +83,25 @@ fn out_of_time(what: &str) -> Error {
 pub struct Response {
     pub status: u16,
     pub body: String,
+    /// The headers S3 answers in (`etag`, `x-amz-bucket-region`), names in lowercase; the
+    /// others are not kept.
+    pub headers: Vec<(&'static str, String)>,
 }
+
+/// The answer headers kept in `Response::headers`.
+const KEPT_HEADERS: [&str; 2] = ["etag", "x-amz-bucket-region"];
 
 impl Response {
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
+    }
+
+    /// A kept header's value (`KEPT_HEADERS`).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -233,20 +247,25 @@ impl Http {
         headers: &[(&str, &str)],
         body: Option<Vec<u8>>,
     ) -> Result<Response> {
-        let mut builder = ureq::http::Request::builder().method(method).uri(url);
-        for (name, value) in headers {
-            builder = builder.header(*name, *value);
-        }
-        if let Some(value) = &self.authorization {
-            builder = builder.header("authorization", &**value);
-        }
-        let request = builder
-            .body(body.unwrap_or_default())
-            .map_err(|e| Error::Transport {
-                what: what.to_string(),
-                detail: format!("cannot build the request: {e}"),
-                transient: false,
-            })?;
+        self.send_slice(
+            what,
+            method,
+            url,
+            headers,
+            body.as_deref().unwrap_or_default(),
+        )
+    }
+
+    /// `send`, with a borrowed body: a retried S3 part is not copied for each try.
+    pub fn send_slice(
+        &self,
+        what: &str,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Response> {
+        let request = self.request(what, method, url, headers, body)?;
         let timeout = match time_left() {
             Some(left) if left.is_zero() => return Err(out_of_time(what)),
             Some(left) => self.call_timeout.min(left),
@@ -260,6 +279,13 @@ impl Http {
             .run()
             .map_err(|e| transport_error(what, url, self.connect_timeout, e))?;
         let status = response.status().as_u16();
+        let headers = KEPT_HEADERS
+            .iter()
+            .filter_map(|name| {
+                let value = response.headers().get(*name)?.to_str().ok()?;
+                Some((*name, value.to_string()))
+            })
+            .collect();
         let bytes = response
             .body_mut()
             .with_config()
@@ -277,7 +303,59 @@ impl Http {
             detail: "the answer is not UTF-8".into(),
         })?;
         log::trace!("{what}: HTTP {status}, {} bytes", body.len());
-        Ok(Response { status, body })
+        Ok(Response {
+            status,
+            body,
+            headers,
+        })
+    }
+
+    fn request<'b>(
+        &self,
+        what: &str,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &'b [u8],
+    ) -> Result<ureq::http::Request<&'b [u8]>> {
+        let mut builder = ureq::http::Request::builder().method(method).uri(url);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        if let Some(value) = &self.authorization {
+            builder = builder.header("authorization", &**value);
+        }
+        builder.body(body).map_err(|e| Error::Transport {
+            what: what.to_string(),
+            detail: format!("cannot build the request: {e}"),
+            transient: false,
+        })
+    }
+
+    /// Sends one request and hands back the status and the body as a reader, unread and
+    /// uncapped: for a stream (etcd's snapshot) whose reader bounds its own memory. The call
+    /// may last until the run's `--timeout`, not the agent's usual few seconds.
+    pub fn open(
+        &self,
+        what: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<(u16, ureq::BodyReader<'static>)> {
+        let request = self.request(what, "POST", url, headers, body)?;
+        let timeout = match time_left() {
+            Some(left) if left.is_zero() => return Err(out_of_time(what)),
+            left => left,
+        };
+        self.counter.add(0);
+        let response = request
+            .with_agent(&self.agent)
+            .configure()
+            .timeout_global(timeout)
+            .run()
+            .map_err(|e| transport_error(what, url, self.connect_timeout, e))?;
+        let status = response.status().as_u16();
+        Ok((status, response.into_body().into_reader()))
     }
 }
 

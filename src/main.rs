@@ -19,6 +19,7 @@ mod plan;
 #[cfg(test)]
 mod robustness;
 mod run;
+mod snapshot;
 mod status;
 
 use std::io::Write;

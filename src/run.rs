@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::aws::autoscaling::{self, GroupQuery};
 use crate::aws::query::QueryClient;
+use crate::aws::s3::{self, S3};
 use crate::aws::{credentials, ec2, endpoint};
 use crate::config::{Command, Config, GroupSelector};
 use crate::error::{Error, Result};
@@ -20,7 +21,7 @@ use crate::model::{
     PreviousFile,
 };
 use crate::plan::{self, Mode, Plan, Settings};
-use crate::{apply, datadir, envfile, status};
+use crate::{apply, datadir, envfile, snapshot, status};
 
 /// IMDS and the container endpoint are link-local: they answer in milliseconds or not at all.
 const LOCAL: Timeouts = Timeouts {
@@ -716,6 +717,7 @@ pub fn run(config: &Config, tally: &Tally) -> Result<()> {
     match config.command {
         Command::Discover => discover(&world),
         Command::Status => status(&world),
+        Command::Snapshot => snapshot(&world, &aws_http, &credentials, &region),
         command => member_command(&world, command),
     }
 }
@@ -767,6 +769,76 @@ fn status(world: &World) -> Result<()> {
         Some(problem) => Err(Error::Attention(problem)),
         None => Ok(()),
     }
+}
+
+/// `snapshot`: on the leader only, stream etcd's snapshot into S3, write its checksum beside
+/// it, and delete the oldest beyond `--snapshot-keep`.
+fn snapshot(
+    world: &World,
+    aws_http: &Http,
+    credentials: &credentials::Provider,
+    region: &str,
+) -> Result<()> {
+    let config = world.config;
+    let location = config
+        .snapshot_url
+        .as_ref()
+        .ok_or_else(|| Error::Usage("snapshot needs --snapshot-url".into()))?;
+    let (observed, etcd, _) = world.observe()?;
+    let etcd = etcd.ok_or_else(|| Error::Etcd {
+        what: "member list".into(),
+        detail: "no member of the group's cluster answered".into(),
+        transient: true,
+    })?;
+    // Only the leader uploads, so members on the same timer make one object, not three.
+    let mine = etcd.at(&world
+        .settings
+        .client_url(&plan::me_as_instance(&observed))?);
+    if !mine.is_leader()? {
+        log::info!("this member is not the leader: the leader uploads the snapshot");
+        return Ok(());
+    }
+    let key = snapshot::object_name(&location.prefix, SystemTime::now(), mine.revision()?);
+    if config.dry_run {
+        println!(
+            "# would upload the snapshot of {} to s3://{}/{key}",
+            mine.endpoint, location.bucket
+        );
+        return Ok(());
+    }
+    let endpoint = config.aws.s3_endpoint.as_deref();
+    let s3 = S3 {
+        http: aws_http,
+        bucket_url: s3::bucket_url(&location.bucket, region, endpoint),
+        region: region.to_string(),
+        credentials,
+        sleep: &sleep,
+        clock: SystemTime::now,
+    }
+    .in_bucket_region(&location.bucket, endpoint)?;
+    let mut stream = mine.snapshot()?;
+    let copied = s3.put_stream(&key, |sink| snapshot::copy(&mut stream, sink))?;
+    s3.put(
+        &snapshot::checksum_name(&key),
+        snapshot::checksum_text(&copied.sha256, &key).as_bytes(),
+    )?;
+    log::info!(
+        "uploaded the snapshot of {} to s3://{}/{key}: {} bytes, sha256 {}",
+        mine.endpoint,
+        location.bucket,
+        copied.size,
+        copied.sha256
+    );
+    let keys = s3.list(&location.prefix)?;
+    for old in snapshot::to_delete(&keys, &location.prefix, config.snapshot_keep) {
+        s3.delete(&old)?;
+        log::info!(
+            "deleted s3://{}/{old} (--snapshot-keep {})",
+            location.bucket,
+            config.snapshot_keep
+        );
+    }
+    Ok(())
 }
 
 /// `promote`, `leave`, `reconcile`: act on the running cluster; no file is written.

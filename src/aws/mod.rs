@@ -6,6 +6,7 @@ pub mod autoscaling;
 pub mod credentials;
 pub mod ec2;
 pub mod query;
+pub mod s3;
 pub mod sign;
 
 /// An AWS partition: a set of regions that share a DNS suffix.

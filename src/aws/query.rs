@@ -93,7 +93,7 @@ struct ErrorBody {
 }
 
 /// The name of the document's root element, skipping the declaration and comments.
-fn root_element(body: &str) -> Option<&str> {
+pub fn root_element(body: &str) -> Option<&str> {
     let mut rest = body.trim_start_matches('\u{feff}').trim_start();
     loop {
         if let Some(after) = rest.strip_prefix("<?") {

@@ -1,9 +1,12 @@
-//! SigV4 for Query API requests, through aws-sigv4. The clock is a parameter so signatures
+//! SigV4 for Query API and S3 REST requests, through aws-sigv4. The clock is a parameter so signatures
 //! can be checked against a fixed vector.
 
 use std::time::SystemTime;
 
-use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+use aws_sigv4::http_request::{
+    sign, PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
+    UriPathNormalizationMode,
+};
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 
@@ -19,7 +22,7 @@ pub struct Unsigned<'a> {
 }
 
 /// Returns the headers to add (`authorization`, `x-amz-date`, and `x-amz-security-token`
-/// when there is a session token).
+/// when there is a session token; for `s3`, `x-amz-content-sha256` too).
 pub fn sign_request(
     request: &Unsigned,
     credentials: &Credentials,
@@ -45,7 +48,7 @@ pub fn sign_request(
         .region(region)
         .name(service)
         .time(time)
-        .settings(SigningSettings::default())
+        .settings(settings(service))
         .build()
         .map_err(|e| signing_error(&e))?
         .into();
@@ -64,6 +67,18 @@ pub fn sign_request(
         .iter()
         .map(|h| (h.name().to_string(), h.value().to_string()))
         .collect())
+}
+
+/// S3 signs its paths as sent (object keys are encoded once and never normalised: `a/../b`
+/// is a key) and wants the payload's sha256 in `x-amz-content-sha256`, as the SDKs send it.
+fn settings(service: &str) -> SigningSettings {
+    let mut settings = SigningSettings::default();
+    if service == "s3" {
+        settings.percent_encoding_mode = PercentEncodingMode::Single;
+        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+    }
+    settings
 }
 
 #[cfg(test)]
@@ -127,6 +142,30 @@ mod tests {
         };
         let c = sign_request(&other, &credentials(None), "eu-west-1", "autoscaling", time).unwrap();
         assert_ne!(a, c);
+    }
+
+    #[test]
+    fn s3_requests_carry_the_payload_hash() {
+        let request = Unsigned {
+            method: "PUT",
+            url: "http://127.0.0.1:5000/bucket/etcd/a%20b.db?partNumber=1&uploadId=x",
+            headers: &[],
+            body: b"",
+        };
+        let h = sign_request(
+            &request,
+            &credentials(None),
+            "us-east-1",
+            "s3",
+            SystemTime::now(),
+        )
+        .unwrap();
+        // sha256 of no bytes.
+        assert!(h.iter().any(|(n, v)| n == "x-amz-content-sha256"
+            && v == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
+        let auth = &h.iter().find(|(n, _)| n == "authorization").unwrap().1;
+        assert!(auth.contains("/us-east-1/s3/aws4_request"), "{auth}");
+        assert!(auth.contains("x-amz-content-sha256"), "{auth}");
     }
 
     #[test]

@@ -455,6 +455,89 @@ fn thousand(out: &mut String) {
     );
 }
 
+/// Issue 15: a database of about 200 MB snapshotted to moto's S3 by `snapshot` (streamed,
+/// one 5 MiB part in memory), beside `etcdctl snapshot save` to disk then `aws s3 cp`.
+fn snapshots(out: &mut String) {
+    use std::io::Write as _;
+    let mut lab = Lab::new(101);
+    lab.create_group("etcd", "etcd-masters");
+    lab.launch("etcd", 2);
+    let running = vec![(2, lab.discover_spawn(2, &[]))];
+    lab.finish_and_start(running, &EtcdFlags::default());
+    lab.wait_healthy(2, &[]);
+    let endpoint = lab.env_value(2, "ETCD_ADVERTISE_CLIENT_URLS");
+    // 200 values of 1 MiB, through stdin (one argument may not exceed 128 KiB).
+    let value: Vec<u8> = (0..1024 * 1024).map(|i| b'a' + (i % 26) as u8).collect();
+    for i in 0..200 {
+        let mut put = lab::etcd_tool("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args(["--endpoints", &endpoint, "put", &format!("key-{i:03}")])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        put.stdin.take().unwrap().write_all(&value).unwrap();
+        assert!(put.wait().unwrap().success(), "put {i}");
+    }
+    let scope = "AWS4-HMAC-SHA256 Credential=AKIDLAB/20261124/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0";
+    let (status, answer) = client::request(
+        "PUT",
+        &format!("{}/bench-bucket", lab.moto.url),
+        &[("Authorization", scope)],
+        "",
+    )
+    .unwrap();
+    assert!(status < 300, "CreateBucket: {status} {answer}");
+
+    let ours = lab.discover_command(2, &["snapshot", "--snapshot-url=s3://bench-bucket/etcd"]);
+    let started = Instant::now();
+    let ours_rss = peak_rss(ours);
+    let ours_s = started.elapsed().as_secs_f64();
+
+    let file = lab.node_dir(2).join("bench-snapshot.db");
+    let mut save = lab::etcd_tool("etcdctl");
+    save.env("ETCDCTL_API", "3")
+        .args(["--endpoints", &endpoint, "snapshot", "save"])
+        .arg(&file);
+    let started = Instant::now();
+    let save_rss = peak_rss(save);
+    let save_s = started.elapsed().as_secs_f64();
+    let size = std::fs::metadata(&file).unwrap().len();
+    let mut upload = Command::new("aws");
+    upload
+        .args([
+            "s3",
+            "cp",
+            "--only-show-errors",
+            "--endpoint-url",
+            &lab.moto.url,
+        ])
+        .arg(&file)
+        .arg("s3://bench-bucket/cli/bench-snapshot.db")
+        .envs([
+            ("AWS_ACCESS_KEY_ID", "AKIDLAB"),
+            ("AWS_SECRET_ACCESS_KEY", "lab-secret"),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+            ("PATH", &std::env::var("PATH").unwrap_or_default()),
+            ("HOME", &std::env::var("HOME").unwrap_or_default()),
+        ]);
+    let started = Instant::now();
+    let upload_rss = peak_rss(upload);
+    let upload_s = started.elapsed().as_secs_f64();
+    let mb = size as f64 / 1e6;
+    let _ = writeln!(
+        out,
+        "\nSnapshot of a {mb:.0} MB database (etcd {}) to moto's S3: `snapshot` {ours_s:.1} s ({:.0} MB/s), peak RSS {:.1} MiB; `etcdctl snapshot save` then `aws s3 cp`: {save_s:.1} s + {upload_s:.1} s ({:.0} MB/s), peak RSS {:.1} MiB and {:.1} MiB, and {mb:.0} MB written to disk.",
+        if lab::etcd_dir().is_some() { "under LAB_ETCD_DIR" } else { "3.4" },
+        mb / ours_s,
+        ours_rss as f64 / 1024.0,
+        mb / (save_s + upload_s),
+        save_rss as f64 / 1024.0,
+        upload_rss as f64 / 1024.0,
+    );
+    let _ = std::fs::remove_file(&file);
+}
+
 fn sizes(out: &mut String) {
     let bin = binary();
     let size = std::fs::metadata(&bin).unwrap().len();
@@ -487,6 +570,12 @@ fn sizes(out: &mut String) {
 
 fn main() {
     let mut out = String::new();
+    // `cargo test --test bench -- snapshot`: that section alone.
+    if std::env::args().any(|a| a == "snapshot") {
+        snapshots(&mut out);
+        print!("{out}");
+        return;
+    }
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .unwrap_or_default()
         .lines()
@@ -521,6 +610,7 @@ fn main() {
     }
     out.push_str(&herd);
     thousand(&mut out);
+    snapshots(&mut out);
     print!("{out}");
     let _ = std::fs::write("target/bench.md", &out);
 }

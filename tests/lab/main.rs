@@ -15,6 +15,7 @@ mod pools;
 mod reboot;
 mod rules;
 mod safety;
+mod snapshot;
 mod status;
 #[path = "../support/throttle.rs"]
 mod throttle;

@@ -163,6 +163,29 @@ fn units_have_what_systemd_needs() {
         "WantedBy",
         "timers.target"
     ));
+    // Issue 15: the snapshot timer, on every member; the bucket comes from a file of its own.
+    let snapshot = unit("etcd-discovery-snapshot.service");
+    for (section, key, value) in [
+        ("Unit", "Requisite", "etcd.service"),
+        ("Service", "Type", "oneshot"),
+        (
+            "Service",
+            "EnvironmentFile",
+            "-/etc/sysconfig/etcd-discovery-snapshot",
+        ),
+    ] {
+        assert!(
+            has(&snapshot, section, key, value),
+            "snapshot: [{section}] {key}={value}"
+        );
+    }
+    assert!(snapshot
+        .iter()
+        .any(|(_, k, v)| k == "ExecStart"
+            && v.starts_with("/usr/local/bin/etcd-discovery snapshot ")));
+    let timer = unit("etcd-discovery-snapshot.timer");
+    assert!(has(&timer, "Install", "WantedBy", "timers.target"));
+    assert!(has(&timer, "Timer", "OnUnitActiveSec", "1h"));
     assert!(has(
         &unit("etcd-discovery-refresh.timer"),
         "Timer",

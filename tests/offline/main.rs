@@ -13,6 +13,7 @@ mod metrics;
 mod module_graph;
 mod not_yet;
 mod record;
+mod snapshot;
 mod world;
 
 use std::fs;

@@ -17,6 +17,8 @@ pub struct Request {
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// The body as sent (an S3 part is binary; `body` is its lossy text).
+    pub bytes: Vec<u8>,
     /// When the request was read, and when its answer was ready.
     pub received: Instant,
     pub answered: Instant,
@@ -75,7 +77,8 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-pub type Handler = dyn Fn(&Request) -> (u16, String) + Send + Sync;
+/// Answers a request: status, extra headers (S3's `ETag`), body.
+pub type Handler = dyn Fn(&Request) -> (u16, Vec<(String, String)>, String) + Send + Sync;
 
 pub struct FakeServer {
     pub port: u16,
@@ -100,6 +103,18 @@ impl FakeServer {
         ip: &str,
         port: u16,
         handler: impl Fn(&Request) -> (u16, String) + Send + Sync + 'static,
+    ) -> FakeServer {
+        FakeServer::start_with_headers(ip, port, move |r| {
+            let (status, body) = handler(r);
+            (status, Vec::new(), body)
+        })
+    }
+
+    /// A handler that sets headers of its answers too.
+    pub fn start_with_headers(
+        ip: &str,
+        port: u16,
+        handler: impl Fn(&Request) -> (u16, Vec<(String, String)>, String) + Send + Sync + 'static,
     ) -> FakeServer {
         let listener = TcpListener::bind((ip, port)).expect("bind a loopback port");
         let port = listener.local_addr().unwrap().port();
@@ -204,16 +219,18 @@ fn serve(
         path,
         headers,
         body: String::from_utf8_lossy(&body).into_owned(),
+        bytes: body,
         received,
         answered: received,
     };
-    let (status, answer) = handler(&request);
+    let (status, extra, answer) = handler(&request);
     std::thread::sleep(Duration::from_millis(latency_ms.load(Ordering::Relaxed)));
     request.answered = Instant::now();
     requests.lock().unwrap().push(request);
     let mut out = stream;
+    let extra: String = extra.iter().map(|(n, v)| format!("{n}: {v}\r\n")).collect();
     let head = format!(
-        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n{extra}Connection: close\r\n\r\n",
         answer.len()
     );
     let _ = out.write_all(head.as_bytes());
