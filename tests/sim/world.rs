@@ -831,7 +831,7 @@ impl World {
             return Ok(());
         };
         for action in &plan.actions {
-            if self.change_as(n, action, true)?.is_err() {
+            if self.change_as(n, action, None)?.is_err() {
                 break;
             }
         }
@@ -850,7 +850,7 @@ impl World {
             return Ok(());
         };
         for action in &plan.actions {
-            if self.change(n, action)?.is_err() {
+            if self.change(n, action, &observed)?.is_err() {
                 break;
             }
         }
@@ -944,7 +944,7 @@ impl World {
                          the warm pool)"
                     ));
                 }
-                match self.change(n, &plan.actions[next])? {
+                match self.change(n, &plan.actions[next], &observed)? {
                     Err(code) => Run::Exited(code),
                     Ok(()) if next + 1 < plan.actions.len() => Run::Apply {
                         observed,
@@ -1047,18 +1047,25 @@ impl World {
 
     /// One membership change through etcd's rules. `Ok(Err(code))`: etcd refused (after the
     /// tool's retries), and the run exits with `code`.
-    fn change(&mut self, n: u8, action: &Action) -> Result<Result<(), i32>, Violation> {
-        self.change_as(n, action, false)
+    /// `looked`: what the run saw when it decided (its `present` members answered then).
+    fn change(
+        &mut self,
+        n: u8,
+        action: &Action,
+        looked: &Observed,
+    ) -> Result<Result<(), i32>, Violation> {
+        self.change_as(n, action, Some(looked))
     }
 
-    /// `change`, where `leaving` allows the one removal of a running member that is right: a
-    /// leaving node's own (its etcd then stops, as a removed etcd does).
+    /// `change`; without a look (`leave`), the one removal of a running member that is right:
+    /// a leaving node's own (its etcd then stops, as a removed etcd does).
     fn change_as(
         &mut self,
         n: u8,
         action: &Action,
-        leaving: bool,
+        looked: Option<&Observed>,
     ) -> Result<Result<(), i32>, Violation> {
+        let leaving = looked.is_none();
         let Some(id) = self.endpoint(n) else {
             return Ok(Err(75));
         };
@@ -1081,12 +1088,14 @@ impl World {
                         .data
                         .as_ref()
                         .is_some_and(|d| d.cluster == id && d.member == *member);
-                // A member on an instance that is leaving (Terminating:Wait) is on its way out:
+                // A member on an instance that is leaving (Terminating:Wait) and that did not
+                // answer when the run looked (it started since) goes with its instance anyway:
                 // its own `leave` removes it too. Quorum is still checked below.
+                let answered = looked.is_some_and(|o| o.present.contains(member));
                 if !own
                     && self
                         .runner(id, *member)
-                        .is_some_and(|r| !r.partitioned && !r.leaving)
+                        .is_some_and(|r| !r.partitioned && (!r.leaving || answered))
                 {
                     return violation(format!(
                         "i-{n} removed member {member:x}, which is up and reachable"
