@@ -8,6 +8,9 @@
 #   ./build.sh bench    size, wall time, peak RSS and round trips of the release binary
 #   ./build.sh sim [--schedules N] [--seed S] [--faults F] [--operations]
 #                       the simulation: every schedule of a 3-node group, then N random ones
+#   ./build.sh soak [--events N] [--seed S] [--etcd 3.4|3.5] [--size 3|5]
+#                       the lab under seeded random events (reboots, replacements, power
+#                       cycles, scaling, kills, throttling), the invariants checked after each
 #   ./build.sh boot     the README's user data booted under systemd (nspawn, cloud-init, moto)
 #   ./build.sh licenses the shipped crates' licenses against the allowlist, and their notices
 #   ./build.sh workflows actionlint on .github/workflows (the release workflow)
@@ -292,6 +295,31 @@ run_demo() {
         cargo test --quiet --locked --test demo
 }
 
+# The soak (tests/soak): seeded random events against a real cluster in the lab. Its last line
+# is `soak: N events, V violations`, and it exits V (capped at 100).
+run_soak() {
+    local etcd=3.4 pass=()
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --etcd) [ $# -ge 2 ] || die "--etcd takes 3.4 or 3.5"; etcd=$2; shift 2 ;;
+            --events|--seed|--size) [ $# -ge 2 ] || die "$1 takes a value"; pass+=("$1" "$2"); shift 2 ;;
+            *) die "soak: unknown argument $1: use --events N, --seed S, --etcd 3.4|3.5, --size 3|5" ;;
+        esac
+    done
+    need_packages musl-tools etcd-server etcd-client python3-venv
+    stop_system_etcd
+    need_moto
+    build_release
+    local etcd_dir=()
+    case "$etcd" in
+        3.4) ;;
+        3.5) need_etcd35; etcd_dir=(LAB_ETCD_DIR="$ETCD35_DIR") ;;
+        *) die "--etcd takes 3.4 or 3.5, not $etcd" ;;
+    esac
+    env "${etcd_dir[@]}" LAB_MOTO_SERVER="$LAB_DIR/venv/bin/moto_server" ETCD_DISCOVERY_BIN="$PWD/$BIN" \
+        cargo test --quiet --locked --test soak -- "${pass[@]}"
+}
+
 run_bench() {
     need_packages musl-tools etcd-server etcd-client python3-venv time
     stop_system_etcd
@@ -312,9 +340,10 @@ case "${1:-build}" in
     dist) dist ;;
     repro) repro ;;
     bench) run_bench ;;
+    soak) shift; run_soak "$@" ;;
     sim) shift; run_sim "$@" ;;
     boot) run_boot ;;
     licenses) check_licenses ;;
     workflows) check_workflows ;;
-    *) die "unknown command ${1}: use build, test, demo, dist, repro, bench, sim, boot, licenses or workflows" ;;
+    *) die "unknown command ${1}: use build, test, demo, dist, repro, bench, soak, sim, boot, licenses or workflows" ;;
 esac
