@@ -44,6 +44,9 @@ pub struct Group {
     /// The initial cluster a seed recorded in the group's tags before its etcd first started
     /// (`name=url,...`, as etcd reads it): see `plan`'s rule 14.
     pub bootstrap_record: Option<String>,
+    /// The members the cluster's last join left, as that join recorded them in the group's
+    /// tags (`name=url,...`): see `plan`'s rule 17.
+    pub members_record: Option<String>,
     /// (instance id, its availability zone), for the instances AWS gave one: `status` shows it.
     pub zones: Vec<(String, String)>,
 }
@@ -222,6 +225,9 @@ pub struct Observed {
     pub desired_capacity: u32,
     /// Counted instances of those groups, with addresses, sorted by id.
     pub instances: Vec<Instance>,
+    /// Ids of the instances the groups still list but no longer count (`Terminating:Wait`,
+    /// `Detaching`): each may run a member until it is gone. Sorted.
+    pub leaving: Vec<String>,
     /// The member list, when some peer answered; `None` when nobody did.
     pub members: Option<Vec<Member>>,
     /// When no client port gave a list: the member list a peer's *peer* port gave. An etcd
@@ -243,6 +249,9 @@ pub struct Observed {
     /// The initial cluster of a bootstrap, as its seed recorded it in the group's tags before
     /// its etcd first started; it outlives the seed's instance (rule 14).
     pub bootstrap_record: Option<String>,
+    /// The members the cluster's last join left, as it recorded them in the group's tags
+    /// (rule 17).
+    pub members_record: Option<String>,
 }
 
 /// A list in which no member has published its client URLs: a cluster still being
@@ -346,6 +355,7 @@ mod tests {
                 .collect(),
             weighted_types: false,
             bootstrap_record: None,
+            members_record: None,
             zones: Vec::new(),
         }
     }

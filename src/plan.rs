@@ -788,6 +788,20 @@ fn plan_new(observed: &Observed, settings: &Settings, me: &Instance) -> Result<P
             ));
         }
     }
+    // Rule 17: the last join recorded the cluster's members in the group's tags. While one of
+    // those instances other than this one is still counted, the cluster may run there out of
+    // this node's reach (its etcd down for a moment, no TCP session to it): a node that never
+    // was a member waits for it rather than bootstrap beside it.
+    if observed.previous_file == PreviousFile::NotAMember {
+        if let Some(named) = recorded_members_counted(observed, me) {
+            return wait(format!(
+                "no member answered, but the group's tag etcd-discovery:members names {} of a \
+                 cluster that ran, still in the group: waiting for it to answer (if that \
+                 cluster is gone for good, delete the tag to bootstrap anew)",
+                named.join(", ")
+            ));
+        }
+    }
     // Rule 14: a seed recorded its bootstrap in the group's tags before its etcd started, and
     // a quorum of the recorded instances is still counted: that bootstrap can still form, and
     // may have begun (the seed's etcd ran, maybe with others). Its members take part in it as
@@ -833,6 +847,17 @@ fn plan_new(observed: &Observed, settings: &Settings, me: &Instance) -> Result<P
             return wait(why);
         }
     }
+    // Rule 16: an instance on its way out runs its etcd until it is gone, and this node did
+    // not reach it (no TCP session counts as absence). Its member may be the whole cluster (a
+    // group of one scaled in while its replacement boots): a bootstrap now could run beside
+    // it. The `leave` hook ends within moments; the bootstrap waits for that.
+    if !observed.leaving.is_empty() {
+        return wait(format!(
+            "no member answered, but {} still listed on the way out of the group may run a \
+             member this instance cannot reach: not bootstrapping until gone",
+            observed.leaving.join(", ")
+        ));
+    }
     // Rule 1b: only the seed decides the initial cluster; the others take it from the seed.
     match seed(&observed.instances) {
         Some(seed) if seed.id != me.id => wait(format!(
@@ -851,6 +876,46 @@ fn plan_new(observed: &Observed, settings: &Settings, me: &Instance) -> Result<P
             )
         }),
     }
+}
+
+/// Rule 14's read-back, once the seed has written its record and read the group again:
+/// `Ok` to bootstrap, else why the next run decides again. `record_now` is the group's record
+/// as read again, `mine` the initial cluster this seed recorded, `counted_now` the instances
+/// the group counts now. A seed scaled in meanwhile must not start a member; a record
+/// another seed wrote after this one (another view of a group that changed) is the one the
+/// group goes by.
+pub fn read_back(
+    record_now: Option<&str>,
+    mine: &str,
+    counted_now: &[String],
+    me: &str,
+) -> std::result::Result<(), &'static str> {
+    if !counted_now.iter().any(|id| id == me) {
+        return Err(
+            "this instance left the group's count while it recorded its bootstrap (scaled in?): \
+             not bootstrapping",
+        );
+    }
+    if record_now != Some(mine) {
+        return Err(
+            "another instance recorded a different bootstrap in the group's tags meanwhile: \
+             deciding again",
+        );
+    }
+    Ok(())
+}
+
+/// The instances other than `me` that rule 17's record names and the group still counts.
+fn recorded_members_counted(observed: &Observed, me: &Instance) -> Option<Vec<String>> {
+    let named: Vec<String> = observed
+        .members_record
+        .as_deref()?
+        .split(',')
+        .filter_map(|e| e.split_once('=').map(|(name, _)| name))
+        .filter(|name| *name != me.id && observed.instances.iter().any(|i| i.id == *name))
+        .map(str::to_string)
+        .collect();
+    (!named.is_empty()).then_some(named)
 }
 
 /// The group's bootstrap record, when its cluster can still form (see `can_still_form`).
@@ -1209,6 +1274,7 @@ mod tests {
             },
             desired_capacity: instances.len() as u32,
             instances,
+            leaving: Vec::new(),
             members,
             peer_list: None,
             present: healthy.clone(),
@@ -1217,6 +1283,7 @@ mod tests {
             previous_file: PreviousFile::NotAMember,
             never_started: false,
             bootstrap_record: None,
+            members_record: None,
         }
     }
 
@@ -2011,6 +2078,143 @@ mod tests {
         let env = environment(&p, &o, None, &settings()).unwrap();
         assert!(env.contains(&("ETCD_INITIAL_CLUSTER", record.to_string())));
         assert!(env.contains(&("ETCD_INITIAL_CLUSTER_STATE", "new".to_string())));
+    }
+
+    #[test]
+    fn rule_16_nothing_is_bootstrapped_beside_a_leaving_instance() {
+        // K9 of the simulation: a group of one, its only member's instance scaled in
+        // (Terminating:Wait) and out of reach, its replacement i-4 the seed of the group as it
+        // now is. i-4 bootstrapped a second cluster beside the one still running on i-1.
+        let leaving = |me: u8, instances: &[u8], members: Option<Vec<Member>>| Observed {
+            leaving: vec!["i-1".into()],
+            ..observed(me, instances, members)
+        };
+        let record = "i-1=http://10.0.2.1:2380,i-2=http://10.0.2.2:2380,i-3=http://10.0.2.3:2380";
+        type Check = fn(&Result<Plan>) -> bool;
+        let cases: Vec<(&str, Observed, Check)> = vec![
+            (
+                "the only counted instance, nobody answers, a member's instance leaving: waits",
+                leaving(4, &[4], None),
+                |p| matches!(p, Ok(p) if p.mode == Mode::Wait && p.summary.contains("i-1 still listed")),
+            ),
+            (
+                "the same once the leaving instance is gone: bootstraps",
+                observed(4, &[4], None),
+                |p| matches!(p, Ok(p) if p.mode == Mode::New && p.record.is_some()),
+            ),
+            (
+                "a recorded bootstrap goes on: its cluster is the one the leaving instance runs",
+                Observed {
+                    bootstrap_record: Some(record.into()),
+                    ..leaving(2, &[2, 3], None)
+                },
+                |p| matches!(p, Ok(p) if p.mode == Mode::New && p.record.is_none()),
+            ),
+            (
+                "a member restarting from its data is never held back",
+                Observed {
+                    local_data: LocalData::Present,
+                    ..leaving(4, &[4], None)
+                },
+                |p| matches!(p, Ok(p) if p.mode == Mode::New && p.record.is_none()),
+            ),
+            (
+                "members that answer: a join, as ever",
+                leaving(4, &[2, 3, 4], Some(three_members())),
+                |p| matches!(p, Ok(p) if p.mode == Mode::Existing),
+            ),
+        ];
+        for (case, o, check) in cases {
+            let p = plan(&o, &settings());
+            assert!(check(&p), "failed testcase {case}: {p:?}");
+        }
+    }
+
+    #[test]
+    fn rule_17_the_members_a_join_recorded() {
+        // K9 of the simulation: i-1 bootstrapped alone, i-3 joined, i-1 was terminated; i-2, a
+        // warm instance launched before the others and cut off from i-3, was the seed of the
+        // group as it then was and bootstrapped beside i-3's cluster.
+        let joined = "i-1=http://10.0.2.1:2380,i-3=http://10.0.2.3:2380";
+        let fresh = |me: u8, instances: &[u8]| Observed {
+            members_record: Some(joined.into()),
+            ..observed(me, instances, None)
+        };
+        type Check = fn(&Result<Plan>) -> bool;
+        let cases: Vec<(&str, Observed, Check)> = vec![
+            (
+                "a recorded member's instance still counted: a fresh node waits",
+                fresh(2, &[2, 3, 4]),
+                |p| matches!(p, Ok(p) if p.mode == Mode::Wait && p.summary.contains("names i-3 of a cluster that ran")),
+            ),
+            (
+                "none of the recorded instances counted: the group's seed bootstraps",
+                fresh(2, &[2, 4, 5]),
+                |p| matches!(p, Ok(p) if p.mode == Mode::New && p.record.is_some()),
+            ),
+            (
+                "only this instance is named: nothing else holds the cluster",
+                fresh(3, &[3, 4, 5]),
+                |p| matches!(p, Ok(p) if p.mode == Mode::New && p.record.is_some()),
+            ),
+            (
+                // After a power cut every member's file names it: they restart as before.
+                "a node whose file names it as a member goes on as before",
+                Observed {
+                    previous_file: PreviousFile::Member,
+                    ..fresh(1, &[1, 3])
+                },
+                |p| matches!(p, Ok(p) if p.mode == Mode::New),
+            ),
+            (
+                "members that answer: a join, as ever",
+                Observed {
+                    members_record: Some(joined.into()),
+                    ..observed(4, &[1, 2, 3, 4], Some(three_members()))
+                },
+                |p| matches!(p, Ok(p) if p.mode == Mode::Existing),
+            ),
+        ];
+        for (case, o, check) in cases {
+            let p = plan(&o, &settings());
+            assert!(check(&p), "failed testcase {case}: {p:?}");
+        }
+    }
+
+    #[test]
+    fn rule_14_the_seed_reads_its_record_back() {
+        let mine = "i-1=http://10.0.2.1:2380,i-2=http://10.0.2.2:2380";
+        let ids = |ids: &[&str]| ids.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // (case, the record read back, the instances counted then, why not, if not)
+        type Case<'a> = (&'a str, Option<&'a str>, Vec<String>, Option<&'a str>);
+        let cases: Vec<Case> = vec![
+            ("all as recorded", Some(mine), ids(&["i-2", "i-1"]), None),
+            (
+                "scaled in meanwhile",
+                Some(mine),
+                ids(&["i-2"]),
+                Some("left the group's count"),
+            ),
+            (
+                "another seed wrote after",
+                Some("i-2=http://10.0.2.2:2380"),
+                ids(&["i-1", "i-2"]),
+                Some("another instance recorded"),
+            ),
+            (
+                "the record is gone",
+                None,
+                ids(&["i-1", "i-2"]),
+                Some("another instance recorded"),
+            ),
+        ];
+        for (case, record_now, counted, why) in cases {
+            let r = read_back(record_now, mine, &counted, "i-1");
+            match why {
+                None => assert_eq!(r, Ok(()), "failed testcase {case}"),
+                Some(why) => assert!(r.is_err_and(|e| e.contains(why)), "failed testcase {case}"),
+            }
+        }
     }
 
     /// The file for rule 13 and for a resumed bootstrap: exactly the cluster etcd expects.

@@ -276,11 +276,12 @@ impl World<'_> {
     fn observe_groups(&self, groups: &[Group]) -> Result<(Observed, Option<Etcd>)> {
         // Groups are described sorted by name: the first record is the one every node reads.
         let bootstrap_record = groups.iter().find_map(|g| g.bootstrap_record.clone());
+        let members_record = groups.iter().find_map(|g| g.members_record.clone());
         let ids = counted_ids(groups);
-        let leaving = leaving_ids(groups);
+        let leaving_ids = leaving_ids(groups);
         // This instance is asked about in the same call: peers are named from EC2, so this
         // node is too (see `ec2::name_me_as_ec2_does`).
-        let mut asking: Vec<String> = ids.iter().chain(&leaving).cloned().collect();
+        let mut asking: Vec<String> = ids.iter().chain(&leaving_ids).cloned().collect();
         if !asking.contains(&self.me.instance_id) && !self.me.instance_id.is_empty() {
             asking.push(self.me.instance_id.clone());
         }
@@ -288,7 +289,7 @@ impl World<'_> {
         let me = ec2::name_me_as_ec2_does(&self.me, &described);
         let (mut instances, leaving): (Vec<Instance>, Vec<Instance>) = described
             .into_iter()
-            .filter(|i| ids.contains(&i.id) || leaving.contains(&i.id))
+            .filter(|i| ids.contains(&i.id) || leaving_ids.contains(&i.id))
             .partition(|i| ids.contains(&i.id));
         // An id AutoScaling lists but EC2 does not know (yet) stays, without an address.
         for id in &ids {
@@ -401,6 +402,7 @@ impl World<'_> {
             me,
             desired_capacity,
             instances,
+            leaving: leaving_ids,
             members,
             peer_list,
             healthy,
@@ -409,6 +411,7 @@ impl World<'_> {
             previous_file,
             never_started,
             bootstrap_record,
+            members_record,
         };
         self.tally
             .members(observed.members.as_deref().map(|m| Counts {
@@ -641,6 +644,7 @@ pub fn run(config: &Config, tally: &Tally) -> Result<()> {
                     me: me.clone(),
                     desired_capacity: 0,
                     instances: Vec::new(),
+                    leaving: Vec::new(),
                     members,
                     peer_list: None,
                     healthy: Vec::new(),
@@ -652,6 +656,7 @@ pub fn run(config: &Config, tally: &Tally) -> Result<()> {
                     ),
                     never_started: false,
                     bootstrap_record: None,
+                    members_record: None,
                 };
                 tally.plan(kind(plan.mode));
                 return finish(config, &settings, &observed, None, &plan, None);
@@ -908,7 +913,12 @@ fn record_bootstrap(world: &World, group: Option<&str>, initial_cluster: &str) -
         );
         return Ok(());
     };
-    match autoscaling::record_bootstrap(&world.autoscaling, group, initial_cluster) {
+    match autoscaling::write_record(
+        &world.autoscaling,
+        group,
+        autoscaling::BOOTSTRAP_TAG,
+        initial_cluster,
+    ) {
         Ok(()) => {
             log::info!(
                 "recorded the bootstrap in group {group}'s tag etcd-discovery:initial-cluster"
@@ -942,23 +952,17 @@ fn still_counted(world: &World) -> Result<()> {
     ))
 }
 
-/// Reads the group again after recording: this instance must still be counted (not scaled in
-/// meanwhile) and the record still its own (no other seed, with another view of the group,
-/// wrote after it). Otherwise the bootstrap is not started; the next run decides again.
+/// Reads the group again after recording; `plan::read_back` says whether to go on.
 fn verify_record(world: &World, initial_cluster: &str) -> Result<()> {
     let groups = world.selection.describe(&world.autoscaling)?;
-    if !counted_ids(&groups).contains(&world.me.instance_id) {
-        return Err(Error::NotReady(
-            "this instance left the group's count while it recorded its bootstrap (scaled in?): not bootstrapping".into(),
-        ));
-    }
     let record = groups.iter().find_map(|g| g.bootstrap_record.clone());
-    if record.as_deref() != Some(initial_cluster) {
-        return Err(Error::NotReady(
-            "another instance recorded a different bootstrap in the group's tags meanwhile: deciding again".into(),
-        ));
-    }
-    Ok(())
+    plan::read_back(
+        record.as_deref(),
+        initial_cluster,
+        &counted_ids(&groups),
+        &world.me.instance_id,
+    )
+    .map_err(|why| Error::NotReady(why.into()))
 }
 
 /// One jittered pause between two looks, never past `deadline`.
@@ -1102,6 +1106,8 @@ fn finish(
     }
     let changed =
         matches!((etcd, plan.mode), (Some(_), Mode::Existing)) && !plan.actions.is_empty();
+    // The members a join leaves, as its ETCD_INITIAL_CLUSTER names them (rule 17's record).
+    let mut joined = None;
     let text = match (etcd, plan.mode) {
         (Some(etcd), Mode::Existing) if changed => {
             // The list etcd answered this node's add with, else the list as it now stands:
@@ -1111,12 +1117,12 @@ fn finish(
                 Some(members) => members,
                 None => etcd.list()?,
             };
-            envfile::render(&form(plan::environment(
-                plan,
-                observed,
-                Some(&members),
-                settings,
-            )?))?
+            let env = plan::environment(plan, observed, Some(&members), settings)?;
+            joined = env
+                .iter()
+                .find(|(key, _)| *key == "ETCD_INITIAL_CLUSTER")
+                .map(|(_, value)| value.clone());
+            envfile::render(&form(env))?
         }
         _ => predicted_text,
     };
@@ -1153,5 +1159,24 @@ fn finish(
             log::info!("{} is up to date", config.environment_file.display())
         }
     }
+    if let (Some(members), Some((world, Some(my_group)))) = (joined, group) {
+        record_members(world, my_group, &members);
+    }
     Ok(())
+}
+
+/// Rule 17: a join records the members it leaves in its group's tags, so that a node that
+/// hears nobody later knows a cluster runs on those instances. The join is done whatever this
+/// costs: a failure only leaves the last record as it was, and is said.
+fn record_members(world: &World, group: &str, members: &str) {
+    match autoscaling::write_record(&world.autoscaling, group, autoscaling::MEMBERS_TAG, members) {
+        Ok(()) => log::info!(
+            "recorded the cluster's members in group {group}'s tag {}",
+            autoscaling::MEMBERS_TAG
+        ),
+        Err(e) => log::warn!(
+            "could not record the cluster's members in group {group}'s tags: {e} (allow \
+             autoscaling:CreateOrUpdateTags, README, IAM policy)"
+        ),
+    }
 }

@@ -416,6 +416,7 @@ mod tests {
             weights: vec![],
             weighted_types: false,
             bootstrap_record: None,
+            members_record: None,
             zones: instances
                 .iter()
                 .map(|(k, _)| (format!("i-{k}"), "us-east-1a".to_string()))
@@ -628,6 +629,7 @@ mod tests {
             weights: vec![],
             weighted_types: false,
             bootstrap_record: None,
+            members_record: None,
             zones: ids
                 .iter()
                 .zip(["a", "b", "c"])

@@ -136,46 +136,49 @@ pub fn parse_groups_page(body: &str) -> Result<(Vec<Group>, Option<String>)> {
         .groups
         .member
         .into_iter()
-        .map(|g| Group {
-            name: g.name,
-            desired_capacity: g.desired_capacity,
-            capacity_type: g
-                .desired_capacity_type
-                .map(|t| t.trim().to_string())
-                .unwrap_or_default(),
-            weights: g
-                .instances
-                .member
-                .iter()
-                .filter_map(|i| Some((i.id.clone(), weight(i.weighted_capacity.as_deref())?)))
-                .collect(),
-            weighted_types: g.mixed_instances_policy.is_some_and(|p| {
-                p.launch_template
-                    .overrides
-                    .member
-                    .iter()
-                    .any(|o| weight(o.weighted_capacity.as_deref()).is_some_and(|w| w != 1))
-            }),
-            zones: g
-                .instances
-                .member
-                .iter()
-                .filter(|i| !i.zone.is_empty())
-                .map(|i| (i.id.clone(), i.zone.clone()))
-                .collect(),
-            instances: g
-                .instances
+        .map(|g| {
+            let tags: Vec<(String, String)> = g
+                .tags
                 .member
                 .into_iter()
-                .map(|i| (i.id, i.lifecycle_state))
-                .collect(),
-            bootstrap_record: bootstrap_record(
-                &g.tags
+                .map(|t| (t.key, t.value))
+                .collect();
+            Group {
+                name: g.name,
+                desired_capacity: g.desired_capacity,
+                capacity_type: g
+                    .desired_capacity_type
+                    .map(|t| t.trim().to_string())
+                    .unwrap_or_default(),
+                weights: g
+                    .instances
+                    .member
+                    .iter()
+                    .filter_map(|i| Some((i.id.clone(), weight(i.weighted_capacity.as_deref())?)))
+                    .collect(),
+                weighted_types: g.mixed_instances_policy.is_some_and(|p| {
+                    p.launch_template
+                        .overrides
+                        .member
+                        .iter()
+                        .any(|o| weight(o.weighted_capacity.as_deref()).is_some_and(|w| w != 1))
+                }),
+                zones: g
+                    .instances
+                    .member
+                    .iter()
+                    .filter(|i| !i.zone.is_empty())
+                    .map(|i| (i.id.clone(), i.zone.clone()))
+                    .collect(),
+                instances: g
+                    .instances
                     .member
                     .into_iter()
-                    .map(|t| (t.key, t.value))
-                    .collect::<Vec<_>>(),
-            ),
+                    .map(|i| (i.id, i.lifecycle_state))
+                    .collect(),
+                bootstrap_record: read_record(&tags, BOOTSTRAP_TAG),
+                members_record: read_record(&tags, MEMBERS_TAG),
+            }
         })
         .collect();
     Ok((groups, r.result.next_token))
@@ -234,17 +237,20 @@ pub fn complete_lifecycle_action(
 
 /// The tag that holds a bootstrap's initial cluster (rule 14), and the prefix of its further
 /// parts (`...:2`, `...:3`).
-const RECORD_TAG: &str = "etcd-discovery:initial-cluster";
+pub const BOOTSTRAP_TAG: &str = "etcd-discovery:initial-cluster";
+/// The tag that holds the members a join left the cluster with (rule 17), in parts the same
+/// way.
+pub const MEMBERS_TAG: &str = "etcd-discovery:members";
 /// A tag value holds at most 256 characters.
 const TAG_VALUE_MAX: usize = 256;
 /// Ends a part that another part follows: a shorter record written later ends earlier, so a
 /// longer one's leftover parts are never read.
 const CONTINUED: &str = " +";
 
-/// The group's tags for a bootstrap's initial cluster (`name=url,name=url`). Tag values may
+/// The group's tags `key`, `key:2`... for a member list (`name=url,name=url`). Tag values may
 /// not hold commas: entries are separated by spaces, over as many parts as 256 characters
 /// need.
-pub fn record_tags(initial_cluster: &str) -> Result<Vec<(String, String)>> {
+pub fn record_tags(key: &str, initial_cluster: &str) -> Result<Vec<(String, String)>> {
     let mut parts: Vec<String> = Vec::new();
     let mut part = String::new();
     for entry in initial_cluster.split(',') {
@@ -270,20 +276,20 @@ pub fn record_tags(initial_cluster: &str) -> Result<Vec<(String, String)>> {
         .into_iter()
         .enumerate()
         .map(|(i, value)| match i {
-            0 => (RECORD_TAG.to_string(), value),
-            i => (format!("{RECORD_TAG}:{}", i + 1), value),
+            0 => (key.to_string(), value),
+            i => (format!("{key}:{}", i + 1), value),
         })
         .collect())
 }
 
-/// The initial cluster recorded in a group's tags (see `record_tags`), comma-separated as etcd
-/// reads it; `None` when there is none or a part is missing.
-pub fn bootstrap_record(tags: &[(String, String)]) -> Option<String> {
+/// The member list recorded in a group's tags under `key` (see `record_tags`), comma-separated
+/// as etcd reads it; `None` when there is none or a part is missing.
+pub fn read_record(tags: &[(String, String)], key: &str) -> Option<String> {
     let mut entries: Vec<&str> = Vec::new();
     for part in 1.. {
         let key = match part {
-            1 => RECORD_TAG.to_string(),
-            n => format!("{RECORD_TAG}:{n}"),
+            1 => key.to_string(),
+            n => format!("{key}:{n}"),
         };
         let value = tags.iter().find(|(k, _)| *k == key)?.1.as_str();
         let (value, more) = match value.strip_suffix(CONTINUED) {
@@ -298,11 +304,16 @@ pub fn bootstrap_record(tags: &[(String, String)]) -> Option<String> {
     (!entries.is_empty()).then(|| entries.join(","))
 }
 
-/// Records a bootstrap's initial cluster in the group's tags before its etcd first starts, so
-/// that the other initial members take part in it even when the seed is gone (rule 14).
-pub fn record_bootstrap(client: &QueryClient, group: &str, initial_cluster: &str) -> Result<()> {
+/// Records a member list in the group's tags under `key`: a bootstrap's initial cluster before
+/// its etcd first starts (rule 14), the members a join left (rule 17).
+pub fn write_record(
+    client: &QueryClient,
+    group: &str,
+    key: &str,
+    initial_cluster: &str,
+) -> Result<()> {
     let mut params = Vec::new();
-    for (i, (key, value)) in record_tags(initial_cluster)?.into_iter().enumerate() {
+    for (i, (key, value)) in record_tags(key, initial_cluster)?.into_iter().enumerate() {
         let field = |name: &str| format!("Tags.member.{}.{name}", i + 1);
         params.push((field("ResourceId"), group.to_string()));
         params.push((field("ResourceType"), "auto-scaling-group".to_string()));
@@ -464,33 +475,48 @@ mod tests {
         for size in [1, 3, 5, 7, 9] {
             let cluster: Vec<String> = (1..=size).map(entry).collect();
             let cluster = cluster.join(",");
-            let tags = record_tags(&cluster).unwrap();
+            let tags = record_tags(BOOTSTRAP_TAG, &cluster).unwrap();
             assert!(
                 tags.iter()
                     .all(|(k, v)| k.len() <= 128 && v.len() <= TAG_VALUE_MAX && !v.contains(',')),
                 "failed testcase: {size} members: {tags:?}"
             );
             assert_eq!(
-                bootstrap_record(&tags),
+                read_record(&tags, BOOTSTRAP_TAG),
                 Some(cluster),
                 "failed testcase: {size} members"
             );
         }
         // A shorter record written over a longer one: the longer one's last part is left
         // behind, and never read.
-        let long = record_tags(&(1..=9).map(entry).collect::<Vec<_>>().join(",")).unwrap();
-        let short = record_tags(&entry(1)).unwrap();
+        let long = record_tags(
+            BOOTSTRAP_TAG,
+            &(1..=9).map(entry).collect::<Vec<_>>().join(","),
+        )
+        .unwrap();
+        let short = record_tags(BOOTSTRAP_TAG, &entry(1)).unwrap();
         assert_eq!(short.len(), 1);
         let mut tags = long.clone();
         tags.retain(|(k, _)| *k != short[0].0);
         tags.extend(short);
-        assert_eq!(bootstrap_record(&tags), Some(entry(1)));
+        assert_eq!(read_record(&tags, BOOTSTRAP_TAG), Some(entry(1)));
         // A missing part, or no record at all.
-        assert_eq!(bootstrap_record(&long[..1]), None);
-        assert_eq!(bootstrap_record(&[("role".into(), "etcd".into())]), None);
+        assert_eq!(read_record(&long[..1], BOOTSTRAP_TAG), None);
+        assert_eq!(
+            read_record(&[("role".into(), "etcd".into())], BOOTSTRAP_TAG),
+            None
+        );
+        // The two records sit side by side, each read by its own key.
+        let mut both = record_tags(BOOTSTRAP_TAG, &entry(1)).unwrap();
+        both.extend(record_tags(MEMBERS_TAG, &entry(2)).unwrap());
+        assert_eq!(read_record(&both, BOOTSTRAP_TAG), Some(entry(1)));
+        assert_eq!(read_record(&both, MEMBERS_TAG), Some(entry(2)));
         // An entry no tag can hold is refused, not cut.
         let huge = format!("i-1=https://{}:2380", "a".repeat(300));
-        assert!(matches!(record_tags(&huge), Err(Error::Usage(_))));
+        assert!(matches!(
+            record_tags(BOOTSTRAP_TAG, &huge),
+            Err(Error::Usage(_))
+        ));
     }
 
     #[test]

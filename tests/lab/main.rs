@@ -4,6 +4,7 @@
 //! what they need; none of them skips (on 3.5 it leaves out the v2-only scenario and the
 //! upgrade from 3.4 by name).
 
+mod beside;
 #[path = "../support/client.rs"]
 mod client;
 #[path = "../support/fake.rs"]

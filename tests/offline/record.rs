@@ -189,3 +189,81 @@ fn a_member_on_an_instance_on_its_way_out_is_asked_too() {
     let text = fs::read_to_string(w.env_file()).unwrap();
     assert_eq!(env_value(&text, "ETCD_INITIAL_CLUSTER_STATE"), "existing");
 }
+
+#[test]
+fn nothing_is_bootstrapped_beside_an_instance_on_its_way_out() {
+    // Regression (the simulation's K9): a group of one; its member's instance i-1 was scaled
+    // in (Terminating:Wait) and does not answer this node (no TCP session: absence, by the
+    // rules). i-4, the only counted instance, bootstrapped beside the cluster still running
+    // there. It waits until i-1 is gone.
+    let mut g = group("etcd", &[4]);
+    g.desired = 1;
+    g.instances.push((1, "Terminating:Wait".into()));
+    let w = World::new(199, 4, vec![g], None, vec![], Imds::v2());
+    fs::write(w.env_file(), "OLD=1\n").unwrap();
+    let out = w.run(&["--wait-timeout=1s"]);
+    assert_failure(&out, 75, "still listed on the way out of the group");
+    assert_eq!(fs::read_to_string(w.env_file()).unwrap(), "OLD=1\n");
+    assert!(!actions(&w).contains(&"CreateOrUpdateTags".to_string()));
+    // Once it is gone, the group's seed bootstraps.
+    w.groups.lock().unwrap()[0]
+        .instances
+        .retain(|(k, _)| *k != 1);
+    let out = w.run(&[]);
+    assert_success(&out);
+    let text = fs::read_to_string(w.env_file()).unwrap();
+    assert_eq!(env_value(&text, "ETCD_INITIAL_CLUSTER"), cluster(199, &[4]));
+}
+
+#[test]
+fn a_join_records_the_members_it_leaves() {
+    // Rule 17: i-4 joins {2, 3}; the group's tag then names the three of them, in etcd's
+    // order, as i-4's file does.
+    let w = World::new(
+        198,
+        4,
+        vec![group("etcd", &[2, 3, 4])],
+        Some((&[2, 3], EtcdApi::V3)),
+        vec![],
+        Imds::v2(),
+    );
+    *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true)];
+    let out = w.run(&[]);
+    assert_success(&out);
+    let text = fs::read_to_string(w.env_file()).unwrap();
+    let joined = env_value(&text, "ETCD_INITIAL_CLUSTER");
+    assert_eq!(joined, cluster(198, &[2, 3, 4]));
+    let groups = w.groups.lock().unwrap();
+    assert!(
+        groups[0]
+            .tags
+            .contains(&("etcd-discovery:members".into(), joined.replace(',', " "))),
+        "{:?}",
+        groups[0].tags
+    );
+}
+
+#[test]
+fn a_fresh_node_never_bootstraps_beside_the_members_a_join_recorded() {
+    // Regression (the simulation's K9): the instances of the initial cluster are all gone;
+    // i-2 and i-3 joined since, and their etcd does not answer this node (rebooting, or no
+    // TCP session). i-1, launched first and never a member, used to bootstrap beside them.
+    let mut g = group("etcd", &[1, 2, 3]);
+    g.tags.push((
+        "etcd-discovery:members".into(),
+        cluster(189, &[2, 3, 7]).replace(',', " "),
+    ));
+    let w = World::new(189, 1, vec![g], None, vec![], Imds::v2());
+    let out = w.run(&["--wait-timeout=1s"]);
+    assert_failure(
+        &out,
+        75,
+        &format!(
+            "the group's tag etcd-discovery:members names {}, {} of a cluster that ran",
+            instance_id(2),
+            instance_id(3)
+        ),
+    );
+    assert!(!w.env_file().exists());
+    assert!(!actions(&w).contains(&"CreateOrUpdateTags".to_string()));
+}

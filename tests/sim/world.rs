@@ -158,6 +158,17 @@ impl Node {
     pub fn ip(&self) -> String {
         format!("10.0.0.{}", self.n)
     }
+    /// Its run decided to bootstrap as the seed and its etcd has not run yet.
+    fn seeding(&self) -> bool {
+        match &self.run {
+            Run::Record { plan, .. } | Run::Verify { plan, .. } | Run::Write { plan, .. } => {
+                plan.record.is_some()
+            }
+            Run::Exited(0) => self.file.as_ref().is_some_and(|f| f.new) && !self.ran,
+            _ => false,
+        }
+    }
+
     fn instance(&self) -> Instance {
         Instance {
             id: self.id(),
@@ -200,16 +211,18 @@ pub struct World {
     pub lost_recorded_bootstrap: bool,
     /// The group's tag with a bootstrap's initial cluster, as a seed recorded it (rule 14).
     pub record: Option<String>,
+    /// The group's tag with the members the last join left (rule 17).
+    pub members_record: Option<String>,
     /// A seed was scaled in after it decided to bootstrap: another seed, seeing the group
     /// without it, may decide differently, and tags have no conditional write (known K7).
     pub seed_scaled_in: bool,
+    /// A warm instance launched before a seed was put in service while that seed's bootstrap
+    /// was in flight: the seed of the group as it now is decides too, and tags have no
+    /// conditional write (known K10).
+    pub older_in_service_while_seeding: bool,
     /// A formed cluster was left with fewer members on counted instances than its quorum by
     /// scale-ins: the group takes its data away (known K8).
     pub majority_scaled_in: bool,
-    /// A formed cluster runs while none of the instances the group's record names is counted
-    /// any more (they were all replaced one by one): the record no longer speaks for it, and
-    /// a node cut off from every member sees nobody (known K9).
-    pub record_outlived: bool,
     /// AWS answers every call with `Throttling` (a burst); the tool's retries give up and the
     /// run exits 75.
     pub throttled: bool,
@@ -333,9 +346,10 @@ impl World {
             formed_cluster_lost: false,
             lost_recorded_bootstrap: false,
             record: None,
+            members_record: None,
             seed_scaled_in: false,
+            older_in_service_while_seeding: false,
             majority_scaled_in: false,
-            record_outlived: false,
             throttled: false,
             operations: false,
         }
@@ -509,10 +523,18 @@ impl World {
                 }
             }
         }
+        // run.rs: the group still lists an instance on its way out until it is terminated.
+        let leaving: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|x| x.leaving && !x.terminated && x.visible)
+            .map(Node::id)
+            .collect();
         let observed = Observed {
             me: self.identity(n),
             desired_capacity: self.desired,
             instances,
+            leaving,
             members,
             peer_list,
             healthy,
@@ -536,6 +558,7 @@ impl World {
                 && me.data_dir_as_written
                 && me.data.is_none(),
             bootstrap_record: self.record.clone(),
+            members_record: self.members_record.clone(),
         };
         Ok((observed, found))
     }
@@ -627,14 +650,16 @@ impl World {
         if self.lost_unformed_bootstrap {
             causes.push_str(" (a bootstrap member lost its data before the cluster formed)");
         }
-        if self.record_outlived {
-            causes.push_str(" (the cluster outlived every instance its record names)");
-        }
         if self.majority_scaled_in {
             causes.push_str(" (a formed cluster's majority was scaled in)");
         }
         if self.seed_scaled_in {
             causes.push_str(" (a seed was scaled in during its bootstrap)");
+        }
+        if self.older_in_service_while_seeding {
+            causes.push_str(
+                " (an instance launched before a seed entered service during its bootstrap)",
+            );
         }
         if self.lost_recorded_bootstrap {
             causes.push_str(" (a majority of the recorded bootstrap's instances was terminated before it formed)");
@@ -696,6 +721,16 @@ impl World {
             }
             Event::ScaleOut => {
                 self.desired += 1;
+                let warm = self
+                    .nodes
+                    .iter()
+                    .find(|x| x.warm && !x.terminated)
+                    .map(|x| x.n);
+                self.older_in_service_while_seeding |= warm.is_some_and(|w| {
+                    self.nodes
+                        .iter()
+                        .any(|x| x.n > w && !x.terminated && x.seeding())
+                });
                 if let Some(x) = self.nodes.iter_mut().find(|x| x.warm && !x.terminated) {
                     // Out of the pool: started again, its boot units run.
                     x.warm = false;
@@ -705,15 +740,7 @@ impl World {
                 }
             }
             Event::ScaleIn(n) => {
-                let x = self.node(n);
-                let seeding = match &x.run {
-                    Run::Record { plan, .. }
-                    | Run::Verify { plan, .. }
-                    | Run::Write { plan, .. } => plan.record.is_some(),
-                    Run::Exited(0) => x.file.as_ref().is_some_and(|f| f.new) && !x.ran,
-                    _ => false,
-                };
-                self.seed_scaled_in |= seeding;
+                self.seed_scaled_in |= self.node(n).seeding();
                 self.desired -= 1;
                 self.node_mut(n).leaving = true;
                 self.majority_scaled_in |= self.clusters.iter().any(|c| {
@@ -744,17 +771,6 @@ impl World {
             Event::Reconcile => self.reconcile()?,
         }
         self.lost_recorded_bootstrap |= self.recorded_bootstrap_lost();
-        self.record_outlived |= self.record.as_ref().is_some_and(|record| {
-            let formed = self
-                .clusters
-                .iter()
-                .any(|c| c.members.iter().any(|m| m.published));
-            formed
-                && !record.split(',').any(|e| {
-                    let name = e.split_once('=').map_or(e, |(name, _)| name);
-                    self.nodes.iter().any(|x| x.counted() && x.id() == name)
-                })
-        });
         // A formed cluster that lost the data of a majority stays lost, even once its record
         // is dropped below.
         self.formed_cluster_lost |= self
@@ -959,7 +975,17 @@ impl World {
                 Run::Verify { observed, plan }
             }
             Run::Verify { observed, plan } => {
-                if self.throttled || !self.node(n).counted() || self.record != plan.record {
+                let counted: Vec<String> = self
+                    .nodes
+                    .iter()
+                    .filter(|x| x.counted())
+                    .map(Node::id)
+                    .collect();
+                let mine = plan.record.as_deref().unwrap_or_default();
+                let me = self.node(n).id();
+                if self.throttled
+                    || plan::read_back(self.record.as_deref(), mine, &counted, &me).is_err()
+                {
                     Run::Exited(75)
                 } else {
                     Run::Write { observed, plan }
@@ -1017,6 +1043,7 @@ impl World {
             me: identity,
             desired_capacity: 0,
             instances: Vec::new(),
+            leaving: Vec::new(),
             members,
             peer_list: None,
             healthy: Vec::new(),
@@ -1025,6 +1052,7 @@ impl World {
             previous_file: model::PreviousFile::NotAMember,
             never_started: false,
             bootstrap_record: None,
+            members_record: None,
         };
         Some((observed, plan))
     }
@@ -1230,6 +1258,11 @@ impl World {
             Mode::New => get("ETCD_INITIAL_CLUSTER_TOKEN"),
             _ => String::new(),
         };
+        // run.rs records the members a join leaves once its file is written; a throttled
+        // call leaves the last record as it was.
+        if plan.mode == Mode::Existing && !plan.actions.is_empty() && !self.throttled {
+            self.members_record = Some(get("ETCD_INITIAL_CLUSTER"));
+        }
         let x = self.node_mut(n);
         x.data_dir_as_written |= x.data.is_none();
         x.file = Some(EnvFile {
