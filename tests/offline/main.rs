@@ -733,33 +733,64 @@ fn leave_removes_this_member_and_completes_the_lifecycle_hook() {
     assert!(!w.env_file().exists(), "leave writes no file");
 }
 
-#[test]
-fn the_reboot_path_takes_at_most_six_sequential_round_trips() {
-    // Instance metadata tags on (the group's name from IMDS) and an instance profile: token,
-    // then identity, hostname, tag and role at once, the role's keys, the group, the
-    // addresses, the member list. No health check: a reboot changes nothing whatever it says.
+/// The setting of the round-trip bounds (issue 16): instance metadata tags on (the group's
+/// name from IMDS) and an instance profile, so that no key is given; a group `etcd` of 2, 3
+/// and 4 (this instance is 2), whose members have all started and whose peers answer on
+/// their peer ports.
+fn tagged_group_with_a_profile(net: u8) -> World {
     let imds = Imds {
         group_tag: Some("etcd".into()),
         profile: true,
         ..Imds::v2()
     };
-    let w = World::new(
-        27,
+    let mut w = World::new(
+        net,
         2,
         vec![group("etcd", &[2, 3, 4])],
         Some((&[3, 4], EtcdApi::V3)),
         vec![],
         imds,
     );
+    w.serve_peer_ports(&[3, 4]);
     *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true), w.member(4, true)];
-    // Each answer is held 250 ms, so that requests sent together overlap even when a loaded
-    // machine is slow to start one of their threads (at 20 ms, a busy 2-core machine once
-    // counted 7); the count of trips depends on overlap, never on how long anything took.
+    w
+}
+
+/// No static keys: the credentials come from the instance profile.
+const NO_KEYS: [(&str, &str); 2] = [("AWS_ACCESS_KEY_ID", ""), ("AWS_SECRET_ACCESS_KEY", "")];
+
+/// Forgets what the fakes were asked so far and holds each of their answers 250 ms: the next
+/// run's round trips are counted alone. 250 ms, so that requests sent together overlap even
+/// when a loaded machine is slow to start one of their threads (at 20 ms, a busy 2-core
+/// machine once counted 7); the count of trips depends on overlap, never on how long
+/// anything took.
+fn count_from_here(w: &World) {
+    for s in [&w.imds, &w.aws].into_iter().chain(&w.etcd) {
+        s.requests.lock().unwrap().clear();
+    }
     w.set_latency(Duration::from_millis(250));
-    let out = w.run_with_env(
-        &[],
-        &[("AWS_ACCESS_KEY_ID", ""), ("AWS_SECRET_ACCESS_KEY", "")],
+}
+
+/// The sequential round trips of every request since `count_from_here`, printed with the
+/// number of requests under `what` (shown with `--nocapture`).
+fn round_trips(w: &World, what: &str) -> usize {
+    let all: Vec<fake::Request> = [w.imds.requests(), w.aws_requests(), w.etcd_requests()].concat();
+    let trips = fake::sequential_round_trips(&all);
+    println!(
+        "{what}: {} requests, {trips} sequential round trips",
+        all.len()
     );
+    trips
+}
+
+#[test]
+fn the_reboot_path_takes_at_most_six_sequential_round_trips() {
+    // The full path: token, then identity, hostname, tag and role at once, the role's keys,
+    // the group, the addresses, the member list (client and peer ports at once). No health
+    // check: a reboot changes nothing whatever it says.
+    let w = tagged_group_with_a_profile(27);
+    count_from_here(&w);
+    let out = w.run_with_env(&[], &NO_KEYS);
     assert_success(&out);
     assert!(
         stderr(&out).contains("nothing to change (reboot)"),
@@ -783,46 +814,23 @@ fn the_reboot_path_takes_at_most_six_sequential_round_trips() {
         w.etcd_requests().iter().all(|r| r.path != "/health"),
         "no health check on a reboot"
     );
-    let all: Vec<fake::Request> = [w.imds.requests(), w.aws_requests(), w.etcd_requests()].concat();
-    let trips = fake::sequential_round_trips(&all);
+    let trips = round_trips(&w, "reboot path");
     assert!(trips <= 6, "{trips} sequential round trips");
-    println!(
-        "reboot path: {} requests, {trips} sequential round trips",
-        all.len()
-    );
 }
 
 #[test]
 fn a_reboot_makes_no_aws_call_and_at_most_three_sequential_round_trips() {
-    // Issue 16: with an instance profile and the group's name from IMDS, the full reboot
-    // path takes 6 sequential round trips and 2 AWS calls. The fast path: the previous
-    // file's peers are asked while IMDS says who we are; no credentials, no AWS.
-    let imds = Imds {
-        group_tag: Some("etcd".into()),
-        profile: true,
-        ..Imds::v2()
-    };
-    let mut w = World::new(
-        220,
-        2,
-        vec![group("etcd", &[2, 3, 4])],
-        Some((&[3, 4], EtcdApi::V3)),
-        vec![],
-        imds,
-    );
-    w.serve_peer_ports(&[3, 4]);
-    *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true), w.member(4, true)];
-    let no_keys = [("AWS_ACCESS_KEY_ID", ""), ("AWS_SECRET_ACCESS_KEY", "")];
+    // Issue 16: the full reboot path takes 6 sequential round trips and 2 AWS calls. The
+    // fast path: the previous file's peers are asked while IMDS says who we are; no
+    // credentials, no AWS.
+    let w = tagged_group_with_a_profile(220);
     // The first boot has no file: the full path writes it.
-    let out = w.run_with_env(&[], &no_keys);
+    let out = w.run_with_env(&[], &NO_KEYS);
     assert_success(&out);
     assert!(!stderr(&out).contains("no AWS call"), "{}", stderr(&out));
     let written = fs::read_to_string(w.env_file()).unwrap();
-    for s in [&w.imds, &w.aws].into_iter().chain(&w.etcd) {
-        s.requests.lock().unwrap().clear();
-    }
-    w.set_latency(Duration::from_millis(250));
-    let out = w.run_with_env(&[], &no_keys);
+    count_from_here(&w);
+    let out = w.run_with_env(&[], &NO_KEYS);
     assert_success(&out);
     assert!(stderr(&out).contains("no AWS call"), "{}", stderr(&out));
     assert!(stderr(&out).contains("up to date"), "{}", stderr(&out));
@@ -837,46 +845,23 @@ fn a_reboot_makes_no_aws_call_and_at_most_three_sequential_round_trips() {
         w.imds.requests()
     );
     assert!(w.etcd_changes().is_empty(), "no membership change");
-    let all: Vec<fake::Request> = [w.imds.requests(), w.aws_requests(), w.etcd_requests()].concat();
-    let trips = fake::sequential_round_trips(&all);
+    let trips = round_trips(&w, "reboot fast path");
     assert!(trips <= 3, "{trips} sequential round trips");
-    println!(
-        "reboot fast path: {} requests, {trips} sequential round trips",
-        all.len()
-    );
 }
 
 #[test]
 fn a_reboot_that_falls_back_costs_one_round_trip_more_than_a_first_boot() {
     // The file was baked into the image on another instance: the peers are asked (beside
     // IMDS), the shortcut says no, and only then come the group tag and the credentials.
-    let imds = Imds {
-        group_tag: Some("etcd".into()),
-        profile: true,
-        ..Imds::v2()
-    };
-    let mut w = World::new(
-        222,
-        2,
-        vec![group("etcd", &[2, 3, 4])],
-        Some((&[3, 4], EtcdApi::V3)),
-        vec![],
-        imds,
-    );
-    w.serve_peer_ports(&[3, 4]);
-    *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true), w.member(4, true)];
-    let no_keys = [("AWS_ACCESS_KEY_ID", ""), ("AWS_SECRET_ACCESS_KEY", "")];
-    assert_success(&w.run_with_env(&[], &no_keys));
+    let w = tagged_group_with_a_profile(222);
+    assert_success(&w.run_with_env(&[], &NO_KEYS));
     let me = env_value(&fs::read_to_string(w.env_file()).unwrap(), "ETCD_NAME");
     let baked = fs::read_to_string(w.env_file())
         .unwrap()
         .replace(&format!("ETCD_NAME={me}"), "ETCD_NAME=i-0bake0000000000001");
     fs::write(w.env_file(), baked).unwrap();
-    for s in [&w.imds, &w.aws].into_iter().chain(&w.etcd) {
-        s.requests.lock().unwrap().clear();
-    }
-    w.set_latency(Duration::from_millis(250));
-    let out = w.run_with_env(&[], &no_keys);
+    count_from_here(&w);
+    let out = w.run_with_env(&[], &NO_KEYS);
     assert_success(&out);
     assert!(
         stderr(&out).contains("was written for i-0bake0000000000001"),
@@ -888,13 +873,8 @@ fn a_reboot_that_falls_back_costs_one_round_trip_more_than_a_first_boot() {
         me
     );
     assert_eq!(w.aws_requests().len(), 2);
-    let all: Vec<fake::Request> = [w.imds.requests(), w.aws_requests(), w.etcd_requests()].concat();
-    let trips = fake::sequential_round_trips(&all);
+    let trips = round_trips(&w, "a reboot that falls back");
     assert!(trips <= 7, "{trips} sequential round trips");
-    println!(
-        "a reboot that falls back: {} requests, {trips} sequential round trips",
-        all.len()
-    );
 }
 
 #[test]
