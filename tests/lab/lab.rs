@@ -506,6 +506,21 @@ impl Lab {
         );
     }
 
+    /// Takes instance k out of `group` and lowers its desired capacity, as a scale-in does:
+    /// the group no longer lists it (the instance itself keeps running).
+    pub fn detach(&self, group: &str, k: u8) {
+        let id = self.nodes[&k].instance_id.clone();
+        self.moto.call(
+            "autoscaling",
+            "DetachInstances",
+            &[
+                ("AutoScalingGroupName", group),
+                ("InstanceIds.member.1", &id),
+                ("ShouldDecrementDesiredCapacity", "true"),
+            ],
+        );
+    }
+
     /// Changes where AutoScaling is taking instance k (its IMDS
     /// `target-lifecycle-state`).
     pub fn set_target(&self, k: u8, state: &str) {

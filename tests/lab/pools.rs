@@ -64,17 +64,8 @@ fn an_instance_reused_on_scale_in_rejoins_with_its_old_data_moved_aside() {
     // never deleted) and joins as a new member.
     let mut lab = Lab::new(81);
     bootstrap(&mut lab, &[2, 3, 4], &EtcdFlags::default());
-    let id = lab.nodes[&4].instance_id.clone();
     drop(lab.nodes.get_mut(&4).unwrap().etcd.take());
-    lab.moto.call(
-        "autoscaling",
-        "DetachInstances",
-        &[
-            ("AutoScalingGroupName", "etcd"),
-            ("InstanceIds.member.1", &id),
-            ("ShouldDecrementDesiredCapacity", "true"),
-        ],
-    );
+    lab.detach("etcd", 4);
     lab.set_target(4, "Warmed:Stopped");
     lab.wait_healthy(2, NO_TLS);
     let removed = [2, 3]
