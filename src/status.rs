@@ -381,36 +381,52 @@ pub fn problem(report: &Report) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn instance(k: u8) -> Instance {
+    /// The table cases' instance k: `i-k` at 10.0.0.k.
+    fn id(k: u8) -> String {
+        format!("i-{k}")
+    }
+
+    fn ip(k: u8) -> String {
+        format!("10.0.0.{k}")
+    }
+
+    fn instance(id: &str, ip: &str) -> Instance {
         Instance {
-            id: format!("i-{k}"),
-            private_ip: format!("10.0.0.{k}"),
+            id: id.to_string(),
+            private_ip: ip.to_string(),
             private_dns: String::new(),
             launch_time: String::new(),
         }
     }
 
-    fn member(k: u8, name: &str) -> Member {
+    /// A member at `ip`; without a name it has not started, and has no client URL.
+    fn member(id: u64, name: &str, ip: &str) -> Member {
         Member {
-            id: u64::from(k) * 0x1111,
+            id,
             name: name.to_string(),
-            peer_urls: vec![format!("http://10.0.0.{k}:2380")],
+            peer_urls: vec![format!("http://{ip}:2380")],
             client_urls: if name.is_empty() {
                 vec![]
             } else {
-                vec![format!("http://10.0.0.{k}:2379")]
+                vec![format!("http://{ip}:2379")]
             },
             is_learner: false,
         }
     }
 
-    fn group(instances: &[(u8, &str)]) -> Group {
+    /// The table cases' member of instance k, named `name`.
+    fn member_of(k: u8, name: &str) -> Member {
+        member(u64::from(k) * 0x1111, name, &ip(k))
+    }
+
+    /// Group `etcd` of these instances: (id, lifecycle state, zone).
+    fn group(instances: &[(String, &str, &str)]) -> Group {
         Group {
             name: "etcd".into(),
             desired_capacity: instances.len() as u32,
             instances: instances
                 .iter()
-                .map(|(k, s)| (format!("i-{k}"), s.to_string()))
+                .map(|(id, state, _)| (id.clone(), state.to_string()))
                 .collect(),
             capacity_type: String::new(),
             weights: vec![],
@@ -418,9 +434,28 @@ mod tests {
             bootstrap_record: None,
             zones: instances
                 .iter()
-                .map(|(k, _)| (format!("i-{k}"), "us-east-1a".to_string()))
+                .map(|(id, _, zone)| (id.clone(), zone.to_string()))
                 .collect(),
         }
+    }
+
+    /// What each member says of itself: a started one its status, under `leader`.
+    fn statuses(
+        members: &[Member],
+        leader: u64,
+        raft_index: u64,
+    ) -> Vec<(u64, Option<MemberStatus>)> {
+        members
+            .iter()
+            .map(|m| {
+                let status = m.is_started().then_some(MemberStatus {
+                    leader,
+                    db_size: 20480,
+                    raft_index,
+                });
+                (m.id, status)
+            })
+            .collect()
     }
 
     struct Case {
@@ -433,33 +468,25 @@ mod tests {
     }
 
     fn run(case: &Case) -> Report {
-        let group = group(&case.group);
+        let listed: Vec<(String, &str, &str)> = case
+            .group
+            .iter()
+            .map(|(k, state)| (id(*k), *state, "us-east-1a"))
+            .collect();
         let instances: Vec<Instance> = case
             .group
             .iter()
             .filter(|(_, s)| counts_in_cluster(s))
-            .map(|(k, _)| instance(*k))
+            .map(|(k, _)| instance(&id(*k), &ip(*k)))
             .collect();
         let healthy: Vec<u64> = case
             .healthy
             .iter()
             .map(|k| u64::from(*k) * 0x1111)
             .collect();
-        let statuses: Vec<(u64, Option<MemberStatus>)> = case
-            .members
-            .iter()
-            .flatten()
-            .map(|m| {
-                let status = m.is_started().then_some(MemberStatus {
-                    leader: 0x2222,
-                    db_size: 20480,
-                    raft_index: 9,
-                });
-                (m.id, status)
-            })
-            .collect();
+        let statuses = statuses(case.members.as_deref().unwrap_or_default(), 0x2222, 9);
         report(&Seen {
-            groups: std::slice::from_ref(&group),
+            groups: &[group(&listed)],
             instances: &instances,
             members: case.members.as_deref(),
             healthy: &healthy,
@@ -475,14 +502,22 @@ mod tests {
             Case {
                 what: "healthy cluster",
                 group: vec![(2, "InService"), (3, "InService"), (4, "InService")],
-                members: Some(vec![member(2, "i-2"), member(3, "i-3"), member(4, "i-4")]),
+                members: Some(vec![
+                    member_of(2, "i-2"),
+                    member_of(3, "i-3"),
+                    member_of(4, "i-4"),
+                ]),
                 healthy: vec![2, 3, 4],
                 rows: vec![("i-2", "i-2", ""), ("i-3", "i-3", ""), ("i-4", "i-4", "")],
             },
             Case {
                 what: "terminated without replacement",
                 group: vec![(2, "InService"), (3, "InService")],
-                members: Some(vec![member(2, "i-2"), member(3, "i-3"), member(4, "i-4")]),
+                members: Some(vec![
+                    member_of(2, "i-2"),
+                    member_of(3, "i-3"),
+                    member_of(4, "i-4"),
+                ]),
                 healthy: vec![2, 3],
                 rows: vec![
                     ("i-2", "i-2", ""),
@@ -493,7 +528,7 @@ mod tests {
             Case {
                 what: "a new instance, not joined yet; one member down",
                 group: vec![(2, "InService"), (3, "InService"), (5, "Pending")],
-                members: Some(vec![member(2, "i-2"), member(3, "i-3")]),
+                members: Some(vec![member_of(2, "i-2"), member_of(3, "i-3")]),
                 healthy: vec![2],
                 rows: vec![
                     ("i-2", "i-2", ""),
@@ -504,14 +539,14 @@ mod tests {
             Case {
                 what: "added but never started, matched by address",
                 group: vec![(2, "InService"), (6, "InService")],
-                members: Some(vec![member(2, "i-2"), member(6, "")]),
+                members: Some(vec![member_of(2, "i-2"), member_of(6, "")]),
                 healthy: vec![2],
                 rows: vec![("i-2", "i-2", ""), ("i-6", "", "not started")],
             },
             Case {
                 what: "leaving and gone instances",
                 group: vec![(2, "InService"), (3, "Terminating:Wait"), (4, "Terminated")],
-                members: Some(vec![member(2, "i-2"), member(3, "i-3")]),
+                members: Some(vec![member_of(2, "i-2"), member_of(3, "i-3")]),
                 healthy: vec![2, 3],
                 rows: vec![
                     ("i-2", "i-2", ""),
@@ -566,8 +601,8 @@ mod tests {
 
     #[test]
     fn stale_counts_members_without_a_counted_instance() {
-        let instances = [instance(2), instance(3)];
-        let members = [member(2, "i-2"), member(3, ""), member(4, "i-4")];
+        let instances = [instance(&id(2), &ip(2)), instance(&id(3), &ip(3))];
+        let members = [member_of(2, "i-2"), member_of(3, ""), member_of(4, "i-4")];
         assert_eq!(stale(&instances, &members), 1);
         assert_eq!(stale(&instances, &members[..2]), 0);
     }
@@ -577,7 +612,11 @@ mod tests {
         let case = Case {
             what: "stale",
             group: vec![(2, "InService"), (3, "InService")],
-            members: Some(vec![member(2, "i-2"), member(3, "i-3"), member(4, "i-4")]),
+            members: Some(vec![
+                member_of(2, "i-2"),
+                member_of(3, "i-3"),
+                member_of(4, "i-4"),
+            ]),
             healthy: vec![2, 3],
             rows: vec![],
         };
@@ -617,58 +656,25 @@ mod tests {
         ];
         let member_ids = [0x92bd7b8b2c1d0e41, 0x1c4f6a2b9d3e8f70, 0x6e8a1f0c2b4d7a93];
         let ips = ["10.0.1.5", "10.0.2.7", "10.0.3.9"];
-        let group = Group {
-            name: "etcd".into(),
-            desired_capacity: 3,
-            instances: ids
-                .iter()
-                .map(|i| (i.to_string(), "InService".into()))
-                .collect(),
-            capacity_type: String::new(),
-            weights: vec![],
-            weighted_types: false,
-            bootstrap_record: None,
-            zones: ids
-                .iter()
-                .zip(["a", "b", "c"])
-                .map(|(i, z)| (i.to_string(), format!("us-east-1{z}")))
-                .collect(),
-        };
+        let listed: Vec<(String, &str, &str)> = ids
+            .iter()
+            .zip(["us-east-1a", "us-east-1b", "us-east-1c"])
+            .map(|(id, zone)| (id.to_string(), "InService", zone))
+            .collect();
         let instances: Vec<Instance> = ids
             .iter()
             .zip(ips)
-            .map(|(id, ip)| Instance {
-                id: id.to_string(),
-                private_ip: ip.into(),
-                private_dns: String::new(),
-                launch_time: String::new(),
-            })
+            .map(|(id, ip)| instance(id, ip))
             .collect();
         let members: Vec<Member> = ids
             .iter()
             .zip(member_ids)
             .zip(ips)
-            .map(|((id, m), ip)| Member {
-                id: m,
-                name: id.to_string(),
-                peer_urls: vec![format!("https://{ip}:2380")],
-                client_urls: vec![format!("https://{ip}:2379")],
-                is_learner: false,
-            })
+            .map(|((id, m), ip)| member(m, id, ip))
             .collect();
-        let statuses: Vec<(u64, Option<MemberStatus>)> = member_ids
-            .iter()
-            .map(|m| {
-                let status = MemberStatus {
-                    leader: member_ids[0],
-                    db_size: 20480,
-                    raft_index: 12,
-                };
-                (*m, Some(status))
-            })
-            .collect();
+        let statuses = statuses(&members, member_ids[0], 12);
         let report = report(&Seen {
-            groups: std::slice::from_ref(&group),
+            groups: &[group(&listed)],
             instances: &instances,
             members: Some(&members),
             healthy: &member_ids,
@@ -686,7 +692,7 @@ mod tests {
         let case = Case {
             what: "healthy",
             group: vec![(2, "InService")],
-            members: Some(vec![member(2, "i-2")]),
+            members: Some(vec![member_of(2, "i-2")]),
             healthy: vec![2],
             rows: vec![],
         };
