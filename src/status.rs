@@ -598,7 +598,8 @@ mod tests {
     struct Case {
         what: &'static str,
         group: Vec<(u8, &'static str)>,
-        members: Option<Vec<Member>>,
+        /// (instance k, member name): the member of k, started when named.
+        members: Option<Vec<(u8, &'static str)>>,
         healthy: Vec<u8>,
         /// (instance or "-", member name or "-", attention containing, "" for none)
         rows: Vec<(&'static str, &'static str, &'static str)>,
@@ -621,11 +622,15 @@ mod tests {
             .iter()
             .map(|k| u64::from(*k) * 0x1111)
             .collect();
-        let statuses = statuses(case.members.as_deref().unwrap_or_default(), 0x2222, 9);
+        let members: Option<Vec<Member>> = case
+            .members
+            .as_ref()
+            .map(|m| m.iter().map(|(k, name)| member_of(*k, name)).collect());
+        let statuses = statuses(members.as_deref().unwrap_or_default(), 0x2222, 9);
         report(&Seen {
             groups: &[group(&listed)],
             instances: &instances,
-            members: case.members.as_deref(),
+            members: members.as_deref(),
             healthy: &healthy,
             statuses: &statuses,
             this_instance: Some("i-2"),
@@ -639,22 +644,14 @@ mod tests {
             Case {
                 what: "healthy cluster",
                 group: vec![(2, "InService"), (3, "InService"), (4, "InService")],
-                members: Some(vec![
-                    member_of(2, "i-2"),
-                    member_of(3, "i-3"),
-                    member_of(4, "i-4"),
-                ]),
+                members: Some(vec![(2, "i-2"), (3, "i-3"), (4, "i-4")]),
                 healthy: vec![2, 3, 4],
                 rows: vec![("i-2", "i-2", ""), ("i-3", "i-3", ""), ("i-4", "i-4", "")],
             },
             Case {
                 what: "terminated without replacement",
                 group: vec![(2, "InService"), (3, "InService")],
-                members: Some(vec![
-                    member_of(2, "i-2"),
-                    member_of(3, "i-3"),
-                    member_of(4, "i-4"),
-                ]),
+                members: Some(vec![(2, "i-2"), (3, "i-3"), (4, "i-4")]),
                 healthy: vec![2, 3],
                 rows: vec![
                     ("i-2", "i-2", ""),
@@ -665,7 +662,7 @@ mod tests {
             Case {
                 what: "a new instance, not joined yet; one member down",
                 group: vec![(2, "InService"), (3, "InService"), (5, "Pending")],
-                members: Some(vec![member_of(2, "i-2"), member_of(3, "i-3")]),
+                members: Some(vec![(2, "i-2"), (3, "i-3")]),
                 healthy: vec![2],
                 rows: vec![
                     ("i-2", "i-2", ""),
@@ -676,14 +673,14 @@ mod tests {
             Case {
                 what: "added but never started, matched by address",
                 group: vec![(2, "InService"), (6, "InService")],
-                members: Some(vec![member_of(2, "i-2"), member_of(6, "")]),
+                members: Some(vec![(2, "i-2"), (6, "")]),
                 healthy: vec![2],
                 rows: vec![("i-2", "i-2", ""), ("i-6", "", "not started")],
             },
             Case {
                 what: "leaving and gone instances",
                 group: vec![(2, "InService"), (3, "Terminating:Wait"), (4, "Terminated")],
-                members: Some(vec![member_of(2, "i-2"), member_of(3, "i-3")]),
+                members: Some(vec![(2, "i-2"), (3, "i-3")]),
                 healthy: vec![2, 3],
                 rows: vec![
                     ("i-2", "i-2", ""),
@@ -749,11 +746,7 @@ mod tests {
         let case = Case {
             what: "stale",
             group: vec![(2, "InService"), (3, "InService")],
-            members: Some(vec![
-                member_of(2, "i-2"),
-                member_of(3, "i-3"),
-                member_of(4, "i-4"),
-            ]),
+            members: Some(vec![(2, "i-2"), (3, "i-3"), (4, "i-4")]),
             healthy: vec![2, 3],
             rows: vec![],
         };
@@ -832,11 +825,7 @@ mod tests {
             Case {
                 what: "every kind of row",
                 group: vec![(2, "InService"), (5, "Pending"), (6, "InService")],
-                members: Some(vec![
-                    member_of(2, "i-2"),
-                    member_of(6, ""),
-                    member_of(7, "i-7"),
-                ]),
+                members: Some(vec![(2, "i-2"), (6, ""), (7, "i-7")]),
                 healthy: vec![2],
                 rows: vec![],
             },
@@ -854,10 +843,7 @@ mod tests {
         let mut odd = run(&Case {
             what: "strings that need escaping",
             group: vec![],
-            members: Some(vec![member_of(
-                3,
-                "q\"b\\s\n\r\t\u{8}\u{c}\u{1}\u{1f}\u{7f} é ✓ /",
-            )]),
+            members: Some(vec![(3, "q\"b\\s\n\r\t\u{8}\u{c}\u{1}\u{1f}\u{7f} é ✓ /")]),
             healthy: vec![],
             rows: vec![],
         });
@@ -877,7 +863,7 @@ mod tests {
         let case = Case {
             what: "healthy",
             group: vec![(2, "InService")],
-            members: Some(vec![member_of(2, "i-2")]),
+            members: Some(vec![(2, "i-2")]),
             healthy: vec![2],
             rows: vec![],
         };
