@@ -74,6 +74,14 @@ fn env_value(text: &str, key: &str) -> String {
         .to_string()
 }
 
+/// The AWS actions the world was asked, in order.
+fn aws_actions(w: &World) -> Vec<String> {
+    w.aws_requests()
+        .iter()
+        .map(|r| r.param("Action").unwrap())
+        .collect()
+}
+
 /// `i-..2=http://127.0.N.2:2380,...` for these hosts.
 fn cluster(net: u8, hosts: &[u8]) -> String {
     hosts
@@ -122,9 +130,8 @@ fn bootstrap_when_nobody_answers() {
 
     // Every AWS call was signed for the right service and region.
     let aws = w.aws_requests();
-    let actions: Vec<String> = aws.iter().map(|r| r.param("Action").unwrap()).collect();
     assert_eq!(
-        actions,
+        aws_actions(&w),
         [
             "DescribeAutoScalingInstances",
             "DescribeAutoScalingGroups",
@@ -287,13 +294,8 @@ fn proxy_mode_writes_endpoints_of_the_masters() {
         env_value(&text, "ETCD_ENDPOINTS"),
         format!("http://127.0.15.2:{0},http://127.0.15.3:{0}", w.client_port)
     );
-    let actions: Vec<String> = w
-        .aws_requests()
-        .iter()
-        .map(|r| r.param("Action").unwrap())
-        .collect();
     assert_eq!(
-        actions,
+        aws_actions(&w),
         ["DescribeAutoScalingGroups", "DescribeInstances"],
         "a named group skips the lookup"
     );
@@ -797,13 +799,8 @@ fn the_reboot_path_takes_at_most_six_sequential_round_trips() {
         "{}",
         stderr(&out)
     );
-    let actions: Vec<String> = w
-        .aws_requests()
-        .iter()
-        .map(|r| r.param("Action").unwrap())
-        .collect();
     assert_eq!(
-        actions,
+        aws_actions(&w),
         ["DescribeAutoScalingGroups", "DescribeInstances"],
         "the group's name came from IMDS"
     );
