@@ -752,6 +752,14 @@ impl Lab {
         self.nodes.get_mut(&k).unwrap().etcd = Some(guard);
     }
 
+    /// How most scenarios end (no TLS): instance k's etcd started with the default flags and
+    /// healthy, and the cluster, seen through node 2, is the running nodes.
+    pub fn start_and_check_cluster(&mut self, k: u8) {
+        self.start_etcd(k, &EtcdFlags::default());
+        self.wait_healthy(k, &[]);
+        self.assert_cluster_is_the_nodes(2, &[]);
+    }
+
     /// Starts an etcd for host k with this environment; the caller keeps the guard.
     pub fn spawn_etcd(&self, k: u8, env: Vec<(String, String)>, flags: &EtcdFlags) -> Guard {
         fs::create_dir_all(self.node_dir(k).join("var")).unwrap();

@@ -106,8 +106,6 @@ fn an_instance_reused_on_scale_in_rejoins_with_its_old_data_moved_aside() {
         "the old member's log is kept"
     );
     assert!(!data.join("member").exists());
-    lab.start_etcd(4, &EtcdFlags::default());
-    lab.wait_healthy(4, NO_TLS);
-    lab.assert_cluster_is_the_nodes(2, NO_TLS);
+    lab.start_and_check_cluster(4);
     assert!(data.join(&aside[0]).join("wal").is_dir());
 }
