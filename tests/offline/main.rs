@@ -758,8 +758,16 @@ fn tagged_group_with_a_profile(net: u8) -> World {
     w
 }
 
-/// No static keys: the credentials come from the instance profile.
-const NO_KEYS: [(&str, &str); 2] = [("AWS_ACCESS_KEY_ID", ""), ("AWS_SECRET_ACCESS_KEY", "")];
+/// A run with no static keys (the credentials come from the instance profile) that must
+/// succeed; its log.
+fn run_without_keys(w: &World) -> String {
+    let out = w.run_with_env(
+        &[],
+        &[("AWS_ACCESS_KEY_ID", ""), ("AWS_SECRET_ACCESS_KEY", "")],
+    );
+    assert_success(&out);
+    stderr(&out)
+}
 
 /// Forgets what the fakes were asked so far and holds each of their answers 250 ms: the next
 /// run's round trips are counted alone. 250 ms, so that requests sent together overlap even
@@ -792,13 +800,8 @@ fn the_reboot_path_takes_at_most_six_sequential_round_trips() {
     // check: a reboot changes nothing whatever it says.
     let w = tagged_group_with_a_profile(27);
     count_from_here(&w);
-    let out = w.run_with_env(&[], &NO_KEYS);
-    assert_success(&out);
-    assert!(
-        stderr(&out).contains("nothing to change (reboot)"),
-        "{}",
-        stderr(&out)
-    );
+    let log = run_without_keys(&w);
+    assert!(log.contains("nothing to change (reboot)"), "{log}");
     assert_eq!(
         aws_actions(&w),
         ["DescribeAutoScalingGroups", "DescribeInstances"],
@@ -822,15 +825,13 @@ fn a_reboot_makes_no_aws_call_and_at_most_three_sequential_round_trips() {
     // credentials, no AWS.
     let w = tagged_group_with_a_profile(220);
     // The first boot has no file: the full path writes it.
-    let out = w.run_with_env(&[], &NO_KEYS);
-    assert_success(&out);
-    assert!(!stderr(&out).contains("no AWS call"), "{}", stderr(&out));
+    let log = run_without_keys(&w);
+    assert!(!log.contains("no AWS call"), "{log}");
     let written = fs::read_to_string(w.env_file()).unwrap();
     count_from_here(&w);
-    let out = w.run_with_env(&[], &NO_KEYS);
-    assert_success(&out);
-    assert!(stderr(&out).contains("no AWS call"), "{}", stderr(&out));
-    assert!(stderr(&out).contains("up to date"), "{}", stderr(&out));
+    let log = run_without_keys(&w);
+    assert!(log.contains("no AWS call"), "{log}");
+    assert!(log.contains("up to date"), "{log}");
     assert_eq!(fs::read_to_string(w.env_file()).unwrap(), written);
     assert!(w.aws_requests().is_empty(), "{:?}", w.aws_requests());
     assert!(
@@ -851,19 +852,17 @@ fn a_reboot_that_falls_back_costs_one_round_trip_more_than_a_first_boot() {
     // The file was baked into the image on another instance: the peers are asked (beside
     // IMDS), the shortcut says no, and only then come the group tag and the credentials.
     let w = tagged_group_with_a_profile(222);
-    assert_success(&w.run_with_env(&[], &NO_KEYS));
+    run_without_keys(&w);
     let me = env_value(&fs::read_to_string(w.env_file()).unwrap(), "ETCD_NAME");
     let baked = fs::read_to_string(w.env_file())
         .unwrap()
         .replace(&format!("ETCD_NAME={me}"), "ETCD_NAME=i-0bake0000000000001");
     fs::write(w.env_file(), baked).unwrap();
     count_from_here(&w);
-    let out = w.run_with_env(&[], &NO_KEYS);
-    assert_success(&out);
+    let log = run_without_keys(&w);
     assert!(
-        stderr(&out).contains("was written for i-0bake0000000000001"),
-        "{}",
-        stderr(&out)
+        log.contains("was written for i-0bake0000000000001"),
+        "{log}"
     );
     assert_eq!(
         env_value(&fs::read_to_string(w.env_file()).unwrap(), "ETCD_NAME"),
