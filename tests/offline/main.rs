@@ -74,6 +74,16 @@ fn env_value(text: &str, key: &str) -> String {
         .to_string()
 }
 
+/// Runs the tool with `args`, which must succeed; the file it wrote. The log and the file
+/// are printed (seen with `--nocapture`).
+fn run_and_read(w: &World, args: &[&str]) -> String {
+    let out = w.run(args);
+    assert_success(&out);
+    let text = fs::read_to_string(w.env_file()).unwrap();
+    println!("{}{text}", stderr(&out));
+    text
+}
+
 /// The AWS actions the world was asked, in order.
 fn aws_actions(w: &World) -> Vec<String> {
     w.aws_requests()
@@ -101,10 +111,7 @@ fn bootstrap_when_nobody_answers() {
         vec![],
         Imds::v2(),
     );
-    let out = w.run(&[]);
-    assert_success(&out);
-    let text = fs::read_to_string(w.env_file()).unwrap();
-    println!("{}{text}", stderr(&out));
+    let text = run_and_read(&w, &[]);
     assert_eq!(env_value(&text, "ETCD_NAME"), instance_id(2));
     assert_eq!(env_value(&text, "ETCD_INITIAL_CLUSTER_STATE"), "new");
     assert_eq!(
@@ -189,10 +196,7 @@ fn join_removes_the_dead_member_and_adds_this_one() {
         Imds::v2(),
     );
     *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true), w.member(5, true)];
-    let out = w.run(&[]);
-    assert_success(&out);
-    let text = fs::read_to_string(w.env_file()).unwrap();
-    println!("{}{text}", stderr(&out));
+    let text = run_and_read(&w, &[]);
     assert_eq!(env_value(&text, "ETCD_INITIAL_CLUSTER_STATE"), "existing");
     assert_eq!(
         env_value(&text, "ETCD_INITIAL_CLUSTER"),
@@ -254,8 +258,7 @@ fn v2_api_when_the_v3_gateway_is_missing() {
         Imds::v2(),
     );
     *w.members.lock().unwrap() = vec![w.member(2, true), w.member(5, true), w.member(9, true)];
-    assert_success(&w.run(&["--etcd-api=auto"]));
-    let text = fs::read_to_string(w.env_file()).unwrap();
+    let text = run_and_read(&w, &["--etcd-api=auto"]);
     assert_eq!(
         env_value(&text, "ETCD_INITIAL_CLUSTER"),
         cluster(14, &[2, 3, 5])
@@ -286,9 +289,7 @@ fn proxy_mode_writes_endpoints_of_the_masters() {
         Imds::v2(),
     );
     *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true)];
-    let out = w.run(&["-proxy-mode", "-scaling-group-name=etcd-masters"]);
-    assert_success(&out);
-    let text = fs::read_to_string(w.env_file()).unwrap();
+    let text = run_and_read(&w, &["-proxy-mode", "-scaling-group-name=etcd-masters"]);
     assert_eq!(env_value(&text, "ETCD_PROXY"), "on");
     assert_eq!(
         env_value(&text, "ETCD_ENDPOINTS"),
@@ -325,8 +326,7 @@ fn groups_selected_by_tag_form_one_cluster() {
     other.tags = vec![("role".into(), "web".into())];
     // i-2, launched first, is the one that bootstraps from nothing.
     let w = World::new(16, 2, vec![a, b, other], None, vec![], Imds::v2());
-    assert_success(&w.run(&["--scaling-group-tag", "role=etcd"]));
-    let text = fs::read_to_string(w.env_file()).unwrap();
+    let text = run_and_read(&w, &["--scaling-group-tag", "role=etcd"]);
     assert_eq!(
         env_value(&text, "ETCD_INITIAL_CLUSTER"),
         cluster(16, &[2, 3])
@@ -883,9 +883,7 @@ fn a_big_groups_addresses_are_asked_in_chunks_at_once() {
     consumers.tags.clear();
     let w = World::new(221, 242, vec![masters, consumers], None, vec![], Imds::v2());
     w.set_latency(Duration::from_millis(250));
-    let out = w.run(&["-proxy-mode", "-scaling-group-name=etcd-masters"]);
-    assert_success(&out);
-    let text = fs::read_to_string(w.env_file()).unwrap();
+    let text = run_and_read(&w, &["-proxy-mode", "-scaling-group-name=etcd-masters"]);
     let mut endpoints: Vec<String> = env_value(&text, "ETCD_ENDPOINTS")
         .split(',')
         .map(str::to_string)
