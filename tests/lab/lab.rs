@@ -506,6 +506,21 @@ impl Lab {
         );
     }
 
+    /// Takes instance k out of `group` and lowers its desired capacity, as a scale-in does:
+    /// the group no longer lists it (the instance itself keeps running).
+    pub fn detach(&self, group: &str, k: u8) {
+        let id = self.nodes[&k].instance_id.clone();
+        self.moto.call(
+            "autoscaling",
+            "DetachInstances",
+            &[
+                ("AutoScalingGroupName", group),
+                ("InstanceIds.member.1", &id),
+                ("ShouldDecrementDesiredCapacity", "true"),
+            ],
+        );
+    }
+
     /// Changes where AutoScaling is taking instance k (its IMDS
     /// `target-lifecycle-state`).
     pub fn set_target(&self, k: u8, state: &str) {
@@ -735,6 +750,14 @@ impl Lab {
         let env = self.env_of(k);
         let guard = self.spawn_etcd(k, env, flags);
         self.nodes.get_mut(&k).unwrap().etcd = Some(guard);
+    }
+
+    /// How most scenarios end (no TLS): instance k's etcd started with the default flags and
+    /// healthy, and the cluster, seen through node 2, is the running nodes.
+    pub fn start_and_check_cluster(&mut self, k: u8) {
+        self.start_etcd(k, &EtcdFlags::default());
+        self.wait_healthy(k, &[]);
+        self.assert_cluster_is_the_nodes(2, &[]);
     }
 
     /// Starts an etcd for host k with this environment; the caller keeps the guard.

@@ -64,17 +64,8 @@ fn an_instance_reused_on_scale_in_rejoins_with_its_old_data_moved_aside() {
     // never deleted) and joins as a new member.
     let mut lab = Lab::new(81);
     bootstrap(&mut lab, &[2, 3, 4], &EtcdFlags::default());
-    let id = lab.nodes[&4].instance_id.clone();
     drop(lab.nodes.get_mut(&4).unwrap().etcd.take());
-    lab.moto.call(
-        "autoscaling",
-        "DetachInstances",
-        &[
-            ("AutoScalingGroupName", "etcd"),
-            ("InstanceIds.member.1", &id),
-            ("ShouldDecrementDesiredCapacity", "true"),
-        ],
-    );
+    lab.detach("etcd", 4);
     lab.set_target(4, "Warmed:Stopped");
     lab.wait_healthy(2, NO_TLS);
     let removed = [2, 3]
@@ -115,8 +106,6 @@ fn an_instance_reused_on_scale_in_rejoins_with_its_old_data_moved_aside() {
         "the old member's log is kept"
     );
     assert!(!data.join("member").exists());
-    lab.start_etcd(4, &EtcdFlags::default());
-    lab.wait_healthy(4, NO_TLS);
-    lab.assert_cluster_is_the_nodes(2, NO_TLS);
+    lab.start_and_check_cluster(4);
     assert!(data.join(&aside[0]).join("wal").is_dir());
 }

@@ -97,9 +97,7 @@ fn a_join_whose_etcd_never_started_is_reused() {
         .filter(|m| !m.2)
         .collect();
     assert_eq!(unstarted.len(), 1, "one entry for node 5: {unstarted:?}");
-    lab.start_etcd(5, &EtcdFlags::default());
-    lab.wait_healthy(5, NO_TLS);
-    lab.assert_cluster_is_the_nodes(2, NO_TLS);
+    lab.start_and_check_cluster(5);
 }
 
 #[test]
@@ -170,9 +168,7 @@ fn an_ip_reused_by_a_new_instance() {
         )),
         "{log}"
     );
-    lab.start_etcd(9, &EtcdFlags::default());
-    lab.wait_healthy(9, NO_TLS);
-    lab.assert_cluster_is_the_nodes(2, NO_TLS);
+    lab.start_and_check_cluster(9);
 }
 
 #[test]
@@ -192,9 +188,7 @@ fn reboot_with_a_wiped_data_directory_rejoins() {
     fs::create_dir_all(&data).unwrap();
     let log = lab.discover_ok(3, &[]);
     assert!(log.contains("data directory has no member data"), "{log}");
-    lab.start_etcd(3, &EtcdFlags::default());
-    lab.wait_healthy(3, NO_TLS);
-    lab.assert_cluster_is_the_nodes(2, NO_TLS);
+    lab.start_and_check_cluster(3);
 }
 
 #[test]
@@ -207,9 +201,7 @@ fn reboot_with_a_deleted_data_directory_rejoins() {
     fs::remove_dir_all(lab.data_dir(3)).unwrap();
     let log = lab.discover_ok(3, &[]);
     assert!(log.contains("data directory has no member data"), "{log}");
-    lab.start_etcd(3, &EtcdFlags::default());
-    lab.wait_healthy(3, NO_TLS);
-    lab.assert_cluster_is_the_nodes(2, NO_TLS);
+    lab.start_and_check_cluster(3);
 }
 
 #[test]
@@ -249,9 +241,7 @@ fn a_bootstrap_member_wiped_while_its_peers_are_down_waits_then_rejoins() {
     }
     let log = lab.discover_ok(wiped, &[]);
     assert!(log.contains("data directory has no member data"), "{log}");
-    lab.start_etcd(wiped, &EtcdFlags::default());
-    lab.wait_healthy(wiped, NO_TLS);
-    lab.assert_cluster_is_the_nodes(2, NO_TLS);
+    lab.start_and_check_cluster(wiped);
 }
 
 #[test]
@@ -372,9 +362,7 @@ fn leave_then_a_replacement_joins() {
     lab.launch("etcd", 5);
     let log = lab.discover_ok(5, &[]);
     assert!(log.contains("0 to remove, adding this instance"), "{log}");
-    lab.start_etcd(5, &EtcdFlags::default());
-    lab.wait_healthy(5, NO_TLS);
-    lab.assert_cluster_is_the_nodes(2, NO_TLS);
+    lab.start_and_check_cluster(5);
 }
 
 #[test]
@@ -464,16 +452,8 @@ fn an_instance_the_group_does_not_count_never_joins() {
     // with the masters' group named: it must not add a voter that will never serve.
     let mut lab = Lab::new(52);
     bootstrap(&mut lab, &[2, 3, 4], &EtcdFlags::default());
-    let id = lab.launch("etcd", 5);
-    lab.moto.call(
-        "autoscaling",
-        "DetachInstances",
-        &[
-            ("AutoScalingGroupName", "etcd"),
-            ("InstanceIds.member.1", &id),
-            ("ShouldDecrementDesiredCapacity", "true"),
-        ],
-    );
+    lab.launch("etcd", 5);
+    lab.detach("etcd", 5);
     let out = lab.discover(5, &["-scaling-group-name=etcd", "--wait-timeout=2s"]);
     let log = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(75), "{log}");

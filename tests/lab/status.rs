@@ -36,10 +36,17 @@ fn metrics(path: &Path) -> BTreeMap<String, f64> {
     samples
 }
 
+/// The value of `etcd_discovery_NAME` (labels included in `name`).
 fn sample(samples: &BTreeMap<String, f64>, name: &str) -> f64 {
+    let name = format!("etcd_discovery_{name}");
     *samples
-        .get(name)
+        .get(&name)
         .unwrap_or_else(|| panic!("no {name} in {samples:?}"))
+}
+
+/// The value of `etcd_discovery_NAME{command="status"}` in the file `status` wrote.
+fn status_sample(path: &Path, name: &str) -> f64 {
+    sample(&metrics(path), &format!("{name}{{command=\"status\"}}"))
 }
 
 #[test]
@@ -59,7 +66,7 @@ fn status_healthy_then_stale_then_etcd_down() {
     let discover_prom = lab.dir.join("discover.prom");
     lab.discover_ok(3, &[&format!("--metrics-file={}", discover_prom.display())]);
     let m = metrics(&discover_prom);
-    let discover = |name: &str| sample(&m, &format!("etcd_discovery_{name}"));
+    let discover = |name: &str| sample(&m, name);
     assert_eq!(discover("last_run_exit_code{command=\"discover\"}"), 0.0);
     assert_eq!(
         discover("last_run_plan{command=\"discover\",kind=\"existing\"}"),
@@ -79,7 +86,7 @@ fn status_healthy_then_stale_then_etcd_down() {
     std::fs::write(&env_file, file.replace("ETCD_NAME=", "ETCD_NAME=x")).unwrap();
     lab.discover_ok(4, &[&format!("--metrics-file={}", full_prom.display())]);
     let m = metrics(&full_prom);
-    let full = |name: &str| sample(&m, &format!("etcd_discovery_{name}"));
+    let full = |name: &str| sample(&m, name);
     assert_eq!(full("members{command=\"discover\"}"), 3.0);
     assert_eq!(full("members_stale{command=\"discover\"}"), 0.0);
     assert!(full("last_run_requests{command=\"discover\",service=\"aws\"}") >= 2.0);
@@ -140,15 +147,8 @@ fn status_healthy_then_stale_then_etcd_down() {
     );
     // Read-only: the environment file is as it was.
     assert_eq!(std::fs::read(lab.env_file(2)).unwrap(), env_before);
-    let m = metrics(&prom);
-    assert_eq!(
-        sample(&m, "etcd_discovery_last_run_exit_code{command=\"status\"}"),
-        0.0
-    );
-    assert_eq!(
-        sample(&m, "etcd_discovery_members_healthy{command=\"status\"}"),
-        3.0
-    );
+    assert_eq!(status_sample(&prom, "last_run_exit_code"), 0.0);
+    assert_eq!(status_sample(&prom, "members_healthy"), 3.0);
 
     // From outside the group (no instance metadata: a laptop with keys), with the group and
     // the region named: the same rows, no "this instance", and nothing said of discover.
@@ -202,19 +202,9 @@ fn status_healthy_then_stale_then_etcd_down() {
     );
     // Nothing was removed: status never changes the membership.
     assert_eq!(lab.members(2, NO_TLS).len(), 3);
-    let m = metrics(&prom);
-    assert_eq!(
-        sample(&m, "etcd_discovery_last_run_exit_code{command=\"status\"}"),
-        1.0
-    );
-    assert_eq!(
-        sample(&m, "etcd_discovery_members_stale{command=\"status\"}"),
-        1.0
-    );
-    assert_eq!(
-        sample(&m, "etcd_discovery_members_healthy{command=\"status\"}"),
-        2.0
-    );
+    assert_eq!(status_sample(&prom, "last_run_exit_code"), 1.0);
+    assert_eq!(status_sample(&prom, "members_stale"), 1.0);
+    assert_eq!(status_sample(&prom, "members_healthy"), 2.0);
 
     // etcd down everywhere: status could not look, exit 75.
     for k in [2, 3] {
@@ -224,10 +214,7 @@ fn status_healthy_then_stale_then_etcd_down() {
     assert_eq!(out.status.code(), Some(75), "{}", text(&out.stderr));
     // A run that could not look still writes its metrics, without member counts.
     let m = metrics(&prom);
-    assert_eq!(
-        sample(&m, "etcd_discovery_last_run_exit_code{command=\"status\"}"),
-        75.0
-    );
+    assert_eq!(status_sample(&prom, "last_run_exit_code"), 75.0);
     assert!(
         !m.keys().any(|k| k.starts_with("etcd_discovery_members")),
         "{m:?}"

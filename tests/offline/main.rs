@@ -74,6 +74,24 @@ fn env_value(text: &str, key: &str) -> String {
         .to_string()
 }
 
+/// Runs the tool with `args`, which must succeed; the file it wrote. The log and the file
+/// are printed (seen with `--nocapture`).
+fn run_and_read(w: &World, args: &[&str]) -> String {
+    let out = w.run(args);
+    assert_success(&out);
+    let text = fs::read_to_string(w.env_file()).unwrap();
+    println!("{}{text}", stderr(&out));
+    text
+}
+
+/// The AWS actions the world was asked, in order.
+fn aws_actions(w: &World) -> Vec<String> {
+    w.aws_requests()
+        .iter()
+        .map(|r| r.param("Action").unwrap())
+        .collect()
+}
+
 /// `i-..2=http://127.0.N.2:2380,...` for these hosts.
 fn cluster(net: u8, hosts: &[u8]) -> String {
     hosts
@@ -93,10 +111,7 @@ fn bootstrap_when_nobody_answers() {
         vec![],
         Imds::v2(),
     );
-    let out = w.run(&[]);
-    assert_success(&out);
-    let text = fs::read_to_string(w.env_file()).unwrap();
-    println!("{}{text}", stderr(&out));
+    let text = run_and_read(&w, &[]);
     assert_eq!(env_value(&text, "ETCD_NAME"), instance_id(2));
     assert_eq!(env_value(&text, "ETCD_INITIAL_CLUSTER_STATE"), "new");
     assert_eq!(
@@ -122,9 +137,8 @@ fn bootstrap_when_nobody_answers() {
 
     // Every AWS call was signed for the right service and region.
     let aws = w.aws_requests();
-    let actions: Vec<String> = aws.iter().map(|r| r.param("Action").unwrap()).collect();
     assert_eq!(
-        actions,
+        aws_actions(&w),
         [
             "DescribeAutoScalingInstances",
             "DescribeAutoScalingGroups",
@@ -182,10 +196,7 @@ fn join_removes_the_dead_member_and_adds_this_one() {
         Imds::v2(),
     );
     *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true), w.member(5, true)];
-    let out = w.run(&[]);
-    assert_success(&out);
-    let text = fs::read_to_string(w.env_file()).unwrap();
-    println!("{}{text}", stderr(&out));
+    let text = run_and_read(&w, &[]);
     assert_eq!(env_value(&text, "ETCD_INITIAL_CLUSTER_STATE"), "existing");
     assert_eq!(
         env_value(&text, "ETCD_INITIAL_CLUSTER"),
@@ -247,8 +258,7 @@ fn v2_api_when_the_v3_gateway_is_missing() {
         Imds::v2(),
     );
     *w.members.lock().unwrap() = vec![w.member(2, true), w.member(5, true), w.member(9, true)];
-    assert_success(&w.run(&["--etcd-api=auto"]));
-    let text = fs::read_to_string(w.env_file()).unwrap();
+    let text = run_and_read(&w, &["--etcd-api=auto"]);
     assert_eq!(
         env_value(&text, "ETCD_INITIAL_CLUSTER"),
         cluster(14, &[2, 3, 5])
@@ -279,21 +289,14 @@ fn proxy_mode_writes_endpoints_of_the_masters() {
         Imds::v2(),
     );
     *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true)];
-    let out = w.run(&["-proxy-mode", "-scaling-group-name=etcd-masters"]);
-    assert_success(&out);
-    let text = fs::read_to_string(w.env_file()).unwrap();
+    let text = run_and_read(&w, &["-proxy-mode", "-scaling-group-name=etcd-masters"]);
     assert_eq!(env_value(&text, "ETCD_PROXY"), "on");
     assert_eq!(
         env_value(&text, "ETCD_ENDPOINTS"),
         format!("http://127.0.15.2:{0},http://127.0.15.3:{0}", w.client_port)
     );
-    let actions: Vec<String> = w
-        .aws_requests()
-        .iter()
-        .map(|r| r.param("Action").unwrap())
-        .collect();
     assert_eq!(
-        actions,
+        aws_actions(&w),
         ["DescribeAutoScalingGroups", "DescribeInstances"],
         "a named group skips the lookup"
     );
@@ -323,8 +326,7 @@ fn groups_selected_by_tag_form_one_cluster() {
     other.tags = vec![("role".into(), "web".into())];
     // i-2, launched first, is the one that bootstraps from nothing.
     let w = World::new(16, 2, vec![a, b, other], None, vec![], Imds::v2());
-    assert_success(&w.run(&["--scaling-group-tag", "role=etcd"]));
-    let text = fs::read_to_string(w.env_file()).unwrap();
+    let text = run_and_read(&w, &["--scaling-group-tag", "role=etcd"]);
     assert_eq!(
         env_value(&text, "ETCD_INITIAL_CLUSTER"),
         cluster(16, &[2, 3])
@@ -733,46 +735,75 @@ fn leave_removes_this_member_and_completes_the_lifecycle_hook() {
     assert!(!w.env_file().exists(), "leave writes no file");
 }
 
-#[test]
-fn the_reboot_path_takes_at_most_six_sequential_round_trips() {
-    // Instance metadata tags on (the group's name from IMDS) and an instance profile: token,
-    // then identity, hostname, tag and role at once, the role's keys, the group, the
-    // addresses, the member list. No health check: a reboot changes nothing whatever it says.
+/// The setting of the round-trip bounds (issue 16): instance metadata tags on (the group's
+/// name from IMDS) and an instance profile, so that no key is given; a group `etcd` of 2, 3
+/// and 4 (this instance is 2), whose members have all started and whose peers answer on
+/// their peer ports.
+fn tagged_group_with_a_profile(net: u8) -> World {
     let imds = Imds {
         group_tag: Some("etcd".into()),
         profile: true,
         ..Imds::v2()
     };
-    let w = World::new(
-        27,
+    let mut w = World::new(
+        net,
         2,
         vec![group("etcd", &[2, 3, 4])],
         Some((&[3, 4], EtcdApi::V3)),
         vec![],
         imds,
     );
+    w.serve_peer_ports(&[3, 4]);
     *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true), w.member(4, true)];
-    // Each answer is held 250 ms, so that requests sent together overlap even when a loaded
-    // machine is slow to start one of their threads (at 20 ms, a busy 2-core machine once
-    // counted 7); the count of trips depends on overlap, never on how long anything took.
-    w.set_latency(Duration::from_millis(250));
+    w
+}
+
+/// A run with no static keys (the credentials come from the instance profile) that must
+/// succeed; its log.
+fn run_without_keys(w: &World) -> String {
     let out = w.run_with_env(
         &[],
         &[("AWS_ACCESS_KEY_ID", ""), ("AWS_SECRET_ACCESS_KEY", "")],
     );
     assert_success(&out);
-    assert!(
-        stderr(&out).contains("nothing to change (reboot)"),
-        "{}",
-        stderr(&out)
+    stderr(&out)
+}
+
+/// Forgets what the fakes were asked so far and holds each of their answers 250 ms: the next
+/// run's round trips are counted alone. 250 ms, so that requests sent together overlap even
+/// when a loaded machine is slow to start one of their threads (at 20 ms, a busy 2-core
+/// machine once counted 7); the count of trips depends on overlap, never on how long
+/// anything took.
+fn count_from_here(w: &World) {
+    for s in [&w.imds, &w.aws].into_iter().chain(&w.etcd) {
+        s.requests.lock().unwrap().clear();
+    }
+    w.set_latency(Duration::from_millis(250));
+}
+
+/// The sequential round trips of every request since `count_from_here`, printed with the
+/// number of requests under `what` (shown with `--nocapture`).
+fn round_trips(w: &World, what: &str) -> usize {
+    let all: Vec<fake::Request> = [w.imds.requests(), w.aws_requests(), w.etcd_requests()].concat();
+    let trips = fake::sequential_round_trips(&all);
+    println!(
+        "{what}: {} requests, {trips} sequential round trips",
+        all.len()
     );
-    let actions: Vec<String> = w
-        .aws_requests()
-        .iter()
-        .map(|r| r.param("Action").unwrap())
-        .collect();
+    trips
+}
+
+#[test]
+fn the_reboot_path_takes_at_most_six_sequential_round_trips() {
+    // The full path: token, then identity, hostname, tag and role at once, the role's keys,
+    // the group, the addresses, the member list (client and peer ports at once). No health
+    // check: a reboot changes nothing whatever it says.
+    let w = tagged_group_with_a_profile(27);
+    count_from_here(&w);
+    let log = run_without_keys(&w);
+    assert!(log.contains("nothing to change (reboot)"), "{log}");
     assert_eq!(
-        actions,
+        aws_actions(&w),
         ["DescribeAutoScalingGroups", "DescribeInstances"],
         "the group's name came from IMDS"
     );
@@ -783,49 +814,24 @@ fn the_reboot_path_takes_at_most_six_sequential_round_trips() {
         w.etcd_requests().iter().all(|r| r.path != "/health"),
         "no health check on a reboot"
     );
-    let all: Vec<fake::Request> = [w.imds.requests(), w.aws_requests(), w.etcd_requests()].concat();
-    let trips = fake::sequential_round_trips(&all);
+    let trips = round_trips(&w, "reboot path");
     assert!(trips <= 6, "{trips} sequential round trips");
-    println!(
-        "reboot path: {} requests, {trips} sequential round trips",
-        all.len()
-    );
 }
 
 #[test]
 fn a_reboot_makes_no_aws_call_and_at_most_three_sequential_round_trips() {
-    // Issue 16: with an instance profile and the group's name from IMDS, the full reboot
-    // path takes 6 sequential round trips and 2 AWS calls. The fast path: the previous
-    // file's peers are asked while IMDS says who we are; no credentials, no AWS.
-    let imds = Imds {
-        group_tag: Some("etcd".into()),
-        profile: true,
-        ..Imds::v2()
-    };
-    let mut w = World::new(
-        220,
-        2,
-        vec![group("etcd", &[2, 3, 4])],
-        Some((&[3, 4], EtcdApi::V3)),
-        vec![],
-        imds,
-    );
-    w.serve_peer_ports(&[3, 4]);
-    *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true), w.member(4, true)];
-    let no_keys = [("AWS_ACCESS_KEY_ID", ""), ("AWS_SECRET_ACCESS_KEY", "")];
+    // Issue 16: the full reboot path takes 6 sequential round trips and 2 AWS calls. The
+    // fast path: the previous file's peers are asked while IMDS says who we are; no
+    // credentials, no AWS.
+    let w = tagged_group_with_a_profile(220);
     // The first boot has no file: the full path writes it.
-    let out = w.run_with_env(&[], &no_keys);
-    assert_success(&out);
-    assert!(!stderr(&out).contains("no AWS call"), "{}", stderr(&out));
+    let log = run_without_keys(&w);
+    assert!(!log.contains("no AWS call"), "{log}");
     let written = fs::read_to_string(w.env_file()).unwrap();
-    for s in [&w.imds, &w.aws].into_iter().chain(&w.etcd) {
-        s.requests.lock().unwrap().clear();
-    }
-    w.set_latency(Duration::from_millis(250));
-    let out = w.run_with_env(&[], &no_keys);
-    assert_success(&out);
-    assert!(stderr(&out).contains("no AWS call"), "{}", stderr(&out));
-    assert!(stderr(&out).contains("up to date"), "{}", stderr(&out));
+    count_from_here(&w);
+    let log = run_without_keys(&w);
+    assert!(log.contains("no AWS call"), "{log}");
+    assert!(log.contains("up to date"), "{log}");
     assert_eq!(fs::read_to_string(w.env_file()).unwrap(), written);
     assert!(w.aws_requests().is_empty(), "{:?}", w.aws_requests());
     assert!(
@@ -837,64 +843,34 @@ fn a_reboot_makes_no_aws_call_and_at_most_three_sequential_round_trips() {
         w.imds.requests()
     );
     assert!(w.etcd_changes().is_empty(), "no membership change");
-    let all: Vec<fake::Request> = [w.imds.requests(), w.aws_requests(), w.etcd_requests()].concat();
-    let trips = fake::sequential_round_trips(&all);
+    let trips = round_trips(&w, "reboot fast path");
     assert!(trips <= 3, "{trips} sequential round trips");
-    println!(
-        "reboot fast path: {} requests, {trips} sequential round trips",
-        all.len()
-    );
 }
 
 #[test]
 fn a_reboot_that_falls_back_costs_one_round_trip_more_than_a_first_boot() {
     // The file was baked into the image on another instance: the peers are asked (beside
     // IMDS), the shortcut says no, and only then come the group tag and the credentials.
-    let imds = Imds {
-        group_tag: Some("etcd".into()),
-        profile: true,
-        ..Imds::v2()
-    };
-    let mut w = World::new(
-        222,
-        2,
-        vec![group("etcd", &[2, 3, 4])],
-        Some((&[3, 4], EtcdApi::V3)),
-        vec![],
-        imds,
-    );
-    w.serve_peer_ports(&[3, 4]);
-    *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true), w.member(4, true)];
-    let no_keys = [("AWS_ACCESS_KEY_ID", ""), ("AWS_SECRET_ACCESS_KEY", "")];
-    assert_success(&w.run_with_env(&[], &no_keys));
+    let w = tagged_group_with_a_profile(222);
+    run_without_keys(&w);
     let me = env_value(&fs::read_to_string(w.env_file()).unwrap(), "ETCD_NAME");
     let baked = fs::read_to_string(w.env_file())
         .unwrap()
         .replace(&format!("ETCD_NAME={me}"), "ETCD_NAME=i-0bake0000000000001");
     fs::write(w.env_file(), baked).unwrap();
-    for s in [&w.imds, &w.aws].into_iter().chain(&w.etcd) {
-        s.requests.lock().unwrap().clear();
-    }
-    w.set_latency(Duration::from_millis(250));
-    let out = w.run_with_env(&[], &no_keys);
-    assert_success(&out);
+    count_from_here(&w);
+    let log = run_without_keys(&w);
     assert!(
-        stderr(&out).contains("was written for i-0bake0000000000001"),
-        "{}",
-        stderr(&out)
+        log.contains("was written for i-0bake0000000000001"),
+        "{log}"
     );
     assert_eq!(
         env_value(&fs::read_to_string(w.env_file()).unwrap(), "ETCD_NAME"),
         me
     );
     assert_eq!(w.aws_requests().len(), 2);
-    let all: Vec<fake::Request> = [w.imds.requests(), w.aws_requests(), w.etcd_requests()].concat();
-    let trips = fake::sequential_round_trips(&all);
+    let trips = round_trips(&w, "a reboot that falls back");
     assert!(trips <= 7, "{trips} sequential round trips");
-    println!(
-        "a reboot that falls back: {} requests, {trips} sequential round trips",
-        all.len()
-    );
 }
 
 #[test]
@@ -907,9 +883,7 @@ fn a_big_groups_addresses_are_asked_in_chunks_at_once() {
     consumers.tags.clear();
     let w = World::new(221, 242, vec![masters, consumers], None, vec![], Imds::v2());
     w.set_latency(Duration::from_millis(250));
-    let out = w.run(&["-proxy-mode", "-scaling-group-name=etcd-masters"]);
-    assert_success(&out);
-    let text = fs::read_to_string(w.env_file()).unwrap();
+    let text = run_and_read(&w, &["-proxy-mode", "-scaling-group-name=etcd-masters"]);
     let mut endpoints: Vec<String> = env_value(&text, "ETCD_ENDPOINTS")
         .split(',')
         .map(str::to_string)

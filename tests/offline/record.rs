@@ -6,7 +6,7 @@
 use std::fs;
 
 use super::world::{instance_id, EtcdApi, Imds, World};
-use super::{assert_failure, assert_success, cluster, env_value, group, stderr};
+use super::{assert_failure, assert_success, aws_actions, cluster, env_value, group, stderr};
 
 /// The record tag as the seed writes it: the initial cluster with spaces for commas.
 fn record_of(net: u8, hosts: &[u8]) -> (String, String) {
@@ -14,13 +14,6 @@ fn record_of(net: u8, hosts: &[u8]) -> (String, String) {
         "etcd-discovery:initial-cluster".into(),
         cluster(net, hosts).replace(',', " "),
     )
-}
-
-fn actions(w: &World) -> Vec<String> {
-    w.aws_requests()
-        .iter()
-        .map(|r| r.param("Action").unwrap_or_default())
-        .collect()
 }
 
 #[test]
@@ -45,7 +38,7 @@ fn an_initial_member_takes_part_in_the_recorded_bootstrap_when_the_seed_is_gone(
         stderr(&out)
     );
     // Taking part records nothing: the record stays the seed's.
-    assert!(!actions(&w).contains(&"CreateOrUpdateTags".to_string()));
+    assert!(!aws_actions(&w).contains(&"CreateOrUpdateTags".to_string()));
 }
 
 #[test]
@@ -204,7 +197,7 @@ fn nothing_is_bootstrapped_beside_an_instance_on_its_way_out() {
     let out = w.run(&["--wait-timeout=1s"]);
     assert_failure(&out, 75, "still listed on the way out of the group");
     assert_eq!(fs::read_to_string(w.env_file()).unwrap(), "OLD=1\n");
-    assert!(!actions(&w).contains(&"CreateOrUpdateTags".to_string()));
+    assert!(!aws_actions(&w).contains(&"CreateOrUpdateTags".to_string()));
     // Once it is gone, the group's seed bootstraps.
     w.groups.lock().unwrap()[0]
         .instances
@@ -265,5 +258,5 @@ fn a_fresh_node_never_bootstraps_beside_the_members_a_join_recorded() {
         ),
     );
     assert!(!w.env_file().exists());
-    assert!(!actions(&w).contains(&"CreateOrUpdateTags".to_string()));
+    assert!(!aws_actions(&w).contains(&"CreateOrUpdateTags".to_string()));
 }
