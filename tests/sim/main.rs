@@ -305,8 +305,9 @@ fn exhaustive(
     ec2_late: bool,
     formed: bool,
     operations: bool,
+    dns: bool,
 ) -> Search {
-    let mut fresh = World::new(version, size, ec2_late);
+    let mut fresh = World::new(version, size, ec2_late, dns);
     fresh.operations = operations;
     let start = if formed {
         let formed =
@@ -399,8 +400,9 @@ fn random_schedule(
     size: u8,
     ec2_late: bool,
     operations: bool,
+    dns: bool,
 ) -> Option<Found> {
-    let mut start = World::new(version, size, ec2_late);
+    let mut start = World::new(version, size, ec2_late, dns);
     start.operations = operations;
     let mut w = start.clone();
     let mut schedule = Vec::new();
@@ -458,17 +460,19 @@ fn main() {
     for version in [Version::V34, Version::V35Late] {
         // The operations multiply a first boot's states by five or more: searched only on
         // request; from a formed cluster, and in every random schedule, always.
+        // (EC2 late, from a formed cluster, with the operations, addressed by DNS name)
         let mut searches = vec![
-            (false, true, false),
-            (false, false, false),
-            (true, false, false),
-            (false, true, true),
+            (false, true, false, false),
+            (false, false, false, false),
+            (true, false, false, false),
+            (false, true, true, false),
+            (false, true, true, true),
         ];
         if operations {
-            searches.extend([(false, false, true), (true, false, true)]);
+            searches.extend([(false, false, true, false), (true, false, true, false)]);
         }
-        for (ec2_late, formed, operations) in searches {
-            let search = exhaustive(version, 3, faults, ec2_late, formed, operations);
+        for (ec2_late, formed, operations, dns) in searches {
+            let search = exhaustive(version, 3, faults, ec2_late, formed, operations, dns);
             let known_count: Vec<String> = search
                 .known
                 .iter()
@@ -480,10 +484,11 @@ fn main() {
                 known_count.join(" ")
             };
             println!(
-                "sim: exhaustive, {version:?}, 3 nodes, {}, up to {faults} faults{}{}: {} states, {} transitions, {} known, {}",
+                "sim: exhaustive, {version:?}, 3 nodes, {}, up to {faults} faults{}{}{}: {} states, {} transitions, {} known, {}",
                 if formed { "from a formed cluster" } else { "from the first boot" },
                 if ec2_late { ", EC2 late" } else { "" },
                 if operations { ", with operations" } else { "" },
+                if dns { ", by DNS name" } else { "" },
                 search.states,
                 search.transitions,
                 known_count,
@@ -516,7 +521,8 @@ fn main() {
             _ => 7,
         };
         let ec2_late = i % 3 == 0;
-        let Some(found) = random_schedule(&mut rng, version, size, ec2_late, true) else {
+        let dns = (i / 4) % 2 == 1;
+        let Some(found) = random_schedule(&mut rng, version, size, ec2_late, true, dns) else {
             continue;
         };
         if let Some(signature) = known(&found.violation) {

@@ -124,13 +124,16 @@ pub struct Node {
     /// do not listen for clients before: a bootstrapping member refuses connections).
     pub ready: bool,
     pub run: Run,
+    /// Peers are addressed by private DNS name (gambol99's default), else by IP.
+    pub dns: bool,
 }
 
 impl Node {
     /// A just-launched instance, its discovery about to run.
-    fn booting(n: u8, visible: bool) -> Node {
+    fn booting(n: u8, visible: bool, dns: bool) -> Node {
         Node {
             n,
+            dns,
             terminated: false,
             leaving: false,
             left: false,
@@ -158,6 +161,21 @@ impl Node {
     pub fn ip(&self) -> String {
         format!("10.0.0.{}", self.n)
     }
+    /// Its private DNS name, as EC2 gives it.
+    fn dns_name(&self) -> String {
+        format!("ip-10-0-0-{}.ec2.internal", self.n)
+    }
+    /// Where peers reach it, in the group's addressing.
+    fn host(&self) -> String {
+        if self.dns {
+            self.dns_name()
+        } else {
+            self.ip()
+        }
+    }
+    pub fn peer_url(&self) -> String {
+        format!("http://{}:2380", self.host())
+    }
     /// Its run decided to bootstrap as the seed and its etcd has not run yet.
     fn seeding(&self) -> bool {
         match &self.run {
@@ -177,7 +195,11 @@ impl Node {
             } else {
                 String::new()
             },
-            private_dns: String::new(),
+            private_dns: if self.visible {
+                self.dns_name()
+            } else {
+                String::new()
+            },
             // Instances are numbered in launch order; EC2 tells the time once it knows them.
             launch_time: if self.visible {
                 format!("2026-11-28T00:00:{:02}.000Z", self.n)
@@ -226,6 +248,8 @@ pub struct World {
     /// AWS answers every call with `Throttling` (a burst); the tool's retries give up and the
     /// run exits 75.
     pub throttled: bool,
+    /// Peers are addressed by private DNS name, else by IP (see `settings`).
+    pub dns: bool,
     /// Scale-outs, scale-ins (through `Terminating:Wait` and `leave`), warm-pool launches and
     /// throttling bursts are drawn too (`--operations`: what they found is not fixed yet).
     pub operations: bool,
@@ -310,17 +334,23 @@ fn violation<T>(what: String) -> Result<T, Violation> {
 
 pub const TOKEN: &str = "etcd-sim";
 
-fn settings() -> Settings {
+/// The tool's settings in a group addressed by DNS names (with etcd also listening on
+/// 127.0.0.1, the tool's default) or by IP (with `--listen-localhost=false`).
+fn settings(dns: bool) -> Settings {
     Settings {
         peer_scheme: Scheme::Http,
         client_scheme: Scheme::Http,
         peer_port: 2380,
         client_port: 2379,
-        address_kind: AddressKind::Ip,
+        address_kind: if dns {
+            AddressKind::Hostname
+        } else {
+            AddressKind::Ip
+        },
         proxy_mode: false,
         cluster_token: TOKEN.into(),
         learner: false,
-        listen_localhost: false,
+        listen_localhost: dns,
     }
 }
 
@@ -333,8 +363,10 @@ fn fnv(text: &str) -> u64 {
 
 impl World {
     /// A group of `size` instances launched at once, every one booting.
-    pub fn new(version: Version, size: u8, ec2_late: bool) -> World {
-        let nodes = (1..=size).map(|n| Node::booting(n, !ec2_late)).collect();
+    pub fn new(version: Version, size: u8, ec2_late: bool, dns: bool) -> World {
+        let nodes = (1..=size)
+            .map(|n| Node::booting(n, !ec2_late, dns))
+            .collect();
         World {
             version,
             desired: u32::from(size),
@@ -352,6 +384,7 @@ impl World {
             majority_scaled_in: false,
             throttled: false,
             operations: false,
+            dns,
         }
     }
 
@@ -677,7 +710,7 @@ impl World {
             Event::StartEtcd(n) => self.start_etcd(n)?,
             Event::Launch => {
                 let n = self.nodes.iter().map(|x| x.n).max().unwrap_or(0) + 1;
-                self.nodes.push(Node::booting(n, !self.ec2_late));
+                self.nodes.push(Node::booting(n, !self.ec2_late, self.dns));
             }
             Event::Visible(n) => self.node_mut(n).visible = true,
             Event::Crash(n) => self.node_mut(n).run = Run::Exited(75),
@@ -748,9 +781,9 @@ impl World {
                         .members
                         .iter()
                         .filter(|m| {
-                            self.nodes.iter().any(|x| {
-                                x.counted() && m.peer_url == format!("http://{}:2380", x.ip())
-                            })
+                            self.nodes
+                                .iter()
+                                .any(|x| x.counted() && m.peer_url == x.peer_url())
                         })
                         .count();
                     c.members.iter().any(|m| m.published) && kept < quorum(c.members.len())
@@ -758,7 +791,7 @@ impl World {
             }
             Event::WarmLaunch => {
                 let n = self.nodes.iter().map(|x| x.n).max().unwrap_or(0) + 1;
-                let mut x = Node::booting(n, !self.ec2_late);
+                let mut x = Node::booting(n, !self.ec2_late, self.dns);
                 x.warm = true;
                 self.nodes.push(x);
             }
@@ -831,7 +864,7 @@ impl World {
                 !self
                     .nodes
                     .iter()
-                    .any(|x| x.counted() && m.peer_url == format!("http://{}:2380", x.ip()))
+                    .any(|x| x.counted() && m.peer_url == x.peer_url())
             })
         })
     }
@@ -922,7 +955,7 @@ impl World {
             }
             Run::Observe => match self.observe(n) {
                 Err(code) => Run::Exited(code),
-                Ok((observed, _)) => match plan::plan(&observed, &settings()) {
+                Ok((observed, _)) => match plan::plan(&observed, &settings(self.dns)) {
                     Err(e) => Run::Exited(e.exit_code()),
                     Ok(plan) if plan.mode == Mode::Wait => Run::Exited(75),
                     Ok(plan) if plan.record.is_some() => Run::Record {
@@ -991,7 +1024,7 @@ impl World {
                     Run::Write { observed, plan }
                 }
             }
-            Run::Write { observed, plan } => self.write(n, &observed, &plan),
+            Run::Write { observed, plan } => self.write(n, &observed, &plan)?,
             other => other,
         };
         if let Run::Apply { plan, .. } | Run::Write { plan, .. } = &next {
@@ -1018,10 +1051,7 @@ impl World {
             endpoints: Vec::new(),
         };
         let members = last.peer_urls.iter().find_map(|url| {
-            let peer = self
-                .nodes
-                .iter()
-                .find(|x| format!("http://{}:2380", x.ip()) == *url)?;
+            let peer = self.nodes.iter().find(|x| x.peer_url() == *url)?;
             let cluster = self.cluster(peer.data.as_ref()?.cluster)?;
             self.peer_reachable(n, peer.n)
                 .then(|| World::members_of(cluster))
@@ -1038,7 +1068,7 @@ impl World {
             members: members.as_deref(),
             local_data,
         };
-        let plan = plan::reboot_shortcut(&seen, &settings()).ok()?;
+        let plan = plan::reboot_shortcut(&seen, &settings(self.dns)).ok()?;
         let observed = Observed {
             me: identity,
             desired_capacity: 0,
@@ -1062,7 +1092,7 @@ impl World {
         Identity {
             instance_id: me.id(),
             private_ip: me.ip(),
-            private_dns: String::new(),
+            private_dns: me.dns_name(),
             region: "us-east-1".into(),
             availability_zone: "us-east-1a".into(),
         }
@@ -1140,7 +1170,7 @@ impl World {
                 if let Some(owner) = self
                     .nodes
                     .iter()
-                    .find(|x| x.n != n && x.counted() && url == format!("http://{}:2380", x.ip()))
+                    .find(|x| x.n != n && x.counted() && url == x.peer_url())
                 {
                     return violation(format!(
                         "i-{n} removed member {member:x} of i-{}, an instance the group still has",
@@ -1223,25 +1253,25 @@ impl World {
     }
 
     /// Re-lists (after changes), renders the file with the real `plan::environment`, writes.
-    fn write(&mut self, n: u8, observed: &Observed, plan: &Plan) -> Run {
+    fn write(&mut self, n: u8, observed: &Observed, plan: &Plan) -> Result<Run, Violation> {
         // run.rs looks at the group once more before a file that brings a member.
         if plan.brings_a_member(observed)
             && plan.record.is_none()
             && (self.throttled || !self.node(n).counted())
         {
-            return Run::Exited(75);
+            return Ok(Run::Exited(75));
         }
         let members = match plan.mode {
             Mode::New => None,
             _ if plan.actions.is_empty() => observed.members.clone(),
             _ => match self.endpoint(n).and_then(|id| self.cluster(id)) {
                 Some(c) => Some(World::members_of(c)),
-                None => return Run::Exited(75),
+                None => return Ok(Run::Exited(75)),
             },
         };
-        let env = match plan::environment(plan, observed, members.as_deref(), &settings()) {
+        let env = match plan::environment(plan, observed, members.as_deref(), &settings(self.dns)) {
             Ok(env) => env,
-            Err(e) => return Run::Exited(e.exit_code()),
+            Err(e) => return Ok(Run::Exited(e.exit_code())),
         };
         let get = |key: &str| {
             env.iter()
@@ -1249,6 +1279,29 @@ impl World {
                 .map(|(_, v)| v.clone())
                 .unwrap_or_default()
         };
+        // Peers are told this node's own address in the group's addressing; etcd listens on
+        // its IP (and on 127.0.0.1 when the settings ask).
+        let me = self.node(n);
+        let listen_client = if settings(self.dns).listen_localhost {
+            format!("http://{}:2379,http://127.0.0.1:2379", me.ip())
+        } else {
+            format!("http://{}:2379", me.ip())
+        };
+        let expected = [
+            ("ETCD_NAME", me.id()),
+            ("ETCD_INITIAL_ADVERTISE_PEER_URLS", me.peer_url()),
+            (
+                "ETCD_ADVERTISE_CLIENT_URLS",
+                format!("http://{}:2379", me.host()),
+            ),
+            ("ETCD_LISTEN_PEER_URLS", format!("http://{}:2380", me.ip())),
+            ("ETCD_LISTEN_CLIENT_URLS", listen_client),
+        ];
+        for (key, want) in expected {
+            if get(key) != want {
+                return violation(format!("i-{n}'s file says {key}={}, not {want}", get(key)));
+            }
+        }
         let initial = get("ETCD_INITIAL_CLUSTER")
             .split(',')
             .filter_map(|e| e.split_once('='))
@@ -1272,7 +1325,7 @@ impl World {
             token,
             peer_url: get("ETCD_INITIAL_ADVERTISE_PEER_URLS"),
         });
-        Run::Exited(0)
+        Ok(Run::Exited(0))
     }
 
     /// etcd starts from the file. A start refused for a reason in the file is a violation;
@@ -1360,11 +1413,7 @@ impl World {
         let peers: Vec<u8> = self
             .nodes
             .iter()
-            .filter(|x| {
-                file.initial
-                    .iter()
-                    .any(|(_, u)| *u == format!("http://{}:2380", x.ip()))
-            })
+            .filter(|x| file.initial.iter().any(|(_, u)| *u == x.peer_url()))
             .map(|x| x.n)
             .collect();
         let Some(id) = peers
@@ -1450,7 +1499,7 @@ impl World {
                 let instance_alive = self
                     .nodes
                     .iter()
-                    .any(|x| !x.terminated && m.peer_url == format!("http://{}:2380", x.ip()));
+                    .any(|x| !x.terminated && m.peer_url == x.peer_url());
                 (!m.published && instance_alive)
                     || self.nodes.iter().any(|x| {
                         !x.terminated
@@ -1518,7 +1567,7 @@ impl World {
     pub fn decision(&self, n: u8) -> String {
         match self.observe(n) {
             Err(code) => format!("the look fails ({code})"),
-            Ok((observed, _)) => match plan::plan(&observed, &settings()) {
+            Ok((observed, _)) => match plan::plan(&observed, &settings(self.dns)) {
                 Ok(plan) => format!("{:?}: {}", plan.mode, plan.summary),
                 Err(e) => format!("error ({}): {e}", e.exit_code()),
             },
