@@ -11,7 +11,7 @@ use super::credentials::Provider;
 use super::query::{paginate, parse_xml, percent_encode, root_element};
 use super::sign::{sign_request, Unsigned};
 use crate::error::{is_expired_credentials, snippet, Error, Result};
-use crate::http::{body_snippet, retry, Http, Response, RetryPolicy, Sleep};
+use crate::http::{retry, Http, Response, RetryPolicy, Sleep};
 
 const RETRY: RetryPolicy = RetryPolicy {
     attempts: 5,
@@ -179,43 +179,34 @@ impl S3<'_> {
                 self.http.note_retry();
             }
             tries += 1;
-            let unsigned = Unsigned {
-                method,
-                url: &url,
-                headers: &[],
-                body,
-            };
-            let signed = sign_request(
-                &unsigned,
-                &self.credentials.current(),
-                &self.region,
-                "s3",
-                (self.clock)(),
-            )?;
-            let headers: Vec<(&str, &str)> = signed
-                .iter()
-                .map(|(n, v)| (n.as_str(), v.as_str()))
-                .collect();
+            let signed = self.sign(method, &url, body)?;
             log::debug!("S3 {action} {key}");
-            let response = self.http.send_slice(&what, method, &url, &headers, body)?;
-            // CompleteMultipartUpload can fail inside a 200: look at every answer.
-            if let Some((code, message)) = parse_error(&response.body) {
-                return Err(Error::Aws {
-                    action: action.to_string(),
-                    code,
-                    message,
-                    status: response.status,
-                });
-            }
-            if !response.is_success() {
-                return Err(Error::Status {
-                    what: what.clone(),
-                    status: response.status,
-                    body: body_snippet(&response),
-                });
-            }
-            Ok(response)
+            let response = self.http.send_slice(
+                &what,
+                method,
+                &url,
+                &super::header_pairs(&[], &signed),
+                body,
+            )?;
+            super::answer(action, &what, response, parse_error)
         })
+    }
+
+    /// The signature's headers for one request.
+    fn sign(&self, method: &str, url: &str, body: &[u8]) -> Result<Vec<(String, String)>> {
+        let unsigned = Unsigned {
+            method,
+            url,
+            headers: &[],
+            body,
+        };
+        sign_request(
+            &unsigned,
+            &self.credentials.current(),
+            &self.region,
+            "s3",
+            (self.clock)(),
+        )
     }
 
     /// The same bucket, signed for the region S3 says it is in. A bucket lives in one region;
@@ -225,23 +216,8 @@ impl S3<'_> {
     pub fn in_bucket_region(self, bucket: &str, configured: Option<&str>) -> Result<Self> {
         let url = format!("{}/", self.bucket_url);
         let what = format!("S3 HeadBucket at {}", self.bucket_url);
-        let unsigned = Unsigned {
-            method: "HEAD",
-            url: &url,
-            headers: &[],
-            body: b"",
-        };
-        let signed = sign_request(
-            &unsigned,
-            &self.credentials.current(),
-            &self.region,
-            "s3",
-            (self.clock)(),
-        )?;
-        let headers: Vec<(&str, &str)> = signed
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
+        let signed = self.sign("HEAD", &url, b"")?;
+        let headers = super::header_pairs(&[], &signed);
         let response = retry(RETRY, self.sleep, Error::is_transient, || {
             let response = self.http.send_slice(&what, "HEAD", &url, &headers, b"")?;
             match response.status {
