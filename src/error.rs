@@ -53,6 +53,9 @@ pub enum Error {
     /// Members answer, but too few are healthy to elect a leader: most of the cluster's
     /// instances are gone. Bootstrapping anew would throw the data away, so we stop.
     QuorumLost { healthy: usize, voters: usize },
+    /// Restoring a snapshot on total loss failed in a way a person must look at (an object
+    /// that does not match its checksum, the restore tool's failure, the data directory).
+    Restore(String),
     /// `status` found something an operator should look at; the table says what.
     Attention(String),
     /// Writing the environment file failed; the previous file is untouched. `after_change`:
@@ -213,12 +216,15 @@ impl fmt::Display for Error {
             ),
             Error::Etcd { what, detail, .. } => write!(f, "etcd {what}: {detail}"),
             Error::Attention(msg) => write!(f, "{msg}"),
+            Error::Restore(msg) => write!(f, "restore: {msg}"),
             Error::NotReady(msg) => write!(f, "not ready: {msg}; retry later"),
             Error::QuorumLost { healthy, voters } => write!(
                 f,
                 "quorum lost: {healthy} of {voters} voting members are healthy, {} are needed; not \
-                 bootstrapping over the old cluster: start the members whose instances still exist, \
-                 or restore the latest snapshot (etcdctl snapshot restore) into a new cluster",
+                 bootstrapping over the old cluster: start the members whose instances still exist; \
+                 if they are lost for good, replace every instance of the group: booting with \
+                 --snapshot-url and --etcd-data-dir, the new instances restore the newest snapshot \
+                 into a new cluster (README: restore on total loss)",
                 crate::model::quorum(*voters)
             ),
             Error::Io {
@@ -301,6 +307,7 @@ mod tests {
             ),
             (Error::NoCredentials, 1),
             (Error::Attention("x".into()), 1),
+            (Error::Restore("x".into()), 1),
             (Error::Imds("x".into()), 1),
             (Error::ImdsUnreachable("x".into()), 75),
         ];

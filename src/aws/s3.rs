@@ -282,6 +282,60 @@ impl S3<'_> {
         })
     }
 
+    /// GetObject of a small object (a checksum), as text.
+    pub fn get_text(&self, key: &str) -> Result<String> {
+        self.call("GetObject", "GET", key, "", b"").map(|r| r.body)
+    }
+
+    /// GetObject of a large object: `read` is handed the body as it arrives (and again, from
+    /// the start, when a try fails in a way worth another: it must start over each time).
+    /// The error of an answer that is not 2xx is read as S3's, as for every other call.
+    pub fn get_to<T>(
+        &self,
+        key: &str,
+        mut read: impl FnMut(&mut dyn std::io::Read) -> Result<T>,
+    ) -> Result<T> {
+        let url = format!("{}/{}", self.bucket_url, key_path(key));
+        let what = format!("S3 GetObject at {}", self.bucket_url);
+        let mut tries = 0;
+        retry(RETRY, self.sleep, Error::is_transient, || {
+            if tries > 0 {
+                self.http.note_retry();
+            }
+            tries += 1;
+            let signed = self.sign("GET", &url, b"")?;
+            log::debug!("S3 GetObject {key}");
+            let (status, mut body) =
+                self.http
+                    .open(&what, "GET", &url, &super::header_pairs(&[], &signed), b"")?;
+            if (200..300).contains(&status) {
+                return read(&mut body);
+            }
+            // An error document is small; read no more than a page of it.
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(
+                &mut std::io::Read::take(&mut body, 64 * 1024),
+                &mut text,
+            );
+            let response = Response {
+                status,
+                body: text,
+                headers: Vec::new(),
+            };
+            Err(
+                match super::answer("GetObject", &what, response, parse_error) {
+                    Err(e) => e,
+                    // Not reached: `answer` fails every status outside 2xx.
+                    Ok(r) => Error::Status {
+                        what: what.clone(),
+                        status: r.status,
+                        body: String::new(),
+                    },
+                },
+            )
+        })
+    }
+
     /// DeleteObject.
     pub fn delete(&self, key: &str) -> Result<()> {
         self.call("DeleteObject", "DELETE", key, "", b"")

@@ -13,6 +13,7 @@ mod ipv6;
 mod lab;
 mod pools;
 mod reboot;
+mod restore;
 mod rules;
 mod safety;
 mod snapshot;
