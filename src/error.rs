@@ -167,10 +167,17 @@ fn aws_hint(code: &str, message: &str, action: &str) -> String {
     }
     match code {
         "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" => {
-            let permission = if action.starts_with("DescribeInstances") {
-                format!("ec2:{action}")
-            } else {
-                format!("autoscaling:{action}")
+            let permission = match action {
+                a if a.starts_with("DescribeInstances") => format!("ec2:{a}"),
+                // S3's calls are allowed by the permission IAM names for them.
+                "GetObject" => "s3:GetObject".into(),
+                "PutObject" | "CreateMultipartUpload" | "UploadPart" | "CompleteMultipartUpload" => {
+                    "s3:PutObject".into()
+                }
+                "ListObjectsV2" | "HeadBucket" => "s3:ListBucket".into(),
+                "DeleteObject" => "s3:DeleteObject".into(),
+                "AbortMultipartUpload" => "s3:AbortMultipartUpload".into(),
+                a => format!("autoscaling:{a}"),
             };
             format!("; check that the instance role allows {permission}")
         }
@@ -391,6 +398,26 @@ mod tests {
                 .contains("autoscaling:DescribeAutoScalingGroups"),
             "{e}"
         );
+        // Found by the lab's IAM check: S3's denials named an autoscaling permission.
+        for (action, permission) in [
+            ("DescribeInstances", "ec2:DescribeInstances"),
+            ("GetObject", "s3:GetObject"),
+            ("UploadPart", "s3:PutObject"),
+            ("ListObjectsV2", "s3:ListBucket"),
+            ("AbortMultipartUpload", "s3:AbortMultipartUpload"),
+        ] {
+            let e = Error::Aws {
+                action: action.into(),
+                code: "AccessDenied".into(),
+                message: "Access Denied".into(),
+                status: 403,
+            };
+            assert!(
+                e.to_string()
+                    .ends_with(&format!("check that the instance role allows {permission}")),
+                "failed testcase {action}: {e}"
+            );
+        }
     }
 
     #[test]
