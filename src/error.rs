@@ -421,6 +421,26 @@ mod tests {
     }
 
     #[test]
+    fn quorum_lost_names_the_restore_as_the_way_out() {
+        let e = Error::QuorumLost {
+            healthy: 1,
+            voters: 3,
+        };
+        let text = e.to_string();
+        assert!(
+            text.contains("1 of 3 voting members are healthy, 2 are needed"),
+            "{text}"
+        );
+        assert!(
+            text.contains("replace every instance of the group")
+                && text.contains("--snapshot-url and --etcd-data-dir")
+                && text.contains("restore the newest snapshot"),
+            "{text}"
+        );
+        assert_eq!(e.exit_code(), 75);
+    }
+
+    #[test]
     fn snippet_is_one_bounded_line() {
         let s = snippet(&format!("a\nb\r{}", "x".repeat(500)));
         assert!(!s.contains('\n') && s.chars().count() <= 200);
