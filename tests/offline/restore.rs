@@ -278,3 +278,34 @@ fn never_restored_when_a_member_answers_or_without_a_named_data_directory() {
     let out = w.run(&["--snapshot-url", "s3://bucket/etcd/prod"]);
     assert_failure(&out, 2, "name it with --etcd-data-dir (or ETCD_DATA_DIR)");
 }
+
+/// The restore tool fails, over the leftovers of a run cut short: exit 1 with the tool named,
+/// no file, no member data, the work folder gone.
+#[test]
+fn a_failing_restore_tool_leaves_no_file_and_no_member_data() {
+    let _net = net(252);
+    let w = World::new(252, 2, vec![group("etcd", &[2])], None, vec![], Imds::v2());
+    let mut objects = vec![(OLDER.to_string(), "older database".to_string())];
+    objects.push(checksum(OLDER, "older database"));
+    let s3 = start_bucket("127.0.252.9", objects);
+    let tools = w.dir.join("failing");
+    fs::create_dir_all(&tools).unwrap();
+    fs::write(
+        tools.join("etcdutl"),
+        "#!/bin/sh\necho 'snapshot file damaged' >&2\nexit 3\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    fs::set_permissions(tools.join("etcdutl"), fs::Permissions::from_mode(0o755)).unwrap();
+    let data = w.dir.join("data");
+    fs::create_dir_all(data.join(".etcd-discovery-restore/data/member/snap")).unwrap();
+    let out = discover(&w, &s3, &data, &tools, &[]);
+    assert_failure(&out, 1, "etcdutl snapshot restore failed (exit code 3)");
+    assert!(stderr(&out).contains("a restore before this one did not finish"));
+    assert!(
+        stderr(&out).contains("snapshot file damaged"),
+        "its own words reach the log"
+    );
+    assert!(!w.env_file().exists() && !data.join("member").exists());
+    assert!(!data.join(".etcd-discovery-restore").exists());
+}
