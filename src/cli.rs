@@ -64,7 +64,7 @@ const FLAGS: &[Flag] = &[
     Flag { names: &["--lifecycle-hook"], env: &["ETCD_DISCOVERY_LIFECYCLE_HOOK"], default: "", boolean: false, help: "with `leave`: the termination lifecycle hook to complete (CONTINUE) afterwards" },
     Flag { names: &["--output"], env: &[], default: "table", boolean: false, help: "with `status`: table, or json for scripts" },
     Flag { names: &["--metrics-file"], env: &["ETCD_DISCOVERY_METRICS_FILE"], default: "", boolean: false, help: "after every run, write what it did to this file in node_exporter's textfile format (e.g. /var/lib/prometheus/node-exporter/etcd-discovery-discover.prom)" },
-    Flag { names: &["--snapshot-url"], env: &["ETCD_DISCOVERY_SNAPSHOT_URL"], default: "", boolean: false, help: "with `snapshot`: s3://BUCKET/PREFIX, where the leader uploads etcd's snapshots" },
+    Flag { names: &["--snapshot-url"], env: &["ETCD_DISCOVERY_SNAPSHOT_URL"], default: "", boolean: false, help: "s3://BUCKET/PREFIX: with `snapshot`, where the leader uploads etcd's snapshots; with `discover`, where a whole group bootstrapping from nothing (no member answers) restores the newest from (needs --etcd-data-dir)" },
     Flag { names: &["--snapshot-keep"], env: &["ETCD_DISCOVERY_SNAPSHOT_KEEP"], default: "24", boolean: false, help: "with `snapshot`: how many snapshots to keep under the prefix; older ones are deleted" },
     Flag { names: &["--dry-run"], env: &["ETCD_DISCOVERY_DRY_RUN"], default: "false", boolean: true, help: "print the plan and the file, change nothing" },
     Flag { names: &["--log-level"], env: &[], default: "info", boolean: false, help: "error, warn, info, debug or trace (RUST_LOG wins)" },
@@ -147,6 +147,13 @@ Flags: all of `etcd-discovery --help`; the ones that matter most: --environment-
 --scaling-group-name, --scaling-group-tag, --proxy-mode, --private-addresses,
 --etcd-client-scheme, --etcd-peer-scheme, --etcd-data-dir, --learner, --wait-timeout,
 --boot-wait, --timeout, --dry-run.
+
+With --snapshot-url and a named --etcd-data-dir: when no member answers and the whole
+group bootstraps a new cluster, every node restores the newest complete snapshot under
+the prefix (one with its .sha256) into its empty data directory first, with etcdutl
+(else etcdctl) snapshot restore. Never when a member answers, never over member data.
+A snapshot that does not match its .sha256 is refused (exit 1); none at all: the
+cluster starts empty.
 
 Exit codes: 0 done (the file is written or already right), 1 failed (the error line says
 what to check), 2 bad usage, 75 temporary failure worth a retry (the group still
@@ -587,7 +594,20 @@ pub fn parse(args: Vec<String>, env: &dyn Fn(&str) -> Option<String>) -> Result<
                 .map_err(|e| Error::Usage(format!("--snapshot-url {e}")))?,
         ),
     };
-    // Other subcommands ignore it: one environment file may serve every unit.
+    // `discover` restores into the data directory on total loss: it must know which one,
+    // and never guesses the default. Proxies have no data, and other subcommands ignore it:
+    // one environment file may serve every unit.
+    if raw.command == Command::Discover
+        && !proxy_mode
+        && snapshot_url.is_some()
+        && !raw.named("etcd-data-dir")
+    {
+        return Err(Error::Usage(
+            "discover with --snapshot-url restores into etcd's data directory on total loss: \
+             name it with --etcd-data-dir (or ETCD_DATA_DIR)"
+                .into(),
+        ));
+    }
     if raw.command == Command::Snapshot && snapshot_url.is_none() {
         return Err(Error::Usage(
             "snapshot needs --snapshot-url s3://BUCKET/PREFIX (or ETCD_DISCOVERY_SNAPSHOT_URL)"
@@ -1035,6 +1055,10 @@ mod tests {
         assert_eq!(c.command, Command::Reconcile);
         for (args, needle) in [
             (&["snapshot"][..], "snapshot needs --snapshot-url"),
+            (
+                &["--snapshot-url=s3://my-bucket"][..],
+                "name it with --etcd-data-dir",
+            ),
             (
                 &["snapshot", "--snapshot-url=my-bucket/x"],
                 "s3://BUCKET/PREFIX",

@@ -53,6 +53,9 @@ pub enum Error {
     /// Members answer, but too few are healthy to elect a leader: most of the cluster's
     /// instances are gone. Bootstrapping anew would throw the data away, so we stop.
     QuorumLost { healthy: usize, voters: usize },
+    /// Restoring a snapshot on total loss failed in a way a person must look at (an object
+    /// that does not match its checksum, the restore tool's failure, the data directory).
+    Restore(String),
     /// `status` found something an operator should look at; the table says what.
     Attention(String),
     /// Writing the environment file failed; the previous file is untouched. `after_change`:
@@ -164,10 +167,17 @@ fn aws_hint(code: &str, message: &str, action: &str) -> String {
     }
     match code {
         "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" => {
-            let permission = if action.starts_with("DescribeInstances") {
-                format!("ec2:{action}")
-            } else {
-                format!("autoscaling:{action}")
+            let permission = match action {
+                a if a.starts_with("DescribeInstances") => format!("ec2:{a}"),
+                // S3's calls are allowed by the permission IAM names for them.
+                "GetObject" => "s3:GetObject".into(),
+                "PutObject" | "CreateMultipartUpload" | "UploadPart" | "CompleteMultipartUpload" => {
+                    "s3:PutObject".into()
+                }
+                "ListObjectsV2" | "HeadBucket" => "s3:ListBucket".into(),
+                "DeleteObject" => "s3:DeleteObject".into(),
+                "AbortMultipartUpload" => "s3:AbortMultipartUpload".into(),
+                a => format!("autoscaling:{a}"),
             };
             format!("; check that the instance role allows {permission}")
         }
@@ -213,12 +223,15 @@ impl fmt::Display for Error {
             ),
             Error::Etcd { what, detail, .. } => write!(f, "etcd {what}: {detail}"),
             Error::Attention(msg) => write!(f, "{msg}"),
+            Error::Restore(msg) => write!(f, "restore: {msg}"),
             Error::NotReady(msg) => write!(f, "not ready: {msg}; retry later"),
             Error::QuorumLost { healthy, voters } => write!(
                 f,
                 "quorum lost: {healthy} of {voters} voting members are healthy, {} are needed; not \
-                 bootstrapping over the old cluster: start the members whose instances still exist, \
-                 or restore the latest snapshot (etcdctl snapshot restore) into a new cluster",
+                 bootstrapping over the old cluster: start the members whose instances still exist; \
+                 if they are lost for good, replace every instance of the group: booting with \
+                 --snapshot-url and --etcd-data-dir, the new instances restore the newest snapshot \
+                 into a new cluster (README: restore on total loss)",
                 crate::model::quorum(*voters)
             ),
             Error::Io {
@@ -301,6 +314,7 @@ mod tests {
             ),
             (Error::NoCredentials, 1),
             (Error::Attention("x".into()), 1),
+            (Error::Restore("x".into()), 1),
             (Error::Imds("x".into()), 1),
             (Error::ImdsUnreachable("x".into()), 75),
         ];
@@ -384,6 +398,46 @@ mod tests {
                 .contains("autoscaling:DescribeAutoScalingGroups"),
             "{e}"
         );
+        // Found by the lab's IAM check: S3's denials named an autoscaling permission.
+        for (action, permission) in [
+            ("DescribeInstances", "ec2:DescribeInstances"),
+            ("GetObject", "s3:GetObject"),
+            ("UploadPart", "s3:PutObject"),
+            ("ListObjectsV2", "s3:ListBucket"),
+            ("AbortMultipartUpload", "s3:AbortMultipartUpload"),
+        ] {
+            let e = Error::Aws {
+                action: action.into(),
+                code: "AccessDenied".into(),
+                message: "Access Denied".into(),
+                status: 403,
+            };
+            assert!(
+                e.to_string()
+                    .ends_with(&format!("check that the instance role allows {permission}")),
+                "failed testcase {action}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn quorum_lost_names_the_restore_as_the_way_out() {
+        let e = Error::QuorumLost {
+            healthy: 1,
+            voters: 3,
+        };
+        let text = e.to_string();
+        assert!(
+            text.contains("1 of 3 voting members are healthy, 2 are needed"),
+            "{text}"
+        );
+        assert!(
+            text.contains("replace every instance of the group")
+                && text.contains("--snapshot-url and --etcd-data-dir")
+                && text.contains("restore the newest snapshot"),
+            "{text}"
+        );
+        assert_eq!(e.exit_code(), 75);
     }
 
     #[test]

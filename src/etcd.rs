@@ -704,9 +704,13 @@ impl Etcd {
             )));
         }
         let url = self.url("/v3/maintenance/snapshot");
-        let (status, body) =
-            self.http
-                .open(&what, &url, &[("content-type", "application/json")], b"{}")?;
+        let (status, body) = self.http.open(
+            &what,
+            "POST",
+            &url,
+            &[("content-type", "application/json")],
+            b"{}",
+        )?;
         let mut stream = crate::snapshot::Stream::new(body);
         if !(200..300).contains(&status) {
             // etcd explains a refusal in the stream's shape: `{"error":{...}}`.

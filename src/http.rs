@@ -333,16 +333,18 @@ impl Http {
     }
 
     /// Sends one request and hands back the status and the body as a reader, unread and
-    /// uncapped: for a stream (etcd's snapshot) whose reader bounds its own memory. The call
+    /// uncapped: for a stream (etcd's snapshot, an S3 object) whose reader bounds its own
+    /// memory. The call
     /// may last until the run's `--timeout`, not the agent's usual few seconds.
     pub fn open(
         &self,
         what: &str,
+        method: &str,
         url: &str,
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Result<(u16, ureq::BodyReader<'static>)> {
-        let request = self.request(what, "POST", url, headers, body)?;
+        let request = self.request(what, method, url, headers, body)?;
         let timeout = match time_left() {
             Some(left) if left.is_zero() => return Err(out_of_time(what)),
             left => left,

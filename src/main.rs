@@ -16,6 +16,7 @@ mod imds;
 mod metrics;
 mod model;
 mod plan;
+mod restore;
 #[cfg(test)]
 mod robustness;
 mod run;

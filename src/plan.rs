@@ -90,6 +90,12 @@ pub struct Plan {
     /// belongs to a member the cluster removed (rule 15), and etcd would refuse to start from
     /// it. Never deleted.
     pub set_aside_data: bool,
+    /// This `new` bootstraps the whole group from nothing: no member answered and this node
+    /// holds no member data. With `--snapshot-url`, the newest snapshot is restored into the
+    /// data directory before the file is written; every member of this bootstrap (the seed,
+    /// those taking part as recorded or as the peers list it, one resuming it) is told the
+    /// same, so all restore.
+    pub restore: bool,
 }
 
 impl Plan {
@@ -111,6 +117,16 @@ impl Plan {
             summary,
             record: None,
             set_aside_data: false,
+            restore: false,
+        }
+    }
+
+    /// `self`, bootstrapping the whole group from nothing (`restore`): only over a data
+    /// directory known to hold no member data.
+    fn bootstrapping_from_nothing(self, observed: &Observed) -> Plan {
+        Plan {
+            restore: observed.local_data == LocalData::Missing,
+            ..self
         }
     }
 }
@@ -759,7 +775,12 @@ fn plan_new(observed: &Observed, settings: &Settings, me: &Instance) -> Result<P
         ));
     }
     if let Some(list) = &observed.peer_list {
-        return from_peer_list(list, settings, me);
+        // Taking part in a bootstrap a peer started is bootstrapping from nothing too: a
+        // member of it that started empty beside restored ones would hold other data.
+        return from_peer_list(list, settings, me).map(|p| match p.mode {
+            Mode::New => p.bootstrapping_from_nothing(observed),
+            _ => p,
+        });
     }
     // Rule 11: this node's file names it as a member and its data is gone, and nobody
     // answers. That is a partition or an outage, not a group without a cluster: a `new` here
@@ -773,7 +794,8 @@ fn plan_new(observed: &Observed, settings: &Settings, me: &Instance) -> Result<P
                 "no member answered; this node's etcd never ran from its bootstrap file: \
                  resuming that bootstrap"
                     .into(),
-            ));
+            )
+            .bootstrapping_from_nothing(observed));
         }
         // etcd never ran from a bootstrap file whose cluster can no longer form (most of its
         // instances are gone): nothing was lost here, and the node decides afresh.
@@ -822,7 +844,8 @@ fn plan_new(observed: &Observed, settings: &Settings, me: &Instance) -> Result<P
                      the group's tags",
                     entries.len()
                 ),
-            )),
+            )
+            .bootstrapping_from_nothing(observed)),
             Some((_, url)) => Err(Error::Usage(format!(
                 "the group's bootstrap record (tag etcd-discovery:initial-cluster) names this \
                  instance at {url}, but its peer URL is {mine}: run with the settings the \
@@ -874,6 +897,7 @@ fn plan_new(observed: &Observed, settings: &Settings, me: &Instance) -> Result<P
                     "no member answered: bootstrapping a new cluster of the group's {visible} instances"
                 ),
             )
+            .bootstrapping_from_nothing(observed)
         }),
     }
 }
@@ -1953,6 +1977,116 @@ mod tests {
             let p = plan(&o, &settings());
             assert!(check(&p), "failed testcase {case}: {p:?}");
         }
+    }
+
+    /// Restore on total loss: only a `new` of the whole group from nothing restores, and every
+    /// member of that bootstrap does; a node with member data, a join, a start as a listed
+    /// member, a proxy never do.
+    #[test]
+    fn only_a_bootstrap_of_the_whole_group_from_nothing_restores() {
+        let record = "i-1=http://10.0.2.1:2380,i-2=http://10.0.2.2:2380,i-3=http://10.0.2.3:2380";
+        let empty = |o: Observed| Observed {
+            local_data: LocalData::Missing,
+            ..o
+        };
+        let unpublished: Vec<Member> = three_members()
+            .into_iter()
+            .map(|m| Member {
+                client_urls: vec![],
+                ..m
+            })
+            .collect();
+        let cases: Vec<(&str, Observed, Mode, bool)> = vec![
+            (
+                "the seed, nobody answering",
+                empty(observed(1, &[1, 2, 3], None)),
+                Mode::New,
+                true,
+            ),
+            (
+                "a recorded member taking part",
+                Observed {
+                    bootstrap_record: Some(record.into()),
+                    ..empty(observed(2, &[1, 2, 3], None))
+                },
+                Mode::New,
+                true,
+            ),
+            (
+                "a bootstrap member resuming its file",
+                Observed {
+                    previous_file: PreviousFile::Bootstrap {
+                        initial_cluster: record.into(),
+                        data_fingerprint: Some("absent, parent 1:2:3.4".into()),
+                    },
+                    never_started: true,
+                    ..empty(observed(2, &[1, 2, 3], None))
+                },
+                Mode::New,
+                true,
+            ),
+            (
+                "the seed whose data directory holds member data",
+                Observed {
+                    local_data: LocalData::Present,
+                    ..observed(1, &[1, 2, 3], None)
+                },
+                Mode::New,
+                false,
+            ),
+            (
+                "the seed whose data directory cannot be read",
+                observed(1, &[1, 2, 3], None),
+                Mode::New,
+                false,
+            ),
+            (
+                "a member answers: a join",
+                empty(observed(4, &[1, 2, 3, 4], Some(three_members()))),
+                Mode::Existing,
+                false,
+            ),
+            (
+                // Found by the lab: the seed's etcd (restored) listed on its peer port, this
+                // node took part with an empty data directory and could have led.
+                "taking part in a bootstrap the peers list",
+                Observed {
+                    peer_list: Some(unpublished.clone()),
+                    ..empty(observed(2, &[1, 2, 3], None))
+                },
+                Mode::New,
+                true,
+            ),
+            (
+                "a formed cluster without a leader lists this node, never started",
+                Observed {
+                    peer_list: Some({
+                        let mut list = three_members();
+                        list[1] = unpublished[1].clone();
+                        list
+                    }),
+                    ..empty(observed(2, &[1, 2, 3], None))
+                },
+                Mode::Existing,
+                false,
+            ),
+        ];
+        for (case, o, mode, restore) in cases {
+            let p = plan(&o, &settings()).unwrap();
+            assert_eq!(
+                (p.mode, p.restore),
+                (mode, restore),
+                "failed testcase {case}: {}",
+                p.summary
+            );
+        }
+        let mut proxy = settings();
+        proxy.proxy_mode = true;
+        assert!(
+            !plan(&empty(observed(1, &[1, 2, 3], None)), &proxy)
+                .unwrap()
+                .restore
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::model::{
     PreviousFile,
 };
 use crate::plan::{self, Mode, Plan, Settings};
-use crate::{apply, datadir, envfile, snapshot, status};
+use crate::{apply, datadir, envfile, restore, snapshot, status};
 
 /// IMDS and the container endpoint are link-local: they answer in milliseconds or not at all.
 const LOCAL: Timeouts = Timeouts {
@@ -720,9 +720,9 @@ pub fn run(config: &Config, tally: &Tally) -> Result<()> {
         settings,
     };
     match config.command {
-        Command::Discover => discover(&world),
+        Command::Discover => discover(&world, &Bucket::new(&aws_http, &credentials, &region)),
         Command::Status => status(&world),
-        Command::Snapshot => snapshot(&world, &aws_http, &credentials, &region),
+        Command::Snapshot => snapshot(&world, &Bucket::new(&aws_http, &credentials, &region)),
         command => member_command(&world, command),
     }
 }
@@ -776,14 +776,40 @@ fn status(world: &World) -> Result<()> {
     }
 }
 
+/// How S3 is reached, for `snapshot` (uploads) and `discover` (restores on total loss).
+struct Bucket<'a> {
+    http: &'a Http,
+    credentials: &'a credentials::Provider<'a>,
+    region: &'a str,
+}
+
+impl<'a> Bucket<'a> {
+    fn new(http: &'a Http, credentials: &'a credentials::Provider<'a>, region: &'a str) -> Self {
+        Bucket {
+            http,
+            credentials,
+            region,
+        }
+    }
+
+    /// The client for `location`'s bucket, in the bucket's region.
+    fn s3(&self, config: &Config, location: &s3::Location) -> Result<S3<'a>> {
+        let endpoint = config.aws.s3_endpoint.as_deref();
+        S3 {
+            http: self.http,
+            bucket_url: s3::bucket_url(&location.bucket, self.region, endpoint),
+            region: self.region.to_string(),
+            credentials: self.credentials,
+            sleep: &sleep,
+            clock: SystemTime::now,
+        }
+        .in_bucket_region(&location.bucket, endpoint)
+    }
+}
+
 /// `snapshot`: on the leader only, stream etcd's snapshot into S3, write its checksum beside
 /// it, and delete the oldest beyond `--snapshot-keep`.
-fn snapshot(
-    world: &World,
-    aws_http: &Http,
-    credentials: &credentials::Provider,
-    region: &str,
-) -> Result<()> {
+fn snapshot(world: &World, bucket: &Bucket) -> Result<()> {
     let config = world.config;
     let location = config
         .snapshot_url
@@ -811,16 +837,7 @@ fn snapshot(
         );
         return Ok(());
     }
-    let endpoint = config.aws.s3_endpoint.as_deref();
-    let s3 = S3 {
-        http: aws_http,
-        bucket_url: s3::bucket_url(&location.bucket, region, endpoint),
-        region: region.to_string(),
-        credentials,
-        sleep: &sleep,
-        clock: SystemTime::now,
-    }
-    .in_bucket_region(&location.bucket, endpoint)?;
+    let s3 = bucket.s3(config, location)?;
     let mut stream = mine.snapshot()?;
     let copied = s3.put_stream(&key, |sink| snapshot::copy(&mut stream, sink))?;
     s3.put(
@@ -965,6 +982,32 @@ fn verify_record(world: &World, initial_cluster: &str) -> Result<()> {
     .map_err(|why| Error::NotReady(why.into()))
 }
 
+/// Restores the newest complete snapshot into the data directory, as the member the file
+/// names (`restore`). A failure stops the run before the file is written.
+fn restore_snapshot(
+    config: &Config,
+    observed: &Observed,
+    plan: &Plan,
+    settings: &Settings,
+    location: &s3::Location,
+    bucket: &Bucket,
+) -> Result<()> {
+    let env = plan::environment(plan, observed, None, settings)?;
+    let value = |name: &str| {
+        env.iter()
+            .find(|(n, _)| *n == name)
+            .map_or("", |(_, v)| v.as_str())
+    };
+    let target = restore::Target {
+        data_dir: &config.data_dir,
+        name: value("ETCD_NAME"),
+        initial_cluster: value("ETCD_INITIAL_CLUSTER"),
+        token: value("ETCD_INITIAL_CLUSTER_TOKEN"),
+        peer_url: value("ETCD_INITIAL_ADVERTISE_PEER_URLS"),
+    };
+    restore::restore(&bucket.s3(config, location)?, location, &target).map(|_| ())
+}
+
 /// One jittered pause between two looks, never past `deadline`.
 fn pause_until(deadline: Instant) {
     let pause = WAIT_INTERVAL.mul_f64(0.5 + jitter());
@@ -972,7 +1015,7 @@ fn pause_until(deadline: Instant) {
 }
 
 /// The default job: bootstrap or join, and write the environment file.
-fn discover(world: &World) -> Result<()> {
+fn discover(world: &World, bucket: &Bucket) -> Result<()> {
     let config = world.config;
     let started = Instant::now();
     // The run-wide --timeout bounds the waiting too: past it every call fails at once.
@@ -1029,21 +1072,22 @@ fn discover(world: &World) -> Result<()> {
         &observed,
         etcd.as_ref(),
         &plan,
-        Some((world, my_group.as_deref())),
+        Some((world, my_group.as_deref(), bucket)),
     )
 }
 
 /// Carries the plan out (`--dry-run`: prints it) and writes the file. `group`: the full path's
 /// edges and the group that lists this instance, for a bootstrap's record (rule 14) and the
 /// last look before a file that brings a member (rule 10); the reboot fast path has none and
-/// needs none (its plan changes nothing).
+/// needs none (its plan changes nothing, and restores nothing). The bucket is where a
+/// bootstrap from nothing restores from (`Plan::restore`, with `--snapshot-url`).
 fn finish(
     config: &Config,
     settings: &Settings,
     observed: &Observed,
     etcd: Option<&Etcd>,
     plan: &Plan,
-    group: Option<(&World, Option<&str>)>,
+    group: Option<(&World, Option<&str>, &Bucket)>,
 ) -> Result<()> {
     log::info!("{}", plan.summary);
 
@@ -1074,6 +1118,14 @@ fn finish(
                 config.data_dir.display()
             );
         }
+        if let (true, Some(location)) = (plan.restore, &config.snapshot_url) {
+            println!(
+                "# would restore the newest complete snapshot under s3://{}/{} into {}",
+                location.bucket,
+                location.prefix,
+                config.data_dir.display()
+            );
+        }
         for action in &plan.actions {
             println!("# would {action:?}");
         }
@@ -1081,7 +1133,7 @@ fn finish(
         return Ok(());
     }
 
-    if let (Some(initial_cluster), Some((world, my_group))) = (&plan.record, group) {
+    if let (Some(initial_cluster), Some((world, my_group, _))) = (&plan.record, group) {
         record_bootstrap(world, my_group, initial_cluster)?;
     }
     // Rule 15: a removed member's data goes aside before the join; if it cannot move (the
@@ -1126,6 +1178,19 @@ fn finish(
         }
         _ => predicted_text,
     };
+    // A node scaled in during its run (Terminating:Wait) must not start a member: its plan
+    // was made while the group counted it. The seed checked this with its record already.
+    if let Some((world, _, _)) = group.filter(|_| plan.brings_a_member(observed)) {
+        if plan.record.is_none() {
+            still_counted(world)?;
+        }
+    }
+    // Restore on total loss: into the empty data directory, before the file that starts etcd.
+    if let (true, Some(location), Some((_, _, bucket))) =
+        (plan.restore, &config.snapshot_url, group)
+    {
+        restore_snapshot(config, observed, plan, settings, location, bucket)?;
+    }
     // A bootstrap's file keeps the data directory's fingerprint: a later boot that finds it
     // unchanged knows etcd never ran from the file, so nothing was lost (rule 11).
     let fingerprint = (plan.mode == Mode::New
@@ -1137,13 +1202,6 @@ fn finish(
         Some(fingerprint) => envfile::with_data_fingerprint(&text, &fingerprint),
         None => text,
     };
-    // A node scaled in during its run (Terminating:Wait) must not start a member: its plan
-    // was made while the group counted it. The seed checked this with its record already.
-    if let Some((world, _)) = group.filter(|_| plan.brings_a_member(observed)) {
-        if plan.record.is_none() {
-            still_counted(world)?;
-        }
-    }
     let written = envfile::write_atomic(&config.environment_file, &text).map_err(|e| match e {
         // The cluster now expects this node; a rerun finds the change and writes the file.
         Error::Io { path, detail, .. } if changed => Error::Io {

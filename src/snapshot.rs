@@ -274,18 +274,38 @@ pub fn checksum_text(sha256: &str, key: &str) -> String {
     format!("{sha256}  {file}\n")
 }
 
+/// Whether `key` is one of our snapshots directly under `prefix` (not another name, not a
+/// deeper folder).
+fn is_ours(key: &str, prefix: &str) -> bool {
+    key.strip_prefix(prefix).is_some_and(|name| {
+        name.starts_with(NAME_START) && name.ends_with(".db") && !name.contains('/')
+    })
+}
+
+/// The snapshot to restore: the newest of ours under `prefix` whose checksum object is there.
+/// One without it never finished (its upload completed, the checksum's put failed): it is
+/// skipped, not refused. A pure function of the listing, so every node that lists the same
+/// keys chooses the same object.
+pub fn newest_complete<'k>(keys: &'k [String], prefix: &str) -> Option<&'k str> {
+    keys.iter()
+        .filter(|k| is_ours(k, prefix) && keys.contains(&checksum_name(k)))
+        .max()
+        .map(String::as_str)
+}
+
+/// Reads a checksum object (`sha256sum` format: the hex, two spaces, the file name): the
+/// sha256 in lowercase hex, or `None` when the text is not one.
+pub fn parse_checksum(text: &str) -> Option<String> {
+    let hash = text.split_whitespace().next()?;
+    (hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| hash.to_ascii_lowercase())
+}
+
 /// The objects to delete so that `keep` snapshots are left under `prefix`: the oldest
 /// snapshots beyond `keep`, each with its checksum. Keys that are not ours (another name,
 /// a deeper folder) are never touched.
 pub fn to_delete(keys: &[String], prefix: &str, keep: usize) -> Vec<String> {
-    let mut ours: Vec<&String> = keys
-        .iter()
-        .filter(|k| {
-            k.strip_prefix(prefix).is_some_and(|name| {
-                name.starts_with(NAME_START) && name.ends_with(".db") && !name.contains('/')
-            })
-        })
-        .collect();
+    let mut ours: Vec<&String> = keys.iter().filter(|k| is_ours(k, prefix)).collect();
     ours.sort();
     let old = ours.len().saturating_sub(keep);
     ours[..old]
@@ -470,6 +490,77 @@ mod tests {
         );
         assert!(to_delete(&keys, "p/", 3).is_empty());
         assert!(to_delete(&keys, "p/", 24).is_empty());
+    }
+
+    #[test]
+    fn the_newest_complete_snapshot_is_chosen() {
+        let keys =
+            |names: &[&str]| -> Vec<String> { names.iter().map(|s| s.to_string()).collect() };
+        let a = "p/etcd-snapshot-20250101T000000Z-r3.db";
+        let b = "p/etcd-snapshot-20260101T000000Z-r1.db";
+        let a_sum = "p/etcd-snapshot-20250101T000000Z-r3.db.sha256";
+        let b_sum = "p/etcd-snapshot-20260101T000000Z-r1.db.sha256";
+        let cases: Vec<(&str, Vec<String>, Option<&str>)> = vec![
+            (
+                "the newest by time, not revision",
+                keys(&[b, b_sum, a, a_sum]),
+                Some(b),
+            ),
+            (
+                "the newest has no checksum: skipped",
+                keys(&[a, a_sum, b]),
+                Some(a),
+            ),
+            (
+                "a checksum alone is no snapshot",
+                keys(&[a_sum, b_sum]),
+                None,
+            ),
+            ("nothing", keys(&[]), None),
+            (
+                "other names and deeper folders are not ours",
+                keys(&[
+                    "p/other.db",
+                    "p/other.db.sha256",
+                    "p/deeper/etcd-snapshot-20990101T000000Z-r1.db",
+                    "p/deeper/etcd-snapshot-20990101T000000Z-r1.db.sha256",
+                    a,
+                    a_sum,
+                ]),
+                Some(a),
+            ),
+        ];
+        for (case, listed, expected) in cases {
+            assert_eq!(
+                newest_complete(&listed, "p/"),
+                expected,
+                "failed testcase: {case}"
+            );
+            // The listing's order does not matter: every node chooses the same.
+            let mut reversed = listed.clone();
+            reversed.reverse();
+            assert_eq!(
+                newest_complete(&reversed, "p/"),
+                expected,
+                "failed testcase: {case}"
+            );
+        }
+    }
+
+    #[test]
+    fn checksum_objects_are_read() {
+        let hash = "AB".repeat(32);
+        assert_eq!(
+            parse_checksum(&format!("{hash}  etcd-snapshot-x.db\n")),
+            Some(hash.to_ascii_lowercase())
+        );
+        assert_eq!(
+            parse_checksum(&checksum_text(&"0f".repeat(32), "p/x.db")),
+            Some("0f".repeat(32))
+        );
+        for bad in ["", "abc  x.db", &"g".repeat(64), &"a".repeat(65)] {
+            assert_eq!(parse_checksum(bad), None, "failed testcase: {bad}");
+        }
     }
 
     #[test]

@@ -9,6 +9,47 @@ pub mod query;
 pub mod s3;
 pub mod sign;
 
+use crate::error::{Error, Result};
+use crate::http::{body_snippet, Response};
+
+/// A signed request's headers as `Http::send` takes them: `extra` (those signed with it),
+/// then the signature's own.
+pub fn header_pairs<'a>(
+    extra: &[(&'a str, &'a str)],
+    signed: &'a [(String, String)],
+) -> Vec<(&'a str, &'a str)> {
+    let mut headers = extra.to_vec();
+    headers.extend(signed.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+    headers
+}
+
+/// What an AWS answer comes to, for both protocols: an error document inside any answer is
+/// `Error::Aws` (a 200 can carry one: S3's CompleteMultipartUpload does), else a status
+/// outside 2xx is `Error::Status`. `parse_error` reads the service's error shape.
+pub fn answer(
+    action: &str,
+    what: &str,
+    response: Response,
+    parse_error: fn(&str) -> Option<(String, String)>,
+) -> Result<Response> {
+    if let Some((code, message)) = parse_error(&response.body) {
+        return Err(Error::Aws {
+            action: action.to_string(),
+            code,
+            message,
+            status: response.status,
+        });
+    }
+    if !response.is_success() {
+        return Err(Error::Status {
+            what: what.to_string(),
+            status: response.status,
+            body: body_snippet(&response),
+        });
+    }
+    Ok(response)
+}
+
 /// An AWS partition: a set of regions that share a DNS suffix.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Partition {

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::credentials::Provider;
 use super::sign::{sign_request, Unsigned};
 use crate::error::{is_expired_credentials, snippet, Error, Result};
-use crate::http::{body_snippet, retry_until, Http, RetryPolicy, Sleep};
+use crate::http::{retry_until, Http, RetryPolicy, Sleep};
 
 const RETRY: RetryPolicy = RetryPolicy {
     attempts: 5,
@@ -210,8 +210,7 @@ impl QueryClient<'_> {
                     self.service,
                     (self.clock)(),
                 )?;
-                let mut headers: Vec<(&str, &str)> = vec![("content-type", FORM)];
-                headers.extend(signed.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+                let headers = super::header_pairs(&[("content-type", FORM)], &signed);
                 log::debug!("AWS {action} -> {}", self.endpoint);
                 let response = self.http.send(
                     &what,
@@ -220,23 +219,7 @@ impl QueryClient<'_> {
                     &headers,
                     Some(body.as_bytes().to_vec()),
                 )?;
-                // A 200 can carry an error document too; look at every answer.
-                if let Some((code, message)) = parse_error(&response.body) {
-                    return Err(Error::Aws {
-                        action: action.to_string(),
-                        code,
-                        message,
-                        status: response.status,
-                    });
-                }
-                if !response.is_success() {
-                    return Err(Error::Status {
-                        what: what.clone(),
-                        status: response.status,
-                        body: body_snippet(&response),
-                    });
-                }
-                Ok(response.body)
+                super::answer(action, &what, response, parse_error).map(|r| r.body)
             },
         )
         .map_err(|e| {

@@ -11,7 +11,7 @@ use super::credentials::Provider;
 use super::query::{paginate, parse_xml, percent_encode, root_element};
 use super::sign::{sign_request, Unsigned};
 use crate::error::{is_expired_credentials, snippet, Error, Result};
-use crate::http::{body_snippet, retry, Http, Response, RetryPolicy, Sleep};
+use crate::http::{retry, Http, Response, RetryPolicy, Sleep};
 
 const RETRY: RetryPolicy = RetryPolicy {
     attempts: 5,
@@ -179,43 +179,34 @@ impl S3<'_> {
                 self.http.note_retry();
             }
             tries += 1;
-            let unsigned = Unsigned {
-                method,
-                url: &url,
-                headers: &[],
-                body,
-            };
-            let signed = sign_request(
-                &unsigned,
-                &self.credentials.current(),
-                &self.region,
-                "s3",
-                (self.clock)(),
-            )?;
-            let headers: Vec<(&str, &str)> = signed
-                .iter()
-                .map(|(n, v)| (n.as_str(), v.as_str()))
-                .collect();
+            let signed = self.sign(method, &url, body)?;
             log::debug!("S3 {action} {key}");
-            let response = self.http.send_slice(&what, method, &url, &headers, body)?;
-            // CompleteMultipartUpload can fail inside a 200: look at every answer.
-            if let Some((code, message)) = parse_error(&response.body) {
-                return Err(Error::Aws {
-                    action: action.to_string(),
-                    code,
-                    message,
-                    status: response.status,
-                });
-            }
-            if !response.is_success() {
-                return Err(Error::Status {
-                    what: what.clone(),
-                    status: response.status,
-                    body: body_snippet(&response),
-                });
-            }
-            Ok(response)
+            let response = self.http.send_slice(
+                &what,
+                method,
+                &url,
+                &super::header_pairs(&[], &signed),
+                body,
+            )?;
+            super::answer(action, &what, response, parse_error)
         })
+    }
+
+    /// The signature's headers for one request.
+    fn sign(&self, method: &str, url: &str, body: &[u8]) -> Result<Vec<(String, String)>> {
+        let unsigned = Unsigned {
+            method,
+            url,
+            headers: &[],
+            body,
+        };
+        sign_request(
+            &unsigned,
+            &self.credentials.current(),
+            &self.region,
+            "s3",
+            (self.clock)(),
+        )
     }
 
     /// The same bucket, signed for the region S3 says it is in. A bucket lives in one region;
@@ -225,23 +216,8 @@ impl S3<'_> {
     pub fn in_bucket_region(self, bucket: &str, configured: Option<&str>) -> Result<Self> {
         let url = format!("{}/", self.bucket_url);
         let what = format!("S3 HeadBucket at {}", self.bucket_url);
-        let unsigned = Unsigned {
-            method: "HEAD",
-            url: &url,
-            headers: &[],
-            body: b"",
-        };
-        let signed = sign_request(
-            &unsigned,
-            &self.credentials.current(),
-            &self.region,
-            "s3",
-            (self.clock)(),
-        )?;
-        let headers: Vec<(&str, &str)> = signed
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
+        let signed = self.sign("HEAD", &url, b"")?;
+        let headers = super::header_pairs(&[], &signed);
         let response = retry(RETRY, self.sleep, Error::is_transient, || {
             let response = self.http.send_slice(&what, "HEAD", &url, &headers, b"")?;
             match response.status {
@@ -303,6 +279,60 @@ impl S3<'_> {
                 page.contents.into_iter().map(|c| c.key).collect(),
                 page.next,
             ))
+        })
+    }
+
+    /// GetObject of a small object (a checksum), as text.
+    pub fn get_text(&self, key: &str) -> Result<String> {
+        self.call("GetObject", "GET", key, "", b"").map(|r| r.body)
+    }
+
+    /// GetObject of a large object: `read` is handed the body as it arrives (and again, from
+    /// the start, when a try fails in a way worth another: it must start over each time).
+    /// The error of an answer that is not 2xx is read as S3's, as for every other call.
+    pub fn get_to<T>(
+        &self,
+        key: &str,
+        mut read: impl FnMut(&mut dyn std::io::Read) -> Result<T>,
+    ) -> Result<T> {
+        let url = format!("{}/{}", self.bucket_url, key_path(key));
+        let what = format!("S3 GetObject at {}", self.bucket_url);
+        let mut tries = 0;
+        retry(RETRY, self.sleep, Error::is_transient, || {
+            if tries > 0 {
+                self.http.note_retry();
+            }
+            tries += 1;
+            let signed = self.sign("GET", &url, b"")?;
+            log::debug!("S3 GetObject {key}");
+            let (status, mut body) =
+                self.http
+                    .open(&what, "GET", &url, &super::header_pairs(&[], &signed), b"")?;
+            if (200..300).contains(&status) {
+                return read(&mut body);
+            }
+            // An error document is small; read no more than a page of it.
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(
+                &mut std::io::Read::take(&mut body, 64 * 1024),
+                &mut text,
+            );
+            let response = Response {
+                status,
+                body: text,
+                headers: Vec::new(),
+            };
+            Err(
+                match super::answer("GetObject", &what, response, parse_error) {
+                    Err(e) => e,
+                    // Not reached: `answer` fails every status outside 2xx.
+                    Ok(r) => Error::Status {
+                        what: what.clone(),
+                        status: r.status,
+                        body: String::new(),
+                    },
+                },
+            )
         })
     }
 

@@ -14,6 +14,7 @@ mod ipv6;
 mod lab;
 mod pools;
 mod reboot;
+mod restore;
 mod rules;
 mod safety;
 mod snapshot;
@@ -445,8 +446,30 @@ fn readme_policy() -> String {
 fn signatures_are_really_checked() {
     // Scenario 8: moto verifies every signature after the setup calls, against an IAM user
     // holding exactly the README's policy. All setup happens within the free calls.
-    const SETUP_CALLS: u32 = 14; // 3 in Lab::with_moto, 4 for IAM, 1 group, 2 per launch.
+    // 3 in Lab::with_moto, 3 for S3, 4 for IAM, 1 group, 2 per launch.
+    const SETUP_CALLS: u32 = 17;
     let mut lab = Lab::with_moto(35, Some(SETUP_CALLS));
+    // moto checks S3 against IAM too: a bucket holding one snapshot whose checksum does not
+    // match, so that a restore lists, reads both objects, and stops before etcd's tool.
+    let object = "etcd/etcd-snapshot-20260101T000000Z-r1.db";
+    let sum = format!("{}  etcd-snapshot-20260101T000000Z-r1.db\n", "0".repeat(64));
+    for (path, body) in [
+        ("sig-bucket".to_string(), None),
+        (format!("sig-bucket/{object}"), Some("not the database")),
+        (format!("sig-bucket/{object}.sha256"), Some(sum.as_str())),
+    ] {
+        let mut curl = Command::new("curl");
+        curl.args(["-sS", "--fail", "--max-time", "20", "-X", "PUT"])
+            .args(["-H", "Authorization: AWS4-HMAC-SHA256 Credential=AKIDLABSETUP/20261124/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0"])
+            .arg(format!("{}/{path}", lab.moto.url));
+        // Not curl's default form type: moto would store the form it parsed, empty.
+        if let Some(body) = body {
+            curl.args(["-H", "Content-Type: application/octet-stream"])
+                .args(["--data-binary", body]);
+        }
+        let out = curl.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
     lab.moto
         .call("iam", "CreateUser", &[("UserName", "etcd-discovery")]);
     let key = lab
@@ -461,7 +484,12 @@ fn signatures_are_really_checked() {
         "CreatePolicy",
         &[
             ("PolicyName", "etcd-discovery"),
-            ("PolicyDocument", &readme_policy()),
+            (
+                "PolicyDocument",
+                &readme_policy()
+                    .replace("BUCKET/PREFIX", "sig-bucket/etcd")
+                    .replace("arn:aws:s3:::BUCKET\"", "arn:aws:s3:::sig-bucket\""),
+            ),
         ],
     );
     let arn = client::xml_text(&policy, "Arn").unwrap();
@@ -472,6 +500,8 @@ fn signatures_are_really_checked() {
     );
     lab.create_group("etcd", "etcd-masters");
     lab.launch("etcd", 2);
+    // moto's launch times have whole seconds: node 2 is launched first, the seed, for sure.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     // Nodes 3 and 4 get the keys as their instance profile, served by their IMDS stubs.
     lab.profile = Some(Profile {
         access_key_id: id.clone(),
@@ -500,6 +530,25 @@ fn signatures_are_really_checked() {
         fs::read_to_string(lab.env_file(2)).unwrap(),
         "OLD=1\n",
         "old file untouched"
+    );
+
+    // The seed's restore on total loss: HeadBucket and ListObjectsV2 (s3:ListBucket), two
+    // GetObjects (s3:GetObject) pass with the README's policy; the checksum then stops it.
+    let restore = lab.discover_with_env(
+        2,
+        &["--snapshot-url=s3://sig-bucket/etcd", "--wait-timeout=1s"],
+        &[
+            ("AWS_ACCESS_KEY_ID", &id),
+            ("AWS_SECRET_ACCESS_KEY", &secret),
+        ],
+    );
+    let err = String::from_utf8_lossy(&restore.stderr);
+    assert_eq!(restore.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "s3://sig-bucket/{object} does not match its checksum"
+        )),
+        "{err}"
     );
 
     // Signed right, every AWS call passes: the group is described and a decision taken

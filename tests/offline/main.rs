@@ -13,6 +13,7 @@ mod metrics;
 mod module_graph;
 mod not_yet;
 mod record;
+mod restore;
 mod snapshot;
 mod world;
 

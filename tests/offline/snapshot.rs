@@ -1,12 +1,21 @@
 //! Issue 15: `snapshot` streams etcd's snapshot into S3 as a multipart upload, on the leader
 //! only; a failed upload or a cut stream is aborted and never becomes an object.
-//! Networks 127.0.250-254.0/24.
+//! Networks 127.0.250-254.0/24; 250-252 are shared with `restore`, one test at a time
+//! (`net`).
 
 use std::sync::{Arc, Mutex};
 
 use super::fake::{FakeServer, Request};
 use super::world::{Imds, World};
 use super::{assert_failure, assert_success, group, stderr};
+
+/// One test at a time on each of the networks 250-252, which `restore` uses too: a world's
+/// fakes and its folder are per network.
+pub fn net(n: u8) -> std::sync::MutexGuard<'static, ()> {
+    static NETS: [Mutex<()>; 3] = [Mutex::new(()), Mutex::new(()), Mutex::new(())];
+    let lock = &NETS[usize::from(n - 250)];
+    lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 const STREAM: &str = include_str!("../../fixtures/etcd/v3.5-snapshot-stream.json");
 
@@ -176,6 +185,7 @@ fn run(w: &World, s3: &FakeServer, extra: &[&str]) -> std::process::Output {
 
 #[test]
 fn the_leader_streams_its_snapshot_into_one_multipart_upload_and_its_checksum() {
+    let _net = net(250);
     let w = World::new(250, 2, vec![group("etcd", &[2])], None, vec![], Imds::v2());
     let etcd = start_etcd(&w, true, STREAM.to_string());
     let s3 = start_s3("127.0.250.9", S3Fault::None, Vec::new(), "us-east-1");
@@ -278,6 +288,7 @@ fn a_database_larger_than_a_part_goes_up_in_parts_of_5_mib_and_a_last_smaller_on
 
 #[test]
 fn other_members_exit_0_and_upload_nothing() {
+    let _net = net(251);
     let w = World::new(251, 2, vec![group("etcd", &[2])], None, vec![], Imds::v2());
     let _etcd = start_etcd(&w, false, STREAM.to_string());
     let s3 = start_s3("127.0.251.9", S3Fault::None, Vec::new(), "us-east-1");
@@ -289,6 +300,7 @@ fn other_members_exit_0_and_upload_nothing() {
 
 #[test]
 fn a_refused_part_aborts_the_upload() {
+    let _net = net(252);
     let w = World::new(252, 2, vec![group("etcd", &[2])], None, vec![], Imds::v2());
     let _etcd = start_etcd(&w, true, STREAM.to_string());
     let s3 = start_s3("127.0.252.9", S3Fault::PartRefused, Vec::new(), "us-east-1");
