@@ -1217,7 +1217,7 @@ fn finish(
             log::info!("{} is up to date", config.environment_file.display())
         }
     }
-    if let (Some(members), Some((world, Some(my_group)))) = (joined, group) {
+    if let (Some(members), Some((world, Some(my_group), _))) = (joined, group) {
         record_members(world, my_group, &members);
     }
     Ok(())

@@ -5,37 +5,43 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::client::request;
-use super::fake::{FakeServer, Request};
-use super::lab::{etcdctl, EtcdFlags, Lab};
+use super::fake::FakeServer;
+use super::lab::{etcdctl, moto_proxy, EtcdFlags, Lab};
 use super::{bootstrap, NO_TLS};
 
 /// In front of moto: instances named in `leaving` are listed in `Terminating:Wait`, and no
 /// longer desired.
 fn aws_side(moto: &str, leaving: Arc<Mutex<Vec<String>>>) -> FakeServer {
-    let moto = moto.to_string();
-    FakeServer::start("127.0.0.1", move |r: &Request| {
-        let headers: Vec<(&str, &str)> = r
-            .headers
-            .iter()
-            .filter(|(n, _)| {
-                !["host", "content-length", "connection"].contains(&n.to_ascii_lowercase().as_str())
-            })
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
-        match request(&r.method, &format!("{moto}{}", r.path), &headers, &r.body) {
-            Ok((status, body)) => {
-                let mut body = body;
-                for id in leaving.lock().unwrap().iter() {
-                    if body.contains(&format!("<InstanceId>{id}</InstanceId>")) {
-                        body = undesired(&terminating(&body, id));
-                    }
-                }
-                (status, body)
+    moto_proxy("127.0.0.1", moto, move |mut body| {
+        for id in leaving.lock().unwrap().iter() {
+            if body.contains(&format!("<InstanceId>{id}</InstanceId>")) {
+                body = undesired(&terminating(&body, id));
             }
-            Err(e) => (502, format!("the lab's AWS side could not reach moto: {e}")),
         }
+        body
     })
+}
+
+/// Instance k's tool waits (exit 75) for `why` and writes no file, so etcd starts nothing.
+fn waits_without_a_file(lab: &Lab, k: u8, why: &str) {
+    let out = lab.discover(k, &["--wait-timeout=2s"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(75), "{log}");
+    assert!(log.contains(why), "{log}");
+    assert!(!lab.env_file(k).exists(), "no file, so etcd starts nothing");
+}
+
+/// Instance k joins the cluster that `through` serves, and reads the key written before.
+fn joins_and_reads_kept(lab: &mut Lab, k: u8, through: u8, flags: &EtcdFlags) {
+    lab.wait_healthy(through, NO_TLS);
+    lab.discover_ok(k, &[]);
+    assert_eq!(lab.env_value(k, "ETCD_INITIAL_CLUSTER_STATE"), "existing");
+    lab.start_etcd(k, flags);
+    lab.wait_healthy(k, NO_TLS);
+    assert_eq!(
+        etcdctl(lab, k, &["get", "kept", "--print-value-only"]).trim(),
+        "yes"
+    );
 }
 
 /// `body` with the lifecycle state that follows instance `id`'s entry made `Terminating:Wait`.
@@ -93,26 +99,11 @@ fn a_replacement_never_bootstraps_beside_a_member_on_its_way_out() {
         .push(lab.nodes[&1].instance_id.clone());
     lab.nodes.get_mut(&1).unwrap().etcd = None;
     lab.launch("etcd", 2);
-    let out = lab.discover(2, &["--wait-timeout=2s"]);
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(75), "{log}");
-    assert!(
-        log.contains("still listed on the way out of the group"),
-        "{log}"
-    );
-    assert!(!lab.env_file(2).exists(), "no file, so etcd starts nothing");
+    waits_without_a_file(&lab, 2, "still listed on the way out of the group");
 
     // Back from its reboot, i-1's etcd serves again: i-2 joins it, no second cluster.
     lab.start_etcd(1, &flags);
-    lab.wait_healthy(1, NO_TLS);
-    lab.discover_ok(2, &[]);
-    assert_eq!(lab.env_value(2, "ETCD_INITIAL_CLUSTER_STATE"), "existing");
-    lab.start_etcd(2, &flags);
-    lab.wait_healthy(2, NO_TLS);
-    assert_eq!(
-        etcdctl(&lab, 2, &["get", "kept", "--print-value-only"]).trim(),
-        "yes"
-    );
+    joins_and_reads_kept(&mut lab, 2, 1, &flags);
 }
 
 /// Rule 17: the initial cluster's instance is gone, and the cluster runs on instances that
@@ -166,22 +157,10 @@ fn an_older_instance_never_bootstraps_beside_members_that_joined() {
     lab.nodes.get_mut(&2).unwrap().etcd = None;
     lab.nodes.get_mut(&4).unwrap().etcd = None;
     lab.attach("etcd", 3);
-    let out = lab.discover(3, &["--wait-timeout=2s"]);
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(75), "{log}");
-    assert!(log.contains("etcd-discovery:members names"), "{log}");
-    assert!(!lab.env_file(3).exists(), "no file, so etcd starts nothing");
+    waits_without_a_file(&lab, 3, "etcd-discovery:members names");
 
     // Back from their reboot, the members serve again: i-3 joins them in i-1's place.
     lab.start_etcd(2, &flags);
     lab.start_etcd(4, &flags);
-    lab.wait_healthy(2, NO_TLS);
-    lab.discover_ok(3, &[]);
-    assert_eq!(lab.env_value(3, "ETCD_INITIAL_CLUSTER_STATE"), "existing");
-    lab.start_etcd(3, &flags);
-    lab.wait_healthy(3, NO_TLS);
-    assert_eq!(
-        etcdctl(&lab, 3, &["get", "kept", "--print-value-only"]).trim(),
-        "yes"
-    );
+    joins_and_reads_kept(&mut lab, 3, 2, &flags);
 }

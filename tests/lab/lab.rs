@@ -895,8 +895,24 @@ impl Lab {
 /// (API Reference, `Instance`; User Guide, "Amazon EC2 instance hostname types") gives such
 /// an instance no `privateIpAddress`, its address in `ipv6Address` and a resource-based name.
 fn aws_side(moto: &str, instances: Arc<Mutex<Vec<(String, String)>>>) -> FakeServer {
+    moto_proxy(V6_MOTO, moto, move |body| {
+        if body.contains("<DescribeInstancesResponse") {
+            ec2_ipv6_shape(&body, &instances.lock().unwrap())
+        } else {
+            body
+        }
+    })
+}
+
+/// A server on `host` that passes every call on to moto and its answer's body through
+/// `rewrite`: AWS as the lab's moto cannot show it.
+pub fn moto_proxy(
+    host: &str,
+    moto: &str,
+    rewrite: impl Fn(String) -> String + Send + Sync + 'static,
+) -> FakeServer {
     let moto = moto.to_string();
-    FakeServer::start(V6_MOTO, move |r: &Request| {
+    FakeServer::start(host, move |r: &Request| {
         let headers: Vec<(&str, &str)> = r
             .headers
             .iter()
@@ -906,10 +922,7 @@ fn aws_side(moto: &str, instances: Arc<Mutex<Vec<(String, String)>>>) -> FakeSer
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
         match request(&r.method, &format!("{moto}{}", r.path), &headers, &r.body) {
-            Ok((status, body)) if body.contains("<DescribeInstancesResponse") => {
-                (status, ec2_ipv6_shape(&body, &instances.lock().unwrap()))
-            }
-            Ok(answer) => answer,
+            Ok((status, body)) => (status, rewrite(body)),
             Err(e) => (502, format!("the lab's AWS side could not reach moto: {e}")),
         }
     })
