@@ -320,13 +320,49 @@ run_soak() {
         cargo test --quiet --locked --test soak -- "${pass[@]}"
 }
 
+# The AWS CLI for the bench's comparisons (`aws s3 cp`, monsanto's script): the one on PATH,
+# else AWS CLI v1 in a venv of its own under .lab (it pins its own botocore, which moto's venv
+# must not share). It must know AWS_ENDPOINT_URL (botocore 1.31.x and later, AWS CLI 1.29).
+AWSCLI_VERSION=1.45.11
+need_aws_cli() {
+    if ! command -v aws >/dev/null; then
+        if [ ! -x "$LAB_DIR/awscli/bin/aws" ]; then
+            need_packages python3-venv
+            say "creating an AWS CLI $AWSCLI_VERSION venv in $LAB_DIR/awscli"
+            rm -rf "$LAB_DIR/awscli"
+            /usr/bin/python3 -m venv "$LAB_DIR/awscli" || die "python3 -m venv failed"
+            "$LAB_DIR/awscli/bin/pip" install -q "awscli==$AWSCLI_VERSION" || die "pip install awscli==$AWSCLI_VERSION failed"
+        fi
+        PATH=$LAB_DIR/awscli/bin:$PATH
+    fi
+    # Straight to the CLI, past a version manager's shim (pyenv's adds its own start-up).
+    AWS_CLI=""
+    if command -v pyenv >/dev/null; then
+        AWS_CLI=$(pyenv which aws 2>/dev/null) || AWS_CLI=""
+    fi
+    [ -n "$AWS_CLI" ] || AWS_CLI=$(command -v aws)
+    local botocore
+    botocore=$("$AWS_CLI" --version 2>&1 | sed -n 's/.*botocore\/\([0-9.]*\).*/\1/p')
+    if [ -n "$botocore" ]; then
+        printf '%s\n' 1.31.0 "$botocore" | sort -V -C || die "$AWS_CLI uses botocore $botocore: AWS_ENDPOINT_URL needs 1.31 or later"
+    fi
+}
+
 run_bench() {
-    need_packages musl-tools etcd-server etcd-client python3-venv time
+    need_packages musl-tools etcd-server etcd-client python3-venv time curl jq iproute2 util-linux
     stop_system_etcd
     need_moto
+    need_aws_cli
     build_release
-    LAB_MOTO_SERVER=$LAB_DIR/venv/bin/moto_server ETCD_DISCOVERY_BIN=$PWD/$BIN \
+    cargo test --quiet --locked --test bench --no-run
+    # In a network namespace of its own: monsanto's script asks IMDS at 169.254.169.254:80,
+    # which the bench's stub can only take on a loopback of its own; the lab's loopback
+    # addresses stay out of other work's way too.
+    say "bench (inside a network namespace: lo up, 169.254.169.254 on it); load: $(cut -d' ' -f1-3 /proc/loadavg)"
+    unshare --net -- bash -c 'ip link set lo up && ip addr add 169.254.169.254/32 dev lo && exec "$@"' - \
+        env LAB_MOTO_SERVER="$LAB_DIR/venv/bin/moto_server" ETCD_DISCOVERY_BIN="$PWD/$BIN" BENCH_AWS_CLI="$AWS_CLI" \
         cargo test --quiet --locked --test bench
+    say "load after the bench: $(cut -d' ' -f1-3 /proc/loadavg)"
     say "simulation speed: 100000 random schedules"
     local started=$SECONDS
     run_sim --schedules 100000

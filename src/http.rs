@@ -195,6 +195,49 @@ pub fn etcd_tls(tls: &EtcdTls) -> Result<TlsConfig> {
     Ok(builder.build())
 }
 
+/// ureq's resolver starts a thread for every lookup made under a timeout, an IP address's
+/// included: a proxy node of a 1,000-instance group spent most of its own time starting those
+/// threads (`./build.sh bench`, "A 1,000-instance masters' group"). An address needs no
+/// lookup; a name still goes to ureq's resolver.
+#[derive(Debug, Default)]
+struct AddressFirst(ureq::unversioned::resolver::DefaultResolver);
+
+impl ureq::unversioned::resolver::Resolver for AddressFirst {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> std::result::Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        match socket_address(uri) {
+            Some(address) => {
+                let mut addresses = self.empty();
+                addresses.push(address);
+                Ok(addresses)
+            }
+            None => self.0.resolve(uri, config, timeout),
+        }
+    }
+}
+
+/// The socket address a URL names by IP address (its port, else its scheme's); `None` for a
+/// name.
+fn socket_address(uri: &ureq::http::Uri) -> Option<std::net::SocketAddr> {
+    let host = uri.host()?;
+    let ip: std::net::IpAddr = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+        .parse()
+        .ok()?;
+    let port = uri.port_u16().or(match uri.scheme_str()? {
+        "http" => Some(80),
+        "https" => Some(443),
+        _ => None,
+    })?;
+    Some(std::net::SocketAddr::new(ip, port))
+}
+
 impl Http {
     /// `use_proxy`: honour HTTPS_PROXY & co. (for AWS APIs); never for link-local IMDS or etcd.
     pub fn new(timeouts: Timeouts, tls: TlsConfig, use_proxy: bool) -> Http {
@@ -209,7 +252,11 @@ impl Http {
             config = config.proxy(None);
         }
         Http {
-            agent: config.build().new_agent(),
+            agent: ureq::Agent::with_parts(
+                config.build(),
+                ureq::unversioned::transport::DefaultConnector::default(),
+                AddressFirst::default(),
+            ),
             call_timeout: timeouts.call,
             connect_timeout: timeouts.connect,
             authorization: None,
@@ -570,6 +617,33 @@ pub fn retry_until<T>(
 mod tests {
     use super::*;
     use std::cell::Cell;
+
+    #[test]
+    fn an_address_is_its_own_socket_address_and_a_name_is_looked_up() {
+        let cases = [
+            (
+                "http://127.0.64.5:2379/v3/cluster/member/list",
+                Some("127.0.64.5:2379"),
+            ),
+            (
+                "http://169.254.169.254/latest/api/token",
+                Some("169.254.169.254:80"),
+            ),
+            ("https://10.0.0.1/", Some("10.0.0.1:443")),
+            ("http://[fd00:ec2::254]/latest", Some("[fd00:ec2::254]:80")),
+            (
+                "https://[fd00:ec2:1::7]:2379/health",
+                Some("[fd00:ec2:1::7]:2379"),
+            ),
+            ("https://ec2.us-east-1.amazonaws.com/", None),
+            ("http://localhost:2379/", None),
+        ];
+        for (url, want) in cases {
+            let uri: ureq::http::Uri = url.parse().unwrap();
+            let got = socket_address(&uri).map(|a| a.to_string());
+            assert_eq!(got.as_deref(), want, "failed testcase: {url}");
+        }
+    }
 
     #[test]
     fn backoff_grows_caps_and_jitters() {
