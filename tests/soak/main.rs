@@ -907,7 +907,12 @@ impl Sampler {
         if !self.on {
             return;
         }
-        let Some(now) = self.list() else { return };
+        let Some(now) = self.list() else {
+            // No live instance's peer port answers: no etcd runs (a power cycle's kills), so
+            // none is healthy, whatever the last probe said.
+            self.healthy.values_mut().for_each(|h| *h = false);
+            return;
+        };
         self.samples += 1;
         // Judged on the health probed at the sample before: the last look before the removal.
         for gone in self
