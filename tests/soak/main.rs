@@ -216,10 +216,27 @@ impl Soak {
         sampler.sample();
     }
 
-    /// What the sampler found since the last call, as violations.
+    /// What the sampler found since the last call, as violations; called once the event
+    /// has converged, so that the member list says which suspects are really gone.
     fn sampled(&mut self, when: &str) {
-        let found: Vec<String> =
-            std::mem::take(&mut self.sampler.lock().expect("the sampler").breaches);
+        let ids: Vec<u64> = self
+            .etcdctl(&["member", "list"])
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| u64::from_str_radix(l.split(", ").next()?, 16).ok())
+            .collect();
+        let mut sampler = self.sampler.lock().expect("the sampler");
+        let suspects = std::mem::take(&mut sampler.suspects);
+        let mut found: Vec<String> = std::mem::take(&mut sampler.breaches);
+        drop(sampler);
+        if !ids.is_empty() {
+            found.extend(
+                suspects
+                    .into_iter()
+                    .filter(|(id, _)| !ids.contains(id))
+                    .map(|(_, what)| what),
+            );
+        }
         for breach in found {
             self.violation(format!("{when}: {breach}"));
         }
@@ -839,6 +856,11 @@ struct Sampler {
     healthy: BTreeMap<u64, bool>,
     samples: usize,
     breaches: Vec<String>,
+    /// Members that left a list while the sample before found them serving. Not yet a
+    /// breach: a member just restarted may list only part of the membership until it has
+    /// read its log (seen after a `--force-new-cluster`), so the member must also be gone
+    /// from the converged cluster's list; one seen again is dropped from here.
+    suspects: BTreeMap<u64, String>,
 }
 
 impl Sampler {
@@ -850,6 +872,7 @@ impl Sampler {
             healthy: BTreeMap::new(),
             samples: 0,
             breaches: Vec::new(),
+            suspects: BTreeMap::new(),
         }
     }
 
@@ -921,12 +944,17 @@ impl Sampler {
             .filter(|m| !now.iter().any(|n| n.id == m.id))
         {
             if self.healthy.get(&gone.id) == Some(&true) {
-                self.breaches.push(format!(
-                    "member {:x} ({}, {}) was removed; the sample before found it serving with a leader",
-                    gone.id, gone.name, gone.peer
-                ));
+                self.suspects.insert(
+                    gone.id,
+                    format!(
+                        "member {:x} ({}, {}) was removed; the sample before found it serving with a leader",
+                        gone.id, gone.name, gone.peer
+                    ),
+                );
             }
         }
+        self.suspects
+            .retain(|id, _| !now.iter().any(|m| m.id == *id));
         let unstarted: Vec<&str> = now
             .iter()
             .filter(|m| m.name.is_empty())
