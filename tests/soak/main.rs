@@ -162,6 +162,9 @@ struct Soak {
     counter: u64,
     /// Watches the cluster while events converge (see `Sampler`).
     sampler: Arc<Mutex<Sampler>>,
+    /// Each member's probe once the event's kills were done, before any tool ran: what a
+    /// removal the tool then logs is judged by.
+    serving: BTreeMap<u64, bool>,
     /// Draws the rare quorum loss, apart from `rng`: a seed's other events stay what they
     /// were before the quorum loss was added (the short soak's seed among them).
     rare: Rng,
@@ -205,7 +208,7 @@ impl Soak {
     /// Tells the sampler where the live instances are and has it look now: called after an
     /// event's kills and before any tool runs, so that the last look before a removal
     /// always follows them.
-    fn watch(&self) {
+    fn watch(&mut self) {
         let peers: Vec<String> = self
             .live()
             .iter()
@@ -214,10 +217,11 @@ impl Soak {
         let mut sampler = self.sampler.lock().expect("the sampler");
         sampler.peers = peers;
         sampler.sample();
+        self.serving = sampler.healthy.clone();
     }
 
     /// What the sampler found since the last call, as violations; called once the event
-    /// has converged, so that the member list says which suspects are really gone.
+    /// has converged. Members no longer in the cluster are forgotten.
     fn sampled(&mut self, when: &str) {
         let ids: Vec<u64> = self
             .etcdctl(&["member", "list"])
@@ -226,17 +230,11 @@ impl Soak {
             .filter_map(|l| u64::from_str_radix(l.split(", ").next()?, 16).ok())
             .collect();
         let mut sampler = self.sampler.lock().expect("the sampler");
-        let suspects = std::mem::take(&mut sampler.suspects);
-        let mut found: Vec<String> = std::mem::take(&mut sampler.breaches);
-        drop(sampler);
+        let found: Vec<String> = std::mem::take(&mut sampler.breaches);
         if !ids.is_empty() {
-            found.extend(
-                suspects
-                    .into_iter()
-                    .filter(|(id, _)| !ids.contains(id))
-                    .map(|(_, what)| what),
-            );
+            sampler.known.retain(|id, _| ids.contains(id));
         }
+        drop(sampler);
         for breach in found {
             self.violation(format!("{when}: {breach}"));
         }
@@ -263,6 +261,17 @@ impl Soak {
             self.violation(format!("node {k}: the tool panicked:\n{log}"));
         }
         for line in log.lines().filter(|l| l.contains("removing member")) {
+            // "removing member <hex id> (<name>): why"
+            let id = line
+                .split("removing member ")
+                .nth(1)
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|hex| u64::from_str_radix(hex, 16).ok());
+            if let Some(id) = id.filter(|id| self.serving.get(id) == Some(&true)) {
+                self.violation(format!(
+                    "node {k}: removed member {id:x}, which answered its status with a leader after the event's kills, before the tool ran: {line}"
+                ));
+            }
             let running: Vec<(u8, String)> = self
                 .lab
                 .nodes
@@ -850,17 +859,16 @@ struct Sampler {
     on: bool,
     /// Peer URLs to ask for the member list: the live instances'.
     peers: Vec<String>,
-    /// The last member list seen, and when it was seen.
-    members: Vec<Seen>,
-    /// Each member's last `/health` answer: true only for `{"health":"true"}`.
+    /// Every member seen in a list since the last convergence. A list is not trusted to
+    /// say who left: a member just restarted lists the membership of its last snapshot
+    /// until it has read its log (3.4 after a power cycle, any etcd after a
+    /// `--force-new-cluster`); removals are read from the tool's log instead.
+    known: BTreeMap<u64, Seen>,
+    /// Each known member's last probe: true when it answered its status as itself, with a
+    /// leader.
     healthy: BTreeMap<u64, bool>,
     samples: usize,
     breaches: Vec<String>,
-    /// Members that left a list while the sample before found them serving. Not yet a
-    /// breach: a member just restarted may list only part of the membership until it has
-    /// read its log (seen after a `--force-new-cluster`), so the member must also be gone
-    /// from the converged cluster's list; one seen again is dropped from here.
-    suspects: BTreeMap<u64, String>,
 }
 
 impl Sampler {
@@ -868,18 +876,17 @@ impl Sampler {
         Sampler {
             on: false,
             peers: Vec::new(),
-            members: Vec::new(),
+            known: BTreeMap::new(),
             healthy: BTreeMap::new(),
             samples: 0,
             breaches: Vec::new(),
-            suspects: BTreeMap::new(),
         }
     }
 
     /// Starts afresh: nothing seen yet.
     fn reset(&mut self, on: bool) {
         self.on = on;
-        self.members.clear();
+        self.known.clear();
         self.healthy.clear();
     }
 
@@ -930,50 +937,32 @@ impl Sampler {
         if !self.on {
             return;
         }
-        let Some(now) = self.list() else {
-            // No live instance's peer port answers: no etcd runs (a power cycle's kills), so
-            // none is healthy, whatever the last probe said.
-            self.healthy.values_mut().for_each(|h| *h = false);
-            return;
-        };
-        self.samples += 1;
-        // Judged on the health probed at the sample before: the last look before the removal.
-        for gone in self
-            .members
-            .iter()
-            .filter(|m| !now.iter().any(|n| n.id == m.id))
-        {
-            if self.healthy.get(&gone.id) == Some(&true) {
-                self.suspects.insert(
-                    gone.id,
-                    format!(
-                        "member {:x} ({}, {}) was removed; the sample before found it serving with a leader",
-                        gone.id, gone.name, gone.peer
-                    ),
-                );
+        if let Some(now) = self.list() {
+            self.samples += 1;
+            let unstarted: Vec<&str> = now
+                .iter()
+                .filter(|m| m.name.is_empty())
+                .map(|m| m.peer.as_str())
+                .collect();
+            if unstarted.len() > 1 {
+                self.breaches.push(format!(
+                    "{} unstarted members at once: {unstarted:?}",
+                    unstarted.len()
+                ));
+            }
+            for m in now {
+                self.known.insert(m.id, m);
             }
         }
-        self.suspects
-            .retain(|id, _| !now.iter().any(|m| m.id == *id));
-        let unstarted: Vec<&str> = now
-            .iter()
-            .filter(|m| m.name.is_empty())
-            .map(|m| m.peer.as_str())
-            .collect();
-        if unstarted.len() > 1 {
-            self.breaches.push(format!(
-                "{} unstarted members at once: {unstarted:?}",
-                unstarted.len()
-            ));
-        }
-        self.healthy = now
-            .iter()
+        // Every known member is asked itself, listed or not this time.
+        self.healthy = self
+            .known
+            .values()
             .map(|m| {
                 let up = m.client.as_ref().is_some_and(|c| Self::probe(c, m.id));
                 (m.id, up)
             })
             .collect();
-        self.members = now;
     }
 }
 
@@ -1019,6 +1008,7 @@ fn main() {
         stats: Stats::default(),
         counter: 0,
         sampler: Arc::new(Mutex::new(Sampler::new())),
+        serving: BTreeMap::new(),
         rare: Rng(args.seed.wrapping_mul(0xD6E8_FEB8_6659_FD93) | 1),
     };
     let url = soak.counting.url();
