@@ -834,9 +834,35 @@ fn call(method: &str, url: &str, body: &str) -> Option<(u16, String)> {
         body.len()
     )
     .ok()?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).ok()?;
-    let (head, body) = answer.split_once("\r\n\r\n")?;
+    // Read up to the length the head gives, not to the end: etcd's peer port keeps the
+    // connection open after its answer despite `Connection: close`, and reading to the end
+    // cost every sample the read timeout (and lost its answer).
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(at) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&answer[..at]).to_string();
+            let length = head.lines().find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse::<usize>().ok())?
+            });
+            if length.is_some_and(|n| answer.len() >= at + 4 + n) {
+                let n = length.unwrap_or_default();
+                let body = String::from_utf8_lossy(&answer[at + 4..at + 4 + n]).to_string();
+                let status = head.split(' ').nth(1)?.parse().ok()?;
+                return Some((status, body));
+            }
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&chunk[..n]),
+            Err(_) => return None,
+        }
+    }
+    // Closed without a length: the body is what came.
+    let text = String::from_utf8_lossy(&answer).to_string();
+    let (head, body) = text.split_once("\r\n\r\n")?;
     let status = head.split(' ').nth(1)?.parse().ok()?;
     Some((status, body.to_string()))
 }
