@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's one entry point.
 #   ./build.sh          static release binary for x86_64-unknown-linux-musl
-#   ./build.sh test     everything CI runs: format, lints, unit, offline, lab and boot tests
+#   ./build.sh test     everything CI runs: format, lints, unit, offline, lab, short soak and
+#                       boot tests
 #   ./build.sh demo     the lab's bootstrap and replacement, told in plain words
 #   ./build.sh dist     release files for x86_64 and aarch64 in dist/, with SHA256SUMS
 #   ./build.sh repro    builds twice in different directories and compares the binaries
@@ -259,10 +260,12 @@ run_tests() {
     # v2 is off by default in 3.5: the v2-only scenario stays on 3.4, and the rolling upgrade
     # starts from 3.4 by definition; the tests named "on_the_next_etcd" ran 3.5 in the run
     # above already.
+    short_soak 3.4
     say "lab tests on etcd $ETCD35_VERSION (v2 off), all but the v2-only scenario, the upgrade and the next-etcd ones"
     LAB_MOTO_SERVER=$LAB_DIR/venv/bin/moto_server ETCD_DISCOVERY_BIN=$PWD/$BIN \
         LAB_ETCD_DIR=$ETCD35_DIR cargo test --locked --test lab -- --test-threads=2 \
         --skip scale_up_three_to_five_over_v2 --skip rolling_upgrade_ --skip _on_the_next_etcd
+    short_soak 3.5
     run_boot
 }
 
@@ -293,6 +296,17 @@ run_demo() {
     build_release
     LAB_MOTO_SERVER=$LAB_DIR/venv/bin/moto_server ETCD_DISCOVERY_BIN=$PWD/$BIN \
         cargo test --quiet --locked --test demo
+}
+
+# The short soak in `test`: seed 341's first 10 events are the ten kinds, once each (about
+# 40 s to a minute per etcd). Its exit status is its violation count.
+SHORT_SOAK=(--events 10 --seed 341)
+short_soak() {
+    local etcd_dir=()
+    [ "$1" = 3.5 ] && etcd_dir=(LAB_ETCD_DIR="$ETCD35_DIR")
+    say "short soak on etcd $1: ${SHORT_SOAK[*]}"
+    env "${etcd_dir[@]}" LAB_MOTO_SERVER="$LAB_DIR/venv/bin/moto_server" ETCD_DISCOVERY_BIN="$PWD/$BIN" \
+        cargo test --quiet --locked --test soak -- "${SHORT_SOAK[@]}" || die "the short soak on etcd $1 found violations"
 }
 
 # The soak (tests/soak): seeded random events against a real cluster in the lab. Its last line

@@ -3,7 +3,10 @@
 //! N events at random (the same seed draws the same events) and checks the invariants after
 //! each one: converged within 90 s, one cluster ID, the counter written before the event
 //! reads back, the tool exits only 0 or 75, never panics, never removes a member whose etcd
-//! was running. Not a test of timing: the times it prints are measured, not asserted.
+//! was running or that answered a probe. While an event converges, a sampler watches for
+//! two unstarted members at once. A rare event loses the quorum; the soak then checks that
+//! the tool holds back, and takes the operator's way out. Not a test of timing: the times
+//! it prints are measured, not asserted.
 //!
 //! Every boot runs as the shipped unit runs it: the tool, run again 1 s (the unit's
 //! `RestartSec` is 15 s; 1 s keeps the soak short) after each exit 75, and etcd started as
@@ -24,6 +27,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::process::{Child, Command};
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lab::{etcd_tool, EtcdFlags, Lab};
@@ -33,6 +37,8 @@ use throttle::ThrottlingProxy;
 const BOUND: Duration = Duration::from_secs(90);
 /// The soak's `RestartSec`.
 const RESTART: Duration = Duration::from_secs(1);
+/// One event in this many is a quorum loss (drawn apart from the others).
+const QUORUM_LOST_ONE_IN: usize = 40;
 /// What every tool run gets on top of the lab's flags.
 const TOOL_FLAGS: &[&str] = &["--timeout=60s"];
 
@@ -48,6 +54,7 @@ enum Kind {
     EtcdKilled,
     Throttled,
     SlowImds,
+    QuorumLost,
 }
 
 const KINDS: [Kind; 10] = [
@@ -76,6 +83,7 @@ impl Kind {
             Kind::EtcdKilled => "etcd-killed",
             Kind::Throttled => "throttled-replace",
             Kind::SlowImds => "slow-imds-reboot",
+            Kind::QuorumLost => "quorum-lost",
         }
     }
 }
@@ -155,6 +163,14 @@ struct Soak {
     stats: Stats,
     /// The value written before the event under way.
     counter: u64,
+    /// Watches the cluster while events converge (see `Sampler`).
+    sampler: Arc<Mutex<Sampler>>,
+    /// Each member's probe once the event's kills were done, before any tool ran: what a
+    /// removal the tool then logs is judged by.
+    serving: BTreeMap<u64, bool>,
+    /// Draws the rare quorum loss, apart from `rng`: a seed's other events stay what they
+    /// were before the quorum loss was added (the short soak's seed among them).
+    rare: Rng,
 }
 
 impl Soak {
@@ -192,6 +208,41 @@ impl Soak {
         self.stats.violations.push(what);
     }
 
+    /// Tells the sampler where the live instances are and has it look now: called after an
+    /// event's kills and before any tool runs, so that the last look before a removal
+    /// always follows them.
+    fn watch(&mut self) {
+        let peers: Vec<String> = self
+            .live()
+            .iter()
+            .map(|k| format!("http://{}:2380", self.lab.ip(*k)))
+            .collect();
+        let mut sampler = self.sampler.lock().expect("the sampler");
+        sampler.peers = peers;
+        sampler.sample();
+        self.serving = sampler.healthy.clone();
+    }
+
+    /// What the sampler found since the last call, as violations; called once the event
+    /// has converged. Members no longer in the cluster are forgotten.
+    fn sampled(&mut self, when: &str) {
+        let ids: Vec<u64> = self
+            .etcdctl(&["member", "list"])
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| u64::from_str_radix(l.split(", ").next()?, 16).ok())
+            .collect();
+        let mut sampler = self.sampler.lock().expect("the sampler");
+        let found: Vec<String> = std::mem::take(&mut sampler.breaches);
+        if !ids.is_empty() {
+            sampler.known.retain(|id, _| ids.contains(id));
+        }
+        drop(sampler);
+        for breach in found {
+            self.violation(format!("{when}: {breach}"));
+        }
+    }
+
     /// Looks at a finished run: its exit, a panic, a member removed whose etcd was running.
     /// True when it exited 0.
     fn judge(&mut self, k: u8, status: std::process::ExitStatus) -> bool {
@@ -213,6 +264,17 @@ impl Soak {
             self.violation(format!("node {k}: the tool panicked:\n{log}"));
         }
         for line in log.lines().filter(|l| l.contains("removing member")) {
+            // "removing member <hex id> (<name>): why"
+            let id = line
+                .split("removing member ")
+                .nth(1)
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|hex| u64::from_str_radix(hex, 16).ok());
+            if let Some(id) = id.filter(|id| self.serving.get(id) == Some(&true)) {
+                self.violation(format!(
+                    "node {k}: removed member {id:x}, which answered its status with a leader after the event's kills, before the tool ran: {line}"
+                ));
+            }
             let running: Vec<(u8, String)> = self
                 .lab
                 .nodes
@@ -236,6 +298,7 @@ impl Soak {
     /// `RESTART` on exit 75; etcd started on exit 0 (unless `reconcile`: the timer's run,
     /// which starts nothing). Bounded by `BOUND`.
     fn boot(&mut self, hosts: &[u8], extra: &[&str], start_etcd: bool) {
+        self.watch();
         let calls_before = self.aws_calls();
         let mut flags: Vec<&str> = TOOL_FLAGS.to_vec();
         flags.extend_from_slice(extra);
@@ -435,6 +498,9 @@ impl Soak {
 
     /// Draws an event the cluster's size allows.
     fn draw(&mut self) -> Kind {
+        if self.rare.below(QUORUM_LOST_ONE_IN) == 0 {
+            return Kind::QuorumLost;
+        }
         let live = self.lab.nodes.len();
         let most = usize::from(self.size) + 2;
         loop {
@@ -541,6 +607,7 @@ impl Soak {
                 self.boot(&all, &["reconcile"], false);
                 format!("scale-down: node {k} terminated, reconcile on every member")
             }
+            Kind::QuorumLost => self.quorum_lost(),
             Kind::ToolKilledAfterAdd => {
                 let k = self.pick_live();
                 let new = self.replace(k);
@@ -557,10 +624,169 @@ impl Soak {
         }
     }
 
+    /// etcdctl against one member only, reading its own copy (`--consistency=s`).
+    fn local_counter(&self, k: u8) -> Option<String> {
+        let out = etcd_tool("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args([
+                "--endpoints",
+                &format!("http://{}:2379", self.lab.ip(k)),
+                "--dial-timeout=1s",
+                "--command-timeout=3s",
+                "get",
+                "soak/counter",
+                "--consistency=s",
+                "--print-value-only",
+            ])
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// A majority of the members' instances terminated at once, with their data; the group
+    /// launches as many. Every tool run on the new instances must exit 75, write no file and
+    /// bootstrap nothing (rule 6). Then the soak plays the operator, as the README says:
+    /// etcd restarted once with `--force-new-cluster` on one survivor (its data holds the
+    /// counter), every other survivor's data deleted, and every instance but that one
+    /// booted, as the units would go on doing.
+    fn quorum_lost(&mut self) -> String {
+        let live = self.live();
+        let lost = live.len() / 2 + 1;
+        let mut victims = live.clone();
+        let mut survivors = Vec::new();
+        while victims.len() > lost {
+            survivors.push(victims.remove(self.rare.below(victims.len())));
+        }
+        survivors.sort();
+        // The counter was acknowledged by a quorum, not by every member: wait (bounded)
+        // until the survivors hold it, so that what the operator keeps has it.
+        let counter = self.counter.to_string();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline
+            && !survivors
+                .iter()
+                .all(|k| self.local_counter(*k).as_deref() == Some(counter.as_str()))
+        {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        for k in &victims {
+            self.lab.terminate(*k);
+        }
+        let new: Vec<u8> = victims.iter().map(|_| self.new_host()).collect();
+        for k in &new {
+            self.lab.launch("etcd", *k);
+        }
+
+        // While the quorum is lost: each new instance's unit tries twice.
+        self.watch();
+        let mut runs = 0;
+        let mut wrong = Vec::new();
+        for _ in 0..2 {
+            let children: Vec<(u8, Child)> = new
+                .iter()
+                .map(|k| (*k, self.lab.discover_spawn(*k, TOOL_FLAGS)))
+                .collect();
+            for (k, mut child) in children {
+                let deadline = Instant::now() + BOUND;
+                let status = loop {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        break Some(status);
+                    }
+                    if Instant::now() > deadline {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break None;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                };
+                runs += 1;
+                let Some(status) = status else {
+                    wrong.push(format!("node {k}: the tool still ran after {BOUND:?}"));
+                    continue;
+                };
+                self.judge(k, status);
+                let log = fs::read_to_string(self.lab.node_dir(k).join("discovery.log"))
+                    .unwrap_or_default();
+                if status.code() != Some(75) {
+                    wrong.push(format!("node {k}: exit {status} without a quorum:\n{log}"));
+                }
+                if self.lab.env_file(k).exists() {
+                    wrong.push(format!(
+                        "node {k}: a file was written without a quorum:\n{log}"
+                    ));
+                }
+                if !log.contains("quorum lost") {
+                    wrong.push(format!(
+                        "node {k}: the run did not say the quorum is lost:\n{log}"
+                    ));
+                }
+            }
+            std::thread::sleep(RESTART);
+        }
+        // Nothing bootstrapped: the survivors still list the old members, all of them.
+        let url = format!("http://{}:2380/members", self.lab.ip(survivors[0]));
+        let mut peers = None;
+        for _ in 0..20 {
+            peers = call("GET", &url, "").map(|(_, body)| body.matches("peerURLs").count());
+            if peers.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        if peers != Some(live.len()) {
+            wrong.push(format!(
+                "the survivors' member list changed without a quorum (or {url} did not answer): {peers:?} members, {} before",
+                live.len()
+            ));
+        }
+        let verdict = if wrong.is_empty() {
+            format!("all {runs} tool runs exited 75, wrote no file, bootstrapped nothing")
+        } else {
+            for w in wrong {
+                self.violation(format!("quorum lost: {w}"));
+            }
+            "the tool did not hold back (see the violations)".to_string()
+        };
+
+        // The operator's way out. The sampler looks away: these removals are the operator's.
+        self.sampler.lock().expect("the sampler").reset(false);
+        let kept = survivors[0];
+        self.stop_etcd(kept, false);
+        let forced = EtcdFlags {
+            args: vec!["--force-new-cluster".into()],
+            ..EtcdFlags::default()
+        };
+        self.lab.start_etcd(kept, &forced);
+        let health = format!("http://{}:2379/health", self.lab.ip(kept));
+        let deadline = Instant::now() + BOUND;
+        while Instant::now() < deadline
+            && !call("GET", &health, "").is_some_and(|(s, b)| s == 200 && b.contains("true"))
+        {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        self.stop_etcd(kept, false);
+        self.lab.start_etcd(kept, &EtcdFlags::default());
+        for k in &survivors[1..] {
+            self.stop_etcd(*k, false);
+            let _ = fs::remove_dir_all(self.lab.data_dir(*k));
+        }
+        self.sampler.lock().expect("the sampler").reset(true);
+        let mut rest: Vec<u8> = survivors[1..].to_vec();
+        rest.extend(&new);
+        self.boot(&rest, &[], true);
+        format!(
+            "quorum lost: nodes {victims:?} terminated with their data ({lost} of {}), nodes {new:?} launched; {verdict}; node {kept} forced into a new cluster (--force-new-cluster), nodes {rest:?} booted",
+            live.len()
+        )
+    }
+
     /// Starts the tool on `k` and kills it (SIGKILL) as soon as its member shows in the
     /// member list, unstarted. True when it was killed after the add (not when it had
     /// already exited, or never added within the bound).
     fn kill_after_add(&mut self, k: u8) -> bool {
+        self.watch();
         let mut flags: Vec<&str> = TOOL_FLAGS.to_vec();
         flags.push("--log-level=debug");
         let mut child = self.lab.discover_spawn(k, &flags);
@@ -585,6 +811,186 @@ impl Soak {
         let _ = child.kill();
         let _ = child.wait();
         false
+    }
+}
+
+/// One HTTP request with short timeouts (a member that hangs must not stall the sampler):
+/// the status and body, or None when it does not answer.
+fn call(method: &str, url: &str, body: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://")?;
+    let (authority, path) = rest.split_once('/')?;
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(authority)
+        .ok()?
+        .next()?;
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream
+        .set_write_timeout(Some(Duration::from_secs(2)))
+        .ok()?;
+    write!(
+        stream,
+        "{method} /{path} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    // Read up to the length the head gives, not to the end: etcd's peer port keeps the
+    // connection open after its answer despite `Connection: close`, and reading to the end
+    // cost every sample the read timeout (and lost its answer).
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(at) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&answer[..at]).to_string();
+            let length = head.lines().find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse::<usize>().ok())?
+            });
+            if length.is_some_and(|n| answer.len() >= at + 4 + n) {
+                let n = length.unwrap_or_default();
+                let body = String::from_utf8_lossy(&answer[at + 4..at + 4 + n]).to_string();
+                let status = head.split(' ').nth(1)?.parse().ok()?;
+                return Some((status, body));
+            }
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&chunk[..n]),
+            Err(_) => return None,
+        }
+    }
+    // Closed without a length: the body is what came.
+    let text = String::from_utf8_lossy(&answer).to_string();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    Some((status, body.to_string()))
+}
+
+/// A member as the peer port lists it.
+#[derive(Clone, Debug)]
+struct Seen {
+    id: u64,
+    /// Empty while it has not started (published its name).
+    name: String,
+    peer: String,
+    client: Option<String>,
+}
+
+/// Watches the cluster from beside it while events converge (a thread, every 200 ms, and
+/// on demand): the member list from a peer port, and each known member's status, asked of
+/// that member itself. Two unstarted members in a list is a breach, found as it happens
+/// rather than after; the probes are what the tool's removals are judged by.
+struct Sampler {
+    /// Off during the bootstrap (its initial members are all unstarted until they publish)
+    /// and while the soak itself plays the operator.
+    on: bool,
+    /// Peer URLs to ask for the member list: the live instances'.
+    peers: Vec<String>,
+    /// Every member seen in a list since the last convergence. A list is not trusted to
+    /// say who left: a member just restarted lists the membership of its last snapshot
+    /// until it has read its log (3.4 after a power cycle, any etcd after a
+    /// `--force-new-cluster`); removals are read from the tool's log instead.
+    known: BTreeMap<u64, Seen>,
+    /// Each known member's last probe: true when it answered its status as itself, with a
+    /// leader.
+    healthy: BTreeMap<u64, bool>,
+    samples: usize,
+    breaches: Vec<String>,
+}
+
+impl Sampler {
+    fn new() -> Sampler {
+        Sampler {
+            on: false,
+            peers: Vec::new(),
+            known: BTreeMap::new(),
+            healthy: BTreeMap::new(),
+            samples: 0,
+            breaches: Vec::new(),
+        }
+    }
+
+    /// Starts afresh: nothing seen yet.
+    fn reset(&mut self, on: bool) {
+        self.on = on;
+        self.known.clear();
+        self.healthy.clear();
+    }
+
+    fn list(&self) -> Option<Vec<Seen>> {
+        self.peers.iter().find_map(|peer| {
+            let (status, body) = call("GET", &format!("{peer}/members"), "")?;
+            if status != 200 {
+                return None;
+            }
+            let value: serde_json::Value = serde_json::from_str(&body).ok()?;
+            let list: Vec<Seen> = value
+                .as_array()?
+                .iter()
+                .filter_map(|m| {
+                    Some(Seen {
+                        id: m["id"].as_u64()?,
+                        name: m["name"].as_str().unwrap_or_default().to_string(),
+                        peer: m["peerURLs"][0].as_str()?.to_string(),
+                        client: m["clientURLs"][0].as_str().map(str::to_string),
+                    })
+                })
+                .collect();
+            (!list.is_empty()).then_some(list)
+        })
+    }
+
+    /// True when the member at `client` answers its status as member `id` with a leader:
+    /// the member is the one asked about (not a new member at the same address) and serves.
+    fn probe(client: &str, id: u64) -> bool {
+        let Some((200, body)) = call("POST", &format!("{client}/v3/maintenance/status"), "{}")
+        else {
+            return false;
+        };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) else {
+            return false;
+        };
+        // The JSON gateway writes uint64 as decimal strings.
+        let number = |v: &serde_json::Value| {
+            v.as_str()
+                .and_then(|s| s.parse::<u64>().ok())
+                .or_else(|| v.as_u64())
+                .unwrap_or(0)
+        };
+        number(&v["header"]["member_id"]) == id && number(&v["leader"]) != 0
+    }
+
+    fn sample(&mut self) {
+        if !self.on {
+            return;
+        }
+        if let Some(now) = self.list() {
+            self.samples += 1;
+            let unstarted: Vec<&str> = now
+                .iter()
+                .filter(|m| m.name.is_empty())
+                .map(|m| m.peer.as_str())
+                .collect();
+            if unstarted.len() > 1 {
+                self.breaches.push(format!(
+                    "{} unstarted members at once: {unstarted:?}",
+                    unstarted.len()
+                ));
+            }
+            for m in now {
+                self.known.insert(m.id, m);
+            }
+        }
+        // Every known member is asked itself, listed or not this time.
+        self.healthy = self
+            .known
+            .values()
+            .map(|m| {
+                let up = m.client.as_ref().is_some_and(|c| Self::probe(c, m.id));
+                (m.id, up)
+            })
+            .collect();
     }
 }
 
@@ -629,9 +1035,17 @@ fn main() {
         throttling,
         stats: Stats::default(),
         counter: 0,
+        sampler: Arc::new(Mutex::new(Sampler::new())),
+        serving: BTreeMap::new(),
+        rare: Rng(args.seed.wrapping_mul(0xD6E8_FEB8_6659_FD93) | 1),
     };
     let url = soak.counting.url();
     soak.set_aws(url);
+    let sampler = soak.sampler.clone();
+    std::thread::spawn(move || loop {
+        std::thread::sleep(Duration::from_millis(200));
+        sampler.lock().expect("the sampler").sample();
+    });
 
     // The first boot: every instance at once.
     let started = Instant::now();
@@ -644,7 +1058,10 @@ fn main() {
     soak.counter = 0;
     let mut stopped = false;
     match soak.converge(started) {
-        Ok(took) => println!("   0 bootstrap: nodes {first:?}, converged in {took:.1} s"),
+        Ok(took) => {
+            println!("   0 bootstrap: nodes {first:?}, converged in {took:.1} s");
+            soak.sampler.lock().expect("the sampler").reset(true);
+        }
         Err(e) => {
             soak.violation(format!("bootstrap: {e}"));
             stopped = true;
@@ -666,7 +1083,9 @@ fn main() {
         let started = Instant::now();
         let what = soak.run(kind);
         done = i;
-        match soak.converge(started) {
+        let converged = soak.converge(started);
+        soak.sampled(&format!("event {i} ({})", kind.name()));
+        match converged {
             Ok(took) => {
                 soak.stats.converge_secs.push(took);
                 println!("{i:4} {}: {what}, converged in {took:.1} s", kind.name());
@@ -707,6 +1126,10 @@ fn main() {
         println!("| tool exits {code} | {n} |");
     }
     println!(
+        "| member-list samples while events converged | {} |",
+        soak.sampler.lock().expect("the sampler").samples
+    );
+    println!(
         "| tries per boot p50 / max | {:.0} / {:.0} |",
         percentile(&tries, 0.5),
         tries.last().copied().unwrap_or(0.0)
@@ -716,9 +1139,12 @@ fn main() {
         percentile(&calls, 0.5),
         calls.last().copied().unwrap_or(0.0)
     );
+    let throttled = soak.throttling.throttled.load(Ordering::SeqCst);
+    let throttled_ec2 = soak.throttling.throttled_ec2.load(Ordering::SeqCst);
     println!(
-        "| AWS calls throttled | {} |",
-        soak.throttling.throttled.load(Ordering::SeqCst)
+        "| AWS calls throttled: EC2 (RequestLimitExceeded) / AutoScaling (Throttling) | {} / {} |",
+        throttled_ec2,
+        throttled - throttled_ec2
     );
     let v = stats.violations.len();
     if v > 0 {
