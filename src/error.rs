@@ -72,6 +72,24 @@ pub enum Error {
 /// plus the server-side codes EC2 and AutoScaling document. `LimitExceededException` is left
 /// out: for AutoScaling it means a quota, which waiting does not lift.
 pub fn is_transient_aws_code(code: &str) -> bool {
+    is_throttling_code(code)
+        || matches!(
+            code,
+            "BandwidthLimitExceeded"
+                | "SlowDown"
+                | "RequestTimeout"
+                | "RequestTimeoutException"
+                | "PriorRequestNotComplete"
+                | "ServiceUnavailable"
+                | "InternalError"
+                | "InternalFailure"
+                | "Unavailable"
+        )
+}
+
+/// AWS error codes that say the caller was throttled (botocore's throttling codes, EC2's
+/// `RequestLimitExceeded` and `EC2ThrottledException`).
+pub fn is_throttling_code(code: &str) -> bool {
     matches!(
         code,
         "Throttling"
@@ -81,16 +99,7 @@ pub fn is_transient_aws_code(code: &str) -> bool {
             | "TooManyRequestsException"
             | "RequestLimitExceeded"
             | "RequestThrottled"
-            | "BandwidthLimitExceeded"
-            | "SlowDown"
             | "EC2ThrottledException"
-            | "RequestTimeout"
-            | "RequestTimeoutException"
-            | "PriorRequestNotComplete"
-            | "ServiceUnavailable"
-            | "InternalError"
-            | "InternalFailure"
-            | "Unavailable"
     )
 }
 

@@ -254,6 +254,33 @@ pub struct Observed {
     pub members_record: Option<String>,
 }
 
+impl Observed {
+    /// What the reboot fast path saw: this instance, the members its previous file's peers
+    /// listed and its data directory; no look at the group.
+    pub fn without_group(
+        me: Identity,
+        members: Option<Vec<Member>>,
+        local_data: LocalData,
+        previous_file: PreviousFile,
+    ) -> Observed {
+        Observed {
+            me,
+            desired_capacity: 0,
+            instances: Vec::new(),
+            leaving: Vec::new(),
+            members,
+            peer_list: None,
+            healthy: Vec::new(),
+            present: Vec::new(),
+            local_data,
+            previous_file,
+            never_started: false,
+            bootstrap_record: None,
+            members_record: None,
+        }
+    }
+}
+
 /// A list in which no member has published its client URLs: a cluster still being
 /// bootstrapped (its members have never had a leader).
 pub fn bootstrapping(members: &[Member]) -> bool {

@@ -640,24 +640,12 @@ pub fn run(config: &Config, tally: &Tally) -> Result<()> {
         let settings = settings(config, String::new());
         match plan::reboot_shortcut(&seen, &settings) {
             Ok(plan) => {
-                let observed = Observed {
-                    me: me.clone(),
-                    desired_capacity: 0,
-                    instances: Vec::new(),
-                    leaving: Vec::new(),
+                let observed = Observed::without_group(
+                    me.clone(),
                     members,
-                    peer_list: None,
-                    healthy: Vec::new(),
-                    present: Vec::new(),
                     local_data,
-                    previous_file: envfile::previous_file(
-                        &config.environment_file,
-                        &me.instance_id,
-                    ),
-                    never_started: false,
-                    bootstrap_record: None,
-                    members_record: None,
-                };
+                    envfile::previous_file(&config.environment_file, &me.instance_id),
+                );
                 tally.plan(kind(plan.mode));
                 return finish(config, &settings, &observed, None, &plan, None);
             }

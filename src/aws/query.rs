@@ -56,17 +56,7 @@ fn not_up_yet(e: &Error) -> bool {
 /// waiting (jittered, with backoff) is what lets every instance through. Waited for like a
 /// network that is not up yet, until `--boot-wait` ends, beyond the usual tries.
 fn throttled(e: &Error) -> bool {
-    matches!(e, Error::Aws { code, .. } if matches!(
-        code.as_str(),
-        "Throttling"
-            | "ThrottlingException"
-            | "ThrottledException"
-            | "RequestThrottledException"
-            | "TooManyRequestsException"
-            | "RequestLimitExceeded"
-            | "RequestThrottled"
-            | "EC2ThrottledException"
-    ))
+    matches!(e, Error::Aws { code, .. } if crate::error::is_throttling_code(code))
 }
 
 /// Both error shapes: `<ErrorResponse><Error>` (AutoScaling) and `<Response><Errors><Error>` (EC2).

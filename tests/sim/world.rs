@@ -1069,21 +1069,12 @@ impl World {
             local_data,
         };
         let plan = plan::reboot_shortcut(&seen, &settings(self.dns)).ok()?;
-        let observed = Observed {
-            me: identity,
-            desired_capacity: 0,
-            instances: Vec::new(),
-            leaving: Vec::new(),
+        let observed = Observed::without_group(
+            identity,
             members,
-            peer_list: None,
-            healthy: Vec::new(),
-            present: Vec::new(),
             local_data,
-            previous_file: model::PreviousFile::NotAMember,
-            never_started: false,
-            bootstrap_record: None,
-            members_record: None,
-        };
+            model::PreviousFile::NotAMember,
+        );
         Some((observed, plan))
     }
 
