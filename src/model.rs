@@ -246,8 +246,9 @@ pub struct Observed {
     /// The data directory is as it was when the bootstrap file was written (its fingerprint in
     /// the file, `datadir.rs`): etcd has not run from that file, so no data was lost.
     pub never_started: bool,
-    /// The initial cluster of a bootstrap, as its seed recorded it in the group's tags before
-    /// its etcd first started; it outlives the seed's instance (rule 14).
+    /// The initial cluster of a bootstrap, as its seed recorded it before its etcd first
+    /// started (in the group's tags, or with `--snapshot-url` in the bucket: rule 14); it
+    /// outlives the seed's instance (rule 14).
     pub bootstrap_record: Option<String>,
     /// The members the cluster's last join left, as it recorded them in the group's tags
     /// (rule 17).
@@ -314,9 +315,79 @@ pub fn host_is_instance(host: &str, instance: &Instance) -> bool {
         || (!instance.private_dns.is_empty() && host.eq_ignore_ascii_case(&instance.private_dns))
 }
 
+/// This instance as EC2 names it, so that one file names it and its peers alike (peers are
+/// named from EC2). With a custom DHCP option set's domain name, IMDS `local-hostname` carries
+/// that domain (several, space-separated, when the option names several) while EC2's
+/// `privateDnsName` does not; in a VPC that gives no DNS hostnames, EC2 names nobody while
+/// IMDS may still: this node then goes by its IP, as its peers do. Before EC2 knows this
+/// instance's address (right after a launch), a peer whose address EC2 gives without a name
+/// tells the same; IMDS's name stays only when nothing tells.
+pub fn name_me_as_ec2_does(me: &Identity, described: &[Instance]) -> Identity {
+    let mut me = me.clone();
+    let addressed = |i: &&Instance| !i.private_ip.is_empty();
+    let from_ec2 = match described
+        .iter()
+        .filter(addressed)
+        .find(|i| i.id == me.instance_id)
+    {
+        Some(listed) => Some(listed.private_dns.as_str()),
+        None => described
+            .iter()
+            .filter(addressed)
+            .any(|i| i.private_dns.is_empty())
+            .then_some(""),
+    };
+    if let Some(name) = from_ec2 {
+        if !name.eq_ignore_ascii_case(&me.private_dns) {
+            me.private_dns = name.to_string();
+        }
+    }
+    me
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn this_node_is_named_as_ec2_names_it() {
+        // Regression: with a custom DHCP domain, IMDS's local-hostname named this node while
+        // EC2's privateDnsName named its peers: one file mixed the two.
+        let me = Identity {
+            instance_id: "i-1".into(),
+            private_ip: "10.0.0.1".into(),
+            private_dns: "ip-10-0-0-1.corp.example.com".into(),
+            region: "eu-west-1".into(),
+            availability_zone: "eu-west-1a".into(),
+        };
+        let ec2 = |id: &str, ip: &str, dns: &str| Instance {
+            id: id.into(),
+            private_ip: ip.into(),
+            private_dns: dns.into(),
+            launch_time: String::new(),
+        };
+        let internal = "ip-10-0-0-1.eu-west-1.compute.internal";
+        let named = name_me_as_ec2_does(
+            &me,
+            &[ec2("i-2", "10.0.0.2", ""), ec2("i-1", "10.0.0.1", internal)],
+        );
+        assert_eq!(named.private_dns, internal);
+        // Regression (the simulation, a VPC without DNS hostnames): EC2 names nobody, so this
+        // node goes by its IP like its peers, not by IMDS's name.
+        let unnamed = name_me_as_ec2_does(&me, &[ec2("i-1", "10.0.0.1", "")]);
+        assert_eq!(unnamed.private_dns, "");
+        // EC2 does not know this instance's address yet, but gives a peer's without a name:
+        // no names in this VPC.
+        let late = name_me_as_ec2_does(&me, &[ec2("i-1", "", ""), ec2("i-2", "10.0.0.2", "")]);
+        assert_eq!(late.private_dns, "");
+        // Nothing tells (EC2 knows no address, or names the peers): IMDS's name stays.
+        assert_eq!(name_me_as_ec2_does(&me, &[ec2("i-1", "", "")]), me);
+        assert_eq!(
+            name_me_as_ec2_does(&me, &[ec2("i-2", "10.0.0.2", internal)]),
+            me
+        );
+        assert_eq!(name_me_as_ec2_does(&me, &[]), me);
+    }
 
     #[test]
     fn url_host_cases() {

@@ -84,7 +84,7 @@ pub struct Plan {
     /// One line for the log: why this plan.
     pub summary: String,
     /// A bootstrap decided here from nothing: its initial cluster, to be recorded in the
-    /// group's tags before the file is written (rule 14).
+    /// group's record (its tags, or the bucket's object) before the file is written (rule 14).
     pub record: Option<String>,
     /// Before the actions, move this node's member data aside (`datadir::set_aside`): it
     /// belongs to a member the cluster removed (rule 15), and etcd would refuse to start from
@@ -824,7 +824,7 @@ fn plan_new(observed: &Observed, settings: &Settings, me: &Instance) -> Result<P
             ));
         }
     }
-    // Rule 14: a seed recorded its bootstrap in the group's tags before its etcd started, and
+    // Rule 14: a seed recorded its bootstrap for the group before its etcd started, and
     // a quorum of the recorded instances is still counted: that bootstrap can still form, and
     // may have begun (the seed's etcd ran, maybe with others). Its members take part in it as
     // recorded, even with the seed gone; the others join once it has a leader. Bootstrapping
@@ -840,19 +840,19 @@ fn plan_new(observed: &Observed, settings: &Settings, me: &Instance) -> Result<P
                 Mode::New,
                 vec![],
                 format!(
-                    "no member answered; taking part in the bootstrap of {} members recorded in \
-                     the group's tags",
+                    "no member answered; taking part in the bootstrap of {} members recorded for \
+                     the group",
                     entries.len()
                 ),
             )
             .bootstrapping_from_nothing(observed)),
             Some((_, url)) => Err(Error::Usage(format!(
-                "the group's bootstrap record (tag etcd-discovery:initial-cluster) names this \
-                 instance at {url}, but its peer URL is {mine}: run with the settings the \
+                "the group's bootstrap record (tag etcd-discovery:initial-cluster, or the \
+                 etcd-discovery-bootstrap object beside the snapshots) names this instance at {url}, but its peer URL is {mine}: run with the settings the \
                  group bootstrapped with"
             ))),
             None => wait(format!(
-                "a bootstrap of {} members recorded in the group's tags is under way without \
+                "a bootstrap of {} members recorded for the group is under way without \
                  this instance; it joins once that cluster has a leader",
                 entries.len()
             )),
@@ -922,7 +922,7 @@ pub fn read_back(
     }
     if record_now != Some(mine) {
         return Err(
-            "another instance recorded a different bootstrap in the group's tags meanwhile: \
+            "another instance recorded a different bootstrap for the group meanwhile: \
              deciding again",
         );
     }

@@ -17,8 +17,8 @@ use crate::http::{aws_tls, etcd_tls, jitter, Http, Timeouts};
 use crate::imds::{join, Imds};
 use crate::metrics::{Counts, Tally};
 use crate::model::{
-    counts_in_cluster, warmed, Group, Identity, Instance, LastRun, LocalData, Member, Observed,
-    PreviousFile,
+    self, counts_in_cluster, warmed, Group, Identity, Instance, LastRun, LocalData, Member,
+    Observed, PreviousFile,
 };
 use crate::plan::{self, Mode, Plan, Settings};
 use crate::{apply, datadir, envfile, restore, snapshot, status};
@@ -280,13 +280,20 @@ impl World<'_> {
         let ids = counted_ids(groups);
         let leaving_ids = leaving_ids(groups);
         // This instance is asked about in the same call: peers are named from EC2, so this
-        // node is too (see `ec2::name_me_as_ec2_does`).
+        // node is too (see `model::name_me_as_ec2_does`).
         let mut asking: Vec<String> = ids.iter().chain(&leaving_ids).cloned().collect();
         if !asking.contains(&self.me.instance_id) && !self.me.instance_id.is_empty() {
             asking.push(self.me.instance_id.clone());
         }
         let described = ec2::describe_instances(&self.ec2, &asking, self.config.address_family)?;
-        let me = ec2::name_me_as_ec2_does(&self.me, &described);
+        let me = model::name_me_as_ec2_does(&self.me, &described);
+        if me.private_dns != self.me.private_dns {
+            log::info!(
+                "this instance is {:?} to EC2 (instance metadata said {:?}): named as EC2 names its peers",
+                me.private_dns,
+                self.me.private_dns
+            );
+        }
         let (mut instances, leaving): (Vec<Instance>, Vec<Instance>) = described
             .into_iter()
             .filter(|i| ids.contains(&i.id) || leaving_ids.contains(&i.id))
@@ -764,11 +771,14 @@ fn status(world: &World) -> Result<()> {
     }
 }
 
-/// How S3 is reached, for `snapshot` (uploads) and `discover` (restores on total loss).
+/// How S3 is reached, for `snapshot` (uploads) and `discover` (the bootstrap record, and
+/// restores on total loss).
 struct Bucket<'a> {
     http: &'a Http,
     credentials: &'a credentials::Provider<'a>,
     region: &'a str,
+    /// Asked for its region once per run.
+    client: std::cell::OnceCell<S3<'a>>,
 }
 
 impl<'a> Bucket<'a> {
@@ -777,13 +787,17 @@ impl<'a> Bucket<'a> {
             http,
             credentials,
             region,
+            client: std::cell::OnceCell::new(),
         }
     }
 
     /// The client for `location`'s bucket, in the bucket's region.
-    fn s3(&self, config: &Config, location: &s3::Location) -> Result<S3<'a>> {
+    fn s3(&self, config: &Config, location: &s3::Location) -> Result<&S3<'a>> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
         let endpoint = config.aws.s3_endpoint.as_deref();
-        S3 {
+        let client = S3 {
             http: self.http,
             bucket_url: s3::bucket_url(&location.bucket, self.region, endpoint),
             region: self.region.to_string(),
@@ -791,7 +805,8 @@ impl<'a> Bucket<'a> {
             sleep: &sleep,
             clock: SystemTime::now,
         }
-        .in_bucket_region(&location.bucket, endpoint)
+        .in_bucket_region(&location.bucket, endpoint)?;
+        Ok(self.client.get_or_init(|| client))
     }
 }
 
@@ -908,11 +923,53 @@ fn member_command(world: &World, command: Command) -> Result<()> {
     result
 }
 
-/// Rule 14: the seed records its bootstrap in its group's tags before its etcd can start. Without
-/// the permission (autoscaling:CreateOrUpdateTags) the bootstrap goes on as before the record
-/// existed, said loudly: losing the seed before its peers start could then make two clusters.
-fn record_bootstrap(world: &World, group: Option<&str>, initial_cluster: &str) -> Result<()> {
-    let Some(group) = group else {
+/// Where this run read rule 14's record, and so where a seed writes it.
+enum RecordSeen {
+    /// The group's tags: they have no conditional write.
+    Tags,
+    /// With `--snapshot-url`, an object beside the snapshots (rule 14), with the ETag it had
+    /// at the run's last look (`None`: there was none): the seed's write succeeds only if it
+    /// is still so, and two seeds deciding at once cannot both record.
+    S3(Option<String>),
+}
+
+/// Rule 14, with `--snapshot-url`: when nobody answered, the bootstrap record is read from the
+/// bucket and stands for the tags' in `observed` (a record in the tags from before the bucket
+/// was configured still counts while the bucket has none).
+fn read_record(world: &World, bucket: &Bucket, observed: &mut Observed) -> Result<RecordSeen> {
+    let (Some(location), None) = (&world.config.snapshot_url, &observed.members) else {
+        return Ok(RecordSeen::Tags);
+    };
+    let found = bucket
+        .s3(world.config, location)?
+        .get_versioned(&snapshot::record_name(&location.prefix))?;
+    if let Some(object) = &found {
+        observed.bootstrap_record = Some(object.text.trim().to_string());
+    }
+    Ok(RecordSeen::S3(found.map(|v| v.etag)))
+}
+
+/// Rule 14: the seed records its bootstrap before its etcd can start, then reads it back
+/// (`plan::read_back`). In the group's tags, without the permission
+/// (autoscaling:CreateOrUpdateTags) the bootstrap goes on as before the record existed, said
+/// loudly: losing the seed before its peers start could then make two clusters.
+fn record_bootstrap(full: &FullPath, initial_cluster: &str) -> Result<()> {
+    let world = full.world;
+    if let (RecordSeen::S3(etag), Some(location)) = (&full.record, &world.config.snapshot_url) {
+        let s3 = full.bucket.s3(world.config, location)?;
+        let key = snapshot::record_name(&location.prefix);
+        let at = format!("s3://{}/{key}", location.bucket);
+        if !s3.put_if_unchanged(&key, initial_cluster.as_bytes(), etag.as_deref())? {
+            return Err(Error::NotReady(format!(
+                "another instance recorded a bootstrap at {at} since this run read it: deciding again"
+            )));
+        }
+        log::info!("recorded the bootstrap at {at}");
+        return verify_record(world, initial_cluster, |_| {
+            Ok(s3.get_versioned(&key)?.map(|v| v.text.trim().to_string()))
+        });
+    }
+    let Some(group) = full.my_group.as_deref() else {
         log::warn!(
             "this instance is listed in none of the described groups: its bootstrap is not recorded in a group tag"
         );
@@ -928,7 +985,9 @@ fn record_bootstrap(world: &World, group: Option<&str>, initial_cluster: &str) -
             log::info!(
                 "recorded the bootstrap in group {group}'s tag etcd-discovery:initial-cluster"
             );
-            verify_record(world, initial_cluster)
+            verify_record(world, initial_cluster, |groups| {
+                Ok(groups.iter().find_map(|g| g.bootstrap_record.clone()))
+            })
         }
         Err(Error::Aws { code, .. })
             if code == "AccessDenied" || code == "AccessDeniedException" =>
@@ -957,12 +1016,17 @@ fn still_counted(world: &World) -> Result<()> {
     ))
 }
 
-/// Reads the group again after recording; `plan::read_back` says whether to go on.
-fn verify_record(world: &World, initial_cluster: &str) -> Result<()> {
+/// Reads the group and the record (`record_now`, given the groups) again after recording;
+/// `plan::read_back` says whether to go on.
+fn verify_record(
+    world: &World,
+    initial_cluster: &str,
+    record_now: impl FnOnce(&[Group]) -> Result<Option<String>>,
+) -> Result<()> {
     let groups = world.selection.describe(&world.autoscaling)?;
-    let record = groups.iter().find_map(|g| g.bootstrap_record.clone());
+    let record_now = record_now(&groups)?;
     plan::read_back(
-        record.as_deref(),
+        record_now.as_deref(),
         initial_cluster,
         &counted_ids(&groups),
         &world.me.instance_id,
@@ -993,7 +1057,7 @@ fn restore_snapshot(
         token: value("ETCD_INITIAL_CLUSTER_TOKEN"),
         peer_url: value("ETCD_INITIAL_ADVERTISE_PEER_URLS"),
     };
-    restore::restore(&bucket.s3(config, location)?, location, &target).map(|_| ())
+    restore::restore(bucket.s3(config, location)?, location, &target).map(|_| ())
 }
 
 /// One jittered pause between two looks, never past `deadline`.
@@ -1003,14 +1067,14 @@ fn pause_until(deadline: Instant) {
 }
 
 /// The default job: bootstrap or join, and write the environment file.
-fn discover(world: &World, bucket: &Bucket) -> Result<()> {
+fn discover<'a>(world: &World<'a>, bucket: &Bucket<'a>) -> Result<()> {
     let config = world.config;
     let started = Instant::now();
     // The run-wide --timeout bounds the waiting too: past it every call fails at once.
     let deadline = started + config.wait_timeout.min(config.timeout);
     let election_deadline = started + ELECTION_GRACE.min(config.wait_timeout);
     let mut looks = 0;
-    let (observed, etcd, my_group, plan) = loop {
+    let (observed, etcd, (my_group, record), plan) = loop {
         let seen = match world.observe() {
             Ok(seen) => seen,
             // A peer is there but gave no usable member list (slow, reset, garbled): not
@@ -1027,9 +1091,12 @@ fn discover(world: &World, bucket: &Bucket) -> Result<()> {
             }
             Err(e) => return Err(e),
         };
-        let (observed, etcd, my_group) = seen;
+        let (mut observed, etcd, my_group) = seen;
+        let record = read_record(world, bucket, &mut observed)?;
         let why_wait = match plan::plan(&observed, &world.settings) {
-            Ok(plan) if plan.mode != Mode::Wait => break (observed, etcd, my_group, plan),
+            Ok(plan) if plan.mode != Mode::Wait => {
+                break (observed, etcd, (my_group, record), plan)
+            }
             Ok(plan) if Instant::now() < deadline => {
                 format!("before deciding: {}", plan.summary)
             }
@@ -1060,8 +1127,23 @@ fn discover(world: &World, bucket: &Bucket) -> Result<()> {
         &observed,
         etcd.as_ref(),
         &plan,
-        Some((world, my_group.as_deref(), bucket)),
+        Some(&FullPath {
+            world,
+            my_group,
+            record,
+            bucket,
+        }),
     )
+}
+
+/// What the full path hands `finish`: its edges; the group that lists this instance and
+/// where this run read the record, for a bootstrap's record (rule 14); the bucket a bootstrap
+/// from nothing restores from.
+struct FullPath<'w, 'a> {
+    world: &'w World<'a>,
+    my_group: Option<String>,
+    record: RecordSeen,
+    bucket: &'w Bucket<'a>,
 }
 
 /// Carries the plan out (`--dry-run`: prints it) and writes the file. `group`: the full path's
@@ -1075,7 +1157,7 @@ fn finish(
     observed: &Observed,
     etcd: Option<&Etcd>,
     plan: &Plan,
-    group: Option<(&World, Option<&str>, &Bucket)>,
+    full: Option<&FullPath>,
 ) -> Result<()> {
     log::info!("{}", plan.summary);
 
@@ -1121,8 +1203,8 @@ fn finish(
         return Ok(());
     }
 
-    if let (Some(initial_cluster), Some((world, my_group, _))) = (&plan.record, group) {
-        record_bootstrap(world, my_group, initial_cluster)?;
+    if let (Some(initial_cluster), Some(full)) = (&plan.record, full) {
+        record_bootstrap(full, initial_cluster)?;
     }
     // Rule 15: a removed member's data goes aside before the join; if it cannot move (the
     // unit's ReadWritePaths), the cluster is left untouched.
@@ -1168,16 +1250,14 @@ fn finish(
     };
     // A node scaled in during its run (Terminating:Wait) must not start a member: its plan
     // was made while the group counted it. The seed checked this with its record already.
-    if let Some((world, _, _)) = group.filter(|_| plan.brings_a_member(observed)) {
+    if let Some(full) = full.filter(|_| plan.brings_a_member(observed)) {
         if plan.record.is_none() {
-            still_counted(world)?;
+            still_counted(full.world)?;
         }
     }
     // Restore on total loss: into the empty data directory, before the file that starts etcd.
-    if let (true, Some(location), Some((_, _, bucket))) =
-        (plan.restore, &config.snapshot_url, group)
-    {
-        restore_snapshot(config, observed, plan, settings, location, bucket)?;
+    if let (true, Some(location), Some(full)) = (plan.restore, &config.snapshot_url, full) {
+        restore_snapshot(config, observed, plan, settings, location, full.bucket)?;
     }
     // A bootstrap's file keeps the data directory's fingerprint: a later boot that finds it
     // unchanged knows etcd never ran from the file, so nothing was lost (rule 11).
@@ -1205,7 +1285,15 @@ fn finish(
             log::info!("{} is up to date", config.environment_file.display())
         }
     }
-    if let (Some(members), Some((world, Some(my_group), _))) = (joined, group) {
+    if let (
+        Some(members),
+        Some(FullPath {
+            world,
+            my_group: Some(my_group),
+            ..
+        }),
+    ) = (joined, full)
+    {
         record_members(world, my_group, &members);
     }
     Ok(())

@@ -263,6 +263,11 @@ pub fn object_name(prefix: &str, time: std::time::SystemTime, revision: u64) -> 
     )
 }
 
+/// `PREFIX/etcd-discovery-bootstrap`: the bootstrap record beside the snapshots (rule 14).
+pub fn record_name(prefix: &str) -> String {
+    format!("{prefix}etcd-discovery-bootstrap")
+}
+
 /// The name of the object holding `key`'s sha256, in `sha256sum` format.
 pub fn checksum_name(key: &str) -> String {
     format!("{key}.sha256")
@@ -474,6 +479,7 @@ mod tests {
             "p/etcd-snapshot-20260101T000000Z-r1.db",
             "p/etcd-snapshot-20260101T000000Z-r1.db.sha256",
             "p/other.db",
+            "p/etcd-discovery-bootstrap",
             "p/deeper/etcd-snapshot-20200101T000000Z-r1.db",
         ]
         .iter()
@@ -517,6 +523,11 @@ mod tests {
                 None,
             ),
             ("nothing", keys(&[]), None),
+            (
+                "the bootstrap record is no snapshot",
+                keys(&[&record_name("p/"), a, a_sum]),
+                Some(a),
+            ),
             (
                 "other names and deeper folders are not ours",
                 keys(&[

@@ -4,7 +4,7 @@ use serde::Deserialize;
 
 use super::query::{paginate, parse_xml, QueryClient};
 use crate::error::{Error, Result};
-use crate::model::{pick_address, AddressFamily, Identity, Instance};
+use crate::model::{pick_address, AddressFamily, Instance};
 
 pub const VERSION: &str = "2016-11-15";
 
@@ -202,30 +202,6 @@ pub fn describe_instances(
         all.extend(answer?);
     }
     Ok(all)
-}
-
-/// This instance with the private DNS name EC2 gives it. With a custom DHCP option set's
-/// domain name, IMDS `local-hostname` carries that domain (several, space-separated, when the
-/// option names several) while EC2's `privateDnsName` for the same instance does not; peers are
-/// named from EC2, so naming this node from IMDS would mix the two in one file. IMDS's name
-/// stays only when EC2 gives none (a VPC without DNS hostnames) or does not list us yet.
-pub fn name_me_as_ec2_does(me: &Identity, described: &[Instance]) -> Identity {
-    let mut me = me.clone();
-    let from_ec2 = described
-        .iter()
-        .find(|i| i.id == me.instance_id)
-        .map(|i| i.private_dns.as_str())
-        .filter(|name| !name.is_empty());
-    if let Some(name) = from_ec2 {
-        if !name.eq_ignore_ascii_case(&me.private_dns) {
-            log::info!(
-                "this instance is {name} to EC2 (instance metadata said {:?}): named as EC2 names its peers",
-                me.private_dns
-            );
-            me.private_dns = name.to_string();
-        }
-    }
-    me
 }
 
 /// What EC2 answers, for the whole call, when it does not know one of the ids. Right after a
@@ -447,26 +423,6 @@ mod tests {
         })
         .unwrap_err();
         assert!(e.to_string().contains("UnauthorizedOperation"));
-    }
-
-    #[test]
-    fn this_node_is_named_as_ec2_names_it() {
-        // Regression: with a custom DHCP domain, IMDS's local-hostname named this node while
-        // EC2's privateDnsName named its peers: one file mixed the two.
-        let me = Identity {
-            instance_id: "i-1".into(),
-            private_ip: "10.0.0.1".into(),
-            private_dns: "ip-10-0-0-1.corp.example.com".into(),
-            region: "eu-west-1".into(),
-            availability_zone: "eu-west-1a".into(),
-        };
-        let mut ec2 = instance("i-1");
-        ec2.private_dns = "ip-10-0-0-1.eu-west-1.compute.internal".into();
-        let named = name_me_as_ec2_does(&me, &[instance("i-2"), ec2]);
-        assert_eq!(named.private_dns, "ip-10-0-0-1.eu-west-1.compute.internal");
-        // EC2 gives no name (no DNS hostnames) or does not list us: IMDS's name stays.
-        assert_eq!(name_me_as_ec2_does(&me, &[instance("i-1")]), me);
-        assert_eq!(name_me_as_ec2_does(&me, &[]), me);
     }
 
     #[test]

@@ -18,16 +18,26 @@ fn tools_path() -> String {
     }
 }
 
-/// CreateBucket on moto, as `snapshot`'s lab test does (curl, an S3 credential scope).
-fn make_bucket(lab: &Lab, bucket: &str) {
+/// One S3 call on moto, as `snapshot`'s lab test makes them (curl, an S3 credential scope):
+/// its body.
+fn s3_call(lab: &Lab, method: &str, path: &str, body: &str) -> String {
     let out = Command::new("curl")
-        .args(["-sS", "--fail", "--max-time", "20", "-X", "PUT"])
+        .args(["-sS", "--fail", "--max-time", "20", "-X", method])
         .args(["-H", "Authorization: AWS4-HMAC-SHA256 Credential=AKIDLAB/20261124/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0"])
-        .arg(format!("{}/{bucket}", lab.moto.url))
+        .args(["-H", "Content-Type: application/octet-stream", "--data-binary", body])
+        .arg(format!("{}/{path}", lab.moto.url))
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// CreateBucket.
+fn make_bucket(lab: &Lab, bucket: &str) {
+    s3_call(lab, "PUT", bucket, "");
+}
+
+const RECORD: &str = "restore-bucket/etcd/prod/etcd-discovery-bootstrap";
 
 #[test]
 fn a_group_lost_whole_comes_back_from_its_snapshot() {
@@ -52,7 +62,10 @@ fn a_group_lost_whole_comes_back_from_its_snapshot() {
         .collect();
     assert_eq!(uploaded.len(), 1, "{logs:#?}");
 
-    // Every instance is lost, with its disk; AutoScaling launches three new ones.
+    // Every instance is lost, with its disk; AutoScaling launches three new ones. The old
+    // group had recorded its bootstrap in the bucket too: that record can never form again.
+    let dead = lab.env_value(2, "ETCD_INITIAL_CLUSTER");
+    s3_call(&lab, "PUT", RECORD, &dead);
     for k in [2, 3, 4] {
         lab.terminate(k);
     }
@@ -84,6 +97,24 @@ fn a_group_lost_whole_comes_back_from_its_snapshot() {
         }
     }
     assert!(!restored.is_empty(), "the seed restores");
+    // The seed replaced the dead record in moto's bucket, on condition of the ETag it read
+    // (a wrong condition is refused, and the seed would never get past it).
+    let seeded = [5, 6, 7]
+        .iter()
+        .map(|k| fs::read_to_string(lab.node_dir(*k).join("discovery.log")).unwrap())
+        .filter(|log| {
+            log.contains(
+                "recorded the bootstrap at s3://restore-bucket/etcd/prod/etcd-discovery-bootstrap",
+            )
+        })
+        .count();
+    assert_eq!(seeded, 1);
+    let new = [5, 6, 7]
+        .iter()
+        .find(|k| lab.env_value(**k, "ETCD_INITIAL_CLUSTER_STATE") == "new")
+        .map(|k| lab.env_value(*k, "ETCD_INITIAL_CLUSTER"));
+    assert_eq!(Some(s3_call(&lab, "GET", RECORD, "")), new);
+    assert_ne!(new, Some(dead));
     assert!(restored.iter().all(|r| *r == restored[0]), "{restored:?}");
     for k in [5, 6, 7] {
         lab.wait_healthy(k, &[]);

@@ -502,7 +502,7 @@ fn the_seed_lost_after_its_etcd_ran_never_leads_to_a_second_cluster() {
     lab.launch("etcd", 5);
     let log = lab.discover_ok(3, &[]);
     assert!(
-        log.contains("taking part in the bootstrap of 3 members recorded in the group's tags"),
+        log.contains("taking part in the bootstrap of 3 members recorded for the group"),
         "{log}"
     );
     assert_eq!(

@@ -132,19 +132,17 @@ fn metadata_that_cannot_be_used() {
 
 #[test]
 fn a_hostname_that_would_inject_lines_is_refused_before_any_change() {
-    // local-hostname with a newline would add a line to the env file (and run a command in
-    // `sh`). It is refused before the member add, with the variable named.
-    let imds = Imds {
-        hostname: Some("ip-10-0-0-1\nETCD_INITIAL_CLUSTER_STATE=new".into()),
-        ..Imds::v2()
-    };
+    // A name with a newline would add a line to the env file (and run a command in `sh`).
+    // This node goes by the name EC2 gives it (IMDS's only while EC2 does not know it yet,
+    // which keeps it from joining); here EC2's answer carries the extra line. It is refused
+    // before the member add, with the variable named.
     let w = World::new(
         66,
         4,
         vec![group("etcd", &[2, 4, 5])],
         Some((&[2, 5], EtcdApi::V3)),
         vec![],
-        imds,
+        Imds::v2(),
     );
     *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true), w.member(5, true)];
     fs::write(w.env_file(), OLD).unwrap();
@@ -156,14 +154,11 @@ fn a_hostname_that_would_inject_lines_is_refused_before_any_change() {
         "127.0.66.2 ip-127-0-66-2.ec2.internal\n127.0.66.5 ip-127-0-66-5.ec2.internal\n127.0.0.1 localhost\n",
     )
     .unwrap();
-    // This node is named from EC2 when EC2 gives it a name; here it gives none, so the
-    // metadata's name is the one that would reach the file.
     let aws = super::aws_behaviour::aws_with(&w, |_, (status, body)| {
         let named = "<privateDnsName>ip-127-0-66-4.ec2.internal</privateDnsName>";
-        (
-            status,
-            body.replace(named, "<privateDnsName></privateDnsName>"),
-        )
+        let injected =
+            "<privateDnsName>ip-127-0-66-4.ec2.internal&#10;ETCD_INITIAL_CLUSTER_STATE=new</privateDnsName>";
+        (status, body.replace(named, injected))
     });
     let mut command = w.command_by_hostname(&[]);
     command.env("AWS_ENDPOINT_URL", aws.url());

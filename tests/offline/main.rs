@@ -4,6 +4,7 @@
 
 mod aws_behaviour;
 mod bad_input;
+mod bucket;
 mod cloud_init;
 mod concurrent;
 #[path = "../support/fake.rs"]

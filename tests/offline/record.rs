@@ -4,7 +4,10 @@
 //! Networks 127.0.190-199.0/24.
 
 use std::fs;
+use std::sync::{Arc, Mutex};
 
+use super::bucket::{self, Objects};
+use super::fake::FakeServer;
 use super::world::{instance_id, EtcdApi, Imds, World};
 use super::{assert_failure, assert_success, aws_actions, cluster, env_value, group, stderr};
 
@@ -53,7 +56,7 @@ fn an_instance_outside_the_recorded_bootstrap_waits_for_it() {
     assert_failure(
         &out,
         75,
-        "a bootstrap of 3 members recorded in the group's tags is under way without this instance",
+        "a bootstrap of 3 members recorded for the group is under way without this instance",
     );
     assert_eq!(fs::read_to_string(w.env_file()).unwrap(), "OLD=1\n");
 }
@@ -259,4 +262,139 @@ fn a_fresh_node_never_bootstraps_beside_the_members_a_join_recorded() {
     );
     assert!(!w.env_file().exists());
     assert!(!aws_actions(&w).contains(&"CreateOrUpdateTags".to_string()));
+}
+
+// Rule 14 with a bucket (`--snapshot-url`): the record is an object beside the snapshots, and a seed
+// writes it only if it is still as the seed's look read it (S3's conditional writes): of two
+// seeds deciding at once (the simulation's K7 and K10), one records and the other decides
+// again. Networks 127.0.214-216.0/24.
+
+const RECORD_KEY: &str = "etcd/prod/etcd-discovery-bootstrap";
+
+/// `discover` with the bucket (and a named data directory: no snapshot is in it, so a
+/// bootstrap goes on empty).
+fn discover_with_bucket(w: &World, s3: &FakeServer, extra: &[&str]) -> std::process::Output {
+    let data = format!("--etcd-data-dir={}", w.dir.join("data").display());
+    let mut args = vec!["--snapshot-url", "s3://bucket/etcd/prod", data.as_str()];
+    args.extend(extra);
+    w.run_with_env(&args, &[("AWS_ENDPOINT_URL_S3", &s3.url())])
+}
+
+/// The conditions the bucket's PutObject calls carried.
+fn put_conditions(s3: &FakeServer) -> Vec<(Option<String>, Option<String>)> {
+    s3.requests()
+        .iter()
+        .filter(|r| r.method == "PUT")
+        .map(|r| {
+            let h = |name: &str| r.header(name).map(str::to_string);
+            (h("If-None-Match"), h("If-Match"))
+        })
+        .collect()
+}
+
+fn record_in(objects: &Objects) -> Option<String> {
+    let objects = objects.lock().unwrap();
+    let found = objects.iter().find(|(k, _, _)| k == RECORD_KEY);
+    found.map(|(_, _, text)| text.clone())
+}
+
+#[test]
+fn with_a_bucket_the_seed_records_only_where_nobody_recorded() {
+    let w = World::new(
+        214,
+        2,
+        vec![group("etcd", &[2, 3, 4])],
+        None,
+        vec![],
+        Imds::v2(),
+    );
+    let objects: Objects = Arc::default();
+    let s3 = bucket::start(&World::ip(214, 9), objects.clone(), None);
+    let out = discover_with_bucket(&w, &s3, &[]);
+    assert_success(&out);
+    let text = fs::read_to_string(w.env_file()).unwrap();
+    assert_eq!(env_value(&text, "ETCD_INITIAL_CLUSTER_STATE"), "new");
+    assert_eq!(
+        record_in(&objects).as_deref(),
+        Some(cluster(214, &[2, 3, 4]).as_str())
+    );
+    assert_eq!(put_conditions(&s3), [(Some("*".into()), None)]);
+    // The bucket's record is the one: the tags are not written.
+    assert!(!aws_actions(&w).contains(&"CreateOrUpdateTags".to_string()));
+    assert!(
+        stderr(&out).contains(&format!(
+            "recorded the bootstrap at s3://bucket/{RECORD_KEY}"
+        )),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_seed_that_loses_the_race_to_record_starts_nothing_and_follows_the_winner() {
+    // i-2 saw no record and decided to bootstrap {2, 3, 4}; before its write, another seed
+    // (one that saw i-2 leave and i-5 arrive) recorded {3, 4, 5}. Tags would have let both
+    // go on, each reading its own record back.
+    let w = World::new(
+        215,
+        2,
+        vec![group("etcd", &[2, 3, 4])],
+        None,
+        vec![],
+        Imds::v2(),
+    );
+    fs::write(w.env_file(), "OLD=1\n").unwrap();
+    let objects: Objects = Arc::default();
+    let racer = (RECORD_KEY.to_string(), cluster(215, &[3, 4, 5]));
+    let s3 = bucket::start(&World::ip(215, 9), objects.clone(), Some(racer));
+    let out = discover_with_bucket(&w, &s3, &["--wait-timeout=1s"]);
+    assert_failure(
+        &out,
+        75,
+        &format!(
+            "another instance recorded a bootstrap at s3://bucket/{RECORD_KEY} since this run read it"
+        ),
+    );
+    assert_eq!(fs::read_to_string(w.env_file()).unwrap(), "OLD=1\n");
+    assert_eq!(
+        record_in(&objects).as_deref(),
+        Some(cluster(215, &[3, 4, 5]).as_str())
+    );
+    // The next run reads the winner's record, which can still form without i-2: it waits to
+    // join that cluster.
+    let out = discover_with_bucket(&w, &s3, &["--wait-timeout=1s"]);
+    assert_failure(
+        &out,
+        75,
+        "a bootstrap of 3 members recorded for the group is under way without this instance",
+    );
+    assert_eq!(fs::read_to_string(w.env_file()).unwrap(), "OLD=1\n");
+}
+
+#[test]
+fn a_dead_record_in_the_bucket_is_replaced_only_as_it_was_read() {
+    // The recorded {1, 6, 7} lost its instances: it can never form. The seed replaces it,
+    // on condition that it is still the object it read (If-Match with its ETag).
+    let w = World::new(
+        216,
+        2,
+        vec![group("etcd", &[2, 3, 4])],
+        None,
+        vec![],
+        Imds::v2(),
+    );
+    let dead = (
+        RECORD_KEY.to_string(),
+        "\"old\"".to_string(),
+        cluster(216, &[1, 6, 7]),
+    );
+    let objects: Objects = Arc::new(Mutex::new(vec![dead]));
+    let s3 = bucket::start(&World::ip(216, 9), objects.clone(), None);
+    let out = discover_with_bucket(&w, &s3, &[]);
+    assert_success(&out);
+    assert_eq!(put_conditions(&s3), [(None, Some("\"old\"".into()))]);
+    assert_eq!(
+        record_in(&objects).as_deref(),
+        Some(cluster(216, &[2, 3, 4]).as_str())
+    );
 }

@@ -6,7 +6,9 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
+use super::bucket;
 use super::fake::FakeServer;
 use super::snapshot::net;
 use super::world::{instance_id, EtcdApi, Imds, World};
@@ -33,38 +35,13 @@ fn checksum(key: &str, content: &str) -> (String, String) {
     )
 }
 
-/// A fake S3 bucket (in us-east-1) holding `objects`: HeadBucket, ListObjectsV2, GetObject.
+/// The fake bucket holding `objects` (key, text).
 fn start_bucket(ip: &str, objects: Vec<(String, String)>) -> FakeServer {
-    FakeServer::start_with_headers(ip, 0, move |r| {
-        let (path, query) = r.path.split_once('?').unwrap_or((&r.path, ""));
-        let none = Vec::new();
-        if r.method == "HEAD" {
-            let region = vec![("x-amz-bucket-region".to_string(), "us-east-1".to_string())];
-            return (200, region, String::new());
-        }
-        if r.method == "GET" && query.starts_with("list-type=2") {
-            let keys: String = objects
-                .iter()
-                .map(|(k, _)| format!("<Contents><Key>{k}</Key><Size>1</Size></Contents>"))
-                .collect();
-            return (
-                200,
-                none,
-                format!(
-                    "<ListBucketResult><IsTruncated>false</IsTruncated>{keys}</ListBucketResult>"
-                ),
-            );
-        }
-        let key = path.strip_prefix("/bucket/").unwrap_or("");
-        match objects.iter().find(|(k, _)| k == key) {
-            Some((_, content)) if r.method == "GET" => (200, none, content.clone()),
-            _ => (
-                404,
-                none,
-                "<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>".into(),
-            ),
-        }
-    })
+    let objects = objects
+        .into_iter()
+        .map(|(key, text)| (key, "\"e\"".to_string(), text))
+        .collect();
+    bucket::start(ip, Arc::new(Mutex::new(objects)), None)
 }
 
 /// A stand-in `etcdutl` in `dir`: it writes its arguments to `dir/args` and makes
@@ -145,7 +122,19 @@ fn a_group_bootstrapping_from_nothing_restores_the_newest_complete_snapshot() {
         )),
         "{out:?}"
     );
-    assert!(s3.requests().is_empty() && !data.exists());
+    // It reads the bucket's bootstrap record only: no snapshot fetched, nothing written.
+    let asked: Vec<_> = s3
+        .requests()
+        .into_iter()
+        .map(|r| (r.method, r.path))
+        .collect();
+    assert!(
+        asked
+            .iter()
+            .all(|(method, path)| method != "PUT" && !path.contains("etcd-snapshot-")),
+        "{asked:?}"
+    );
+    assert!(!data.exists());
 
     let out = discover(&w, &s3, &data, &tools, &[]);
     assert_success(&out);
