@@ -831,10 +831,7 @@ fn plan_new(observed: &Observed, settings: &Settings, me: &Instance) -> Result<P
     // anew here would make a second cluster beside it.
     if let Some(record) = live_record(observed) {
         let mine = settings.peer_url(me)?;
-        let entries: Vec<(&str, &str)> = record
-            .split(',')
-            .filter_map(|e| e.split_once('='))
-            .collect();
+        let entries: Vec<(&str, &str)> = entries(record).collect();
         return match entries.iter().find(|(name, _)| *name == me.id) {
             Some((_, url)) if *url == mine => Ok(Plan::new(
                 Mode::New,
@@ -929,13 +926,19 @@ pub fn read_back(
     Ok(())
 }
 
+/// The `(name, url)` entries of an initial-cluster list (`name=url,...`), as the records hold
+/// them.
+fn entries(list: &str) -> impl Iterator<Item = (&str, &str)> {
+    list.split(',').filter_map(|e| e.split_once('='))
+}
+
 /// The instances other than `me` that rule 17's record names and the group still counts.
 fn recorded_members_counted(observed: &Observed, me: &Instance) -> Option<Vec<String>> {
     let named: Vec<String> = observed
         .members_record
-        .as_deref()?
-        .split(',')
-        .filter_map(|e| e.split_once('=').map(|(name, _)| name))
+        .as_deref()
+        .map(entries)?
+        .map(|(name, _)| name)
         .filter(|name| *name != me.id && observed.instances.iter().any(|i| i.id == *name))
         .map(str::to_string)
         .collect();
@@ -954,10 +957,7 @@ fn live_record(observed: &Observed) -> Option<&str> {
 /// Whether the bootstrap of `initial_cluster` (`name=url,...`) can still form: a quorum of the
 /// instances it names is still counted. With fewer it never gets a leader.
 fn can_still_form(initial_cluster: &str, observed: &Observed) -> bool {
-    let names: Vec<&str> = initial_cluster
-        .split(',')
-        .filter_map(|e| e.split_once('=').map(|(name, _)| name))
-        .collect();
+    let names: Vec<&str> = entries(initial_cluster).map(|(name, _)| name).collect();
     let counted = names
         .iter()
         .filter(|name| observed.instances.iter().any(|i| i.id == **name))
