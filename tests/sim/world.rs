@@ -56,6 +56,8 @@ pub struct SimMember {
 pub struct Cluster {
     pub id: u64,
     pub members: Vec<SimMember>,
+    /// Its first member started from the bucket's snapshot (a restore), not empty.
+    pub restored: bool,
 }
 
 /// What etcd keeps in its data directory.
@@ -73,6 +75,9 @@ pub struct EnvFile {
     pub initial: Vec<(String, String)>,
     pub token: String,
     pub peer_url: String,
+    /// The run restored the bucket's newest snapshot into the empty data directory before
+    /// writing this file (`Plan::restore`, with `--snapshot-url`); the model does both at once.
+    pub restored: bool,
 }
 
 /// Where a node's discovery run is.
@@ -126,14 +131,19 @@ pub struct Node {
     pub run: Run,
     /// Peers are addressed by private DNS name (gambol99's default), else by IP.
     pub dns: bool,
+    /// EC2 gives it a private DNS name (a VPC with DNS hostnames off gives none: the tool
+    /// asked for names falls back to IPs).
+    pub named: bool,
 }
 
 impl Node {
-    /// A just-launched instance, its discovery about to run.
-    fn booting(n: u8, visible: bool, dns: bool) -> Node {
+    /// A just-launched instance, its discovery about to run, in a group whose tool asks for
+    /// DNS names (`dns`) in a VPC that gives them or not (`named`).
+    fn booting(n: u8, visible: bool, dns: bool, named: bool) -> Node {
         Node {
             n,
-            dns,
+            dns: dns && named,
+            named,
             terminated: false,
             leaving: false,
             left: false,
@@ -195,7 +205,7 @@ impl Node {
             } else {
                 String::new()
             },
-            private_dns: if self.visible {
+            private_dns: if self.visible && self.named {
                 self.dns_name()
             } else {
                 String::new()
@@ -235,21 +245,28 @@ pub struct World {
     pub record: Option<String>,
     /// The group's tag with the members the last join left (rule 17).
     pub members_record: Option<String>,
-    /// A seed was scaled in after it decided to bootstrap: another seed, seeing the group
-    /// without it, may decide differently, and tags have no conditional write (known K7).
-    pub seed_scaled_in: bool,
     /// A warm instance launched before a seed was put in service while that seed's bootstrap
     /// was in flight: the seed of the group as it now is decides too, and tags have no
     /// conditional write (known K10).
     pub older_in_service_while_seeding: bool,
-    /// A formed cluster was left with fewer members on counted instances than its quorum by
-    /// scale-ins: the group takes its data away (known K8).
-    pub majority_scaled_in: bool,
+    /// A formed cluster was left with fewer members on counted instances than its quorum
+    /// (scale-ins, terminations): the group took its data away (known K8).
+    pub majority_left: bool,
     /// AWS answers every call with `Throttling` (a burst); the tool's retries give up and the
     /// run exits 75.
     pub throttled: bool,
-    /// Peers are addressed by private DNS name, else by IP (see `settings`).
+    /// The tool asks for peers by private DNS name, else by IP (see `settings`).
     pub dns: bool,
+    /// EC2 gives instances private DNS names; without, the tool asked for names falls back to
+    /// IPs (`plan::address`).
+    pub dns_names: bool,
+    /// `--snapshot-url`: rule 14's record is an S3 object, written only if it is still as the
+    /// writer's look read it (else a group tag, which has no conditional write: K10 is
+    /// known only then), and a bootstrap from nothing restores the newest snapshot.
+    pub bucket: bool,
+    /// Some cluster had a published member: a later bootstrap from nothing is a group that
+    /// lost its cluster, and with a bucket it must bring the data back.
+    pub ever_formed: bool,
     /// Scale-outs, scale-ins (through `Terminating:Wait` and `leave`), warm-pool launches and
     /// throttling bursts are drawn too (`--operations`: what they found is not fixed yet).
     pub operations: bool,
@@ -365,7 +382,7 @@ impl World {
     /// A group of `size` instances launched at once, every one booting.
     pub fn new(version: Version, size: u8, ec2_late: bool, dns: bool) -> World {
         let nodes = (1..=size)
-            .map(|n| Node::booting(n, !ec2_late, dns))
+            .map(|n| Node::booting(n, !ec2_late, dns, true))
             .collect();
         World {
             version,
@@ -379,13 +396,25 @@ impl World {
             lost_recorded_bootstrap: false,
             record: None,
             members_record: None,
-            seed_scaled_in: false,
             older_in_service_while_seeding: false,
-            majority_scaled_in: false,
+            majority_left: false,
             throttled: false,
             operations: false,
             dns,
+            dns_names: true,
+            bucket: false,
+            ever_formed: false,
         }
+    }
+
+    /// The same group in a VPC that gives no private DNS names.
+    pub fn without_dns_names(mut self) -> World {
+        self.dns_names = false;
+        for x in &mut self.nodes {
+            x.named = false;
+            x.dns = false;
+        }
+        self
     }
 
     /// A stable fingerprint of the state, for the exhaustive search's visited set.
@@ -488,6 +517,13 @@ impl World {
             .map(Node::instance)
             .collect();
         instances.sort_by(|a, b| a.id.cmp(&b.id));
+        // run.rs asks EC2 about the counted instances, those on their way out, and this one.
+        let described: Vec<Instance> = self
+            .nodes
+            .iter()
+            .filter(|x| x.counted() || (x.leaving && !x.terminated) || x.n == n)
+            .map(Node::instance)
+            .collect();
         // Every counted instance with an address is asked; the first that answers wins. A
         // running etcd that does not serve clients yet accepts the connection and stays
         // silent: somebody is there.
@@ -564,7 +600,8 @@ impl World {
             .map(Node::id)
             .collect();
         let observed = Observed {
-            me: self.identity(n),
+            // run.rs asks EC2 about this instance with its peers, and names it as EC2 does.
+            me: model::name_me_as_ec2_does(&self.identity(n), &described),
             desired_capacity: self.desired,
             instances,
             leaving,
@@ -683,11 +720,8 @@ impl World {
         if self.lost_unformed_bootstrap {
             causes.push_str(" (a bootstrap member lost its data before the cluster formed)");
         }
-        if self.majority_scaled_in {
-            causes.push_str(" (a formed cluster's majority was scaled in)");
-        }
-        if self.seed_scaled_in {
-            causes.push_str(" (a seed was scaled in during its bootstrap)");
+        if self.majority_left {
+            causes.push_str(" (a formed cluster's majority left the group)");
         }
         if self.older_in_service_while_seeding {
             causes.push_str(
@@ -710,7 +744,8 @@ impl World {
             Event::StartEtcd(n) => self.start_etcd(n)?,
             Event::Launch => {
                 let n = self.nodes.iter().map(|x| x.n).max().unwrap_or(0) + 1;
-                self.nodes.push(Node::booting(n, !self.ec2_late, self.dns));
+                let x = Node::booting(n, !self.ec2_late, self.dns, self.dns_names);
+                self.nodes.push(x);
             }
             Event::Visible(n) => self.node_mut(n).visible = true,
             Event::Crash(n) => self.node_mut(n).run = Run::Exited(75),
@@ -759,11 +794,12 @@ impl World {
                     .iter()
                     .find(|x| x.warm && !x.terminated)
                     .map(|x| x.n);
-                self.older_in_service_while_seeding |= warm.is_some_and(|w| {
-                    self.nodes
-                        .iter()
-                        .any(|x| x.n > w && !x.terminated && x.seeding())
-                });
+                self.older_in_service_while_seeding |= !self.bucket
+                    && warm.is_some_and(|w| {
+                        self.nodes
+                            .iter()
+                            .any(|x| x.n > w && !x.terminated && x.seeding())
+                    });
                 if let Some(x) = self.nodes.iter_mut().find(|x| x.warm && !x.terminated) {
                     // Out of the pool: started again, its boot units run.
                     x.warm = false;
@@ -773,25 +809,12 @@ impl World {
                 }
             }
             Event::ScaleIn(n) => {
-                self.seed_scaled_in |= self.node(n).seeding();
                 self.desired -= 1;
                 self.node_mut(n).leaving = true;
-                self.majority_scaled_in |= self.clusters.iter().any(|c| {
-                    let kept = c
-                        .members
-                        .iter()
-                        .filter(|m| {
-                            self.nodes
-                                .iter()
-                                .any(|x| x.counted() && m.peer_url == x.peer_url())
-                        })
-                        .count();
-                    c.members.iter().any(|m| m.published) && kept < quorum(c.members.len())
-                });
             }
             Event::WarmLaunch => {
                 let n = self.nodes.iter().map(|x| x.n).max().unwrap_or(0) + 1;
-                let mut x = Node::booting(n, !self.ec2_late, self.dns);
+                let mut x = Node::booting(n, !self.ec2_late, self.dns, self.dns_names);
                 x.warm = true;
                 self.nodes.push(x);
             }
@@ -804,6 +827,18 @@ impl World {
             Event::Reconcile => self.reconcile()?,
         }
         self.lost_recorded_bootstrap |= self.recorded_bootstrap_lost();
+        self.majority_left |= self.clusters.iter().any(|c| {
+            let kept = c
+                .members
+                .iter()
+                .filter(|m| {
+                    self.nodes
+                        .iter()
+                        .any(|x| x.counted() && m.peer_url == x.peer_url())
+                })
+                .count();
+            c.members.iter().any(|m| m.published) && kept < quorum(c.members.len())
+        });
         // A formed cluster that lost the data of a majority stays lost, even once its record
         // is dropped below.
         self.formed_cluster_lost |= self
@@ -933,6 +968,7 @@ impl World {
                 .expect("found");
             if let Some(m) = c.members.iter_mut().find(|m| m.id == data.member) {
                 m.published = true;
+                self.ever_formed = true;
                 if m.name.is_empty() {
                     m.name = name;
                 }
@@ -1002,6 +1038,12 @@ impl World {
                     },
                     Ok(()) => Run::Write { observed, plan },
                 }
+            }
+            // In S3 the write fails when another seed recorded since this run's look.
+            Run::Record { observed, .. }
+                if self.bucket && self.record != observed.bootstrap_record =>
+            {
+                Run::Exited(75)
             }
             Run::Record { observed, plan } => {
                 self.record = plan.record.clone();
@@ -1307,6 +1349,7 @@ impl World {
         if plan.mode == Mode::Existing && !plan.actions.is_empty() && !self.throttled {
             self.members_record = Some(get("ETCD_INITIAL_CLUSTER"));
         }
+        let restored = plan.restore && self.bucket;
         let x = self.node_mut(n);
         x.data_dir_as_written |= x.data.is_none();
         x.file = Some(EnvFile {
@@ -1315,6 +1358,7 @@ impl World {
             initial,
             token,
             peer_url: get("ETCD_INITIAL_ADVERTISE_PEER_URLS"),
+            restored,
         });
         Ok(Run::Exited(0))
     }
@@ -1362,6 +1406,18 @@ impl World {
             let id = fnv(&format!("{}/{}", file.token, urls.join(",")));
             let member = fnv(&format!("{}/{}", file.token, file.peer_url));
             if let Some(c) = self.cluster(id) {
+                // Every member of one bootstrap holds the same data: all restored, or none.
+                if c.restored != file.restored {
+                    return violation(format!(
+                        "i-{n} started the bootstrap of cluster {id:x} {} beside members that {}",
+                        if file.restored { "restored" } else { "empty" },
+                        if c.restored {
+                            "restored"
+                        } else {
+                            "started empty"
+                        }
+                    ));
+                }
                 // isMemberBootstrapped: a peer that answers knows this member published.
                 let published = c.members.iter().any(|m| m.id == member && m.published);
                 let peer_knows = self.nodes.iter().any(|p| {
@@ -1387,7 +1443,17 @@ impl World {
                         published: false,
                     })
                     .collect();
-                self.clusters.push(Cluster { id, members });
+                if self.bucket && self.ever_formed && !file.restored {
+                    return violation(format!(
+                        "i-{n} bootstrapped cluster {id:x} empty, after the group's cluster was \
+                         lost, though the bucket holds its snapshots"
+                    ));
+                }
+                self.clusters.push(Cluster {
+                    id,
+                    members,
+                    restored: file.restored,
+                });
             }
             let x = self.node_mut(n);
             x.data = Some(Data {
