@@ -5,10 +5,10 @@
 //! Debian's `etcdctl` on 3.4 (it has no etcdutl). Network 127.0.150.0/24.
 
 use std::fs;
-use std::process::Command;
 
 use super::bootstrap;
 use super::lab::{self, EtcdFlags, Lab};
+use super::snapshot::s3;
 
 /// PATH as an instance has it: the etcd under test's tools first, then Debian's.
 fn tools_path() -> String {
@@ -18,23 +18,9 @@ fn tools_path() -> String {
     }
 }
 
-/// One S3 call on moto, as `snapshot`'s lab test makes them (curl, an S3 credential scope):
-/// its body.
-fn s3_call(lab: &Lab, method: &str, path: &str, body: &str) -> String {
-    let out = Command::new("curl")
-        .args(["-sS", "--fail", "--max-time", "20", "-X", method])
-        .args(["-H", "Authorization: AWS4-HMAC-SHA256 Credential=AKIDLAB/20261124/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0"])
-        .args(["-H", "Content-Type: application/octet-stream", "--data-binary", body])
-        .arg(format!("{}/{path}", lab.moto.url))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// CreateBucket.
 fn make_bucket(lab: &Lab, bucket: &str) {
-    s3_call(lab, "PUT", bucket, "");
+    s3(lab, &["-X", "PUT"], bucket);
 }
 
 const RECORD: &str = "restore-bucket/etcd/prod/etcd-discovery-bootstrap";
@@ -65,7 +51,12 @@ fn a_group_lost_whole_comes_back_from_its_snapshot() {
     // Every instance is lost, with its disk; AutoScaling launches three new ones. The old
     // group had recorded its bootstrap in the bucket too: that record can never form again.
     let dead = lab.env_value(2, "ETCD_INITIAL_CLUSTER");
-    s3_call(&lab, "PUT", RECORD, &dead);
+    let octets = "Content-Type: application/octet-stream";
+    s3(
+        &lab,
+        &["-X", "PUT", "-H", octets, "--data-binary", &dead],
+        RECORD,
+    );
     for k in [2, 3, 4] {
         lab.terminate(k);
     }
@@ -113,7 +104,8 @@ fn a_group_lost_whole_comes_back_from_its_snapshot() {
         .iter()
         .find(|k| lab.env_value(**k, "ETCD_INITIAL_CLUSTER_STATE") == "new")
         .map(|k| lab.env_value(*k, "ETCD_INITIAL_CLUSTER"));
-    assert_eq!(Some(s3_call(&lab, "GET", RECORD, "")), new);
+    let record = String::from_utf8(s3(&lab, &[], RECORD)).unwrap();
+    assert_eq!(Some(record), new);
     assert_ne!(new, Some(dead));
     assert!(restored.iter().all(|r| *r == restored[0]), "{restored:?}");
     for k in [5, 6, 7] {

@@ -13,7 +13,7 @@ use super::lab::{self, wait_until, EtcdFlags, Guard, Lab};
 /// curl against moto's S3, path-style, with an S3 credential scope (moto routes by it and
 /// checks no signature in this lab; without it, moto 5.2.5 answered the GET of `KEY.sha256`
 /// with 403).
-fn s3(lab: &Lab, args: &[&str], path: &str) -> Vec<u8> {
+pub fn s3(lab: &Lab, args: &[&str], path: &str) -> Vec<u8> {
     let out = Command::new("curl")
         .args(["-sS", "--fail", "--max-time", "20"])
         .args(["-H", "Authorization: AWS4-HMAC-SHA256 Credential=AKIDLAB/20261124/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0"])
