@@ -533,25 +533,20 @@ fn v3_members_json(members: &[FakeMember]) -> String {
 }
 
 fn v2_members_json(members: &[FakeMember]) -> String {
-    let items: Vec<String> = members
-        .iter()
-        .map(|m| {
-            let clients = if m.client_url.is_empty() {
-                String::new()
-            } else {
-                format!(r#""{}""#, m.client_url)
-            };
-            format!(
-                r#"{{"id":"{:x}","name":"{}","peerURLs":["{}"],"clientURLs":[{clients}]}}"#,
-                m.id, m.name, m.peer_url
-            )
-        })
-        .collect();
-    format!(r#"{{"members":[{}]}}"#, items.join(","))
+    format!(
+        r#"{{"members":[{}]}}"#,
+        listed_members(members, |id| format!(r#""{id:x}""#))
+    )
 }
 
 /// A peer port's `GET /members`: ids as numbers, every field present.
 fn peer_members_json(members: &[FakeMember]) -> String {
+    format!("[{}]", listed_members(members, |id| id.to_string()))
+}
+
+/// The members as the v2 API and a peer port list them: every field present, the id as
+/// `id_of` writes it (v2: a hex string; a peer port: a number).
+fn listed_members(members: &[FakeMember], id_of: fn(u64) -> String) -> String {
     let items: Vec<String> = members
         .iter()
         .map(|m| {
@@ -562,11 +557,13 @@ fn peer_members_json(members: &[FakeMember]) -> String {
             };
             format!(
                 r#"{{"id":{},"name":"{}","peerURLs":["{}"],"clientURLs":[{clients}]}}"#,
-                m.id, m.name, m.peer_url
+                id_of(m.id),
+                m.name,
+                m.peer_url
             )
         })
         .collect();
-    format!("[{}]", items.join(","))
+    items.join(",")
 }
 
 /// The first string value in a small JSON body after `"key":`.
