@@ -29,16 +29,7 @@ pub fn recorder(ip: &str, upstream: &str) -> (FakeServer, Record) {
     let record: Record = Arc::default();
     let kept = record.clone();
     let server = FakeServer::start(ip, move |r: &Request| {
-        let headers: Vec<(&str, &str)> = r
-            .headers
-            .iter()
-            .filter(|(n, _)| {
-                !["host", "content-length", "connection"]
-                    .iter()
-                    .any(|skip| n.eq_ignore_ascii_case(skip))
-            })
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
+        let headers = r.forwarded_headers();
         let started = Instant::now();
         let (status, answer) = request(
             &r.method,

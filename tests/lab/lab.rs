@@ -913,14 +913,7 @@ pub fn moto_proxy(
 ) -> FakeServer {
     let moto = moto.to_string();
     FakeServer::start(host, move |r: &Request| {
-        let headers: Vec<(&str, &str)> = r
-            .headers
-            .iter()
-            .filter(|(n, _)| {
-                !["host", "content-length", "connection"].contains(&n.to_ascii_lowercase().as_str())
-            })
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
+        let headers = r.forwarded_headers();
         match request(&r.method, &format!("{moto}{}", r.path), &headers, &r.body) {
             Ok((status, body)) => (status, rewrite(body)),
             Err(e) => (502, format!("the lab's AWS side could not reach moto: {e}")),

@@ -50,6 +50,20 @@ impl Request {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The headers a proxy passes on: all but those of this hop (`host`, `content-length`,
+    /// `connection`), which the client of the next one sets.
+    pub fn forwarded_headers(&self) -> Vec<(&str, &str)> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| {
+                !["host", "content-length", "connection"]
+                    .iter()
+                    .any(|hop| n.eq_ignore_ascii_case(hop))
+            })
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect()
+    }
+
     /// A form parameter of an AWS Query request.
     pub fn param(&self, name: &str) -> Option<String> {
         self.body.split('&').find_map(|pair| {

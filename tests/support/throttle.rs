@@ -83,16 +83,7 @@ impl ThrottlingProxy {
                 }
                 return answer;
             }
-            let headers: Vec<(&str, &str)> = r
-                .headers
-                .iter()
-                .filter(|(n, _)| {
-                    !["host", "content-length", "connection"]
-                        .iter()
-                        .any(|skip| n.eq_ignore_ascii_case(skip))
-                })
-                .map(|(n, v)| (n.as_str(), v.as_str()))
-                .collect();
+            let headers = r.forwarded_headers();
             match request(
                 &r.method,
                 &format!("{upstream}{}", r.path),
