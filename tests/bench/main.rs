@@ -117,6 +117,23 @@ fn group(name: &str, hosts: &[u8]) -> Group {
 
 /// Requests, sequential round trips and AWS calls of one run against the fakes, with 20 ms
 /// held on every answer so that parallel requests overlap as they would on a network.
+/// A row against the fakes: the round trips counted once (with latency), then the timed
+/// runs and the peak RSS, with `reset` before each (what a run needs: the members, no file).
+fn fakes_row(w: &World, path: &'static str, args: &[&str], reset: &dyn Fn()) -> Row {
+    let (requests, trips, aws_calls) = count_trips(w, args, reset);
+    let timing = time_runs(reset, || w.run(args));
+    reset();
+    Row {
+        path,
+        against: "fakes",
+        timing,
+        rss_kib: peak_rss(w.command(args)),
+        requests,
+        trips,
+        aws_calls,
+    }
+}
+
 fn count_trips(w: &World, args: &[&str], reset: &dyn Fn()) -> (String, String, String) {
     reset();
     w.set_latency(Duration::from_millis(20));
@@ -158,16 +175,7 @@ fn fakes(rows: &mut Vec<Row>) {
     *w.members.lock().unwrap() = members;
     // The first boot writes the file every measured run finds.
     assert!(w.run(&[]).status.success());
-    let (requests, trips, aws_calls) = count_trips(&w, &[], &|| {});
-    rows.push(Row {
-        path: "reboot",
-        against: "fakes",
-        timing: time_runs(|| {}, || w.run(&[])),
-        rss_kib: peak_rss(w.command(&[])),
-        requests,
-        trips,
-        aws_calls,
-    });
+    rows.push(fakes_row(&w, "reboot", &[], &|| {}));
 
     // The same reboot when the file's peers do not answer (their peer ports are closed):
     // the full path, after the look at the peers.
@@ -185,16 +193,7 @@ fn fakes(rows: &mut Vec<Row>) {
     );
     *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true), w.member(4, true)];
     assert!(w.run(&[]).status.success());
-    let (requests, trips, aws_calls) = count_trips(&w, &[], &|| {});
-    rows.push(Row {
-        path: "reboot, full path",
-        against: "fakes",
-        timing: time_runs(|| {}, || w.run(&[])),
-        rss_kib: peak_rss(w.command(&[])),
-        requests,
-        trips,
-        aws_calls,
-    });
+    rows.push(fakes_row(&w, "reboot, full path", &[], &|| {}));
 
     // Join: one stale member removed, this node added; the members are reset before each run.
     let w = World::new(
@@ -210,18 +209,7 @@ fn fakes(rows: &mut Vec<Row>) {
         *w.members.lock().unwrap() = start.clone();
         let _ = std::fs::remove_file(w.env_file());
     };
-    let (requests, trips, aws_calls) = count_trips(&w, &[], &reset);
-    let timing = time_runs(reset, || w.run(&[]));
-    reset();
-    rows.push(Row {
-        path: "join",
-        against: "fakes",
-        timing,
-        rss_kib: peak_rss(w.command(&[])),
-        requests,
-        trips,
-        aws_calls,
-    });
+    rows.push(fakes_row(&w, "join", &[], &reset));
 
     // Proxy: a consumer node writes the masters' endpoints; its first boot (no file), then
     // its reboot (the file's endpoints answer: no AWS call).
@@ -238,28 +226,8 @@ fn fakes(rows: &mut Vec<Row>) {
     let no_file = || {
         let _ = std::fs::remove_file(w.env_file());
     };
-    let (requests, trips, aws_calls) = count_trips(&w, &args, &no_file);
-    let timing = time_runs(no_file, || w.run(&args));
-    no_file();
-    rows.push(Row {
-        path: "proxy, first boot",
-        against: "fakes",
-        timing,
-        rss_kib: peak_rss(w.command(&args)),
-        requests,
-        trips,
-        aws_calls,
-    });
-    let (requests, trips, aws_calls) = count_trips(&w, &args, &|| {});
-    rows.push(Row {
-        path: "proxy, reboot",
-        against: "fakes",
-        timing: time_runs(|| {}, || w.run(&args)),
-        rss_kib: peak_rss(w.command(&args)),
-        requests,
-        trips,
-        aws_calls,
-    });
+    rows.push(fakes_row(&w, "proxy, first boot", &args, &no_file));
+    rows.push(fakes_row(&w, "proxy, reboot", &args, &|| {}));
 }
 
 fn etcdctl(endpoint: &str, args: &[&str]) -> Output {
