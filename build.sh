@@ -288,6 +288,7 @@ run_tests() {
     need_etcd35
     command -v etcd >/dev/null || die "etcd not found after installing etcd-server"
     command -v etcdctl >/dev/null || die "etcdctl not found after installing etcd-client"
+    unshare --net true 2>/dev/null || die "the suites run in network namespaces of their own, and unshare --net failed: run the tests as root"
 
     say "cargo fmt --check"
     cargo fmt --check || die "code is not formatted: run cargo fmt"
