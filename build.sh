@@ -2,7 +2,8 @@
 # The project's one entry point.
 #   ./build.sh          static release binary for x86_64-unknown-linux-musl
 #   ./build.sh test     everything CI runs: format, lints, unit, offline, lab, short soak and
-#                       boot tests
+#                       boot tests (the suites that mostly wait run at once, each in a network
+#                       namespace of its own, their logs in target/test-logs)
 #   ./build.sh demo     the lab's bootstrap and replacement, told in plain words
 #   ./build.sh dist     release files for x86_64 and aarch64 in dist/, with SHA256SUMS
 #   ./build.sh repro    builds twice in different directories and compares the binaries
@@ -18,7 +19,7 @@
 # It installs what it needs (Rust musl target, Debian packages, a Python venv with moto) and
 # stops loudly when something cannot be had.
 set -euo pipefail
-cd "$(dirname "$0")"
+cd "$(dirname "${BASH_SOURCE[0]}")"
 
 TARGET=x86_64-unknown-linux-musl
 ARM_TARGET=aarch64-unknown-linux-musl
@@ -225,48 +226,129 @@ check_static() {
     say "$bin: $size bytes, static"
 }
 
+# Runs "$@" in a network namespace of its own, loopback up: the offline and lab tests' fixed
+# 127.0.N.x addresses and ports cannot meet another run's, so two runs can overlap.
+in_netns() {
+    unshare --net -- bash -c 'ip link set lo up && exec "$@"' - "$@"
+}
+
+# The suites started in the background: process group -> name. Each runs in a network
+# namespace of its own, with its output in target/test-logs/NAME.log.
+declare -A BACKGROUND=()
+
+# Starts build.sh's function "$2" with arguments "${@:3}" in the background under the name $1.
+# The suites mostly wait (etcd starting, bounded polls, timeouts), so they overlap each other
+# and the compiles well on 2 cores.
+start_in_background() {
+    local name=$1 logs=$PWD/target/test-logs
+    shift
+    mkdir -p "$logs"
+    # A process group of its own (setsid), so stop_background can end all of it.
+    # shellcheck disable=SC2016 # $0 and $@ are the inner shells'
+    setsid unshare --net -- bash -c 'ip link set lo up && exec "$@"' - \
+        bash -c 'source "$0" --functions && "$@"' "$PWD/build.sh" "$@" > "$logs/$name.log" 2>&1 &
+    BACKGROUND[$!]=$name
+    say "started in the background: $name (log $logs/$name.log)"
+}
+
+# Waits for every suite started in the background and prints each one's log whole when it
+# ends; any failure stops the tests loudly.
+await_background() {
+    local logs=$PWD/target/test-logs pid name status failed=()
+    while [ ${#BACKGROUND[@]} -gt 0 ]; do
+        status=0
+        wait -n -p pid "${!BACKGROUND[@]}" || status=$?
+        name=${BACKGROUND[$pid]}
+        unset "BACKGROUND[$pid]"
+        say "---- $name: its log ($logs/$name.log) ----"
+        cat "$logs/$name.log" >&2
+        if [ "$status" -eq 0 ]; then
+            say "$name: passed"
+        else
+            say "$name: FAILED (exit $status; its log is just above)"
+            failed+=("$name")
+        fi
+    done
+    [ ${#failed[@]} -eq 0 ] || die "failed: ${failed[*]}: see their logs above"
+}
+
+# When a step fails while suites run in the background, they are stopped with it.
+stop_background() {
+    local pid
+    for pid in "${!BACKGROUND[@]}"; do
+        kill -TERM -- "-$pid" 2>/dev/null || true
+    done
+}
+
 run_tests() {
-    need_packages musl-tools etcd-server etcd-client python3-venv file openssl curl
+    need_packages musl-tools etcd-server etcd-client python3-venv file openssl curl util-linux iproute2 qemu-user
     stop_system_etcd
     need_rust_target "$TARGET"
     need_moto
     need_etcd35
     command -v etcd >/dev/null || die "etcd not found after installing etcd-server"
     command -v etcdctl >/dev/null || die "etcdctl not found after installing etcd-client"
+    unshare --net true 2>/dev/null || die "the suites run in network namespaces of their own, and unshare --net failed: run the tests as root"
 
     say "cargo fmt --check"
     cargo fmt --check || die "code is not formatted: run cargo fmt"
+    build_release
+    # Built once here, so the suites below do not queue on cargo's lock to build them.
+    cargo test --quiet --locked --no-run --bins --test offline --test lab --test soak
+    test_suites
+    run_boot
+}
+
+# Everything between the build and the boot test. The lab suites take longest and mostly
+# wait: they start first, and the checks, the rest of the tests and the aarch64 build run
+# beside them.
+test_suites() {
+    trap stop_background EXIT
+    # v2 is off by default in 3.5: the v2-only scenario stays on 3.4, and the rolling upgrade
+    # starts from 3.4 by definition; the tests named "on_the_next_etcd" run 3.5 in the 3.4 run.
+    say "lab tests and a short soak on etcd $(etcd --version | sed -n 's/^etcd Version: //p') (Debian) and on etcd $ETCD35_VERSION (v2 off; all but the v2-only scenario, the upgrade and the next-etcd ones): real etcd, moto, IMDS stubs"
+    start_in_background "etcd-3.4" lab_and_short_soak 3.4
+    start_in_background "etcd-$ETCD35_VERSION" lab_and_short_soak 3.5
     check_licenses
     check_workflows
     say "cargo clippy"
     cargo clippy --quiet --locked --all-targets -- -D warnings
+    # Each offline test has its own 127.0.N.x net: they wait more than they compute, so more
+    # threads than cores.
     say "unit and offline tests (debug build)"
-    cargo test --locked --bins --test offline
+    in_netns cargo test --locked --bins --test offline -- --test-threads=8
     run_sim --schedules 2000
-    build_release
-    say "offline tests against the static release binary"
-    ETCD_DISCOVERY_BIN=$PWD/$BIN cargo test --locked --test offline
-    say "offline tests against the aarch64 binary under qemu-aarch64"
-    need_packages qemu-user
     build_for "$ARM_TARGET"
     local wrapper=$PWD/target/$ARM_TARGET/etcd-discovery-qemu
     printf '#!/bin/sh\nexec qemu-aarch64 "%s" "$@"\n' "$PWD/$ARM_BIN" > "$wrapper"
     chmod +x "$wrapper"
     grep -q "aarch64-unknown-linux-musl" <<< "$("$wrapper" --version)" || die "the aarch64 binary does not run under qemu"
-    ETCD_DISCOVERY_BIN=$wrapper cargo test --locked --test offline
-    say "lab tests on etcd $(etcd --version | sed -n 's/^etcd Version: //p') (Debian): real etcd, moto, IMDS stubs"
-    LAB_MOTO_SERVER=$LAB_DIR/venv/bin/moto_server ETCD_DISCOVERY_BIN=$PWD/$BIN \
-        LAB_ETCD_NEXT_DIR=$ETCD35_DIR cargo test --locked --test lab -- --test-threads=2
-    # v2 is off by default in 3.5: the v2-only scenario stays on 3.4, and the rolling upgrade
-    # starts from 3.4 by definition; the tests named "on_the_next_etcd" ran 3.5 in the run
-    # above already.
-    short_soak 3.4
-    say "lab tests on etcd $ETCD35_VERSION (v2 off), all but the v2-only scenario, the upgrade and the next-etcd ones"
-    LAB_MOTO_SERVER=$LAB_DIR/venv/bin/moto_server ETCD_DISCOVERY_BIN=$PWD/$BIN \
-        LAB_ETCD_DIR=$ETCD35_DIR cargo test --locked --test lab -- --test-threads=2 \
-        --skip scale_up_three_to_five_over_v2 --skip rolling_upgrade_ --skip _on_the_next_etcd
-    short_soak 3.5
-    run_boot
+    say "offline tests against the static release binary and against the aarch64 binary under qemu-aarch64"
+    start_in_background offline-x86_64 offline_tests "$PWD/$BIN"
+    start_in_background offline-aarch64 offline_tests "$wrapper"
+    say "waiting for the suites in the background; each log is printed whole when it ends"
+    await_background
+    trap - EXIT
+}
+
+# The offline tests against the binary $1.
+offline_tests() {
+    ETCD_DISCOVERY_BIN=$1 cargo test --locked --test offline -- --test-threads=8
+}
+
+# The lab tests, then the short soak, on etcd $1 (3.4 or 3.5).
+lab_and_short_soak() {
+    local etcd_dir=() skip=()
+    if [ "$1" = 3.5 ]; then
+        etcd_dir=(LAB_ETCD_DIR="$ETCD35_DIR")
+        skip=(--skip scale_up_three_to_five_over_v2 --skip rolling_upgrade_ --skip _on_the_next_etcd)
+    else
+        etcd_dir=(LAB_ETCD_NEXT_DIR="$ETCD35_DIR")
+    fi
+    say "lab tests on etcd $1"
+    env "${etcd_dir[@]}" LAB_MOTO_SERVER="$LAB_DIR/venv/bin/moto_server" ETCD_DISCOVERY_BIN="$PWD/$BIN" \
+        cargo test --locked --test lab -- --test-threads=2 "${skip[@]}"
+    short_soak "$1"
 }
 
 # The boot test: Debian 12 containers under systemd-nspawn boot the README's user data. The
@@ -383,6 +465,8 @@ run_bench() {
     say "simulation: 100000 schedules in $((SECONDS - started)) s"
 }
 
+# Sourced (as `source build.sh --functions` in start_in_background), it only defines the functions.
+if [ "${BASH_SOURCE[0]}" != "$0" ] || [ "${1:-}" = --functions ]; then return 0; fi
 case "${1:-build}" in
     build) build_release ;;
     test) run_tests ;;

@@ -90,7 +90,9 @@ fn ec2_throttled_503_is_worth_a_retry() {
         }
         answer
     });
-    let out = w.run_with_env(&[], &[("AWS_ENDPOINT_URL", &aws.url())]);
+    // --boot-wait=0: past boot, a throttled call gets its bounded retries, then 75; at boot
+    // it is tried again until --boot-wait ends (60 s by default), which shows nothing more.
+    let out = w.run_with_env(&["--boot-wait=0"], &[("AWS_ENDPOINT_URL", &aws.url())]);
     assert_failure(&out, 75, "EC2ThrottledException");
     let tries = aws
         .requests()
