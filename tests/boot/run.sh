@@ -15,7 +15,9 @@
 # Scenarios, in order: three instances bootstrap one cluster; a reboot comes back; a reboot
 # whose IMDS refuses connections for its first 20 s still ends with etcd running; an
 # instance replaced by a new one joins as "existing" (as a learner, then promoted); the
-# reconcile unit runs; then the static checks (systemd-analyze verify and security,
+# reconcile unit runs; keys written, the snapshot units set up as the README says and run (the
+# leader uploads one snapshot), every instance stopped and terminated, and three new ones with
+# the same bucket restore it into one cluster holding the keys; then the static checks (systemd-analyze verify and security,
 # cloud-init schema, shellcheck). Every wait is bounded; a failure prints the instance's
 # journal, cloud-init's status and the env file. Everything started is stopped on exit.
 set -euo pipefail
@@ -29,6 +31,8 @@ NET=10.231.0
 SWITCH_IP=$NET.1
 REGION=us-east-1
 GROUP=etcd-masters
+BUCKET=etcd-boot-test
+SNAPSHOT_URL=s3://$BUCKET/etcd
 START=$SECONDS
 
 say() { printf '[boot %3ds] %s\n' "$((SECONDS - START))" "$*" >&2; }
@@ -50,7 +54,11 @@ cleanup() {
     if [ "$code" -eq 0 ]; then say "all scenarios passed"; else say "FAILED (exit $code)"; fi
     exit "$code"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+# A signal ends the run as a failure: cleanup called by the signal's own trap saw the last
+# command's status (0 after a `sleep`) and said "all scenarios passed".
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 in_net() { nsenter --net="/proc/$1/ns/net" -- "${@:2}"; }
 
@@ -120,6 +128,12 @@ aws() {
     for p in "$@"; do args+=(--data-urlencode "$p"); done
     in_net "$SW" curl "${args[@]}" "http://$SWITCH_IP:5000/" || { echo "moto $action failed" >&2; exit 1; }
 }
+# One S3 call to moto (setup and checks only), path-style.
+s3() {
+    in_net "$SW" curl -sS --fail-with-body -X "$1" \
+        -H "Authorization: AWS4-HMAC-SHA256 Credential=AKIDBOOTTEST/20261128/$REGION/s3/aws4_request, SignedHeaders=host, Signature=0" \
+        "http://$SWITCH_IP:5000/$2" || { echo "moto S3 $1 /$2 failed" >&2; exit 1; }
+}
 xml() { sed -n "s:.*<$1>\([^<]*\)</$1>.*:\1:p" | sed -n 1p; }
 
 setup_aws() {
@@ -171,7 +185,7 @@ EOF
     grep -q "RELEASE_URL=http://$SWITCH_IP:8000" "$seed/user-data" || { echo "the release URL is not in master.yaml" >&2; exit 1; }
     # The AWS APIs are moto's: one drop-in per unit that runs the tool.
     local unit
-    for unit in etcd-discovery etcd-discovery-promote etcd-discovery-reconcile; do
+    for unit in etcd-discovery etcd-discovery-promote etcd-discovery-reconcile etcd-discovery-snapshot; do
         mkdir -p "$root/etc/systemd/system/$unit.service.d"
         printf '[Service]\nEnvironment=AWS_ENDPOINT_URL=http://%s:5000\n' "$SWITCH_IP" \
             >"$root/etc/systemd/system/$unit.service.d/90-boot-test.conf"
@@ -345,6 +359,20 @@ no_default_cluster() {
     [ ! -e "$(root_of "$k")/usr/sbin/policy-rc.d" ] || fail "node $k: policy-rc.d was left behind"
 }
 
+# What the README tells the operator to do for snapshots, done on instance k's disk: the
+# snapshot units from tests/cloud-init, the bucket in the file both units read, the timer
+# enabled. (On a running instance, a daemon-reload follows.)
+setup_snapshots() {
+    local k=$1 root
+    root=$(root_of "$k")
+    cp tests/cloud-init/etcd-discovery-snapshot.service tests/cloud-init/etcd-discovery-snapshot.timer "$root/etc/systemd/system/"
+    mkdir -p "$root/etc/sysconfig" "$root/etc/systemd/system/timers.target.wants"
+    printf 'ETCD_DISCOVERY_SNAPSHOT_URL=%s\n' "$SNAPSHOT_URL" >"$root/etc/sysconfig/etcd-discovery-snapshot"
+    ln -sfn /etc/systemd/system/etcd-discovery-snapshot.timer "$root/etc/systemd/system/timers.target.wants/etcd-discovery-snapshot.timer"
+}
+
+journal_of() { on "$1" journalctl --no-pager -o cat -u "$2"; }
+
 # --- scenarios -----------------------------------------------------------------------------------
 main() {
     [ -x "$MOTO" ] || { echo "no moto_server at $MOTO" >&2; exit 1; }
@@ -439,17 +467,89 @@ main() {
     on 1 systemctl start etcd-discovery-reconcile.service || fail "node 1: reconcile failed"
     say "scenario 5 passed: the reconcile timer is active, a run succeeds"
 
-    static_checks
+    total_loss
+    static_checks 5
+}
+
+# Scenario 6: keys written; a bucket; the snapshot units set up on the members and run (the
+# leader uploads one snapshot); every instance stopped and terminated; three new instances
+# with the same bucket restore it and form one healthy cluster holding the keys.
+total_loss() {
+    local before=$SECONDS members=(1 2 4) k n objects uploaded=0 restored=0 states="" pids=()
+    for n in 1 2 3; do
+        etcdctl_on 1 put "/boot-test/key-$n" "value-$n" >/dev/null || fail "writing /boot-test/key-$n failed"
+    done
+    s3 PUT "$BUCKET" >/dev/null
+    for k in "${members[@]}"; do
+        setup_snapshots "$k"
+        on "$k" systemctl daemon-reload
+        on "$k" systemctl is-active --quiet etcd-discovery-snapshot.timer || on "$k" systemctl start etcd-discovery-snapshot.timer
+    done
+    for k in "${members[@]}"; do
+        on "$k" systemctl start etcd-discovery-snapshot.service || fail "node $k: the snapshot unit failed"
+        if journal_of "$k" etcd-discovery-snapshot.service | grep -q "uploaded the snapshot"; then
+            uploaded=$((uploaded + 1))
+        fi
+    done
+    [ "$uploaded" -eq 1 ] || fail "$uploaded members uploaded a snapshot, not exactly one (the leader)"
+    objects=$(s3 GET "$BUCKET?list-type=2" | grep -o '<Key>[^<]*</Key>' | sed 's:</*Key>::g' || true)
+    if [ "$(grep -c . <<<"$objects")" -ne 2 ] || [ "$(grep -c '\.sha256$' <<<"$objects")" -ne 1 ]; then
+        fail "the bucket does not hold one snapshot and its .sha256: ${objects//$'\n'/ }"
+    fi
+    say "the leader uploaded one snapshot: ${objects//$'\n'/ }"
+
+    for k in "${members[@]}"; do
+        stop_node "$k"
+        stop_imds "$k"
+        aws autoscaling TerminateInstanceInAutoScalingGroup "InstanceId=${IDS[$k]}" ShouldDecrementDesiredCapacity=true >/dev/null
+    done
+    for k in "${members[@]}"; do
+        n=$(aws ec2 DescribeInstances "InstanceId.1=${IDS[$k]}")
+        grep -q '<name>terminated</name>' <<<"$n" || fail "moto does not hold ${IDS[$k]} as terminated: $n"
+    done
+    say "every instance stopped and terminated"
+
+    for k in 5 6 7; do launch "$k"; done
+    for k in 5 6 7; do
+        make_root "$k" &
+        pids+=("$!")
+    done
+    for k in "${pids[@]}"; do wait "$k" || fail "making the instances' disks failed"; done
+    for k in 5 6 7; do
+        setup_snapshots "$k"
+        make_net "$k"
+        start_imds "$k"
+        boot "$k"
+    done
+    say "booting instances 5-7 with the bucket set: ${IDS[5]} ${IDS[6]} ${IDS[7]}"
+    for k in 5 6 7; do check_cloud_init "$k"; done
+    for k in 5 6 7; do wait_for "node $k: etcd running" 300 etcd_active "$k"; done
+    for k in 5 6 7; do
+        expect_cluster "$k" "$(ids_of 5 6 7)" 120
+        no_default_cluster "$k"
+        states+="$(env_value "$k" ETCD_INITIAL_CLUSTER_STATE) "
+        # A local (serializable) read: this member's own data holds the keys.
+        for n in 1 2 3; do
+            [ "$(etcdctl_on "$k" get --consistency=s --print-value-only "/boot-test/key-$n")" = "value-$n" ] \
+                || fail "node $k: /boot-test/key-$n is not value-$n"
+        done
+        if journal_of "$k" etcd-discovery.service | grep -q "restored s3://$BUCKET/"; then
+            restored=$((restored + 1))
+        fi
+    done
+    [ "$restored" -ge 1 ] || fail "no new instance says it restored the snapshot"
+    say "scenario 6 passed: after a total loss, three new instances restored (restored on $restored; states: $states) one cluster holding the keys in $((SECONDS - before)) s"
 }
 
 static_checks() {
-    local root out score unit
-    root=$(root_of 1)
+    local node=$1 root out score unit
+    root=$(root_of "$node")
     mkdir -p "$root/root/cloud-init-files"
     cp tests/cloud-init/* "$root/root/cloud-init-files/"
-    out=$(on 1 systemd-analyze verify --man=no /etc/systemd/system/etcd-discovery.service \
+    out=$(on "$node" systemd-analyze verify --man=no /etc/systemd/system/etcd-discovery.service \
         /etc/systemd/system/etcd-discovery-promote.service /etc/systemd/system/etcd-discovery-reconcile.service \
-        /etc/systemd/system/etcd-discovery-reconcile.timer etcd.service 2>&1) || fail "systemd-analyze verify: $out"
+        /etc/systemd/system/etcd-discovery-reconcile.timer /etc/systemd/system/etcd-discovery-snapshot.service \
+        /etc/systemd/system/etcd-discovery-snapshot.timer etcd.service 2>&1) || fail "systemd-analyze verify: $out"
     [ -z "$out" ] || fail "systemd-analyze verify warns: $out"
     # The proxy's units, verified under the names they have on a proxy node.
     local proxy=$root/root/proxy-units
@@ -458,20 +558,20 @@ static_checks() {
     cp tests/cloud-init/etcd-discovery-proxy.service "$proxy/etcd-discovery.service"
     # Their own directory first on the unit path, so that they find each other (the master's
     # etcd-discovery.service is installed there).
-    out=$(on 1 env SYSTEMD_UNIT_PATH=/root/proxy-units: systemd-analyze verify --man=no \
+    out=$(on "$node" env SYSTEMD_UNIT_PATH=/root/proxy-units: systemd-analyze verify --man=no \
         /root/proxy-units/etcd-discovery.service /root/proxy-units/etcd-gateway.service \
         /root/proxy-units/etcd-discovery-refresh.timer /root/proxy-units/etcd-gateway-restart.path \
         /root/proxy-units/etcd-gateway-restart.service 2>&1) || fail "systemd-analyze verify (proxy units): $out"
     [ -z "$out" ] || fail "systemd-analyze verify (proxy units) warns: $out"
-    for unit in etcd-discovery.service etcd-discovery-promote.service etcd-discovery-reconcile.service; do
-        score=$(on 1 systemd-analyze security --no-pager "$unit" | sed -n 's/.*Overall exposure level for .*: \([0-9.]*\).*/\1/p')
+    for unit in etcd-discovery.service etcd-discovery-promote.service etcd-discovery-reconcile.service etcd-discovery-snapshot.service; do
+        score=$(on "$node" systemd-analyze security --no-pager "$unit" | sed -n 's/.*Overall exposure level for .*: \([0-9.]*\).*/\1/p')
         if [ -z "$score" ] || ! awk -v s="$score" 'BEGIN { exit !(s <= 3.0) }'; then
             fail "systemd-analyze security $unit: ${score:-no score}, over 3.0"
         fi
         say "systemd-analyze security $unit: $score"
     done
     for unit in master.yaml proxy.yaml master-al2023.yaml; do
-        out=$(on 1 cloud-init schema --config-file "/root/cloud-init-files/$unit" 2>&1) || fail "cloud-init schema $unit: $out"
+        out=$(on "$node" cloud-init schema --config-file "/root/cloud-init-files/$unit" 2>&1) || fail "cloud-init schema $unit: $out"
         say "cloud-init schema $unit: ${out##*$'\n'}"
     done
     local scripts=(build.sh tests/boot/*.sh tests/cloud-init/*.sh tests/cloud-init/policy-rc.d)

@@ -1,7 +1,7 @@
 #!/bin/sh
 # /usr/local/sbin/install-etcd on Amazon Linux 2023 (no etcd package there): download the
 # etcd project's release for this machine's architecture, check it against the digest pinned
-# in the user data, install etcd and etcdctl into /usr/local/bin.
+# in the user data, install etcd, etcdctl and etcdutl into /usr/local/bin.
 #   ETCD_VERSION          e.g. v3.5.17 (required)
 #   ETCD_SHA256_AMD64     sha256 of etcd-$ETCD_VERSION-linux-amd64.tar.gz (the release's SHA256SUMS)
 #   ETCD_SHA256_ARM64     sha256 of etcd-$ETCD_VERSION-linux-arm64.tar.gz
@@ -27,7 +27,9 @@ if ! echo "$digest  $name.tar.gz" | sha256sum -c - >/dev/null 2>&1; then
     exit 1
 fi
 tar -xzf "$name.tar.gz"
-install -m 0755 "$name/etcd" "$name/etcdctl" /usr/local/bin/
+install -m 0755 "$name/etcd" "$name/etcdctl" "$name/etcdutl" /usr/local/bin/
 getent passwd etcd >/dev/null || useradd --system --home-dir /var/lib/etcd --shell /sbin/nologin etcd
 install -d -m 0700 -o etcd -g etcd /var/lib/etcd
+# The data directory too: etcd-discovery's unit may write only there, if it exists.
+install -d -m 0700 -o etcd -g etcd /var/lib/etcd/default
 /usr/local/bin/etcd --version

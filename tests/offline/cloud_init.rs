@@ -137,7 +137,16 @@ fn units_have_what_systemd_needs() {
         &master,
         "Service",
         "CapabilityBoundingSet",
-        "CAP_DAC_READ_SEARCH CAP_DAC_OVERRIDE"
+        "CAP_DAC_READ_SEARCH CAP_DAC_OVERRIDE CAP_CHOWN"
+    ));
+    // Issue 15: a restore gives the restored files to etcd (chown, which ~@privileged denies
+    // unless allowed back after it), with the bucket from the snapshot unit's file.
+    assert!(has(&master, "Service", "SystemCallFilter", "@chown"));
+    assert!(has(
+        &master,
+        "Service",
+        "EnvironmentFile",
+        "-/etc/sysconfig/etcd-discovery-snapshot"
     ));
     assert!(has(
         &unit("30-etcd-discovery.conf"),
