@@ -264,7 +264,7 @@ fn give_to_owner_of(data_dir: &Path, member: &Path) -> Result<()> {
         std::os::unix::fs::lchown(&path, Some(uid), Some(gid)).map_err(|e| {
             failed(format!(
                 "cannot give {} to the data directory's owner ({uid}:{gid}): {e} (the unit \
-                 needs CAP_CHOWN to restore)",
+                 needs CAP_CHOWN and SystemCallFilter=@chown to restore: README, the unit)",
                 path.display()
             ))
         })?;
