@@ -192,6 +192,16 @@ EOF
     done
 }
 
+# The disks of instances "$@", made at once (each a 285 MB tar extraction).
+make_roots() {
+    local k pids=()
+    for k in "$@"; do
+        make_root "$k" &
+        pids+=("$!")
+    done
+    for k in "${pids[@]}"; do wait "$k" || fail "making the instances' disks failed"; done
+}
+
 # The instance's network namespace, its veth on the switch, its IMDS stub.
 make_net() {
     local k=$1 ns
@@ -385,13 +395,7 @@ main() {
 
     local k
     for k in 1 2 3; do launch "$k"; done
-    # Three disks at once (each a 285 MB tar extraction).
-    local pids=()
-    for k in 1 2 3; do
-        make_root "$k" &
-        pids+=("$!")
-    done
-    for k in "${pids[@]}"; do wait "$k" || fail "making the instances' disks failed"; done
+    make_roots 1 2 3
     for k in 1 2 3; do
         make_net "$k"
         start_imds "$k"
@@ -475,7 +479,7 @@ main() {
 # leader uploads one snapshot); every instance stopped and terminated; three new instances
 # with the same bucket restore it and form one healthy cluster holding the keys.
 total_loss() {
-    local before=$SECONDS members=(1 2 4) k n objects uploaded=0 restored=0 states="" pids=()
+    local before=$SECONDS members=(1 2 4) k n objects uploaded=0 restored=0 states=""
     for n in 1 2 3; do
         etcdctl_on 1 put "/boot-test/key-$n" "value-$n" >/dev/null || fail "writing /boot-test/key-$n failed"
     done
@@ -510,11 +514,7 @@ total_loss() {
     say "every instance stopped and terminated"
 
     for k in 5 6 7; do launch "$k"; done
-    for k in 5 6 7; do
-        make_root "$k" &
-        pids+=("$!")
-    done
-    for k in "${pids[@]}"; do wait "$k" || fail "making the instances' disks failed"; done
+    make_roots 5 6 7
     for k in 5 6 7; do
         setup_snapshots "$k"
         make_net "$k"
