@@ -707,8 +707,27 @@ fn leave_removes_this_member_and_completes_the_lifecycle_hook() {
         Imds::v2(),
     );
     *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true), w.member(4, true)];
+    // This node's own etcd answers the look first; the removal still goes to another member
+    // (a member that removes itself stops before it answers).
+    for other in &w.etcd[1..] {
+        other
+            .latency_ms
+            .store(300, std::sync::atomic::Ordering::Relaxed);
+    }
     let out = w.run(&["leave", "--lifecycle-hook", "etcd-leave"]);
     assert_success(&out);
+    let removed_at: Vec<String> = w
+        .etcd
+        .iter()
+        .filter(|e| e.requests().iter().any(|r| r.path.ends_with("/remove")))
+        .map(|e| e.ip.clone())
+        .collect();
+    assert_eq!(removed_at.len(), 1);
+    assert_ne!(
+        removed_at[0],
+        World::ip(26, 2),
+        "not through the leaving member"
+    );
     assert_eq!(
         w.etcd_changes(),
         vec![(
