@@ -944,13 +944,21 @@ fn read_record(world: &World, bucket: &Bucket, observed: &mut Observed) -> Resul
     let (Some(location), None) = (&world.config.snapshot_url, &observed.members) else {
         return Ok(RecordSeen::Tags);
     };
-    let found = bucket
-        .s3(world.config, location)?
-        .get_versioned(&snapshot::record_name(&location.prefix))?;
+    let found = record_in_bucket(bucket.s3(world.config, location)?, location)?;
     if let Some(object) = &found {
-        observed.bootstrap_record = Some(object.text.trim().to_string());
+        observed.bootstrap_record = Some(object.text.clone());
     }
     Ok(RecordSeen::S3(found.map(|v| v.etag)))
+}
+
+/// The bucket's bootstrap record (`PREFIX/etcd-discovery-bootstrap`), its text trimmed (an
+/// object an operator wrote by hand may end with a newline).
+fn record_in_bucket(s3: &S3, location: &s3::Location) -> Result<Option<s3::Versioned>> {
+    let found = s3.get_versioned(&snapshot::record_name(&location.prefix))?;
+    Ok(found.map(|v| s3::Versioned {
+        text: v.text.trim().to_string(),
+        ..v
+    }))
 }
 
 /// Rule 8: this node's own removal goes through another healthy member. A member that
@@ -990,7 +998,7 @@ fn record_bootstrap(full: &FullPath, initial_cluster: &str) -> Result<()> {
         }
         log::info!("recorded the bootstrap at {at}");
         return verify_record(world, initial_cluster, |_| {
-            Ok(s3.get_versioned(&key)?.map(|v| v.text.trim().to_string()))
+            Ok(record_in_bucket(s3, location)?.map(|v| v.text))
         });
     }
     let Some(group) = full.my_group.as_deref() else {
@@ -1170,11 +1178,10 @@ struct FullPath<'w, 'a> {
     bucket: &'w Bucket<'a>,
 }
 
-/// Carries the plan out (`--dry-run`: prints it) and writes the file. `group`: the full path's
-/// edges and the group that lists this instance, for a bootstrap's record (rule 14) and the
-/// last look before a file that brings a member (rule 10); the reboot fast path has none and
-/// needs none (its plan changes nothing, and restores nothing). The bucket is where a
-/// bootstrap from nothing restores from (`Plan::restore`, with `--snapshot-url`).
+/// Carries the plan out (`--dry-run`: prints it) and writes the file. `full`: what the full
+/// path saw (`FullPath`), for a bootstrap's record (rule 14), the last look before a file
+/// that brings a member (rule 10) and a restore (`Plan::restore`, with `--snapshot-url`); the
+/// reboot fast path has none and needs none (its plan changes nothing, and restores nothing).
 fn finish(
     config: &Config,
     settings: &Settings,
