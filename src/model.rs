@@ -247,8 +247,8 @@ pub struct Observed {
     /// the file, `datadir.rs`): etcd has not run from that file, so no data was lost.
     pub never_started: bool,
     /// The initial cluster of a bootstrap, as its seed recorded it before its etcd first
-    /// started (in the group's tags, or with `--snapshot-url` in the bucket: rule 14); it
-    /// outlives the seed's instance (rule 14).
+    /// started (in the group's tags, or with `--snapshot-url` in the bucket); it outlives the
+    /// seed's instance (rule 14).
     pub bootstrap_record: Option<String>,
     /// The members the cluster's last join left, as it recorded them in the group's tags
     /// (rule 17).

@@ -12,8 +12,8 @@ pub mod sign;
 use crate::error::{Error, Result};
 use crate::http::{body_snippet, Response};
 
-/// A signed request's headers as `Http::send` takes them: `extra` (those signed with it),
-/// then the signature's own.
+/// A signed request's headers as `Http::send` takes them: `extra` (the request's own: the
+/// Query API signs them, S3's conditions go unsigned), then the signature's own.
 pub fn header_pairs<'a>(
     extra: &[(&'a str, &'a str)],
     signed: &'a [(String, String)],
