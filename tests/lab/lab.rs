@@ -35,15 +35,22 @@ impl Drop for Guard {
 }
 
 /// Polls `check` every 100 ms until it holds or `limit` passes.
-pub fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+pub fn wait_until(what: &str, limit: Duration, check: impl FnMut() -> bool) {
+    if !poll_until(limit, check) {
+        panic!("timed out after {limit:?} waiting for {what}");
+    }
+}
+
+/// Polls `check` every 100 ms; whether it held before `limit` passed.
+pub fn poll_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         if check() {
-            return;
+            return true;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    panic!("timed out after {limit:?} waiting for {what}");
+    false
 }
 
 pub struct Moto {
@@ -795,24 +802,65 @@ impl Lab {
     /// more than 30 s (five members, two late, from a clean clone).
     pub fn wait_healthy(&self, k: u8, etcdctl_tls: &[String]) {
         let endpoint = self.env_value(k, "ETCD_ADVERTISE_CLIENT_URLS");
-        wait_until(
-            &format!("etcd {k} healthy"),
-            Duration::from_secs(90),
-            || {
-                etcd_tool("etcdctl")
-                    .env("ETCDCTL_API", "3")
-                    .args([
-                        "--endpoints",
-                        &endpoint,
-                        "--dial-timeout=1s",
-                        "--command-timeout=2s",
-                    ])
-                    .args(etcdctl_tls)
-                    .args(["endpoint", "health"])
-                    .output()
-                    .is_ok_and(|o| o.status.success())
-            },
-        );
+        let limit = Duration::from_secs(90);
+        let healthy = poll_until(limit, || {
+            etcd_tool("etcdctl")
+                .env("ETCDCTL_API", "3")
+                .args([
+                    "--endpoints",
+                    &endpoint,
+                    "--dial-timeout=1s",
+                    "--command-timeout=2s",
+                ])
+                .args(etcdctl_tls)
+                .args(["endpoint", "health"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+        if !healthy {
+            panic!(
+                "timed out after {limit:?} waiting for etcd {k} healthy\n{}",
+                self.etcd_report()
+            );
+        }
+    }
+
+    /// For the reader of a failed wait, which CI shows only in part: each node's state, whether
+    /// its etcd still runs, and the ends of its etcd's log (warnings and worse) and the tool's.
+    fn etcd_report(&self) -> String {
+        let tail = |path: PathBuf, lines: usize| {
+            let text = fs::read_to_string(path).unwrap_or_default();
+            let all: Vec<&str> = text.lines().collect();
+            all[all.len().saturating_sub(lines)..].join("\n")
+        };
+        let mut report = String::new();
+        for (k, node) in &self.nodes {
+            let state = fs::read_to_string(self.env_file(*k))
+                .ok()
+                .and_then(|text| {
+                    text.lines()
+                        .find_map(|l| l.strip_prefix("ETCD_INITIAL_CLUSTER_STATE="))
+                        .map(str::to_string)
+                })
+                .unwrap_or_else(|| "no file".into());
+            let etcd = match &node.etcd {
+                None => "not started".to_string(),
+                Some(guard) => {
+                    let pid = guard.child.id();
+                    // An exited child stays a zombie until the guard reaps it.
+                    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+                        Ok(stat) if !stat.contains(") Z ") => format!("running (pid {pid})"),
+                        _ => format!("exited (pid {pid})"),
+                    }
+                }
+            };
+            report += &format!(
+                "---- node {k}: {state}, etcd {etcd}; etcd.log ends:\n{}\n---- node {k}: discovery.log ends:\n{}\n",
+                tail(self.node_dir(*k).join("etcd.log"), 12),
+                tail(self.node_dir(*k).join("discovery.log"), 6),
+            );
+        }
+        report
     }
 
     /// `etcdctl member list` through k: (name, peer URL, started) of each member, sorted.
