@@ -676,6 +676,23 @@ impl Etcd {
         Ok(!status.leader.is_empty() && status.leader == status.header.member_id)
     }
 
+    /// Whether the cluster has decided its version, as this member answers `GET /version`.
+    /// Until it has, etcd refuses to start a member `existing` from an empty data directory.
+    pub fn cluster_version_decided(&self) -> Result<bool> {
+        let what = format!("etcd version at {}", self.endpoint);
+        let response = self
+            .http
+            .send(&what, "GET", &self.url("/version"), &[], None)?;
+        if !response.is_success() {
+            return Err(Error::Status {
+                what,
+                status: response.status,
+                body: body_snippet(&response),
+            });
+        }
+        parse_cluster_version_decided(&response.body)
+    }
+
     /// The store's revision at this member now (v3 maintenance status).
     pub fn revision(&self) -> Result<u64> {
         let what = format!("etcd status at {}", self.endpoint);
@@ -1042,6 +1059,24 @@ fn unhealthy_note(errors: &[String], reason: &str) -> String {
     }
 }
 
+/// `GET /version`: `{"etcdserver":"3.4.23","etcdcluster":"3.4.0"}`, the cluster's version
+/// `not_decided` until its leader decides it.
+#[derive(Deserialize)]
+struct VersionAnswer {
+    etcdcluster: String,
+}
+
+/// Whether a `/version` answer names a cluster version (`3.4.0`), as etcd itself checks a
+/// peer's before a member joins: `not_decided` does not parse as one.
+pub fn parse_cluster_version_decided(body: &str) -> Result<bool> {
+    let answer: VersionAnswer = parse_json("etcd version", body)?;
+    let parts: Vec<&str> = answer.etcdcluster.split('.').collect();
+    Ok(parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())))
+}
+
 /// `{"health":"true"}` (etcd 3.4 writes a string; later versions may write a bool, and a
 /// `reason`).
 #[derive(Deserialize)]
@@ -1075,6 +1110,13 @@ mod tests {
         let unstarted = &members[2];
         assert!(!unstarted.is_started() && unstarted.client_urls.is_empty());
         assert!(unstarted.is_learner);
+    }
+
+    #[test]
+    fn version_fixtures() {
+        assert!(!parse_cluster_version_decided(&fixture("version-not-decided.json")).unwrap());
+        assert!(parse_cluster_version_decided(&fixture("version-decided.json")).unwrap());
+        assert!(parse_cluster_version_decided(r#"{"etcdserver":"x"}"#).is_err());
     }
 
     #[test]

@@ -241,6 +241,10 @@ pub struct Observed {
     /// address answered in a way that is not "nothing listens". Never removed.
     pub present: Vec<u64>,
     pub local_data: LocalData,
+    /// The member that gave the list has no cluster version yet (`/version` says
+    /// `not_decided`): the cluster formed moments ago. Asked only when this node's etcd would
+    /// start from an empty data directory (rule 18).
+    pub cluster_version_undecided: bool,
     /// What the previous env file says of this instance.
     pub previous_file: PreviousFile,
     /// The data directory is as it was when the bootstrap file was written (its fingerprint in
@@ -274,6 +278,7 @@ impl Observed {
             healthy: Vec::new(),
             present: Vec::new(),
             local_data,
+            cluster_version_undecided: false,
             previous_file,
             never_started: false,
             bootstrap_record: None,

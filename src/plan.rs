@@ -227,6 +227,20 @@ pub fn reboot_member<'a>(
         .filter(|m| local_data != LocalData::Missing || m.client_urls.is_empty())
 }
 
+/// Whether this node's etcd, started now, would start without member data of its own, and so
+/// first ask its peers for the cluster's version (rule 18): its data directory holds none, or,
+/// when that is not known, the list has no member by its name that has published (a join, or
+/// an initial member that never started).
+pub fn starts_without_member_data(me: &str, members: &[Member], local_data: LocalData) -> bool {
+    match local_data {
+        LocalData::Present => false,
+        LocalData::Missing => true,
+        LocalData::Unknown => !members
+            .iter()
+            .any(|m| m.name == me && !m.client_urls.is_empty()),
+    }
+}
+
 /// What the reboot fast path has seen before any AWS call: the previous file, who this
 /// instance is (IMDS), the member list the peers (or, for a proxy, the endpoints) that file
 /// names gave, and the data directory.
@@ -342,6 +356,33 @@ pub fn reboot_shortcut(seen: &Shortcut, settings: &Settings) -> std::result::Res
 
 /// Decides. Pure: the same observation always gives the same plan.
 pub fn plan(observed: &Observed, settings: &Settings) -> Result<Plan> {
+    let plan = decide(observed, settings)?;
+    // Rule 18: etcd started `existing` from an empty data directory first asks its peers for
+    // the cluster's version, and exits ("incompatible with current running cluster") when
+    // none has one. A cluster decides it seconds after it forms: a late initial member, or a
+    // join, that looks in that window waits, before any change.
+    let without_data = |members: &[Member]| {
+        starts_without_member_data(&observed.me.instance_id, members, observed.local_data)
+    };
+    if plan.mode == Mode::Existing
+        && observed.cluster_version_undecided
+        && observed.members.as_deref().is_some_and(without_data)
+    {
+        return Ok(Plan::new(
+            Mode::Wait,
+            vec![],
+            format!(
+                "the cluster has not decided its version yet (it formed moments ago): etcd \
+                 would refuse to join it now; then: {}",
+                plan.summary
+            ),
+        ));
+    }
+    Ok(plan)
+}
+
+/// `plan`, but for rule 18.
+fn decide(observed: &Observed, settings: &Settings) -> Result<Plan> {
     let me = me_as_instance(observed);
     if settings.proxy_mode {
         let summary = match &observed.members {
@@ -1304,11 +1345,113 @@ mod tests {
             present: healthy.clone(),
             healthy,
             local_data: LocalData::Unknown,
+            cluster_version_undecided: false,
             previous_file: PreviousFile::NotAMember,
             never_started: false,
             bootstrap_record: None,
             members_record: None,
         }
+    }
+
+    #[test]
+    fn rule_18_an_etcd_that_joins_from_no_data_waits_for_the_cluster_version() {
+        // An initial member of the bootstrap, listed by name but never started: the late one.
+        let late = || {
+            let mut members = three_members();
+            members.push(Member {
+                client_urls: vec![],
+                ..member(14, "i-4", "10.0.2.4")
+            });
+            members
+        };
+        let cases = [
+            (
+                "late initial member, no data, undecided",
+                late(),
+                LocalData::Missing,
+                true,
+                Mode::Wait,
+                0,
+            ),
+            (
+                "late initial member, no data, decided",
+                late(),
+                LocalData::Missing,
+                false,
+                Mode::Existing,
+                0,
+            ),
+            (
+                "late initial member, data not named, undecided",
+                late(),
+                LocalData::Unknown,
+                true,
+                Mode::Wait,
+                0,
+            ),
+            (
+                "a join, data not named, undecided",
+                three_members(),
+                LocalData::Unknown,
+                true,
+                Mode::Wait,
+                0,
+            ),
+            (
+                "a started member, data not named: etcd restarts from what it has",
+                [three_members(), vec![member(14, "i-4", "10.0.2.4")]].concat(),
+                LocalData::Unknown,
+                true,
+                Mode::Existing,
+                0,
+            ),
+            (
+                "a join, undecided: no add yet",
+                three_members(),
+                LocalData::Missing,
+                true,
+                Mode::Wait,
+                0,
+            ),
+            (
+                "a join, decided",
+                three_members(),
+                LocalData::Missing,
+                false,
+                Mode::Existing,
+                1,
+            ),
+            // etcd restarts from its write-ahead log and asks nobody for the version.
+            (
+                "a member with its data",
+                late(),
+                LocalData::Present,
+                true,
+                Mode::Existing,
+                0,
+            ),
+        ];
+        for (name, members, local_data, undecided, mode, actions) in cases {
+            let mut seen = observed(4, &[1, 2, 3, 4], Some(members));
+            seen.local_data = local_data;
+            seen.cluster_version_undecided = undecided;
+            let plan = plan(&seen, &settings()).unwrap();
+            assert_eq!(
+                (plan.mode, plan.actions.len()),
+                (mode, actions),
+                "{name}: {plan:?}"
+            );
+            if mode == Mode::Wait {
+                assert!(
+                    plan.summary.contains("has not decided its version"),
+                    "{name}"
+                );
+            }
+        }
+        // A bootstrap asks nobody: there is no version to wait for.
+        let mut seen = observed(1, &[1, 2, 3], None);
+        seen.cluster_version_undecided = true;
+        assert_eq!(plan(&seen, &settings()).unwrap().mode, Mode::New);
     }
 
     fn three_members() -> Vec<Member> {

@@ -372,6 +372,23 @@ impl World<'_> {
             }
             (Err(e), _) => return Err(e),
         };
+        // Rule 18: only an etcd that starts without member data asks its peers for the
+        // cluster's version; a failed ask holds nothing back (etcd would say it at start).
+        let without_data = |members: &[crate::model::Member]| {
+            plan::starts_without_member_data(&self.me.instance_id, members, local_data)
+        };
+        let cluster_version_undecided = match (&etcd, &members) {
+            (Some(etcd), Some(members)) if probe_peers && without_data(members) => {
+                match etcd.cluster_version_decided() {
+                    Ok(decided) => !decided,
+                    Err(e) => {
+                        log::debug!("{e}: the cluster's version is not known");
+                        false
+                    }
+                }
+            }
+            _ => false,
+        };
         // A plain reboot is decided without health: one round trip less on every reboot.
         // The member commands always weigh health.
         let needs_health = |members: &[crate::model::Member]| {
@@ -415,6 +432,7 @@ impl World<'_> {
             healthy,
             present,
             local_data,
+            cluster_version_undecided,
             previous_file,
             never_started,
             bootstrap_record,

@@ -11,7 +11,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use super::fake::FakeServer;
-use super::world::{aws_handler, imds_handler, Imds, World, PROFILE_TOKEN};
+use super::world::{aws_handler, imds_handler, EtcdApi, EtcdFault, Imds, World, PROFILE_TOKEN};
 use super::{assert_failure, assert_success, cluster, env_value, group, stderr, wait_bounded};
 
 #[test]
@@ -256,4 +256,63 @@ fn an_instance_autoscaling_never_lists_ends_in_75() {
         "bounded by --boot-wait: {:?}",
         started.elapsed()
     );
+}
+
+#[test]
+fn a_join_waits_until_the_cluster_has_decided_its_version() {
+    // Rule 18: etcd started `existing` without member data exits ("incompatible with current
+    // running cluster") while no peer names the cluster's version, as in the first moments
+    // after a cluster formed. Instance 5 replaces 4: it adds nothing until the version is
+    // decided, then joins.
+    let w = World::new(
+        139,
+        5,
+        vec![group("etcd", &[2, 3, 5])],
+        Some((&[2, 3], EtcdApi::V3)),
+        vec![],
+        Imds::v2(),
+    );
+    *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true), w.member(4, true)];
+    *w.etcd_fault.lock().unwrap() = Some(EtcdFault::VersionNotDecided(2));
+    let out = w.run(&["--wait-timeout=60s"]);
+    assert_success(&out);
+    let log = stderr(&out);
+    assert!(
+        log.contains("waiting before deciding: the cluster has not decided its version yet"),
+        "{log}"
+    );
+    let versions = w
+        .etcd_requests()
+        .iter()
+        .filter(|r| r.path == "/version")
+        .count();
+    assert_eq!(versions, 3, "asked until it was decided: {log}");
+    let changes: Vec<String> = w
+        .etcd_changes()
+        .into_iter()
+        .map(|(path, _)| path)
+        .filter(|path| path != "/version")
+        .collect();
+    assert_eq!(
+        changes,
+        ["/v3/cluster/member/remove", "/v3/cluster/member/add"],
+        "the dead member out, this one in"
+    );
+    let text = fs::read_to_string(w.env_file()).unwrap();
+    assert_eq!(env_value(&text, "ETCD_INITIAL_CLUSTER_STATE"), "existing");
+
+    // A member with its data restarts from it: the version is not even asked.
+    drop(w);
+    let w = World::new(
+        139,
+        2,
+        vec![group("etcd", &[2, 3, 5])],
+        Some((&[3, 5], EtcdApi::V3)),
+        vec![],
+        Imds::v2(),
+    );
+    *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true), w.member(5, true)];
+    *w.etcd_fault.lock().unwrap() = Some(EtcdFault::VersionNotDecided(100));
+    assert_success(&w.run(&[]));
+    assert!(w.etcd_requests().iter().all(|r| r.path != "/version"));
 }

@@ -123,6 +123,9 @@ pub enum EtcdFault {
     /// Another node's add lands just before the next v3 add (once): etcd 3.5.30, 3.6.11 and
     /// 3.7 accept both, where older ones refused the second as "unhealthy cluster".
     AnotherAddFirst(FakeMember),
+    /// The cluster formed moments ago: `/version` names no cluster version for this many
+    /// more answers.
+    VersionNotDecided(u32),
 }
 
 impl World {
@@ -589,7 +592,9 @@ fn start_etcd(
                 *fault = None;
             }
         }
-        match (fault.lock().unwrap().clone(), r.path.as_str()) {
+        // Cloned first: the arms below may set the fault.
+        let current = fault.lock().unwrap().clone();
+        match (current, r.path.as_str()) {
             (Some(EtcdFault::List(status, body)), "/v3/cluster/member/list" | "/v2/members")
                 if r.method != "DELETE" =>
             {
@@ -600,6 +605,14 @@ fn start_etcd(
                 return (504, String::new());
             }
             // Shapes captured from etcd 3.4.23 with a NOSPACE alarm raised.
+            (Some(EtcdFault::VersionNotDecided(left)), "/version") => {
+                *fault.lock().unwrap() =
+                    (left > 1).then_some(EtcdFault::VersionNotDecided(left - 1));
+                return (
+                    200,
+                    include_str!("../../fixtures/etcd/version-not-decided.json").into(),
+                );
+            }
             (Some(EtcdFault::NoSpaceAlarm), "/health") => {
                 return (503, r#"{"health":"false"}"#.into())
             }
@@ -614,6 +627,10 @@ fn start_etcd(
         let mut list = members.lock().unwrap();
         match (r.method.as_str(), r.path.as_str(), api) {
             ("GET", "/health", _) => (200, r#"{"health":"true"}"#.into()),
+            ("GET", "/version", _) => (
+                200,
+                include_str!("../../fixtures/etcd/version-decided.json").into(),
+            ),
             ("POST", p, EtcdApi::V2Only) if p.starts_with("/v3/") => {
                 (404, "404 page not found\n".into())
             }
