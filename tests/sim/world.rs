@@ -58,6 +58,8 @@ pub struct Cluster {
     pub members: Vec<SimMember>,
     /// Its first member started from the bucket's snapshot (a restore), not empty.
     pub restored: bool,
+    /// Its leader has decided the cluster's version (`/version` no longer `not_decided`).
+    pub version_decided: bool,
 }
 
 /// What etcd keeps in its data directory.
@@ -252,6 +254,9 @@ pub struct World {
     /// A formed cluster was left with fewer members on counted instances than its quorum
     /// (scale-ins, terminations): the group took its data away (known K8).
     pub majority_left: bool,
+    /// A formed cluster lost its leader before it decided its version: etcd refuses every
+    /// `existing` start from no data until a member that ran comes back (known K11).
+    pub lost_leader_undecided: bool,
     /// AWS answers every call with `Throttling` (a burst); the tool's retries give up and the
     /// run exits 75.
     pub throttled: bool,
@@ -319,6 +324,8 @@ pub enum Event {
     FinishTerminate(u8),
     /// `etcd-discovery reconcile` on the leader's timer.
     Reconcile,
+    /// The leader of a cluster decides its version, a moment after the cluster formed.
+    DecideVersion,
 }
 
 impl Event {
@@ -398,6 +405,7 @@ impl World {
             members_record: None,
             older_in_service_while_seeding: false,
             majority_left: false,
+            lost_leader_undecided: false,
             throttled: false,
             operations: false,
             dns,
@@ -573,6 +581,15 @@ impl World {
         } else {
             LocalData::Missing
         };
+        // run.rs asks the member that answered for the cluster's version when this node's
+        // etcd would start from no data (rule 18).
+        let cluster_version_undecided = discover
+            && members
+                .as_deref()
+                .is_some_and(|m| plan::starts_without_member_data(&me.id(), m, local_data))
+            && found
+                .and_then(|id| self.cluster(id))
+                .is_some_and(|c| !c.version_decided);
         let mut healthy = Vec::new();
         let mut present = Vec::new();
         if let (Some(members), Some(cluster)) = (&members, found.and_then(|id| self.cluster(id))) {
@@ -610,6 +627,7 @@ impl World {
             healthy,
             present,
             local_data,
+            cluster_version_undecided,
             previous_file: match &me.file {
                 Some(f) if f.name == me.id() && f.new => model::PreviousFile::Bootstrap {
                     initial_cluster: f
@@ -667,6 +685,13 @@ impl World {
         if self.reconciler().is_some() && self.stale_member() {
             events.push(Event::Reconcile);
         }
+        if self
+            .clusters
+            .iter()
+            .any(|c| !c.version_decided && self.has_leader(c))
+        {
+            events.push(Event::DecideVersion);
+        }
         if self.faults < fault_budget && self.operations {
             if self.desired < 9 {
                 events.push(Event::ScaleOut);
@@ -719,6 +744,9 @@ impl World {
         let mut causes = String::new();
         if self.lost_unformed_bootstrap {
             causes.push_str(" (a bootstrap member lost its data before the cluster formed)");
+        }
+        if self.lost_leader_undecided {
+            causes.push_str(" (a formed cluster lost its leader before deciding its version)");
         }
         if self.majority_left {
             causes.push_str(" (a formed cluster's majority left the group)");
@@ -825,6 +853,17 @@ impl World {
                 self.node_mut(n).left = true;
             }
             Event::Reconcile => self.reconcile()?,
+            Event::DecideVersion => {
+                let undecided: Vec<u64> = self
+                    .clusters
+                    .iter()
+                    .filter(|c| !c.version_decided && self.has_leader(c))
+                    .map(|c| c.id)
+                    .collect();
+                for c in self.clusters.iter_mut() {
+                    c.version_decided |= undecided.contains(&c.id);
+                }
+            }
         }
         self.lost_recorded_bootstrap |= self.recorded_bootstrap_lost();
         self.majority_left |= self.clusters.iter().any(|c| {
@@ -838,6 +877,9 @@ impl World {
                 })
                 .count();
             c.members.iter().any(|m| m.published) && kept < quorum(c.members.len())
+        });
+        self.lost_leader_undecided |= self.clusters.iter().any(|c| {
+            c.members.iter().any(|m| m.published) && !c.version_decided && !self.has_leader(c)
         });
         // A formed cluster that lost the data of a majority stays lost, even once its record
         // is dropped below.
@@ -1453,6 +1495,7 @@ impl World {
                     id,
                     members,
                     restored: file.restored,
+                    version_decided: false,
                 });
             }
             let x = self.node_mut(n);
@@ -1494,6 +1537,14 @@ impl World {
             if !cluster.members.iter().any(|m| &m.peer_url == url) {
                 return refuse(format!("{url} in the file is no member of the cluster"));
             }
+        }
+        // isCompatibleWithCluster: a peer must name the cluster's version.
+        if !cluster.version_decided {
+            return refuse(
+                "incompatible with current running cluster: no peer has decided the cluster's \
+                 version yet"
+                    .into(),
+            );
         }
         let mine = cluster
             .members
@@ -1609,6 +1660,7 @@ impl World {
         };
         // Every member is a counted instance's: reconcile or a join removed the others.
         self.has_leader(cluster)
+            && cluster.version_decided
             && cluster.members.len() == living.len()
             && living.iter().all(|x| {
                 x.data.as_ref().is_some_and(|d| d.cluster == id)
