@@ -5,8 +5,11 @@
 //! Two clusters serve every rule; each step leaves its cluster in a known state.
 
 use std::fs;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
+use super::fake::FakeServer;
 use super::lab::{self, etcdctl, etcdctl_output, EtcdFlags, Lab};
 use super::{bootstrap, NO_TLS};
 
@@ -305,4 +308,61 @@ fn unhealthy_cluster_member_count_removal_quorum_removed_member_and_rebootstrap(
         "has already been bootstrapped",
     );
     assert_eq!(code, Some(1), "{log}");
+}
+
+#[test]
+fn an_existing_start_without_data_needs_a_decided_cluster_version() {
+    // Rule 18 (the model's `start_etcd`, "incompatible with current running cluster"): etcd
+    // started `existing` from an empty data directory asks its peers' `/version` and exits
+    // while none names the cluster's version. The peer is a fake that lists the two members
+    // and answers `/version` with what a real member says in the moments after its cluster
+    // formed (fixtures/etcd/version-not-decided.json), then with a decided version.
+    let lab = Lab::new(65);
+    let decided = Arc::new(AtomicBool::new(false));
+    let (peer, joiner) = (peer_url(&lab, 9), peer_url(&lab, 8));
+    let members = format!(
+        r#"[{{"id":4369,"peerURLs":["{peer}"],"name":"seen","clientURLs":["http://{}:2379"]}},{{"id":8738,"peerURLs":["{joiner}"],"name":"joiner","clientURLs":[]}}]"#,
+        lab.ip(9)
+    );
+    let answer = decided.clone();
+    let _peer = FakeServer::start_with_headers(&lab.ip(9), 2380, move |r| {
+        let cluster = vec![("X-Etcd-Cluster-ID".to_string(), "5555".to_string())];
+        match r.path.as_str() {
+            "/members" => (200, cluster, members.clone()),
+            // 3.0.0: what a leader decides first while a member's version is unknown
+            // (etcd's MinClusterVersion); both 3.4 and 3.5 accept it, and 3.4 refuses the
+            // 3.5.0 of fixtures/etcd/version-decided.json as too high.
+            "/version" if answer.load(Ordering::SeqCst) => (
+                200,
+                cluster,
+                r#"{"etcdserver":"3.4.23","etcdcluster":"3.0.0"}"#.into(),
+            ),
+            "/version" => (
+                200,
+                cluster,
+                include_str!("../../fixtures/etcd/version-not-decided.json").into(),
+            ),
+            _ => (404, cluster, String::new()),
+        }
+    });
+    let initial = format!("seen={peer},joiner={joiner}");
+    let env = join_env(&lab, 8, "joiner", &initial);
+    let mut etcd = lab.spawn_etcd(8, env.clone(), &EtcdFlags::default());
+    let (_, log) = wait_exit(&lab, 8, &mut etcd, "no peer has decided the version");
+    assert_says(
+        "undecided",
+        &log,
+        "incompatible with current running cluster",
+    );
+
+    // Decided: the same start gets past the check (it then waits for the fake's raft).
+    decided.store(true, Ordering::SeqCst);
+    fs::remove_dir_all(lab.data_dir(8)).ok();
+    let mut etcd = lab.spawn_etcd(8, env, &EtcdFlags::default());
+    std::thread::sleep(Duration::from_secs(3));
+    let log = etcd_log(&lab, 8);
+    assert!(
+        etcd.child.try_wait().unwrap().is_none() && !log.contains("incompatible"),
+        "a decided version lets the join start:\n{log}"
+    );
 }
