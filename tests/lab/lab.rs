@@ -8,8 +8,10 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -31,6 +33,51 @@ impl Drop for Guard {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A peer that never finishes an answer: every connection gets a status line and then one
+/// byte of a header line a second, so an HTTP client with a per-read timeout (etcd's peer
+/// round tripper: 5 s) waits as long as this runs. Dropped, it closes its connections within
+/// a second.
+pub struct Trickle {
+    stop: Arc<AtomicBool>,
+    addr: std::net::SocketAddr,
+}
+
+impl Trickle {
+    pub fn start(ip: &str, port: u16) -> Trickle {
+        let listener = std::net::TcpListener::bind((ip, port)).expect("bind the trickling peer");
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let accepting = stop.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if accepting.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(mut stream) = stream else { continue };
+                let stop = accepting.clone();
+                std::thread::spawn(move || {
+                    let head = b"HTTP/1.1 200 OK\r\nX-Slow: ".iter();
+                    for byte in head.chain(std::iter::repeat(&b'a')) {
+                        if stop.load(Ordering::SeqCst) || stream.write_all(&[*byte]).is_err() {
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                });
+            }
+        });
+        Trickle { stop, addr }
+    }
+}
+
+impl Drop for Trickle {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the blocking accept, which then sees the flag.
+        let _ = std::net::TcpStream::connect(self.addr);
     }
 }
 

@@ -6,7 +6,8 @@ use std::fs;
 use std::process::Command;
 use std::time::Duration;
 
-use super::lab::{self, EtcdFlags, Lab};
+use super::client::request;
+use super::lab::{self, EtcdFlags, Lab, Trickle};
 use super::{bootstrap, NO_TLS};
 
 #[test]
@@ -522,4 +523,81 @@ fn the_seed_lost_after_its_etcd_ran_never_leads_to_a_second_cluster() {
     lab.assert_cluster_is_the_nodes(3, NO_TLS);
     let value = lab::etcdctl(&lab, 5, &["get", "written-early", "--print-value-only"]);
     assert_eq!(value.trim(), "kept");
+}
+
+#[test]
+fn a_late_initial_member_waits_until_the_cluster_has_decided_its_version() {
+    // Rule 18, the lab's five-member bootstraps' failure: a late initial member that looked
+    // right after the others formed wrote `existing`, and its etcd exited "incompatible with
+    // current running cluster". Here instance 6's peer port trickles, so the leader's version
+    // check waits on it and the cluster's version stays undecided as long as the test wants.
+    let mut lab = Lab::new(66);
+    lab.create_group("etcd", "etcd-masters");
+    lab.launch("etcd", 2);
+    // The seed is the instance launched first: 2, alone in its second of launch time.
+    std::thread::sleep(Duration::from_millis(1100));
+    for k in [3, 4, 5, 6] {
+        lab.launch("etcd", k);
+    }
+    // 2, 3 and 4 decide (the seed, then two taking part through its record) before any etcd
+    // runs: a trickling peer port during their look would be somebody there.
+    let running: Vec<_> = [2, 3, 4]
+        .iter()
+        .map(|k| (*k, lab.discover_spawn(*k, &[])))
+        .collect();
+    for (k, mut tool) in running {
+        let mut status = None;
+        lab::wait_until(
+            &format!("node {k}'s tool to finish"),
+            Duration::from_secs(120),
+            || {
+                status = tool.try_wait().unwrap();
+                status.is_some()
+            },
+        );
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "node {k}: {}",
+            discovery_log(&lab, k)
+        );
+    }
+    let slow = Trickle::start(&lab.ip(6), 2380);
+    for k in [2, 3, 4] {
+        lab.start_etcd(k, &EtcdFlags::default());
+    }
+    for k in [2, 3, 4] {
+        lab.wait_healthy(k, NO_TLS);
+    }
+    let url = format!("{}/version", lab.env_value(2, "ETCD_ADVERTISE_CLIENT_URLS"));
+    let version = || request("GET", &url, &[], "").map(|(_, body)| body);
+    let before = version();
+    assert!(
+        before.as_ref().is_ok_and(|b| b.contains("not_decided")),
+        "the leader waits on the trickling peer: {before:?}"
+    );
+
+    // Instance 5 boots: it waits, with nothing changed and no file written.
+    let mut five = lab.discover_spawn(5, &[]);
+    lab::wait_until(
+        "node 5 to wait for the version",
+        Duration::from_secs(30),
+        || discovery_log(&lab, 5).contains("has not decided its version"),
+    );
+    assert!(
+        five.try_wait().unwrap().is_none(),
+        "{}",
+        discovery_log(&lab, 5)
+    );
+    assert!(!lab.env_file(5).exists());
+
+    // The trickle ends: the leader decides, and 5 joins as the member it was listed as.
+    drop(slow);
+    lab.finish_and_start(vec![(5, five)], &EtcdFlags::default());
+    assert_eq!(lab.env_value(5, "ETCD_INITIAL_CLUSTER_STATE"), "existing");
+    lab.wait_healthy(5, NO_TLS);
+    assert!(version().is_ok_and(|b| !b.contains("not_decided")));
+}
+
+fn discovery_log(lab: &Lab, k: u8) -> String {
+    fs::read_to_string(lab.node_dir(k).join("discovery.log")).unwrap_or_default()
 }
