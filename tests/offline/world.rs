@@ -308,6 +308,7 @@ impl World {
             .filter(|r| {
                 let read = r.path.ends_with("/list")
                     || r.path == "/health"
+                    || r.path == "/version"
                     || (r.method == "GET" && (r.path == "/v2/members" || r.path == "/members"));
                 !read
             })
