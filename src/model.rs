@@ -243,7 +243,7 @@ pub struct Observed {
     pub local_data: LocalData,
     /// The member that gave the list has no cluster version yet (`/version` says
     /// `not_decided`): the cluster formed moments ago. Asked only when this node's etcd would
-    /// start from an empty data directory (rule 18).
+    /// start without member data (`plan::starts_without_member_data`, rule 18).
     pub cluster_version_undecided: bool,
     /// What the previous env file says of this instance.
     pub previous_file: PreviousFile,
