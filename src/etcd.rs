@@ -183,6 +183,18 @@ struct GatewayError {
     error: String,
 }
 
+/// The answer when etcd took the request (2xx); otherwise the status, named by `what`.
+fn success(what: &str, response: Response) -> Result<Response> {
+    if response.is_success() {
+        return Ok(response);
+    }
+    Err(Error::Status {
+        what: what.to_string(),
+        status: response.status,
+        body: body_snippet(&response),
+    })
+}
+
 fn parse_json<T: for<'de> Deserialize<'de>>(what: &str, body: &str) -> Result<T> {
     serde_json::from_str(body).map_err(|e| Error::Parse {
         what: what.to_string(),
@@ -665,13 +677,7 @@ impl Etcd {
                 return Ok(r.is_success() && r.body.contains("\"StateLeader\""));
             }
         };
-        if !response.is_success() {
-            return Err(Error::Status {
-                what,
-                status: response.status,
-                body: body_snippet(&response),
-            });
-        }
+        let response = success(&what, response)?;
         let status: Status = parse_json(&what, &response.body)?;
         Ok(!status.leader.is_empty() && status.leader == status.header.member_id)
     }
@@ -683,28 +689,14 @@ impl Etcd {
         let response = self
             .http
             .send(&what, "GET", &self.url("/version"), &[], None)?;
-        if !response.is_success() {
-            return Err(Error::Status {
-                what,
-                status: response.status,
-                body: body_snippet(&response),
-            });
-        }
-        parse_cluster_version_decided(&response.body)
+        parse_cluster_version_decided(&success(&what, response)?.body)
     }
 
     /// The store's revision at this member now (v3 maintenance status).
     pub fn revision(&self) -> Result<u64> {
         let what = format!("etcd status at {}", self.endpoint);
         let response = self.post_json(&what, "/v3/maintenance/status", "{}".into())?;
-        if !response.is_success() {
-            return Err(Error::Status {
-                what,
-                status: response.status,
-                body: body_snippet(&response),
-            });
-        }
-        let status: Status = parse_json(&what, &response.body)?;
+        let status: Status = parse_json(&what, &success(&what, response)?.body)?;
         status.header.revision.parse().map_err(|_| Error::Parse {
             what,
             detail: format!("revision {:?} is not a number", status.header.revision),
