@@ -685,8 +685,18 @@ impl Lab {
     /// `finish_and_start` with each node's own etcd flags (its certificate, say).
     pub fn finish_and_start_with(
         &mut self,
-        mut running: Vec<(u8, Child)>,
+        running: Vec<(u8, Child)>,
         flags_for: impl Fn(u8) -> EtcdFlags,
+    ) {
+        self.finish_each(running, |lab, k| lab.start_etcd(k, &flags_for(k)));
+    }
+
+    /// Waits (bounded) for tools started with `discover_spawn`, each of which must succeed,
+    /// and runs `then` for each node as its tool ends.
+    pub fn finish_each(
+        &mut self,
+        mut running: Vec<(u8, Child)>,
+        mut then: impl FnMut(&mut Lab, u8),
     ) {
         let deadline = Instant::now() + Duration::from_secs(120);
         while !running.is_empty() {
@@ -695,14 +705,13 @@ impl Lab {
             for (k, mut child) in running {
                 match child.try_wait().unwrap() {
                     Some(status) => {
-                        let log = fs::read_to_string(self.node_dir(k).join("discovery.log"))
-                            .unwrap_or_default();
                         assert!(
                             status.success(),
-                            "node {k}: etcd-discovery failed ({:?}):\n{log}",
-                            status.code()
+                            "node {k}: etcd-discovery failed ({:?}):\n{}",
+                            status.code(),
+                            self.discovery_log(k)
                         );
-                        self.start_etcd(k, &flags_for(k));
+                        then(self, k);
                     }
                     None => still.push((k, child)),
                 }
@@ -782,13 +791,25 @@ impl Lab {
     }
 
     pub fn env_of(&self, k: u8) -> Vec<(String, String)> {
-        let text = fs::read_to_string(self.env_file(k))
-            .unwrap_or_else(|e| panic!("node {k} env file: {e}"));
-        text.lines()
+        self.read_env(k)
+            .unwrap_or_else(|| panic!("node {k}: no env file at {}", self.env_file(k).display()))
+    }
+
+    /// The file the tool wrote for instance k, as (key, value) pairs; `None` without one.
+    pub fn read_env(&self, k: u8) -> Option<Vec<(String, String)>> {
+        let text = fs::read_to_string(self.env_file(k)).ok()?;
+        let pairs = text
+            .lines()
             .filter(|l| !l.starts_with('#') && !l.is_empty())
             .filter_map(|l| l.split_once('='))
             .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+            .collect();
+        Some(pairs)
+    }
+
+    /// What instance k's last `discover_spawn` logged (empty before it ran).
+    pub fn discovery_log(&self, k: u8) -> String {
+        fs::read_to_string(self.node_dir(k).join("discovery.log")).unwrap_or_default()
     }
 
     pub fn env_value(&self, k: u8, key: &str) -> String {
@@ -843,10 +864,9 @@ impl Lab {
         }
     }
 
-    /// Waits until k's etcd reports healthy. Up to 90 s: two late initial members that start
-    /// `existing` at once each ask the other's peer port for its version before serving it,
-    /// and wait out the other's read timeouts; on a loaded 2-core machine that once took
-    /// more than 30 s (five members, two late, from a clean clone).
+    /// Waits until k's etcd reports healthy: up to 90 s, a generous bound for a loaded 2-core
+    /// machine. (The five-member bootstraps that once took longer than 30 s, then 90 s, had
+    /// an etcd that had exited: rule 18. A timeout now reports every node's etcd.)
     pub fn wait_healthy(&self, k: u8, etcdctl_tls: &[String]) {
         let endpoint = self.env_value(k, "ETCD_ADVERTISE_CLIENT_URLS");
         let limit = Duration::from_secs(90);
@@ -882,14 +902,13 @@ impl Lab {
         };
         let mut report = String::new();
         for (k, node) in &self.nodes {
-            let state = fs::read_to_string(self.env_file(*k))
-                .ok()
-                .and_then(|text| {
-                    text.lines()
-                        .find_map(|l| l.strip_prefix("ETCD_INITIAL_CLUSTER_STATE="))
-                        .map(str::to_string)
+            let state = self
+                .read_env(*k)
+                .and_then(|env| {
+                    env.into_iter()
+                        .find(|(n, _)| n == "ETCD_INITIAL_CLUSTER_STATE")
                 })
-                .unwrap_or_else(|| "no file".into());
+                .map_or_else(|| "no file".to_string(), |(_, state)| state);
             let etcd = match &node.etcd {
                 None => "not started".to_string(),
                 Some(guard) => {

@@ -65,8 +65,7 @@ fn bootstrap_tls(lab: &mut Lab, nodes: &[u8], flags: &EtcdFlags, etcdctl_tls: &[
     let seeds = nodes
         .iter()
         .filter(|k| {
-            fs::read_to_string(lab.node_dir(**k).join("discovery.log"))
-                .unwrap_or_default()
+            lab.discovery_log(**k)
                 .contains("bootstrapping a new cluster")
         })
         .count();

@@ -4,8 +4,6 @@
 //! the seed's etcd answering joins it), and they form one healthy cluster that has the keys. Runs on the etcd under test (`LAB_ETCD_DIR`): `etcdutl` restores on 3.5,
 //! Debian's `etcdctl` on 3.4 (it has no etcdutl). Network 127.0.150.0/24.
 
-use std::fs;
-
 use super::bootstrap;
 use super::lab::{self, EtcdFlags, Lab};
 use super::snapshot::s3;
@@ -74,7 +72,7 @@ fn a_group_lost_whole_comes_back_from_its_snapshot() {
     // answered) and gets the data from the cluster.
     let mut restored: Vec<String> = Vec::new();
     for k in [5, 6, 7] {
-        let log = fs::read_to_string(lab.node_dir(k).join("discovery.log")).unwrap();
+        let log = lab.discovery_log(k);
         let line = log
             .lines()
             .find(|l| l.contains("restored s3://restore-bucket/etcd/prod/etcd-snapshot-"));
@@ -92,7 +90,7 @@ fn a_group_lost_whole_comes_back_from_its_snapshot() {
     // (a wrong condition is refused, and the seed would never get past it).
     let seeded = [5, 6, 7]
         .iter()
-        .map(|k| fs::read_to_string(lab.node_dir(*k).join("discovery.log")).unwrap())
+        .map(|k| lab.discovery_log(*k))
         .filter(|log| {
             log.contains(
                 "recorded the bootstrap at s3://restore-bucket/etcd/prod/etcd-discovery-bootstrap",

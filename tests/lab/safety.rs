@@ -545,22 +545,7 @@ fn a_late_initial_member_waits_until_the_cluster_has_decided_its_version() {
         .iter()
         .map(|k| (*k, lab.discover_spawn(*k, &[])))
         .collect();
-    for (k, mut tool) in running {
-        let mut status = None;
-        lab::wait_until(
-            &format!("node {k}'s tool to finish"),
-            Duration::from_secs(120),
-            || {
-                status = tool.try_wait().unwrap();
-                status.is_some()
-            },
-        );
-        assert!(
-            status.is_some_and(|s| s.success()),
-            "node {k}: {}",
-            discovery_log(&lab, k)
-        );
-    }
+    lab.finish_each(running, |_, _| {});
     let slow = Trickle::start(&lab.ip(6), 2380);
     for k in [2, 3, 4] {
         lab.start_etcd(k, &EtcdFlags::default());
@@ -581,12 +566,12 @@ fn a_late_initial_member_waits_until_the_cluster_has_decided_its_version() {
     lab::wait_until(
         "node 5 to wait for the version",
         Duration::from_secs(30),
-        || discovery_log(&lab, 5).contains("has not decided its version"),
+        || lab.discovery_log(5).contains("has not decided its version"),
     );
     assert!(
         five.try_wait().unwrap().is_none(),
         "{}",
-        discovery_log(&lab, 5)
+        lab.discovery_log(5)
     );
     assert!(!lab.env_file(5).exists());
 
@@ -596,8 +581,4 @@ fn a_late_initial_member_waits_until_the_cluster_has_decided_its_version() {
     assert_eq!(lab.env_value(5, "ETCD_INITIAL_CLUSTER_STATE"), "existing");
     lab.wait_healthy(5, NO_TLS);
     assert!(version().is_ok_and(|b| !b.contains("not_decided")));
-}
-
-fn discovery_log(lab: &Lab, k: u8) -> String {
-    fs::read_to_string(lab.node_dir(k).join("discovery.log")).unwrap_or_default()
 }
