@@ -2,7 +2,7 @@
 //! wire formats: `aws/` and `etcd.rs` translate their answers into these.
 
 /// This instance, as the metadata service describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Identity {
     pub instance_id: String,
     pub private_ip: String,
@@ -13,7 +13,7 @@ pub struct Identity {
 }
 
 /// An instance of the group(s) that counts as part of the cluster (see `counts_in_cluster`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Instance {
     pub id: String,
     /// Empty until EC2 has assigned one.
@@ -134,7 +134,7 @@ pub fn warmed(target_lifecycle_state: &str) -> bool {
 }
 
 /// A member of the etcd cluster.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Member {
     pub id: u64,
     /// Empty while the member was added but its etcd has not started yet.
@@ -173,7 +173,7 @@ pub fn pick_address(family: AddressFamily, ipv4: &str, ipv6: &str) -> String {
 }
 
 /// What this node's etcd data directory says about its membership.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LocalData {
     /// A `member/` folder is there: etcd will restart under its old member ID.
     Present,
@@ -185,7 +185,7 @@ pub enum LocalData {
 }
 
 /// What the previous env file says of this instance.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum PreviousFile {
     /// No file, or one for another instance (an AMI bake) or for a proxy.
     NotAMember,
@@ -217,7 +217,7 @@ pub struct LastRun {
 }
 
 /// Everything one run has learnt before it decides.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 pub struct Observed {
     pub me: Identity,
     /// How many instances the groups will have: the sum of their desired capacities, in

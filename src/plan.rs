@@ -51,7 +51,7 @@ pub struct Settings {
 }
 
 /// A membership change, in the order it must happen.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Action {
     /// Remove a member; `why` is said in the log.
     Remove { id: u64, name: String, why: String },
@@ -64,7 +64,7 @@ pub enum Action {
 }
 
 /// What kind of configuration etcd gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Mode {
     /// Bootstrap a new cluster from the group.
     New,
@@ -77,7 +77,7 @@ pub enum Mode {
 }
 
 /// The decision and the reasons for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Plan {
     pub mode: Mode,
     pub actions: Vec<Action>,

@@ -186,7 +186,7 @@ fn replay(start: &World, schedule: &[Event]) -> Option<(Violation, Vec<Event>)> 
             return Some((v, taken));
         }
     }
-    match settle(&w) {
+    match settle(&w, None) {
         Ok(_) => None,
         Err((v, tail)) => {
             taken.extend(tail);
@@ -197,16 +197,36 @@ fn replay(start: &World, schedule: &[Event]) -> Option<(Violation, Vec<Event>)> 
 
 /// Fault-free completion: partitions heal, then the first enabled event in a fixed order,
 /// until the group has converged. Err when an invariant breaks or it never converges.
-fn settle(start: &World) -> Result<World, (Violation, Vec<Event>)> {
+///
+/// `converging` (the exhaustive search's) holds states a completion already went through to
+/// convergence: reaching one ends this completion too (its suffix converges), and every state
+/// this completion passes joins them. Most of the search's states lie on earlier
+/// completions' paths, so this spares most of the work.
+fn settle(
+    start: &World,
+    mut converging: Option<&mut HashSet<u64>>,
+) -> Result<World, (Violation, Vec<Event>)> {
     let mut w = start.clone();
     let mut tail = Vec::new();
+    let mut passed = Vec::new();
     for x in w.nodes.clone().iter().filter(|x| x.partitioned) {
         let heal = Event::Partition(x.n);
         tail.push(heal.clone());
         w.apply(&heal).map_err(|v| (v, tail.clone()))?;
     }
     for turn in 0..CONVERGE_WITHIN {
+        if let Some(converging) = converging.as_deref_mut() {
+            let h = w.fingerprint();
+            if converging.contains(&h) {
+                converging.extend(passed);
+                return Ok(w);
+            }
+            passed.push(h);
+        }
         if w.converged() || w.disaster() {
+            if let Some(converging) = converging {
+                converging.extend(passed);
+            }
             return Ok(w);
         }
         let events = w.enabled(0, false);
@@ -329,8 +349,8 @@ fn exhaustive(
     let mut fresh = World::new(version, size, ec2_late, dns);
     fresh.operations = operations;
     let start = if formed {
-        let formed =
-            settle(&fresh).unwrap_or_else(|(v, _)| panic!("a fault-free bootstrap: {}", v.what));
+        let formed = settle(&fresh, None)
+            .unwrap_or_else(|(v, _)| panic!("a fault-free bootstrap: {}", v.what));
         assert!(formed.converged(), "a fault-free bootstrap converges");
         formed
     } else {
@@ -358,10 +378,8 @@ fn exhaustive(
         let h = w.fingerprint();
         // Liveness from here, remembered along the way: most completions share a suffix.
         if !converges.contains(&h) {
-            match settle(&w) {
-                Ok(_) => {
-                    converges.insert(h);
-                }
+            match settle(&w, Some(&mut converges)) {
+                Ok(_) => {}
                 Err((violation, tail)) => {
                     let mut schedule = path_to(&parent, h);
                     schedule.extend(tail);

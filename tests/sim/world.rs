@@ -28,12 +28,13 @@
 //! `tests/lab/rules.rs` shows each rule with real etcd 3.4 and 3.5 (README, "Simulation").
 
 use std::fmt::Write as _;
+use std::hash::{Hash, Hasher as _};
 
 use crate::model::{self, quorum, Identity, Instance, LocalData, Member, Observed};
 use crate::plan::{self, Action, AddressKind, Mode, Plan, Scheme, Settings};
 
 /// Which etcd the cluster runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Version {
     /// 3.4 (Debian's): a second unstarted member is "unhealthy cluster".
     V34,
@@ -41,7 +42,7 @@ pub enum Version {
     V35Late,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SimMember {
     pub id: u64,
     pub peer_url: String,
@@ -52,7 +53,7 @@ pub struct SimMember {
     pub published: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Cluster {
     pub id: u64,
     pub members: Vec<SimMember>,
@@ -63,14 +64,14 @@ pub struct Cluster {
 }
 
 /// What etcd keeps in its data directory.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Data {
     pub cluster: u64,
     pub member: u64,
 }
 
 /// What the written env file says, as etcd reads it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct EnvFile {
     pub name: String,
     pub new: bool,
@@ -83,7 +84,7 @@ pub struct EnvFile {
 }
 
 /// Where a node's discovery run is.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Hash)]
 pub enum Run {
     /// Nothing running: not booted, or etcd is up after a run.
     Idle,
@@ -105,7 +106,7 @@ pub enum Run {
     Exited(i32),
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Hash)]
 pub struct Node {
     pub n: u8,
     pub terminated: bool,
@@ -222,7 +223,7 @@ impl Node {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Hash)]
 pub struct World {
     pub version: Version,
     pub desired: u32,
@@ -379,6 +380,7 @@ fn settings(dns: bool) -> Settings {
 }
 
 /// FNV-1a: the model's stand-in for etcd's member and cluster ID hashes.
+/// Member and cluster IDs, from what etcd derives them (its token, its URLs).
 fn fnv(text: &str) -> u64 {
     text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
@@ -426,10 +428,12 @@ impl World {
     }
 
     /// A stable fingerprint of the state, for the exhaustive search's visited set.
+    /// The state, hashed: the exhaustive search's identity of a state. `DefaultHasher::new()`
+    /// has fixed keys, so a state hashes the same in every run (a seed replays exactly).
     pub fn fingerprint(&self) -> u64 {
-        let mut text = String::new();
-        let _ = write!(text, "{self:?}");
-        fnv(&text)
+        let mut hasher = std::hash::DefaultHasher::new();
+        self.hash(&mut hasher);
+        hasher.finish()
     }
 
     fn node(&self, n: u8) -> &Node {
