@@ -151,15 +151,20 @@ pub fn previous_file(path: &Path, instance_id: &str) -> PreviousFile {
     };
     let text = String::from_utf8_lossy(&content);
     let line = |key: &str| text.lines().find_map(|l| l.strip_prefix(key));
+    let initial_cluster = || {
+        line("ETCD_INITIAL_CLUSTER=")
+            .unwrap_or_default()
+            .to_string()
+    };
     if line("ETCD_NAME=") != Some(instance_id) {
         return PreviousFile::NotAMember;
     }
     match line("ETCD_INITIAL_CLUSTER_STATE=") {
-        Some("existing") => PreviousFile::Member,
+        Some("existing") => PreviousFile::Member {
+            initial_cluster: initial_cluster(),
+        },
         Some("new") => PreviousFile::Bootstrap {
-            initial_cluster: line("ETCD_INITIAL_CLUSTER=")
-                .unwrap_or_default()
-                .to_string(),
+            initial_cluster: initial_cluster(),
             data_fingerprint: line(DATA_FINGERPRINT).map(str::to_string),
         },
         _ => PreviousFile::NotAMember,
@@ -442,9 +447,11 @@ mod tests {
         let cases = [
             (None, "i-1", PreviousFile::NotAMember, "no file"),
             (
-                Some("ETCD_NAME=i-1\nETCD_INITIAL_CLUSTER_STATE=existing\n"),
+                Some("ETCD_NAME=i-1\nETCD_INITIAL_CLUSTER_STATE=existing\nETCD_INITIAL_CLUSTER=i-1=http://a:2380,i-2=http://b:2380\n"),
                 "i-1",
-                PreviousFile::Member,
+                PreviousFile::Member {
+                    initial_cluster: "i-1=http://a:2380,i-2=http://b:2380".into(),
+                },
                 "a join or a reboot",
             ),
             (

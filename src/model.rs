@@ -199,7 +199,10 @@ pub enum PreviousFile {
     },
     /// `ETCD_NAME` is this instance and the state `existing` (a join or a reboot): a cluster
     /// was running when it was written.
-    Member,
+    Member {
+        /// `ETCD_INITIAL_CLUSTER`, as written.
+        initial_cluster: String,
+    },
 }
 
 /// What the previous env file says, read before anything else: what a reboot needs to ask

@@ -317,6 +317,16 @@ pub fn reboot_shortcut(seen: &Shortcut, settings: &Settings) -> std::result::Res
             members.len()
         ));
     };
+    // Rule 18: a member that never served, on a node that cannot tell whether it holds its
+    // data, may start without any: it must first hear the cluster's version, which only the
+    // full path asks.
+    if starts_without_member_data(me, members, seen.local_data) {
+        return Err(format!(
+            "member {:x} has never served and this node may hold no data for it: the cluster's \
+             version is asked on the full path",
+            member.id
+        ));
+    }
     // The file advertises the URL this instance's address gives; a member at another one
     // (EC2 names this instance otherwise than IMDS, a DHCP option set's domain) is for EC2 to
     // settle.
@@ -816,12 +826,44 @@ fn plan_new(observed: &Observed, settings: &Settings, me: &Instance) -> Result<P
         ));
     }
     if let Some(list) = &observed.peer_list {
+        // The data directory is not named and the cluster has no leader: a member by this
+        // name that has served is taken to hold its data, as a reboot is, and restarts (it may
+        // be what restores the quorum), as it would with its data seen.
+        let published_as_me = list
+            .iter()
+            .find(|m| m.name == me.id && !m.client_urls.is_empty());
+        if let (LocalData::Unknown, Some(member)) = (observed.local_data, published_as_me) {
+            return Ok(Plan::new(
+                Mode::Existing,
+                vec![],
+                format!(
+                    "no member serves clients; the peers list this instance as member {:x} and \
+                     the data directory is not named (--etcd-data-dir): restarting it from its \
+                     data",
+                    member.id
+                ),
+            ));
+        }
         // Taking part in a bootstrap a peer started is bootstrapping from nothing too: a
         // member of it that started empty beside restored ones would hold other data.
         return from_peer_list(list, settings, me).map(|p| match p.mode {
             Mode::New => p.bootstrapping_from_nothing(observed),
             _ => p,
         });
+    }
+    // The data directory is not named, and the file names this instance as a member: it is
+    // taken to hold that member's data, as a reboot is. A new bootstrap decided here would
+    // let instances that never were members take part in it beside the old cluster, which
+    // this one restarts from its data.
+    if let Some((mode, _)) = kept_file(observed) {
+        return Ok(Plan::new(
+            mode,
+            vec![],
+            "no member answered; the env file names this instance as a member and the data \
+             directory is not named (--etcd-data-dir): etcd starts as that file said (from its \
+             data, if it holds the member's)"
+                .into(),
+        ));
     }
     // Rule 11: this node's file names it as a member and its data is gone, and nobody
     // answers. That is a partition or an outage, not a group without a cluster: a `new` here
@@ -1024,6 +1066,25 @@ fn resumed_bootstrap(observed: &Observed) -> Option<&str> {
     }
 }
 
+/// When nobody answers and the data directory is not named: the state and initial cluster of
+/// the previous file, when it names this instance as a member. Whether etcd holds that
+/// member's data is not known, so it starts as that file said: with data it ignores the
+/// initial-cluster settings; without, it takes part in the file's bootstrap or join, the one
+/// its peers know (a join's etcd waits for them to answer).
+fn kept_file(observed: &Observed) -> Option<(Mode, &str)> {
+    let nobody_answered = observed.members.is_none() && observed.peer_list.is_none();
+    if observed.local_data != LocalData::Unknown || !nobody_answered {
+        return None;
+    }
+    match &observed.previous_file {
+        PreviousFile::Bootstrap {
+            initial_cluster, ..
+        } => Some((Mode::New, initial_cluster)),
+        PreviousFile::Member { initial_cluster } => Some((Mode::Existing, initial_cluster)),
+        PreviousFile::NotAMember => None,
+    }
+}
+
 /// No client port answered but a peer port listed the members: their etcd has no leader.
 fn from_peer_list(list: &[Member], settings: &Settings, me: &Instance) -> Result<Plan> {
     let mine = settings.peer_url(me)?;
@@ -1201,7 +1262,8 @@ pub fn environment(
         }
         Mode::New => {
             env.push(("ETCD_INITIAL_CLUSTER_STATE", "new".into()));
-            let cluster = match (&observed.peer_list, resumed_bootstrap(observed)) {
+            let resumed = resumed_bootstrap(observed).or(kept_file(observed).map(|(_, c)| c));
+            let cluster = match (&observed.peer_list, resumed) {
                 // Exactly the seed's initial cluster: the same URLs and token give the same
                 // cluster ID.
                 (Some(list), _) => initial_cluster_from_members(list, &observed.instances, &me),
@@ -1216,9 +1278,9 @@ pub fn environment(
         }
         Mode::Existing => {
             env.push(("ETCD_INITIAL_CLUSTER_STATE", "existing".into()));
-            env.push((
-                "ETCD_INITIAL_CLUSTER",
-                initial_cluster_from_members(
+            let cluster = match kept_file(observed) {
+                Some((_, kept)) => kept.to_string(),
+                None => initial_cluster_from_members(
                     // Rule 13's start of a listed member, with no client list to go by.
                     members
                         .or(observed.peer_list.as_deref())
@@ -1226,7 +1288,8 @@ pub fn environment(
                     &observed.instances,
                     &me,
                 ),
-            ));
+            };
+            env.push(("ETCD_INITIAL_CLUSTER", cluster));
         }
     }
     let ip = &me.private_ip;
@@ -1648,11 +1711,22 @@ mod tests {
                 false,
                 Ok(Mode::Existing),
             ),
+            // Regression (simulation, a data directory not named): it may start without data,
+            // and then needs the cluster's version first (rule 18), which only the full path
+            // asks; the shortcut wrote `existing` and etcd refused to start.
             (
-                "rule 13: never published, the others have",
+                "rules 13 and 18: never published, data not named",
                 Some(&mine),
                 Some(&mine_unpublished),
                 Unknown,
+                false,
+                Err("the cluster's version is asked on the full path"),
+            ),
+            (
+                "never published, data here",
+                Some(&mine),
+                Some(&mine_unpublished),
+                Present,
                 false,
                 Ok(Mode::Existing),
             ),
@@ -2002,7 +2076,9 @@ mod tests {
     fn a_member_that_lost_its_data_never_bootstraps_anew() {
         let o = Observed {
             local_data: LocalData::Missing,
-            previous_file: PreviousFile::Member,
+            previous_file: PreviousFile::Member {
+                initial_cluster: String::new(),
+            },
             ..observed(1, &[1, 2, 3], None)
         };
         let p = plan(&o, &settings()).unwrap();
@@ -2438,10 +2514,12 @@ mod tests {
                 // After a power cut every member's file names it: they restart as before.
                 "a node whose file names it as a member goes on as before",
                 Observed {
-                    previous_file: PreviousFile::Member,
+                    previous_file: PreviousFile::Member {
+                        initial_cluster: joined.into(),
+                    },
                     ..fresh(1, &[1, 3])
                 },
-                |p| matches!(p, Ok(p) if p.mode == Mode::New),
+                |p| matches!(p, Ok(p) if p.mode == Mode::Existing && p.record.is_none()),
             ),
             (
                 "members that answer: a join, as ever",
@@ -2492,6 +2570,91 @@ mod tests {
                 Some(why) => assert!(r.is_err_and(|e| e.contains(why)), "failed testcase {case}"),
             }
         }
+    }
+
+    /// Nobody answers and the data directory is not named: a node whose file names it as a
+    /// member starts as that file said, and never decides (or takes part in) a new bootstrap.
+    /// Regression (simulation, seed 7, schedule 3056): a member restarting with its data after
+    /// its peers went down was the seed, recorded a new bootstrap, and a new instance took
+    /// part in it beside the old cluster.
+    #[test]
+    fn a_member_whose_data_directory_is_not_named_starts_as_its_file_said() {
+        let old = "i-1=http://10.0.2.1:2380,i-2=http://10.0.2.2:2380,i-3=http://10.0.2.3:2380";
+        let bootstrap_file = PreviousFile::Bootstrap {
+            initial_cluster: old.into(),
+            data_fingerprint: None,
+        };
+        let join_file = PreviousFile::Member {
+            initial_cluster: old.into(),
+        };
+        // The seed (i-1, launched first) of a group that replaced i-2 and i-3 since.
+        let cases = [
+            (
+                "a bootstrap's file: that bootstrap, as written",
+                LocalData::Unknown,
+                bootstrap_file.clone(),
+                Some(("new", old)),
+            ),
+            (
+                "a join's or a reboot's file: as written",
+                LocalData::Unknown,
+                join_file.clone(),
+                Some(("existing", old)),
+            ),
+            (
+                "never a member: the seed decides",
+                LocalData::Unknown,
+                PreviousFile::NotAMember,
+                None,
+            ),
+            // Named and empty, rule 11 waits; named with data, etcd restarts from it (the
+            // file is the group's, which etcd ignores).
+            (
+                "rule 11",
+                LocalData::Missing,
+                join_file.clone(),
+                Some(("", "")),
+            ),
+        ];
+        let get = |env: &[(&str, String)], key: &str| {
+            env.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone())
+        };
+        for (name, local_data, previous_file, kept) in cases {
+            let o = Observed {
+                local_data,
+                previous_file,
+                ..observed(1, &[1, 4, 5], None)
+            };
+            let p = plan(&o, &settings()).unwrap();
+            match kept {
+                Some(("", "")) => assert_eq!(p.mode, Mode::Wait, "failed testcase: {name}"),
+                Some((state, cluster)) => {
+                    assert_eq!(p.record, None, "failed testcase: {name}");
+                    assert!(!p.restore, "failed testcase: {name}");
+                    let env = environment(&p, &o, None, &settings()).unwrap();
+                    assert_eq!(
+                        get(&env, "ETCD_INITIAL_CLUSTER_STATE").as_deref(),
+                        Some(state),
+                        "failed testcase: {name}"
+                    );
+                    assert_eq!(
+                        get(&env, "ETCD_INITIAL_CLUSTER").as_deref(),
+                        Some(cluster),
+                        "failed testcase: {name}"
+                    );
+                }
+                None => assert!(
+                    p.mode == Mode::New && p.record.is_some(),
+                    "failed testcase: {name}: {p:?}"
+                ),
+            }
+        }
+        // Somebody answers: the cluster decides, not the file.
+        let o = Observed {
+            previous_file: join_file,
+            ..observed(1, &[1, 2, 3], Some(three_members()))
+        };
+        assert!(plan(&o, &settings()).unwrap().summary.contains("reboot"));
     }
 
     /// The file for rule 13 and for a resumed bootstrap: exactly the cluster etcd expects.

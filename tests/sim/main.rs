@@ -125,7 +125,7 @@ struct Found {
 impl Found {
     fn report(&self) {
         println!(
-            "VIOLATION ({:?}, {} nodes{}{}{}): {}",
+            "VIOLATION ({:?}, {} nodes{}{}{}{}): {}",
             self.start.version,
             self.start.nodes.len(),
             if self.start.ec2_late {
@@ -142,6 +142,11 @@ impl Found {
                 ", record in S3"
             } else {
                 ""
+            },
+            if self.start.data_dir_named {
+                ""
+            } else {
+                ", data directory not named"
             },
             self.violation.what
         );
@@ -337,18 +342,50 @@ fn classify(
     }
 }
 
-fn exhaustive(
-    version: Version,
-    size: u8,
-    faults: u32,
+/// Where an exhaustive search starts, and how the group is set up.
+#[derive(Clone, Copy, Default)]
+struct Setup {
     ec2_late: bool,
+    /// From a cluster already formed, not from the first boot.
     formed: bool,
     operations: bool,
+    /// Peers addressed by DNS name.
     dns: bool,
-) -> Search {
-    let mut fresh = World::new(version, size, ec2_late, dns);
-    fresh.operations = operations;
-    let start = if formed {
+    /// No `--etcd-data-dir`: every look says `LocalData::Unknown`.
+    data_dir_not_named: bool,
+}
+
+impl Setup {
+    fn describe(&self) -> String {
+        [
+            (
+                true,
+                if self.formed {
+                    "from a formed cluster"
+                } else {
+                    "from the first boot"
+                },
+            ),
+            (self.ec2_late, "EC2 late"),
+            (self.operations, "with operations"),
+            (self.dns, "by DNS name"),
+            (self.data_dir_not_named, "data directory not named"),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, what)| *what)
+        .collect::<Vec<_>>()
+        .join(", ")
+    }
+}
+
+fn exhaustive(version: Version, size: u8, faults: u32, setup: Setup) -> Search {
+    let mut fresh = World::new(version, size, setup.ec2_late, setup.dns);
+    if setup.data_dir_not_named {
+        fresh = fresh.without_named_data_dir();
+    }
+    fresh.operations = setup.operations;
+    let start = if setup.formed {
         let formed = settle(&fresh, None)
             .unwrap_or_else(|(v, _)| panic!("a fault-free bootstrap: {}", v.what));
         assert!(formed.converged(), "a fault-free bootstrap converges");
@@ -437,11 +474,14 @@ fn random_schedule(
     size: u8,
     ec2_late: bool,
     (dns, dns_names): (bool, bool),
-    bucket: bool,
+    (bucket, data_dir_named): (bool, bool),
 ) -> Option<Found> {
     let mut start = World::new(version, size, ec2_late, dns);
     if !dns_names {
         start = start.without_dns_names();
+    }
+    if !data_dir_named {
+        start = start.without_named_data_dir();
     }
     start.operations = true;
     start.bucket = bucket;
@@ -589,19 +629,47 @@ fn main() {
     for version in [Version::V34, Version::V35Late] {
         // The operations multiply a first boot's states by five or more: searched only on
         // request; from a formed cluster, and in every random schedule, always.
-        // (EC2 late, from a formed cluster, with the operations, addressed by DNS name)
+        let first_boot = Setup::default();
+        let formed = Setup {
+            formed: true,
+            ..first_boot
+        };
+        let with_operations = Setup {
+            operations: true,
+            ..formed
+        };
         let mut searches = vec![
-            (false, true, false, false),
-            (false, false, false, false),
-            (true, false, false, false),
-            (false, true, true, false),
-            (false, true, true, true),
+            formed,
+            first_boot,
+            Setup {
+                ec2_late: true,
+                ..first_boot
+            },
+            Setup {
+                data_dir_not_named: true,
+                ..first_boot
+            },
+            with_operations,
+            Setup {
+                dns: true,
+                ..with_operations
+            },
         ];
         if operations {
-            searches.extend([(false, false, true, false), (true, false, true, false)]);
+            searches.extend([
+                Setup {
+                    operations: true,
+                    ..first_boot
+                },
+                Setup {
+                    operations: true,
+                    ec2_late: true,
+                    ..first_boot
+                },
+            ]);
         }
-        for (ec2_late, formed, operations, dns) in searches {
-            let search = exhaustive(version, 3, faults, ec2_late, formed, operations, dns);
+        for setup in searches {
+            let search = exhaustive(version, 3, faults, setup);
             let known_count: Vec<String> = search
                 .known
                 .iter()
@@ -615,11 +683,8 @@ fn main() {
                 known_count.join(" ")
             };
             println!(
-                "sim: exhaustive, {version:?}, 3 nodes, {}, up to {faults} faults{}{}{}: {} states, {} transitions, {} known, {}",
-                if formed { "from a formed cluster" } else { "from the first boot" },
-                if ec2_late { ", EC2 late" } else { "" },
-                if operations { ", with operations" } else { "" },
-                if dns { ", by DNS name" } else { "" },
+                "sim: exhaustive, {version:?}, 3 nodes, up to {faults} faults, {}: {} states, {} transitions, {} known, {}",
+                setup.describe(),
                 search.states,
                 search.transitions,
                 known_count,
@@ -656,9 +721,16 @@ fn main() {
         let dns = (i / 4) % 2 == 1;
         let dns_names = !dns || (i / 16) % 4 != 3;
         let bucket = (i / 8) % 2 == 1;
-        let Some(found) =
-            random_schedule(&mut rng, version, size, ec2_late, (dns, dns_names), bucket)
-        else {
+        // No --etcd-data-dir in a quarter of those without a bucket (which needs one).
+        let data_dir_named = bucket || (i / 32) % 4 != 3;
+        let Some(found) = random_schedule(
+            &mut rng,
+            version,
+            size,
+            ec2_late,
+            (dns, dns_names),
+            (bucket, data_dir_named),
+        ) else {
             continue;
         };
         if let Some(signature) = known(&found.violation) {

@@ -139,6 +139,17 @@ pub struct Node {
     pub named: bool,
 }
 
+impl EnvFile {
+    /// `ETCD_INITIAL_CLUSTER` as the file has it.
+    fn initial_cluster(&self) -> String {
+        self.initial
+            .iter()
+            .map(|(name, url)| format!("{name}={url}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
 impl Node {
     /// A just-launched instance, its discovery about to run, in a group whose tool asks for
     /// DNS names (`dns`) in a VPC that gives them or not (`named`).
@@ -276,6 +287,10 @@ pub struct World {
     /// Scale-outs, scale-ins (through `Terminating:Wait` and `leave`), warm-pool launches and
     /// throttling bursts are drawn too (`--operations`: what they found is not fixed yet).
     pub operations: bool,
+    /// `--etcd-data-dir` given: the tool sees whether its etcd holds member data. Without
+    /// it (and then without a bucket: `--snapshot-url` needs it) every look says `Unknown`,
+    /// and no data directory is ever lost: the README says the tool cannot tell it then.
+    pub data_dir_named: bool,
 }
 
 /// One thing that can happen next.
@@ -414,6 +429,21 @@ impl World {
             dns_names: true,
             bucket: false,
             ever_formed: false,
+            data_dir_named: true,
+        }
+    }
+
+    pub fn without_named_data_dir(mut self) -> World {
+        self.data_dir_named = false;
+        self
+    }
+
+    /// What `run.rs`'s `local_data` says on node `me`.
+    fn local_data(&self, me: &Node) -> LocalData {
+        match (self.data_dir_named, &me.data) {
+            (false, _) => LocalData::Unknown,
+            (true, Some(_)) => LocalData::Present,
+            (true, None) => LocalData::Missing,
         }
     }
 
@@ -570,8 +600,9 @@ impl World {
         // its member data whatever the others say, or the plan reads the peers' list, or the
         // tool looks again (75) (run.rs).
         let bootstrap = peer_list.as_deref().is_some_and(model::bootstrapping);
+        let local_data = self.local_data(me);
         if found.is_none() && !bootstrap && silent {
-            if me.data.is_some() {
+            if local_data == LocalData::Present {
                 peer_list = None;
             } else if peer_list.is_none() {
                 return Err(75);
@@ -580,11 +611,6 @@ impl World {
         // The gateway's member list is served without a leader (3.5's `linearizable` field
         // defaults to false).
         let members = found.and_then(|id| self.cluster(id)).map(World::members_of);
-        let local_data = if me.data.is_some() {
-            LocalData::Present
-        } else {
-            LocalData::Missing
-        };
         // run.rs asks the member that answered for the cluster's version when this node's
         // etcd would start from no data (rule 18).
         let cluster_version_undecided = discover
@@ -634,19 +660,17 @@ impl World {
             cluster_version_undecided,
             previous_file: match &me.file {
                 Some(f) if f.name == me.id() && f.new => model::PreviousFile::Bootstrap {
-                    initial_cluster: f
-                        .initial
-                        .iter()
-                        .map(|(name, url)| format!("{name}={url}"))
-                        .collect::<Vec<_>>()
-                        .join(","),
+                    initial_cluster: f.initial_cluster(),
                     data_fingerprint: None,
                 },
-                Some(f) if f.name == me.id() => model::PreviousFile::Member,
+                Some(f) if f.name == me.id() => model::PreviousFile::Member {
+                    initial_cluster: f.initial_cluster(),
+                },
                 _ => model::PreviousFile::NotAMember,
             },
-            // run.rs reads the fingerprint of a bootstrap file only.
-            never_started: me.file.as_ref().is_some_and(|f| f.new)
+            // run.rs reads the fingerprint of a bootstrap file only, in a named directory.
+            never_started: self.data_dir_named
+                && me.file.as_ref().is_some_and(|f| f.new)
                 && me.data_dir_as_written
                 && me.data.is_none(),
             bootstrap_record: self.record.clone(),
@@ -724,7 +748,9 @@ impl World {
                     events.push(Event::KillEtcd(x.n));
                 }
                 events.push(Event::Reboot(x.n));
-                events.push(Event::WipeData(x.n));
+                if self.data_dir_named {
+                    events.push(Event::WipeData(x.n));
+                }
                 events.push(Event::Terminate(x.n));
                 if partitions {
                     events.push(Event::Partition(x.n));
@@ -1144,11 +1170,7 @@ impl World {
             self.peer_reachable(n, peer.n)
                 .then(|| World::members_of(cluster))
         });
-        let local_data = if me.data.is_some() {
-            LocalData::Present
-        } else {
-            LocalData::Missing
-        };
+        let local_data = self.local_data(me);
         let identity = self.identity(n);
         let seen = plan::Shortcut {
             last_run: Some(&last),
@@ -1508,7 +1530,6 @@ impl World {
                 member,
             });
             x.etcd = true;
-            x.ran = true;
             x.ran = true;
             x.run = Run::Idle;
             return Ok(());
