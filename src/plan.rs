@@ -826,12 +826,14 @@ fn plan_new(observed: &Observed, settings: &Settings, me: &Instance) -> Result<P
         ));
     }
     if let Some(list) = &observed.peer_list {
-        // The data directory is not named and the cluster has no leader: a member by this
-        // name that has served is taken to hold its data, as a reboot is, and restarts (it may
-        // be what restores the quorum), as it would with its data seen.
+        // The data directory is not named, the cluster has no leader, and this node's file
+        // names it as a member: a member by this name that has served is taken to hold its
+        // data, as a reboot is, and restarts (it may be what restores the quorum), as it
+        // would with its data seen.
         let published_as_me = list
             .iter()
-            .find(|m| m.name == me.id && !m.client_urls.is_empty());
+            .find(|m| m.name == me.id && !m.client_urls.is_empty())
+            .filter(|_| observed.previous_file != PreviousFile::NotAMember);
         if let (LocalData::Unknown, Some(member)) = (observed.local_data, published_as_me) {
             return Ok(Plan::new(
                 Mode::Existing,
@@ -2176,6 +2178,19 @@ mod tests {
                     ..observed(1, &[1, 2, 3, 4], None)
                 },
                 |p| matches!(p, Err(e) if e.is_transient()),
+            ),
+            (
+                // Seed 7, schedule 23285 (data directory not named): the member waited for
+                // the others' leader, which waited for it.
+                "data not named, the file names it, listed as a published member: restarts",
+                Observed {
+                    peer_list: Some(three_members()),
+                    previous_file: PreviousFile::Member {
+                        initial_cluster: String::new(),
+                    },
+                    ..observed(1, &[1, 2, 3, 4], None)
+                },
+                |p| matches!(p, Ok(p) if p.mode == Mode::Existing && p.actions.is_empty()),
             ),
             (
                 // Seed 7, schedule 4733: a member added by an earlier run, its etcd never

@@ -888,7 +888,7 @@ fn snapshot(world: &World, bucket: &Bucket) -> Result<()> {
 fn member_command(world: &World, command: Command) -> Result<()> {
     let config = world.config;
     let result = (|| {
-        let (observed, etcd, _) = world.observe()?;
+        let (observed, etcd, my_group) = world.observe()?;
         let etcd = etcd.ok_or_else(|| Error::Etcd {
             what: "member list".into(),
             detail: "no member of the group's cluster answered".into(),
@@ -919,7 +919,21 @@ fn member_command(world: &World, command: Command) -> Result<()> {
             Command::Leave => through_another_member(etcd, &plan, &observed),
             _ => etcd,
         };
-        apply::apply(&etcd, &plan.actions, &sleep).map(|_| ())
+        apply::apply(&etcd, &plan.actions, &sleep)?;
+        // Rule 17: a removal records the members it leaves, as a join does: a node that
+        // hears nobody later must know the cluster runs on those instances, not on the ones
+        // the last join named (most of them may be gone since).
+        let removed = plan
+            .actions
+            .iter()
+            .any(|a| matches!(a, plan::Action::Remove { .. }));
+        if let (true, Some(group), Some(members)) = (removed, &my_group, &observed.members) {
+            let left = plan::predicted_members(members, &plan.actions);
+            let me = plan::me_as_instance(&observed);
+            let list = plan::initial_cluster_from_members(&left, &observed.instances, &me);
+            record_members(world, group, &list);
+        }
+        Ok(())
     })();
     // AutoScaling terminates the instance when the hook times out anyway; holding it back
     // after a refused removal would only delay that.
@@ -1348,9 +1362,10 @@ fn finish(
     Ok(())
 }
 
-/// Rule 17: a join records the members it leaves in its group's tags, so that a node that
-/// hears nobody later knows a cluster runs on those instances. The join is done whatever this
-/// costs: a failure only leaves the last record as it was, and is said.
+/// Rule 17: a join (or a removal: `leave`, `reconcile`) records the members it leaves in its
+/// group's tags, so that a node that hears nobody later knows a cluster runs on those
+/// instances. The change is done whatever this costs: a failure only leaves the last record
+/// as it was, and is said.
 fn record_members(world: &World, group: &str, members: &str) {
     match autoscaling::write_record(&world.autoscaling, group, autoscaling::MEMBERS_TAG, members) {
         Ok(()) => log::info!(

@@ -240,6 +240,44 @@ fn a_join_records_the_members_it_leaves() {
 }
 
 #[test]
+fn a_removal_records_the_members_it_leaves() {
+    // Rule 17, for removals too: i-2 leaves {2, 3, 4}; the group's tag then names the two
+    // left. Regression (the simulation, seed 8): a reconcile and a leave took most of the
+    // members a join had recorded; a node that never started, cut off from the last running
+    // member, read the old record as a cluster lost and bootstrapped beside it.
+    let mut g = group("etcd", &[2, 3, 4]);
+    g.tags.push((
+        "etcd-discovery:members".into(),
+        cluster(217, &[1, 2, 3, 4]).replace(',', " "),
+    ));
+    let w = World::new(
+        217,
+        2,
+        vec![g],
+        Some((&[2, 3, 4], EtcdApi::V3)),
+        vec![],
+        Imds::v2(),
+    );
+    *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true), w.member(4, true)];
+    let out = w.run(&["leave"]);
+    assert_success(&out);
+    assert!(
+        stderr(&out).contains("recorded the cluster's members"),
+        "{}",
+        stderr(&out)
+    );
+    let groups = w.groups.lock().unwrap();
+    assert!(
+        groups[0].tags.contains(&(
+            "etcd-discovery:members".into(),
+            cluster(217, &[3, 4]).replace(',', " ")
+        )),
+        "{:?}",
+        groups[0].tags
+    );
+}
+
+#[test]
 fn a_fresh_node_never_bootstraps_beside_the_members_a_join_recorded() {
     // Regression (the simulation's K9): the instances of the initial cluster are all gone;
     // i-2 and i-3 joined since, and their etcd does not answer this node (rebooting, or no

@@ -988,10 +988,27 @@ impl World {
         };
         for action in &plan.actions {
             if self.change_as(n, action, None)?.is_err() {
-                break;
+                return Ok(());
             }
         }
+        self.record_members_left(&observed, &plan.actions);
         Ok(())
+    }
+
+    /// run.rs: a removal records the members it leaves (rule 17), as a join does; a throttled
+    /// call leaves the last record as it was.
+    fn record_members_left(&mut self, observed: &Observed, actions: &[Action]) {
+        if actions.is_empty() || self.throttled {
+            return;
+        }
+        let Some(members) = &observed.members else {
+            return;
+        };
+        self.members_record = Some(plan::initial_cluster_from_members(
+            &plan::predicted_members(members, actions),
+            &observed.instances,
+            &plan::me_as_instance(observed),
+        ));
     }
 
     /// `reconcile` on the leader: the real `plan_reconcile`, each removal through etcd's rules.
@@ -1007,9 +1024,10 @@ impl World {
         };
         for action in &plan.actions {
             if self.change(n, action, &observed)?.is_err() {
-                break;
+                return Ok(());
             }
         }
+        self.record_members_left(&observed, &plan.actions);
         Ok(())
     }
 
