@@ -278,6 +278,41 @@ fn a_removal_records_the_members_it_leaves() {
 }
 
 #[test]
+fn a_member_whose_data_directory_is_not_named_starts_as_its_file_said() {
+    // Rule 19: no --etcd-data-dir (as with either seed), every member down at once, nobody
+    // answers. i-1, launched first, was a member (its file says so): it used to decide a new
+    // bootstrap as the group's seed and record it, and i-4, which replaced i-3, took part in
+    // it beside the old cluster. It writes the file it had instead, and records nothing.
+    let written = cluster(218, &[1, 2, 3]);
+    for state in ["existing", "new"] {
+        let w = World::new(
+            218,
+            1,
+            vec![group("etcd", &[1, 2, 4])],
+            None,
+            vec![],
+            Imds::v2(),
+        );
+        let previous = format!(
+            "ETCD_NAME={}\nETCD_INITIAL_CLUSTER_STATE={state}\nETCD_INITIAL_CLUSTER={written}\n",
+            instance_id(1)
+        );
+        fs::write(w.env_file(), &previous).unwrap();
+        let out = w.run(&[]);
+        assert_success(&out);
+        assert!(
+            stderr(&out).contains("etcd starts as that file said"),
+            "{}",
+            stderr(&out)
+        );
+        let text = fs::read_to_string(w.env_file()).unwrap();
+        assert_eq!(env_value(&text, "ETCD_INITIAL_CLUSTER_STATE"), state);
+        assert_eq!(env_value(&text, "ETCD_INITIAL_CLUSTER"), written);
+        assert!(!aws_actions(&w).contains(&"CreateOrUpdateTags".to_string()));
+    }
+}
+
+#[test]
 fn a_fresh_node_never_bootstraps_beside_the_members_a_join_recorded() {
     // Regression (the simulation's K9): the instances of the initial cluster are all gone;
     // i-2 and i-3 joined since, and their etcd does not answer this node (rebooting, or no
