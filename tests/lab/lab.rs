@@ -380,6 +380,8 @@ pub struct Lab {
     pub tool_args: Vec<String>,
     pub tool_env: Vec<(String, String)>,
     pub profile: Option<Profile>,
+    /// Tool runs name etcd's data directory (`--etcd-data-dir`); off as with either seed.
+    pub data_dir_named: bool,
 }
 
 impl Lab {
@@ -460,6 +462,7 @@ impl Lab {
                 ("AWS_SECRET_ACCESS_KEY".into(), "lab-secret".into()),
             ],
             profile: None,
+            data_dir_named: true,
         }
     }
 
@@ -772,9 +775,11 @@ impl Lab {
             .env("AWS_ENDPOINT_URL", self.aws_url())
             .envs(self.tool_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .args(&self.tool_args)
-            .arg(format!("-environment-file={}", self.env_file(k).display()))
-            .arg(format!("--etcd-data-dir={}", self.data_dir(k).display()))
-            .args(extra);
+            .arg(format!("-environment-file={}", self.env_file(k).display()));
+        if self.data_dir_named {
+            command.arg(format!("--etcd-data-dir={}", self.data_dir(k).display()));
+        }
+        command.args(extra);
         command
     }
 

@@ -7,7 +7,7 @@ use std::fs;
 use std::path::PathBuf;
 use std::process::Output;
 
-use super::lab::{EtcdFlags, Lab};
+use super::lab::{self, EtcdFlags, Lab};
 use super::{bootstrap, NO_TLS};
 
 /// An AWS endpoint that refuses every connection (nothing listens on the lab's .250).
@@ -89,6 +89,78 @@ fn a_reboot_makes_no_aws_call_on_the_next_etcd() {
             bin_dir: Some(dir),
             ..Default::default()
         },
+    );
+}
+
+/// Rule 19 on real etcd: a cluster bootstrapped by one of the seeds (no record in the group's
+/// tags) whose tool names no data directory. A power cut takes every member down at once, and
+/// i-5 replaces i-4 meanwhile: nobody answers. i-2, launched first, used to decide a new
+/// bootstrap of {2, 3, 5} as the group's seed; i-3 and i-5 took part in it, and i-5 started a
+/// second cluster, empty, beside the old one. Now 2 and 3 write the file they had and restart
+/// from their data, i-5 waits for the cluster, then joins it, and the key written before
+/// the cut is read through i-5.
+#[test]
+fn a_power_cut_without_a_named_data_directory_restarts_the_cluster_it_had() {
+    let mut lab = Lab::new(76);
+    lab.data_dir_named = false;
+    let flags = EtcdFlags::default();
+    bootstrap(&mut lab, &[2, 3, 4], &flags);
+    lab::etcdctl(&lab, 2, &["put", "before-the-cut", "kept"]);
+    lab.moto.call(
+        "autoscaling",
+        "DeleteTags",
+        &[
+            ("Tags.member.1.ResourceId", "etcd"),
+            ("Tags.member.1.ResourceType", "auto-scaling-group"),
+            ("Tags.member.1.Key", "etcd-discovery:initial-cluster"),
+        ],
+    );
+    for k in [2, 3] {
+        stop_etcd(&mut lab, k);
+    }
+    lab.terminate(4);
+    lab.launch("etcd", 5);
+    let files: Vec<String> = [2, 3]
+        .iter()
+        .map(|k| fs::read_to_string(lab.env_file(*k)).unwrap())
+        .collect();
+    for (k, file) in [2, 3].into_iter().zip(&files) {
+        let log = lab.discover_ok(k, &[]);
+        assert!(log.contains("etcd starts as that file said"), "{log}");
+        assert_eq!(&fs::read_to_string(lab.env_file(k)).unwrap(), file);
+    }
+    let out = lab.discover(5, &["--wait-timeout=1s"]);
+    assert_eq!(
+        out.status.code(),
+        Some(75),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        lab.read_env(5).is_none(),
+        "i-5 wrote a file while nobody answered"
+    );
+    let groups = lab.moto.call(
+        "autoscaling",
+        "DescribeAutoScalingGroups",
+        &[("AutoScalingGroupNames.member.1", "etcd")],
+    );
+    assert!(
+        !groups.contains("etcd-discovery:initial-cluster"),
+        "{groups}"
+    );
+    for k in [2, 3] {
+        lab.start_etcd(k, &flags);
+    }
+    for k in [2, 3] {
+        lab.wait_healthy(k, NO_TLS);
+    }
+    let log = lab.discover_ok(5, &[]);
+    assert!(log.contains("joining the existing cluster"), "{log}");
+    lab.start_and_check_cluster(5);
+    assert_eq!(
+        lab::etcdctl(&lab, 5, &["get", "--print-value-only", "before-the-cut"]).trim(),
+        "kept"
     );
 }
 
