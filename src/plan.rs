@@ -2193,6 +2193,31 @@ mod tests {
                 |p| matches!(p, Ok(p) if p.mode == Mode::Existing && p.actions.is_empty()),
             ),
             (
+                // An add's member has no name until it starts: the peers list it by URL.
+                "listed by the peers by its URL alone, never started: starts as that member",
+                Observed {
+                    peer_list: Some([three_members(), vec![member(14, "", "10.0.2.4")]].concat()),
+                    ..missing(
+                        PreviousFile::NotAMember,
+                        false,
+                        observed(4, &[1, 2, 3, 4], None),
+                    )
+                },
+                |p| matches!(p, Ok(p) if p.mode == Mode::Existing && p.summary.contains("never started")),
+            ),
+            (
+                // Rule 13 before rule 19: a member that never served has no data to restart.
+                "data not named, the file names it, listed but never started: starts as such",
+                Observed {
+                    peer_list: Some(formed_without_me(2)),
+                    previous_file: PreviousFile::Member {
+                        initial_cluster: String::new(),
+                    },
+                    ..observed(3, &[1, 2, 3], None)
+                },
+                |p| matches!(p, Ok(p) if p.mode == Mode::Existing && p.summary.contains("never started")),
+            ),
+            (
                 // Seed 7, schedule 4733: a member added by an earlier run, its etcd never
                 // started, and the cluster lost its quorum waiting for it.
                 "quorum lost, this node's added member never started: starts it",
@@ -2352,6 +2377,15 @@ mod tests {
                 "the seed gone, an initial member takes part in the recorded bootstrap",
                 with_record(2, &[2, 3, 4]),
                 |p| matches!(p, Ok(p) if p.mode == Mode::New && p.record.is_none()),
+            ),
+            (
+                // The settings changed since (another port or scheme): not the same member.
+                "the record names this instance at another URL: a usage error",
+                Observed {
+                    bootstrap_record: Some(record.replace("10.0.2.2:2380", "10.0.2.2:2390")),
+                    ..with_record(2, &[2, 3, 4])
+                },
+                |p| matches!(p, Err(Error::Usage(why)) if why.contains("run with the settings")),
             ),
             (
                 "the seed's replacement is not in the record: waits",
@@ -2677,24 +2711,35 @@ mod tests {
     fn rule_13_and_a_resumed_bootstrap_write_the_expected_initial_cluster() {
         let mut members = three_members();
         members[2].client_urls.clear();
-        let o = Observed {
-            peer_list: Some(members),
-            local_data: LocalData::Missing,
-            ..observed(3, &[1, 2, 3], None)
-        };
-        let p = plan(&o, &settings()).unwrap();
-        let env = environment(&p, &o, None, &settings()).unwrap();
         let get = |env: &[(&str, String)], key: &str| {
             env.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone())
         };
-        assert_eq!(
-            get(&env, "ETCD_INITIAL_CLUSTER_STATE").as_deref(),
-            Some("existing")
-        );
-        assert_eq!(
-            get(&env, "ETCD_INITIAL_CLUSTER").as_deref(),
-            Some("i-1=http://10.0.2.1:2380,i-2=http://10.0.2.2:2380,i-3=http://10.0.2.3:2380")
-        );
+        // The peers' list, not an older file's (rule 19 keeps a file only when nobody
+        // answers at all).
+        let older_file = PreviousFile::Member {
+            initial_cluster: "i-3=http://10.0.2.3:2380,i-9=http://10.0.2.9:2380".into(),
+        };
+        for (local_data, previous_file) in [
+            (LocalData::Missing, PreviousFile::NotAMember),
+            (LocalData::Unknown, older_file),
+        ] {
+            let o = Observed {
+                peer_list: Some(members.clone()),
+                local_data,
+                previous_file,
+                ..observed(3, &[1, 2, 3], None)
+            };
+            let p = plan(&o, &settings()).unwrap();
+            let env = environment(&p, &o, None, &settings()).unwrap();
+            assert_eq!(
+                get(&env, "ETCD_INITIAL_CLUSTER_STATE").as_deref(),
+                Some("existing")
+            );
+            assert_eq!(
+                get(&env, "ETCD_INITIAL_CLUSTER").as_deref(),
+                Some("i-1=http://10.0.2.1:2380,i-2=http://10.0.2.2:2380,i-3=http://10.0.2.3:2380")
+            );
+        }
         // The resumed bootstrap names the file's cluster, not the group as it is now (i-3 was
         // replaced by i-4 meanwhile): the others may have taken the same list.
         let resumed = "i-1=http://10.0.2.1:2380,i-2=http://10.0.2.2:2380,i-3=http://10.0.2.3:2380";
@@ -2802,6 +2847,19 @@ mod tests {
                 "leave removes this node's member",
                 plan_leave(
                     &observed(1, &[1, 2, 3], Some(three_members())).with_healthy(&[11, 12, 13]),
+                ),
+                vec![removal(
+                    &three_members()[0],
+                    "this instance is leaving".into(),
+                )],
+            ),
+            (
+                // The one left keeps a quorum of one (cargo-mutants: `voters - 1` made
+                // `voters / 1` refused this).
+                "leave one of two healthy members",
+                plan_leave(
+                    &observed(1, &[1, 2], Some(three_members()[..2].to_vec()))
+                        .with_healthy(&[11, 12]),
                 ),
                 vec![removal(
                     &three_members()[0],
@@ -3298,6 +3356,8 @@ mod tests {
     fn cluster_tokens() {
         assert_eq!(cluster_token("etcd-masters"), cluster_token("etcd-masters"));
         assert_ne!(cluster_token("a b"), cluster_token("a-b"));
+        // Stable across versions: the token is in every file and in the cluster's ID.
+        assert_eq!(cluster_token("etcd_a.b c/x"), "etcd-etcd_a.b-c-x-bd16ccb9");
         let t = cluster_token("Name=etcd masters,env=prod\n");
         assert!(
             t.chars()
