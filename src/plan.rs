@@ -227,6 +227,14 @@ pub fn reboot_member<'a>(
         .filter(|m| local_data != LocalData::Missing || m.client_urls.is_empty())
 }
 
+/// The member named after this instance that has published (served clients): one whose etcd
+/// ran, so whose data, where it is not known to be lost, is taken to be there.
+fn published_as<'a>(me: &str, members: &'a [Member]) -> Option<&'a Member> {
+    members
+        .iter()
+        .find(|m| m.name == me && !m.client_urls.is_empty())
+}
+
 /// Whether this node's etcd, started now, would start without member data of its own, and so
 /// first ask its peers for the cluster's version (rule 18): its data directory holds none, or,
 /// when that is not known, the list has no member by its name that has published (a join, or
@@ -235,9 +243,7 @@ pub fn starts_without_member_data(me: &str, members: &[Member], local_data: Loca
     match local_data {
         LocalData::Present => false,
         LocalData::Missing => true,
-        LocalData::Unknown => !members
-            .iter()
-            .any(|m| m.name == me && !m.client_urls.is_empty()),
+        LocalData::Unknown => published_as(me, members).is_none(),
     }
 }
 
@@ -830,9 +836,7 @@ fn plan_new(observed: &Observed, settings: &Settings, me: &Instance) -> Result<P
         // names it as a member: a member by this name that has served is taken to hold its
         // data, as a reboot is, and restarts (it may be what restores the quorum), as it
         // would with its data seen.
-        let published_as_me = list
-            .iter()
-            .find(|m| m.name == me.id && !m.client_urls.is_empty())
+        let published_as_me = published_as(&me.id, list)
             .filter(|_| observed.previous_file != PreviousFile::NotAMember);
         if let (LocalData::Unknown, Some(member)) = (observed.local_data, published_as_me) {
             return Ok(Plan::new(
@@ -1140,6 +1144,20 @@ fn from_peer_list(list: &[Member], settings: &Settings, me: &Instance) -> Result
             list.len()
         ),
         transient: true,
+    })
+}
+
+/// Rule 17's record after `leave` or `reconcile`: the members `actions` leave, as
+/// `ETCD_INITIAL_CLUSTER` names them; `None` when they remove nobody, or nobody answered.
+pub fn members_left(observed: &Observed, actions: &[Action]) -> Option<String> {
+    let members = observed.members.as_deref()?;
+    let removes = actions.iter().any(|a| matches!(a, Action::Remove { .. }));
+    removes.then(|| {
+        initial_cluster_from_members(
+            &predicted_members(members, actions),
+            &observed.instances,
+            &me_as_instance(observed),
+        )
     })
 }
 

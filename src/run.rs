@@ -923,15 +923,9 @@ fn member_command(world: &World, command: Command) -> Result<()> {
         // Rule 17: a removal records the members it leaves, as a join does: a node that
         // hears nobody later must know the cluster runs on those instances, not on the ones
         // the last join named (most of them may be gone since).
-        let removed = plan
-            .actions
-            .iter()
-            .any(|a| matches!(a, plan::Action::Remove { .. }));
-        if let (true, Some(group), Some(members)) = (removed, &my_group, &observed.members) {
-            let left = plan::predicted_members(members, &plan.actions);
-            let me = plan::me_as_instance(&observed);
-            let list = plan::initial_cluster_from_members(&left, &observed.instances, &me);
-            record_members(world, group, &list);
+        if let (Some(group), Some(left)) = (&my_group, plan::members_left(&observed, &plan.actions))
+        {
+            record_members(world, group, &left);
         }
         Ok(())
     })();

@@ -998,17 +998,9 @@ impl World {
     /// run.rs: a removal records the members it leaves (rule 17), as a join does; a throttled
     /// call leaves the last record as it was.
     fn record_members_left(&mut self, observed: &Observed, actions: &[Action]) {
-        if actions.is_empty() || self.throttled {
-            return;
+        if let (false, Some(left)) = (self.throttled, plan::members_left(observed, actions)) {
+            self.members_record = Some(left);
         }
-        let Some(members) = &observed.members else {
-            return;
-        };
-        self.members_record = Some(plan::initial_cluster_from_members(
-            &plan::predicted_members(members, actions),
-            &observed.instances,
-            &plan::me_as_instance(observed),
-        ));
     }
 
     /// `reconcile` on the leader: the real `plan_reconcile`, each removal through etcd's rules.
