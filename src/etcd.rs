@@ -336,11 +336,20 @@ pub fn parse_peer_members(body: &str) -> Result<Vec<Member>> {
     )
 }
 
+/// A member list as a peer port gave it.
+pub struct PeerList {
+    /// The peer URL that answered.
+    pub url: String,
+    /// The cluster's ID, from the answer's `X-Etcd-Cluster-ID` (hexadecimal).
+    pub cluster_id: Option<u64>,
+    pub members: Vec<Member>,
+}
+
 /// The member list as the peers' *peer* ports give it (asked all at once; the first in URL
 /// order that answers). An etcd without a leader (a bootstrap under way, a cluster that lost
 /// its quorum) serves no client, but its peer port lists the members at once. `None` when no
 /// peer port answers with a list.
-pub fn peer_member_list(http: &Http, peer_urls: &[String]) -> Option<Vec<Member>> {
+pub fn peer_member_list(http: &Http, peer_urls: &[String]) -> Option<PeerList> {
     std::thread::scope(|scope| {
         let asks: Vec<_> = peer_urls
             .iter()
@@ -364,7 +373,13 @@ pub fn peer_member_list(http: &Http, peer_urls: &[String]) -> Option<Vec<Member>
                             ""
                         }
                     );
-                    Some(members)
+                    Some(PeerList {
+                        url: url.clone(),
+                        cluster_id: answer
+                            .header("x-etcd-cluster-id")
+                            .and_then(|id| u64::from_str_radix(id, 16).ok()),
+                        members,
+                    })
                 })
             })
             .collect();
@@ -680,16 +695,6 @@ impl Etcd {
         let response = success(&what, response)?;
         let status: Status = parse_json(&what, &response.body)?;
         Ok(!status.leader.is_empty() && status.leader == status.header.member_id)
-    }
-
-    /// Whether the cluster has decided its version, as this member answers `GET /version`.
-    /// Until it has, etcd refuses to start a member `existing` from an empty data directory.
-    pub fn cluster_version_decided(&self) -> Result<bool> {
-        let what = format!("etcd version at {}", self.endpoint);
-        let response = self
-            .http
-            .send(&what, "GET", &self.url("/version"), &[], None)?;
-        parse_cluster_version_decided(&success(&what, response)?.body)
     }
 
     /// The store's revision at this member now (v3 maintenance status).
@@ -1051,6 +1056,17 @@ fn unhealthy_note(errors: &[String], reason: &str) -> String {
     }
 }
 
+/// Whether the cluster has decided its version, as the etcd at `base_url` answers
+/// `GET /version`: a client URL, or a peer URL (the peer port answers it too, with or
+/// without a leader). Until it has, etcd refuses to start a member `existing` from an empty
+/// data directory.
+pub fn cluster_version_decided(http: &Http, base_url: &str) -> Result<bool> {
+    let what = format!("etcd version at {base_url}");
+    let url = format!("{}/version", base_url.trim_end_matches('/'));
+    let response = http.send(&what, "GET", &url, &[], None)?;
+    parse_cluster_version_decided(&success(&what, response)?.body)
+}
+
 /// `GET /version`: `{"etcdserver":"3.4.23","etcdcluster":"3.4.0"}`, the cluster's version
 /// `not_decided` until its leader decides it.
 #[derive(Deserialize)]
@@ -1282,6 +1298,25 @@ mod tests {
                 "failed testcase {errors:?} {reason:?}: {note}"
             );
         }
+    }
+
+    /// etcd's own IDs, from a capture: what proves a list is still the initial cluster.
+    #[test]
+    fn member_and_cluster_ids_are_computed_as_etcd_does() {
+        use crate::model::{cluster_id, initial_member_id, is_initial_cluster};
+        let members = parse_peer_members(&fixture("peer-members-cluster-id.json")).unwrap();
+        let token = "etcd-etcd-3f0c3b2e";
+        let named = 0x174c_4fd5_677b_c401; // X-Etcd-Cluster-Id, as captured
+        for m in &members {
+            assert_eq!(m.id, initial_member_id(&m.peer_urls, token), "{}", m.name);
+        }
+        let ids: Vec<u64> = members.iter().map(|m| m.id).collect();
+        assert_eq!(cluster_id(&ids), named);
+        assert!(is_initial_cluster(&members, token, Some(named)));
+        // Another token's bootstrap, a member removed since, no cluster ID named.
+        assert!(!is_initial_cluster(&members, "etcd-other", Some(named)));
+        assert!(!is_initial_cluster(&members[..1], token, Some(named)));
+        assert!(!is_initial_cluster(&members, token, None));
     }
 
     #[test]

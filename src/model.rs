@@ -248,6 +248,10 @@ pub struct Observed {
     /// `not_decided`): the cluster formed moments ago. Asked only when this node's etcd would
     /// start without member data (`plan::starts_without_member_data`, rule 18).
     pub cluster_version_undecided: bool,
+    /// The cluster's ID, as a peer port that listed the members names it
+    /// (`X-Etcd-Cluster-ID`): asked only when the version is undecided (rule 18), to prove
+    /// the list is still the cluster's initial one (`is_initial_cluster`).
+    pub cluster_id: Option<u64>,
     /// What the previous env file says of this instance.
     pub previous_file: PreviousFile,
     /// The data directory is as it was when the bootstrap file was written (its fingerprint in
@@ -282,12 +286,49 @@ impl Observed {
             present: Vec::new(),
             local_data,
             cluster_version_undecided: false,
+            cluster_id: None,
             previous_file,
             never_started: false,
             bootstrap_record: None,
             members_record: None,
         }
     }
+}
+
+/// etcd's ID for a member of a bootstrap: the first 8 bytes of SHA-1 over its peer URLs
+/// (sorted, joined) and the cluster token (`computeMemberId` in etcd's membership package).
+/// A member added later has the time of its add in it too, so it never matches.
+pub fn initial_member_id(peer_urls: &[String], token: &str) -> u64 {
+    let mut urls = peer_urls.to_vec();
+    urls.sort();
+    sha1_prefix(&[urls.concat().as_bytes(), token.as_bytes()].concat())
+}
+
+/// etcd's cluster ID: the first 8 bytes of SHA-1 over its members' IDs, sorted, 8 bytes
+/// big-endian each (`genID`). etcd computes it once, at the bootstrap, and keeps it.
+pub fn cluster_id(member_ids: &[u64]) -> u64 {
+    let mut ids = member_ids.to_vec();
+    ids.sort();
+    let bytes: Vec<u8> = ids.iter().flat_map(|id| id.to_be_bytes()).collect();
+    sha1_prefix(&bytes)
+}
+
+fn sha1_prefix(bytes: &[u8]) -> u64 {
+    let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, bytes);
+    let mut prefix = [0; 8];
+    prefix.copy_from_slice(&digest.as_ref()[..8]);
+    u64::from_be_bytes(prefix)
+}
+
+/// Whether `list` is exactly the initial cluster of a bootstrap with `token` and no member
+/// has been added or removed since: every member has the ID etcd gives an initial member
+/// (`initial_member_id`), and together they give the cluster's ID as a peer named it. Then an
+/// etcd started `new` from this list computes the same member and cluster IDs as its peers.
+pub fn is_initial_cluster(list: &[Member], token: &str, named_cluster_id: Option<u64>) -> bool {
+    let ids: Vec<u64> = list.iter().map(|m| m.id).collect();
+    list.iter()
+        .all(|m| m.id == initial_member_id(&m.peer_urls, token))
+        && named_cluster_id == Some(cluster_id(&ids))
 }
 
 /// A list in which no member has published its client URLs: a cluster still being

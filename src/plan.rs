@@ -4,8 +4,8 @@
 
 use crate::error::{Error, Result};
 use crate::model::{
-    bootstrapping, host_is_instance, quorum, url_host, Identity, Instance, LastRun, LocalData,
-    Member, Observed, PreviousFile,
+    bootstrapping, host_is_instance, is_initial_cluster, quorum, url_host, Identity, Instance,
+    LastRun, LocalData, Member, Observed, PreviousFile,
 };
 
 /// URL scheme etcd speaks on a port.
@@ -380,10 +380,39 @@ pub fn plan(observed: &Observed, settings: &Settings) -> Result<Plan> {
     let without_data = |members: &[Member]| {
         starts_without_member_data(&observed.me.instance_id, members, observed.local_data)
     };
+    let list = observed
+        .members
+        .as_deref()
+        .or(observed.peer_list.as_deref());
     if plan.mode == Mode::Existing
         && observed.cluster_version_undecided
-        && observed.members.as_deref().is_some_and(without_data)
+        && list.is_some_and(without_data)
     {
+        // An initial member that never started is no join: while no version is decided the
+        // membership is still the initial cluster, and it takes part in the bootstrap as a
+        // late member of it does. This is what a cluster that lost its leader within that
+        // moment waits for: etcd would refuse it `existing` until the members that ran are
+        // back.
+        let mine = settings.peer_url(&me_as_instance(observed))?;
+        let token = &settings.cluster_token;
+        if let Some(member) =
+            list.and_then(|list| late_initial_member(observed, &mine, list, token))
+        {
+            return Ok(Plan::new(
+                Mode::New,
+                vec![],
+                format!(
+                    "the cluster has not decided its version yet, and lists this instance as \
+                     initial member {:x}, never started: taking part in its bootstrap (`new`, \
+                     its initial cluster)",
+                    member.id
+                ),
+            )
+            // With a bucket its bootstrap restored the newest snapshot, and no snapshot is
+            // taken before the version is decided (`snapshot`): the same one, as every member
+            // of one bootstrap must hold the same data.
+            .bootstrapping_from_nothing(observed));
+        }
         return Ok(Plan::new(
             Mode::Wait,
             vec![],
@@ -395,6 +424,26 @@ pub fn plan(observed: &Observed, settings: &Settings) -> Result<Plan> {
         ));
     }
     Ok(plan)
+}
+
+/// This instance's member when it is an initial member that never started (by this
+/// instance's name, at its peer URL, never published) of a list that is provably still its
+/// cluster's initial one (`is_initial_cluster`): then `new` from that list is exactly the
+/// bootstrap its peers made. A removal or an add since would give etcd another cluster ID.
+fn late_initial_member<'a>(
+    observed: &Observed,
+    my_peer_url: &str,
+    list: &'a [Member],
+    token: &str,
+) -> Option<&'a Member> {
+    if !is_initial_cluster(list, token, observed.cluster_id) {
+        return None;
+    }
+    list.iter().find(|m| {
+        m.name == observed.me.instance_id
+            && m.client_urls.is_empty()
+            && m.peer_urls == [my_peer_url]
+    })
 }
 
 /// `plan`, but for rule 18.
@@ -680,6 +729,24 @@ fn my_member<'a>(observed: &Observed, members: &'a [Member]) -> Option<&'a Membe
         .or_else(|| members.iter().find(|m| member_is_instance(m, &me)))
 }
 
+/// Rule 18: no member is removed before the cluster has decided its version. Until then its
+/// membership is its initial cluster, and that is what a late initial member's `new` start
+/// needs when the cluster loses its leader in that moment: after a removal, only the members
+/// that ran could bring it back.
+fn initial_cluster_kept_until_version(observed: &Observed, what: &str) -> Result<()> {
+    if !observed.cluster_version_undecided {
+        return Ok(());
+    }
+    Err(Error::Etcd {
+        what: what.into(),
+        detail: "the cluster has not decided its version yet (it formed moments ago): no member \
+                 is removed before it has, so a late initial member can still take part in \
+                 its bootstrap; try again in a few seconds"
+            .into(),
+        transient: true,
+    })
+}
+
 fn members_or_error<'a>(observed: &'a Observed, what: &str) -> Result<&'a [Member]> {
     observed.members.as_deref().ok_or_else(|| Error::Etcd {
         what: what.into(),
@@ -708,6 +775,9 @@ pub fn plan_reconcile(observed: &Observed) -> Result<Plan> {
         .into_iter()
         .map(|(m, why)| removal(m, why))
         .collect();
+    if !actions.is_empty() {
+        initial_cluster_kept_until_version(observed, "reconcile")?;
+    }
     let summary = match actions.len() {
         0 => "every member's instance is in the group: nothing to reconcile".to_string(),
         n => format!(
@@ -728,6 +798,7 @@ pub fn plan_leave(observed: &Observed) -> Result<Plan> {
             "this instance is not a member: nothing to leave".into(),
         ));
     };
+    initial_cluster_kept_until_version(observed, "leave")?;
     let refuse = |detail: String, transient| {
         Err(Error::Etcd {
             what: "leave".into(),
@@ -1283,7 +1354,10 @@ pub fn environment(
         Mode::New => {
             env.push(("ETCD_INITIAL_CLUSTER_STATE", "new".into()));
             let resumed = resumed_bootstrap(observed).or(kept_file(observed).map(|(_, c)| c));
-            let cluster = match (&observed.peer_list, resumed) {
+            // A client list only for a late initial member (rule 18): while no version is
+            // decided, the members are the initial cluster.
+            let listed = observed.peer_list.as_ref().or(observed.members.as_ref());
+            let cluster = match (listed, resumed) {
                 // Exactly the seed's initial cluster: the same URLs and token give the same
                 // cluster ID.
                 (Some(list), _) => initial_cluster_from_members(list, &observed.instances, &me),
@@ -1429,6 +1503,7 @@ mod tests {
             healthy,
             local_data: LocalData::Unknown,
             cluster_version_undecided: false,
+            cluster_id: None,
             previous_file: PreviousFile::NotAMember,
             never_started: false,
             bootstrap_record: None,
@@ -1448,6 +1523,8 @@ mod tests {
             members
         };
         let cases = [
+            // No cluster ID proves this list the initial cluster: it waits (the next test
+            // has the proof, and then it takes part in the bootstrap).
             (
                 "late initial member, no data, undecided",
                 late(),
@@ -1535,6 +1612,137 @@ mod tests {
         let mut seen = observed(1, &[1, 2, 3], None);
         seen.cluster_version_undecided = true;
         assert_eq!(plan(&seen, &settings()).unwrap().mode, Mode::New);
+    }
+
+    /// Rule 18's exception (the simulation's K11): while the cluster has not decided its
+    /// version, an initial member that never started takes part in the bootstrap (`new`, the
+    /// initial cluster and token), from a client port's list or, without a leader, a peer
+    /// port's, when etcd's IDs prove the list is still the initial cluster. etcd would refuse
+    /// it `existing` until a version is decided, which a cluster that lost its leader in that
+    /// moment never does without it.
+    #[test]
+    fn rule_18_a_late_initial_member_takes_part_in_the_bootstrap_until_the_version_is_decided() {
+        use crate::model::{cluster_id, initial_member_id};
+        let token = cluster_token("etcd");
+        let initial = |n: u8, published: bool| {
+            let url = format!("http://10.0.2.{n}:2380");
+            Member {
+                id: initial_member_id(std::slice::from_ref(&url), &token),
+                name: format!("i-{n}"),
+                peer_urls: vec![url],
+                client_urls: match published {
+                    true => vec![format!("http://10.0.2.{n}:2379")],
+                    false => vec![],
+                },
+                is_learner: false,
+            }
+        };
+        let bootstrap = |late: &[u8]| -> Vec<Member> {
+            (1..=4).map(|n| initial(n, !late.contains(&n))).collect()
+        };
+        let id_of =
+            |list: &[Member]| Some(cluster_id(&list.iter().map(|m| m.id).collect::<Vec<_>>()));
+        let added = Member {
+            name: String::new(),
+            ..member(15, "", "10.0.2.5")
+        };
+        let elsewhere = Member {
+            peer_urls: vec!["http://10.0.9.4:2380".into()],
+            ..initial(4, false)
+        };
+        let with_me_elsewhere = [bootstrap(&[4])[..3].to_vec(), vec![elsewhere]].concat();
+        let cases = [
+            (
+                "the others formed",
+                bootstrap(&[4]),
+                id_of(&bootstrap(&[4])),
+                true,
+                Mode::New,
+            ),
+            (
+                "two were late",
+                bootstrap(&[3, 4]),
+                id_of(&bootstrap(&[3, 4])),
+                true,
+                Mode::New,
+            ),
+            (
+                "version decided: a join",
+                bootstrap(&[4]),
+                id_of(&bootstrap(&[4])),
+                false,
+                Mode::Existing,
+            ),
+            // Not the initial cluster any more: `new` would make another cluster ID.
+            (
+                "a member added since",
+                [bootstrap(&[4]), vec![added]].concat(),
+                id_of(&bootstrap(&[4])),
+                true,
+                Mode::Wait,
+            ),
+            (
+                "a member removed since",
+                bootstrap(&[4])[1..].to_vec(),
+                id_of(&bootstrap(&[4])),
+                true,
+                Mode::Wait,
+            ),
+            (
+                "no peer port named the cluster's ID",
+                bootstrap(&[4]),
+                None,
+                true,
+                Mode::Wait,
+            ),
+            // etcd names the member by its URL: another URL is another member.
+            (
+                "listed at another peer URL",
+                with_me_elsewhere.clone(),
+                id_of(&with_me_elsewhere),
+                true,
+                Mode::Wait,
+            ),
+        ];
+        for (name, list, named_id, undecided, mode) in cases {
+            for through_peer_port in [false, true] {
+                let mut seen = if through_peer_port {
+                    let mut seen = observed(4, &[1, 2, 3, 4], None);
+                    seen.peer_list = Some(list.clone());
+                    seen
+                } else {
+                    observed(4, &[1, 2, 3, 4], Some(list.clone()))
+                };
+                seen.local_data = LocalData::Missing;
+                seen.cluster_version_undecided = undecided;
+                seen.cluster_id = named_id;
+                let p = plan(&seen, &settings()).unwrap();
+                let label = format!("{name} (through the peer port: {through_peer_port})");
+                assert_eq!(p.mode, mode, "{label}: {p:?}");
+                if mode != Mode::New {
+                    continue;
+                }
+                assert!(
+                    p.restore,
+                    "{label}: restores as its bootstrap did, with a bucket"
+                );
+                let env = environment(&p, &seen, seen.members.as_deref(), &settings()).unwrap();
+                let get = |key: &str| {
+                    env.iter()
+                        .find(|(k, _)| *k == key)
+                        .map(|(_, v)| v.as_str())
+                        .unwrap()
+                };
+                assert_eq!(get("ETCD_INITIAL_CLUSTER_STATE"), "new", "{label}");
+                assert_eq!(
+                    get("ETCD_INITIAL_CLUSTER"),
+                    "i-1=http://10.0.2.1:2380,i-2=http://10.0.2.2:2380,\
+                     i-3=http://10.0.2.3:2380,i-4=http://10.0.2.4:2380",
+                    "{label}: exactly the members, so etcd computes the cluster's ID"
+                );
+                assert_eq!(get("ETCD_INITIAL_CLUSTER_TOKEN"), token);
+            }
+        }
     }
 
     fn three_members() -> Vec<Member> {

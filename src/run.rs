@@ -131,10 +131,10 @@ fn look(
     peer_urls: Vec<String>,
     api: crate::etcd::EtcdApi,
     user: Option<crate::etcd::EtcdUser>,
-) -> (Result<Discovery>, Option<Vec<crate::model::Member>>) {
+) -> (Result<Discovery>, Option<etcd::PeerList>) {
     enum Answer {
         Clients(Result<Discovery>),
-        Peers(Option<Vec<crate::model::Member>>),
+        Peers(Option<etcd::PeerList>),
     }
     let (sender, receiver) = std::sync::mpsc::channel();
     let (clients, peers) = (sender.clone(), sender);
@@ -155,7 +155,7 @@ fn look(
     for answer in receiver {
         match answer {
             Answer::Clients(found @ Ok(Discovery::Found(..))) => return (found, None),
-            Answer::Peers(Some(list)) if crate::model::bootstrapping(&list) => {
+            Answer::Peers(Some(list)) if crate::model::bootstrapping(&list.members) => {
                 return (Ok(Discovery::NobodyAnswered), Some(list));
             }
             Answer::Clients(other) => discovery = Some(other),
@@ -348,7 +348,11 @@ impl World<'_> {
         let (discovery, peer_list) = look(
             &self.etcd_http,
             client_urls,
-            if probe_peers { peer_urls } else { Vec::new() },
+            if probe_peers {
+                peer_urls.clone()
+            } else {
+                Vec::new()
+            },
             self.config.etcd_api,
             self.config.etcd_user.clone(),
         );
@@ -367,28 +371,52 @@ impl World<'_> {
             // No leader, but the peers list the members: the plan decides whether this node
             // is one the cluster waits for (an initial member that never started).
             (Err(e), Some(list)) if e.is_transient() => {
-                log::info!("{e}; a peer port lists {} members", list.len());
+                log::info!("{e}; a peer port lists {} members", list.members.len());
                 (None, None, Some(list))
             }
             (Err(e), _) => return Err(e),
         };
-        // Rule 18: only an etcd that starts without member data asks its peers for the
-        // cluster's version; a failed ask holds nothing back (etcd would say it at start).
+        // Rule 18: an etcd that starts without member data asks its peers for the cluster's
+        // version, and so do the removals (`leave`, `reconcile`), which wait for it; a failed
+        // ask holds nothing back (etcd would say it at start).
         let without_data = |members: &[crate::model::Member]| {
-            plan::starts_without_member_data(&self.me.instance_id, members, local_data)
+            probe_peers
+                && plan::starts_without_member_data(&self.me.instance_id, members, local_data)
         };
-        let cluster_version_undecided = match (&etcd, &members) {
-            (Some(etcd), Some(members)) if probe_peers && without_data(members) => {
-                match etcd.cluster_version_decided() {
-                    Ok(decided) => !decided,
-                    Err(e) => {
-                        log::debug!("{e}: the cluster's version is not known");
-                        false
-                    }
-                }
+        let removes = matches!(self.config.command, Command::Leave | Command::Reconcile);
+        // Without a leader, the peer port that listed the members answers it too.
+        let version_at = match (&etcd, &members, &peer_list) {
+            (Some(etcd), Some(members), _) if removes || without_data(members) => {
+                Some((etcd.http(), etcd.endpoint.as_str()))
             }
-            _ => false,
+            (None, None, Some(list))
+                if without_data(&list.members) && !crate::model::bootstrapping(&list.members) =>
+            {
+                Some((&self.etcd_http, list.url.as_str()))
+            }
+            _ => None,
         };
+        let cluster_version_undecided = match version_at {
+            Some((http, url)) => match etcd::cluster_version_decided(http, url) {
+                Ok(decided) => !decided,
+                Err(e) => {
+                    log::debug!("{e}: the cluster's version is not known");
+                    false
+                }
+            },
+            None => false,
+        };
+        // The cluster's ID proves a list is still the initial cluster, for a late initial
+        // member (rule 18). A peer port's list names it; with a client's, the peer ports are
+        // asked for it.
+        let cluster_id = match &peer_list {
+            _ if !cluster_version_undecided || !probe_peers => None,
+            Some(list) => list.cluster_id,
+            None => {
+                etcd::peer_member_list(&self.etcd_http, &peer_urls).and_then(|list| list.cluster_id)
+            }
+        };
+        let peer_list = peer_list.map(|list| list.members);
         // A plain reboot is decided without health: one round trip less on every reboot.
         // The member commands always weigh health.
         let needs_health = |members: &[crate::model::Member]| {
@@ -433,6 +461,7 @@ impl World<'_> {
             present,
             local_data,
             cluster_version_undecided,
+            cluster_id,
             previous_file,
             never_started,
             bootstrap_record,
@@ -516,7 +545,7 @@ fn ask_last_cluster(http: &Http, last: &LastRun, config: &Config) -> Option<Vec<
             }
         }
     } else {
-        etcd::peer_member_list(http, &last.peer_urls)
+        etcd::peer_member_list(http, &last.peer_urls).map(|list| list.members)
     }
 }
 

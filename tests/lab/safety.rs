@@ -526,7 +526,7 @@ fn the_seed_lost_after_its_etcd_ran_never_leads_to_a_second_cluster() {
 }
 
 #[test]
-fn a_late_initial_member_waits_until_the_cluster_has_decided_its_version() {
+fn before_the_cluster_decides_its_version_a_late_initial_member_takes_part_and_a_join_waits() {
     // Rule 18, the lab's five-member bootstraps' failure: a late initial member that looked
     // right after the others formed wrote `existing`, and its etcd exited "incompatible with
     // current running cluster". Here instance 6's peer port trickles, so the leader's version
@@ -555,30 +555,117 @@ fn a_late_initial_member_waits_until_the_cluster_has_decided_its_version() {
     }
     let url = format!("{}/version", lab.env_value(2, "ETCD_ADVERTISE_CLIENT_URLS"));
     let version = || request("GET", &url, &[], "").map(|(_, body)| body);
-    let before = version();
+    let undecided = || version().is_ok_and(|b| b.contains("not_decided"));
     assert!(
-        before.as_ref().is_ok_and(|b| b.contains("not_decided")),
-        "the leader waits on the trickling peer: {before:?}"
+        undecided(),
+        "the leader waits on the trickling peer: {:?}",
+        version()
     );
 
-    // Instance 5 boots: it waits, with nothing changed and no file written.
-    let mut five = lab.discover_spawn(5, &[]);
-    lab::wait_until(
-        "node 5 to wait for the version",
-        Duration::from_secs(30),
-        || lab.discovery_log(5).contains("has not decided its version"),
-    );
-    assert!(
-        five.try_wait().unwrap().is_none(),
-        "{}",
-        lab.discovery_log(5)
-    );
-    assert!(!lab.env_file(5).exists());
-
-    // The trickle ends: the leader decides, and 5 joins as the member it was listed as.
-    drop(slow);
-    lab.finish_and_start(vec![(5, five)], &EtcdFlags::default());
-    assert_eq!(lab.env_value(5, "ETCD_INITIAL_CLUSTER_STATE"), "existing");
+    // Instance 5, an initial member that never started, takes part in the bootstrap at once:
+    // etcd's IDs prove the list is still the initial cluster, and `new` from it is the
+    // bootstrap the others made.
+    let log = lab.discover_ok(5, &["--wait-timeout=20s"]);
+    assert!(log.contains("taking part in its bootstrap"), "{log}");
+    assert_eq!(lab.env_value(5, "ETCD_INITIAL_CLUSTER_STATE"), "new");
+    lab.start_etcd(5, &EtcdFlags::default());
     lab.wait_healthy(5, NO_TLS);
-    assert!(version().is_ok_and(|b| !b.contains("not_decided")));
+    assert!(undecided(), "still held by the trickle: {:?}", version());
+
+    // 6's instance is lost and 7 replaces it: a join waits, with nothing changed and no file
+    // written (6's member is not removed either).
+    lab.terminate(6);
+    lab.launch("etcd", 7);
+    let mut seven = lab.discover_spawn(7, &[]);
+    lab::wait_until(
+        "node 7 to wait for the version",
+        Duration::from_secs(30),
+        || lab.discovery_log(7).contains("has not decided its version"),
+    );
+    assert!(
+        seven.try_wait().unwrap().is_none(),
+        "{}",
+        lab.discovery_log(7)
+    );
+    assert!(!lab.env_file(7).exists());
+    assert_eq!(lab.members(2, NO_TLS).len(), 5, "nothing removed or added");
+
+    // The trickle ends: the leader decides, and 7 replaces 6's member.
+    drop(slow);
+    lab.finish_and_start(vec![(7, seven)], &EtcdFlags::default());
+    assert_eq!(lab.env_value(7, "ETCD_INITIAL_CLUSTER_STATE"), "existing");
+    lab.wait_healthy(7, NO_TLS);
+    assert!(!undecided(), "{:?}", version());
+    lab.assert_cluster_is_the_nodes(2, NO_TLS);
+}
+
+#[test]
+fn a_cluster_that_lost_its_leader_before_deciding_its_version_takes_its_late_initial_member() {
+    // The simulation's K11: a formed cluster loses its leader before it decided its version
+    // (here 2's etcd dies while 4's trickling peer port holds the version check). 3 alone has
+    // no leader, so no version will be decided until 4 starts, and etcd refuses 4 started
+    // `existing` until one is: 4 waited for a version only its own start could bring. It now
+    // starts `new`, from the initial cluster its peers' IDs prove unchanged.
+    let mut lab = Lab::new(77);
+    lab.create_group("etcd", "etcd-masters");
+    lab.launch("etcd", 2);
+    std::thread::sleep(Duration::from_millis(1100));
+    for k in [3, 4] {
+        lab.launch("etcd", k);
+    }
+    let running: Vec<_> = [2, 3]
+        .iter()
+        .map(|k| (*k, lab.discover_spawn(*k, &[])))
+        .collect();
+    lab.finish_each(running, |_, _| {});
+    let slow = Trickle::start(&lab.ip(4), 2380);
+    for k in [2, 3] {
+        lab.start_etcd(k, &EtcdFlags::default());
+    }
+    for k in [2, 3] {
+        lab.wait_healthy(k, NO_TLS);
+    }
+    let url = format!("{}/version", lab.env_value(3, "ETCD_ADVERTISE_CLIENT_URLS"));
+    let version = || request("GET", &url, &[], "").map(|(_, body)| body);
+    assert!(
+        version().is_ok_and(|b| b.contains("not_decided")),
+        "{:?}",
+        version()
+    );
+    lab::etcdctl(&lab, 3, &["put", "written-early", "kept"]);
+
+    // A removal waits for the version too: it would leave a list that is no longer the
+    // initial cluster, which 4's start needs.
+    let out = lab.discover(3, &["leave"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(75), "{log}");
+    assert!(log.contains("has not decided its version"), "{log}");
+    assert_eq!(lab.members(3, NO_TLS).len(), 3, "nothing removed");
+
+    lab.nodes.get_mut(&2).unwrap().etcd.take();
+    drop(slow);
+    let log = lab.discover_ok(4, &["--wait-timeout=20s"]);
+    assert!(log.contains("taking part in its bootstrap"), "{log}");
+    assert_eq!(lab.env_value(4, "ETCD_INITIAL_CLUSTER_STATE"), "new");
+    assert_eq!(
+        lab.env_value(4, "ETCD_INITIAL_CLUSTER"),
+        lab.env_value(3, "ETCD_INITIAL_CLUSTER"),
+        "the initial cluster its peers bootstrapped"
+    );
+    lab.start_etcd(4, &EtcdFlags::default());
+    for k in [3, 4] {
+        lab.wait_healthy(k, NO_TLS);
+    }
+    let value = lab::etcdctl(&lab, 4, &["get", "written-early", "--print-value-only"]);
+    assert_eq!(value.trim(), "kept");
+    lab::wait_until(
+        "the cluster to decide its version",
+        Duration::from_secs(30),
+        || version().is_ok_and(|b| !b.contains("not_decided")),
+    );
+    // 2 comes back from its data: the whole initial cluster runs.
+    lab.discover_ok(2, &[]);
+    lab.start_etcd(2, &EtcdFlags::default());
+    lab.wait_healthy(2, NO_TLS);
+    lab.assert_cluster_is_the_nodes(3, NO_TLS);
 }

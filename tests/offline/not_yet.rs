@@ -4,7 +4,7 @@
 //! success once the world catches up, or in exit 75 (retried by the unit), never in 1. At
 //! boot, what comes up late (IMDS, the network, the group's listing) is waited for within
 //! `--boot-wait`.
-//! Networks 127.0.130-149.0/24.
+//! Networks 127.0.130-149.0/24 and 127.0.219.0/24.
 
 use std::fs;
 use std::process::Stdio;
@@ -310,4 +310,104 @@ fn a_join_waits_until_the_cluster_has_decided_its_version() {
     *w.etcd_fault.lock().unwrap() = Some(EtcdFault::VersionNotDecided(100));
     assert_success(&w.run(&[]));
     assert!(w.etcd_requests().iter().all(|r| r.path != "/version"));
+}
+
+/// The peer port of a formed cluster without a leader that has not decided its version: i-2
+/// and i-3 published, i-4 (an initial member) never started. The IDs are etcd's for these
+/// peer URLs and the token the tool derives from the group's name (`etcd-etcd-7a45e7eb`:
+/// SHA-1, as `model::initial_member_id` and `model::cluster_id` compute them, checked against
+/// etcd's own in `fixtures/etcd/peer-members-cluster-id.json`).
+fn leaderless_peer(net: u8, cluster_id: &'static str) -> FakeServer {
+    let ids = [
+        (2, 16690537346585024033u64),
+        (3, 16355283342120963296),
+        (4, 16659675516521803085),
+    ];
+    let members: Vec<String> = ids
+        .iter()
+        .map(|(k, id)| {
+            let ip = World::ip(net, *k);
+            let clients = match k {
+                4 => String::new(),
+                _ => format!(r#","clientURLs":["http://{ip}:2379"]"#),
+            };
+            format!(
+                r#"{{"id":{id},"peerURLs":["http://{ip}:2380"],"name":"{}"{clients}}}"#,
+                super::world::instance_id(*k)
+            )
+        })
+        .collect();
+    let body = format!("[{}]", members.join(","));
+    FakeServer::start_with_headers(&World::ip(net, 3), 2380, move |r| {
+        let header = vec![("X-Etcd-Cluster-Id".to_string(), cluster_id.to_string())];
+        match r.path.as_str() {
+            "/members" => (200, header, body.clone()),
+            "/version" => (
+                200,
+                header,
+                r#"{"etcdserver":"3.4.23","etcdcluster":"not_decided"}"#.into(),
+            ),
+            _ => (404, header, String::new()),
+        }
+    })
+}
+
+#[test]
+fn a_late_initial_member_heard_only_on_the_peer_ports_takes_part_in_its_bootstrap() {
+    // Rule 18's late initial member (the simulation's K11), on the peer ports: no client
+    // port answers, the peer port lists i-4 as an initial member that never started, and
+    // names no cluster version. etcd refuses i-4 `existing` until one is decided, which
+    // needs i-4's start: it takes part in the bootstrap (`new`), as etcd's IDs prove the
+    // list is still the initial cluster (the version and the ID asked at the peer port).
+    let w = World::new(
+        219,
+        4,
+        vec![group("etcd", &[2, 3, 4])],
+        None,
+        vec![],
+        Imds::v2(),
+    );
+    let peer = leaderless_peer(219, "fdb6ebfdc4064268");
+    let out = w.run(&["--wait-timeout=2s"]);
+    assert_success(&out);
+    assert!(
+        stderr(&out).contains("taking part in its bootstrap"),
+        "{}",
+        stderr(&out)
+    );
+    let text = fs::read_to_string(w.env_file()).unwrap();
+    assert_eq!(env_value(&text, "ETCD_INITIAL_CLUSTER_STATE"), "new");
+    assert_eq!(
+        env_value(&text, "ETCD_INITIAL_CLUSTER"),
+        [2, 3, 4]
+            .map(|k| format!(
+                "{}=http://{}:2380",
+                super::world::instance_id(k),
+                World::ip(219, k)
+            ))
+            .join(",")
+    );
+    assert_eq!(
+        env_value(&text, "ETCD_INITIAL_CLUSTER_TOKEN"),
+        "etcd-etcd-7a45e7eb"
+    );
+    let asked: Vec<String> = peer.requests().iter().map(|r| r.path.clone()).collect();
+    assert!(asked.iter().any(|p| p == "/version"), "{asked:?}");
+    drop(peer);
+
+    // The same list under another cluster ID (a member was removed or added since): not
+    // the initial cluster, so no `new`; it waits, with no file written.
+    drop(w);
+    let w = World::new(
+        219,
+        4,
+        vec![group("etcd", &[2, 3, 4])],
+        None,
+        vec![],
+        Imds::v2(),
+    );
+    let _peer = leaderless_peer(219, "1c0ffee");
+    let out = w.run(&["--wait-timeout=1s"]);
+    assert_failure(&out, 75, "has not decided its version");
+    assert!(!w.env_file().exists());
 }

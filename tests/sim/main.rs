@@ -87,20 +87,6 @@ fn known(violation: &Violation) -> Option<&'static str> {
         // member they cannot reach. Scale in one member at a time.
         return Some("K8: a formed cluster's majority left the group at once");
     }
-    let waits_or_refused = what.contains("no convergence")
-        || what.contains("incompatible with current running cluster");
-    if waits_or_refused
-        && what.contains("a formed cluster lost its leader before deciding its version")
-    {
-        // Rule 18: etcd starts a member `existing` from no data only once a peer names the
-        // cluster's version, which its leader decides a moment after the cluster formed. A
-        // cluster that lost its leader within that moment (a member killed or wiped at once)
-        // takes no late initial member: one that looks through a client port waits, one that
-        // only hears the peer ports (rule 13) starts and is refused, until the members that
-        // ran are back. Real etcd refuses those starts whatever the tool does; a `new` start
-        // (the initial cluster is unchanged while no version was decided) would not be.
-        return Some("K11: a formed cluster lost its leader before deciding its version");
-    }
     if what.contains("two clusters")
         && what.contains("an instance launched before a seed entered service during its bootstrap")
     {
@@ -610,9 +596,10 @@ fn fixed_regressions() -> u64 {
     // from the start, never ran; a reconcile and a leave removed i-2 and i-1, and i-3 was
     // terminated, which left i-5 running alone. i-4 heard nobody and, with the last join's
     // record naming nobody counted, bootstrapped beside it. Removals record the members
-    // they leave now (rule 17), so i-4 waits for i-5 and then starts as its member; that
-    // cluster lost its leader before deciding its version, so real etcd refuses the start
-    // (K11, known): no second cluster.
+    // they leave now (rule 17), so i-4 waits for i-5. That cluster lost its leader before
+    // deciding its version, and the removals changed its initial membership, so no `new`
+    // start would join it (rule 18's late initial member needs the initial cluster): i-4
+    // waits for a member that ran to come back. No second cluster.
     let mut removals = World::new(Version::V34, 5, false, false).without_named_data_dir();
     removals.operations = true;
     let removals_schedule = vec![

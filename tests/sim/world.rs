@@ -267,7 +267,8 @@ pub struct World {
     /// (scale-ins, terminations): the group took its data away (known K8).
     pub majority_left: bool,
     /// A formed cluster lost its leader before it decided its version: etcd refuses every
-    /// `existing` start from no data until a member that ran comes back (known K11).
+    /// `existing` start from no data until a member that ran comes back; a late initial
+    /// member starts `new` instead (rule 18, K11 fixed). Said with a violation, for context.
     pub lost_leader_undecided: bool,
     /// AWS answers every call with `Throttling` (a burst); the tool's retries give up and the
     /// run exits 75.
@@ -587,15 +588,15 @@ impl World {
         }
         // No list from a client port: the peer ports list the members of an etcd without a
         // leader (a bootstrap under way, or a cluster without its quorum).
-        let mut peer_list = match found {
+        let peer_cluster = match found {
             Some(_) => None,
             None => asked.iter().find_map(|target| {
                 let data = self.node(*target).data.as_ref()?;
                 let cluster = self.cluster(data.cluster)?;
-                self.peer_reachable(n, *target)
-                    .then(|| World::members_of(cluster))
+                self.peer_reachable(n, *target).then_some(cluster)
             }),
         };
+        let mut peer_list = peer_cluster.map(World::members_of);
         // Silent members: a bootstrap's list settles it; otherwise this node restarts from
         // its member data whatever the others say, or the plan reads the peers' list, or the
         // tool looks again (75) (run.rs).
@@ -613,13 +614,22 @@ impl World {
         let members = found.and_then(|id| self.cluster(id)).map(World::members_of);
         // run.rs asks the member that answered for the cluster's version when this node's
         // etcd would start from no data (rule 18).
-        let cluster_version_undecided = discover
-            && members
-                .as_deref()
-                .is_some_and(|m| plan::starts_without_member_data(&me.id(), m, local_data))
-            && found
-                .and_then(|id| self.cluster(id))
-                .is_some_and(|c| !c.version_decided);
+        // Without a leader, the peer port that listed the members answers it.
+        // The removals (the member commands here) ask too, and wait for it.
+        let without_data =
+            |m: &[Member]| discover && plan::starts_without_member_data(&me.id(), m, local_data);
+        let version_asked = match (&members, &peer_list) {
+            (Some(members), _) if !discover || without_data(members) => {
+                found.and_then(|id| self.cluster(id))
+            }
+            (None, Some(list)) if without_data(list) && !model::bootstrapping(list) => peer_cluster,
+            _ => None,
+        };
+        let cluster_version_undecided = version_asked.is_some_and(|c| !c.version_decided);
+        // run.rs asks a peer port for the cluster's ID along with an undecided version.
+        let cluster_id = version_asked
+            .filter(|_| discover && cluster_version_undecided)
+            .map(|c| c.id);
         let mut healthy = Vec::new();
         let mut present = Vec::new();
         if let (Some(members), Some(cluster)) = (&members, found.and_then(|id| self.cluster(id))) {
@@ -658,6 +668,7 @@ impl World {
             present,
             local_data,
             cluster_version_undecided,
+            cluster_id,
             previous_file: match &me.file {
                 Some(f) if f.name == me.id() && f.new => model::PreviousFile::Bootstrap {
                     initial_cluster: f.initial_cluster(),
@@ -1479,10 +1490,12 @@ impl World {
             ));
         }
         if file.new {
-            let mut urls: Vec<&str> = file.initial.iter().map(|(_, u)| u.as_str()).collect();
-            urls.sort();
-            let id = fnv(&format!("{}/{}", file.token, urls.join(",")));
-            let member = fnv(&format!("{}/{}", file.token, file.peer_url));
+            // etcd's own IDs, as `new` computes them from the file.
+            let id_of =
+                |url: &String| model::initial_member_id(std::slice::from_ref(url), &file.token);
+            let ids: Vec<u64> = file.initial.iter().map(|(_, u)| id_of(u)).collect();
+            let id = model::cluster_id(&ids);
+            let member = id_of(&file.peer_url);
             if let Some(c) = self.cluster(id) {
                 // Every member of one bootstrap holds the same data: all restored, or none.
                 if c.restored != file.restored {
@@ -1515,7 +1528,7 @@ impl World {
                     .initial
                     .iter()
                     .map(|(name, url)| SimMember {
-                        id: fnv(&format!("{}/{url}", file.token)),
+                        id: id_of(url),
                         peer_url: url.clone(),
                         name: name.clone(),
                         published: false,
