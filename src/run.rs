@@ -879,6 +879,23 @@ fn snapshot(world: &World, bucket: &Bucket) -> Result<()> {
         log::info!("this member is not the leader: the leader uploads the snapshot");
         return Ok(());
     }
+    // Rule 18: a late initial member takes part in the bootstrap until the version is
+    // decided, restoring the newest snapshot as the others did; a newer one from this
+    // cluster would give it other data under the same raft index.
+    let started = Instant::now();
+    let deadline = started + config.wait_timeout.min(config.timeout);
+    while !etcd::cluster_version_decided(mine.http(), &mine.endpoint)? {
+        let why = "the cluster has not decided its version yet (it formed moments ago): no \
+                   snapshot before it has";
+        if Instant::now() >= deadline {
+            return Err(Error::NotReady(format!(
+                "{why}; still after {}s",
+                started.elapsed().as_secs()
+            )));
+        }
+        log::info!("waiting: {why}");
+        pause_until(deadline);
+    }
     let key = snapshot::object_name(&location.prefix, SystemTime::now(), mine.revision()?);
     if config.dry_run {
         println!(

@@ -1,6 +1,6 @@
 //! Issue 15: `snapshot` streams etcd's snapshot into S3 as a multipart upload, on the leader
 //! only; a failed upload or a cut stream is aborted and never becomes an object.
-//! Networks 127.0.250-254.0/24; 250-252 are shared with `restore`, one test at a time
+//! Networks 127.0.249-254.0/24; 250-252 are shared with `restore`, one test at a time
 //! (`net`).
 
 use std::sync::{Arc, Mutex};
@@ -103,6 +103,17 @@ fn start_etcd(w: &World, leader: bool, stream: String) -> FakeServer {
 
 /// The same, its snapshot answered with `status`.
 fn start_etcd_answering(w: &World, leader: bool, status_code: u16, stream: String) -> FakeServer {
+    start_etcd_with_version(w, leader, status_code, stream, "3.4.0")
+}
+
+/// The same, `/version` naming this cluster version (`not_decided` moments after it formed).
+fn start_etcd_with_version(
+    w: &World,
+    leader: bool,
+    status_code: u16,
+    stream: String,
+    cluster_version: &'static str,
+) -> FakeServer {
     let me = w.member(2, true);
     let list = format!(
         r#"{{"header":{{"member_id":"{id}"}},"members":[{{"ID":"{id}","name":"{}","peerURLs":["{}"],"clientURLs":["{}"]}}]}}"#,
@@ -122,6 +133,10 @@ fn start_etcd_answering(w: &World, leader: bool, status_code: u16, stream: Strin
             "/v3/maintenance/status" => (200, status.clone()),
             "/v3/maintenance/snapshot" => (status_code, stream.clone()),
             "/health" => (200, r#"{"health":"true"}"#.into()),
+            "/version" => (
+                200,
+                format!(r#"{{"etcdserver":"3.4.23","etcdcluster":"{cluster_version}"}}"#),
+            ),
             _ => (404, "404 page not found\n".into()),
         }
     })
@@ -284,6 +299,19 @@ fn a_database_larger_than_a_part_goes_up_in_parts_of_5_mib_and_a_last_smaller_on
         .find(|r| r.method == "POST" && r.path.contains("?uploadId="))
         .unwrap();
     assert_eq!(complete.body.matches("<Part>").count(), 3);
+}
+
+#[test]
+fn no_snapshot_is_taken_before_the_cluster_decides_its_version() {
+    // Rule 18: until the version is decided a late initial member may still take part in the
+    // bootstrap, restoring the newest snapshot as the others did; one of this cluster would
+    // give it other data under the same raft index. The leader waits, then gives up (75).
+    let w = World::new(249, 2, vec![group("etcd", &[2])], None, vec![], Imds::v2());
+    let _etcd = start_etcd_with_version(&w, true, 200, STREAM.to_string(), "not_decided");
+    let s3 = start_s3("127.0.249.9", S3Fault::None, Vec::new(), "us-east-1");
+    let out = run(&w, &s3, &["--wait-timeout=1s"]);
+    assert_failure(&out, 75, "has not decided its version yet");
+    assert!(calls(&s3).is_empty(), "{:?}", calls(&s3));
 }
 
 #[test]
