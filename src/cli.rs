@@ -192,7 +192,8 @@ autoscaling:CompleteLifecycleAction), the group's and etcd's flags of `etcd-disc
 
 Exit codes: 0 done (or this instance was no member), 1 failed (the last member, or the
 error line says what to check), 2 bad usage, 75 removing it now would lose the quorum,
-or another temporary failure: retry.
+the cluster formed moments ago and has not decided its version (no removal before it
+has), or another temporary failure: retry.
 ";
 
 const RECONCILE_HELP: &str = "\
@@ -210,7 +211,7 @@ Flags: the group's and etcd's flags of `etcd-discovery --help` (--scaling-group-
 --timeout, --dry-run.
 
 Exit codes: 0 done (nothing to do included), 1 failed, 2 bad usage, 75 temporary
-failure (no leader, an election): retry.
+failure (no leader, an election, a cluster that has not decided its version yet): retry.
 ";
 
 const STATUS_HELP: &str = "\
@@ -244,17 +245,19 @@ leader uploads; on other members it says so and does nothing. The object is
 PREFIX/etcd-snapshot-<UTC time>-r<revision>.db (names sort by time), and beside it
 <name>.sha256 holds its sha256. The upload completes only when the stream ended whole
 (etcd's own checksum matches); on any failure it is aborted, no part is left. Then the
-oldest snapshots beyond --snapshot-keep are deleted.
+oldest snapshots beyond --snapshot-keep are deleted. A cluster that formed moments ago
+is not snapshotted until it has decided its version (waited for up to --wait-timeout).
 
 When: etcd-discovery-snapshot.timer, every hour on every member.
 
 Flags: --snapshot-url (ETCD_DISCOVERY_SNAPSHOT_URL), --snapshot-keep N (default 24),
-the group's and etcd's flags of `etcd-discovery --help`, --timeout, --dry-run. S3 is
+the group's and etcd's flags of `etcd-discovery --help`, --wait-timeout, --timeout,
+--dry-run. S3 is
 asked in the bucket's region (HeadBucket names it; first guess --region, else the
 instance's), or at AWS_ENDPOINT_URL_S3 (else AWS_ENDPOINT_URL), path-style.
 
 Exit codes: 0 done (or not the leader), 1 failed, 2 bad usage, 75 temporary failure
-(no leader, etcd or S3 unreachable): retry.
+(no leader, no cluster version yet, etcd or S3 unreachable): retry.
 ";
 
 /// Rewrites Go-style arguments to `--name[=value]` so pico-args sees one syntax.

@@ -3043,6 +3043,34 @@ mod tests {
         );
     }
 
+    /// Rule 18: no removal before the cluster has decided its version, so a late initial
+    /// member's list stays the initial cluster.
+    #[test]
+    fn removals_wait_for_the_cluster_version() {
+        let undecided = |mut seen: Observed| {
+            seen.cluster_version_undecided = true;
+            seen
+        };
+        let gone3 = observed(1, &[1, 2], Some(three_members())).with_healthy(&[11, 12]);
+        let all = observed(1, &[1, 2, 3], Some(three_members())).with_healthy(&[11, 12, 13]);
+        for (name, result) in [
+            ("reconcile", plan_reconcile(&undecided(gone3.clone()))),
+            ("leave", plan_leave(&undecided(all.clone()))),
+        ] {
+            match result {
+                Err(e @ Error::Etcd { .. }) => {
+                    assert!(e.is_transient(), "{name}: {e}");
+                    assert!(e.to_string().contains("has not decided its version"), "{e}");
+                }
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        // Decided, they remove; with nothing to remove, reconcile has nothing to wait for.
+        assert_eq!(plan_reconcile(&gone3).unwrap().actions.len(), 1);
+        assert_eq!(plan_leave(&all).unwrap().actions.len(), 1);
+        assert!(plan_reconcile(&undecided(all)).unwrap().actions.is_empty());
+    }
+
     #[test]
     fn member_commands_table() {
         type Case = (&'static str, Result<Plan>, Vec<Action>);
