@@ -266,6 +266,11 @@ pub struct World {
     /// A formed cluster was left with fewer members on counted instances than its quorum
     /// (scale-ins, terminations): the group took its data away (known K8).
     pub majority_left: bool,
+    /// A formed cluster had fewer members holding their data on counted instances than its
+    /// quorum while one's data sat on an instance in the warm pool (`ReuseOnScaleIn`: a
+    /// scale-in whose `leave` was refused, or came too late): the quorum waits for a
+    /// scale-out to put it in service again (known K12).
+    pub quorum_parked_in_pool: bool,
     /// A formed cluster lost its leader before it decided its version: etcd refuses every
     /// `existing` start from no data until a member that ran comes back; a late initial
     /// member starts `new` instead (rule 18, K11 fixed). Said with a violation, for context.
@@ -292,6 +297,10 @@ pub struct World {
     /// it (and then without a bucket: `--snapshot-url` needs it) every look says `Unknown`,
     /// and no data directory is ever lost: the README says the tool cannot tell it then.
     pub data_dir_named: bool,
+    /// The warm pool's `ReuseOnScaleIn`: a scaled-in instance goes back to the pool, stopped,
+    /// with its disks, instead of being terminated; put in service again, it holds the data
+    /// of a member its `leave` (or `reconcile`) removed (rule 15).
+    pub reuse_on_scale_in: bool,
 }
 
 /// One thing that can happen next.
@@ -423,6 +432,7 @@ impl World {
             members_record: None,
             older_in_service_while_seeding: false,
             majority_left: false,
+            quorum_parked_in_pool: false,
             lost_leader_undecided: false,
             throttled: false,
             operations: false,
@@ -431,6 +441,7 @@ impl World {
             bucket: false,
             ever_formed: false,
             data_dir_named: true,
+            reuse_on_scale_in: false,
         }
     }
 
@@ -792,6 +803,9 @@ impl World {
         if self.majority_left {
             causes.push_str(" (a formed cluster's majority left the group)");
         }
+        if self.quorum_parked_in_pool {
+            causes.push_str(" (a formed cluster's quorum was parked in the warm pool)");
+        }
         if self.older_in_service_while_seeding {
             causes.push_str(
                 " (an instance launched before a seed entered service during its bootstrap)",
@@ -841,6 +855,17 @@ impl World {
                 x.data_dir_as_written = false;
                 x.partitioned = false;
                 x.run = Run::Observe;
+            }
+            Event::FinishTerminate(n) if self.reuse_on_scale_in => {
+                // Back to the warm pool, stopped: its etcd stops, its disks and file stay.
+                let x = self.node_mut(n);
+                x.leaving = false;
+                x.left = false;
+                x.warm = true;
+                x.etcd = false;
+                x.ready = false;
+                x.partitioned = false;
+                x.run = Run::Idle;
             }
             Event::Terminate(n) | Event::FinishTerminate(n) => {
                 // The instance is gone, its etcd and its disks with it.
@@ -918,6 +943,26 @@ impl World {
                 })
                 .count();
             c.members.iter().any(|m| m.published) && kept < quorum(c.members.len())
+        });
+        let holds = |x: &Node, c: &Cluster, m: &SimMember| {
+            !x.terminated
+                && x.data
+                    == Some(Data {
+                        cluster: c.id,
+                        member: m.id,
+                    })
+        };
+        self.quorum_parked_in_pool |= self.clusters.iter().any(|c| {
+            let serving = c
+                .members
+                .iter()
+                .filter(|m| self.nodes.iter().any(|x| x.counted() && holds(x, c, m)))
+                .count();
+            let parked = c
+                .members
+                .iter()
+                .any(|m| self.nodes.iter().any(|x| x.warm && holds(x, c, m)));
+            c.members.iter().any(|m| m.published) && parked && serving < quorum(c.members.len())
         });
         self.lost_leader_undecided |= self.clusters.iter().any(|c| {
             c.members.iter().any(|m| m.published) && !c.version_decided && !self.has_leader(c)
