@@ -525,6 +525,35 @@ fn the_seed_lost_after_its_etcd_ran_never_leads_to_a_second_cluster() {
     assert_eq!(value.trim(), "kept");
 }
 
+/// A group's bootstrap whose initial members `started` run while the `late` ones have not
+/// started, and the cluster has not decided its version: the last late one's peer port
+/// trickles (the returned `Trickle`), so the leader's version check waits on it for as long
+/// as the test keeps it. The first of `started` is the seed.
+fn formed_with_the_version_held(lab: &mut Lab, started: &[u8], late: &[u8]) -> Trickle {
+    lab.create_group("etcd", "etcd-masters");
+    lab.launch("etcd", started[0]);
+    // The seed is the instance launched first, alone in its second of launch time.
+    std::thread::sleep(Duration::from_millis(1100));
+    for k in started[1..].iter().chain(late) {
+        lab.launch("etcd", *k);
+    }
+    // They decide (the seed, then the others taking part through its record) before any
+    // etcd runs: a trickling peer port during their look would be somebody there.
+    let running: Vec<_> = started
+        .iter()
+        .map(|k| (*k, lab.discover_spawn(*k, &[])))
+        .collect();
+    lab.finish_each(running, |_, _| {});
+    let slow = Trickle::start(&lab.ip(*late.last().unwrap()), 2380);
+    for k in started {
+        lab.start_etcd(*k, &EtcdFlags::default());
+    }
+    for k in started {
+        lab.wait_healthy(*k, NO_TLS);
+    }
+    slow
+}
+
 #[test]
 fn before_the_cluster_decides_its_version_a_late_initial_member_takes_part_and_a_join_waits() {
     // Rule 18, the lab's five-member bootstraps' failure: a late initial member that looked
@@ -532,27 +561,7 @@ fn before_the_cluster_decides_its_version_a_late_initial_member_takes_part_and_a
     // current running cluster". Here instance 6's peer port trickles, so the leader's version
     // check waits on it and the cluster's version stays undecided as long as the test wants.
     let mut lab = Lab::new(66);
-    lab.create_group("etcd", "etcd-masters");
-    lab.launch("etcd", 2);
-    // The seed is the instance launched first: 2, alone in its second of launch time.
-    std::thread::sleep(Duration::from_millis(1100));
-    for k in [3, 4, 5, 6] {
-        lab.launch("etcd", k);
-    }
-    // 2, 3 and 4 decide (the seed, then two taking part through its record) before any etcd
-    // runs: a trickling peer port during their look would be somebody there.
-    let running: Vec<_> = [2, 3, 4]
-        .iter()
-        .map(|k| (*k, lab.discover_spawn(*k, &[])))
-        .collect();
-    lab.finish_each(running, |_, _| {});
-    let slow = Trickle::start(&lab.ip(6), 2380);
-    for k in [2, 3, 4] {
-        lab.start_etcd(k, &EtcdFlags::default());
-    }
-    for k in [2, 3, 4] {
-        lab.wait_healthy(k, NO_TLS);
-    }
+    let slow = formed_with_the_version_held(&mut lab, &[2, 3, 4], &[5, 6]);
     let url = format!("{}/version", lab.env_value(2, "ETCD_ADVERTISE_CLIENT_URLS"));
     let version = || request("GET", &url, &[], "").map(|(_, body)| body);
     let undecided = || version().is_ok_and(|b| b.contains("not_decided"));
@@ -607,24 +616,7 @@ fn a_cluster_that_lost_its_leader_before_deciding_its_version_takes_its_late_ini
     // `existing` until one is: 4 waited for a version only its own start could bring. It now
     // starts `new`, from the initial cluster its peers' IDs prove unchanged.
     let mut lab = Lab::new(77);
-    lab.create_group("etcd", "etcd-masters");
-    lab.launch("etcd", 2);
-    std::thread::sleep(Duration::from_millis(1100));
-    for k in [3, 4] {
-        lab.launch("etcd", k);
-    }
-    let running: Vec<_> = [2, 3]
-        .iter()
-        .map(|k| (*k, lab.discover_spawn(*k, &[])))
-        .collect();
-    lab.finish_each(running, |_, _| {});
-    let slow = Trickle::start(&lab.ip(4), 2380);
-    for k in [2, 3] {
-        lab.start_etcd(k, &EtcdFlags::default());
-    }
-    for k in [2, 3] {
-        lab.wait_healthy(k, NO_TLS);
-    }
+    let slow = formed_with_the_version_held(&mut lab, &[2, 3], &[4]);
     let url = format!("{}/version", lab.env_value(3, "ETCD_ADVERTISE_CLIENT_URLS"));
     let version = || request("GET", &url, &[], "").map(|(_, body)| body);
     assert!(

@@ -359,14 +359,17 @@ fn a_late_initial_member_heard_only_on_the_peer_ports_takes_part_in_its_bootstra
     // names no cluster version. etcd refuses i-4 `existing` until one is decided, which
     // needs i-4's start: it takes part in the bootstrap (`new`), as etcd's IDs prove the
     // list is still the initial cluster (the version and the ID asked at the peer port).
-    let w = World::new(
-        219,
-        4,
-        vec![group("etcd", &[2, 3, 4])],
-        None,
-        vec![],
-        Imds::v2(),
-    );
+    let world = || {
+        World::new(
+            219,
+            4,
+            vec![group("etcd", &[2, 3, 4])],
+            None,
+            vec![],
+            Imds::v2(),
+        )
+    };
+    let w = world();
     let peer = leaderless_peer(219, "fdb6ebfdc4064268");
     let out = w.run(&["--wait-timeout=2s"]);
     assert_success(&out);
@@ -398,14 +401,7 @@ fn a_late_initial_member_heard_only_on_the_peer_ports_takes_part_in_its_bootstra
     // The same list under another cluster ID (a member was removed or added since): not
     // the initial cluster, so no `new`; it waits, with no file written.
     drop(w);
-    let w = World::new(
-        219,
-        4,
-        vec![group("etcd", &[2, 3, 4])],
-        None,
-        vec![],
-        Imds::v2(),
-    );
+    let w = world();
     let _peer = leaderless_peer(219, "1c0ffee");
     let out = w.run(&["--wait-timeout=1s"]);
     assert_failure(&out, 75, "has not decided its version");
