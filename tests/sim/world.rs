@@ -1120,6 +1120,9 @@ impl World {
         // Rule 15: a removed member's data is moved aside before any change (run.rs).
         let fresh_plan = matches!(run, Run::Observe);
         let next = match run {
+            // run.rs waits out the warm pool (IMDS `Warmed:*`) before anything else: no
+            // look, no file, then 75 (`wait_out_warm_pool`).
+            Run::Observe if self.node(n).warm => Run::Exited(75),
             Run::Observe if self.shortcut(n).is_some() => {
                 let (observed, plan) = self.shortcut(n).expect("just seen");
                 Run::Write {
