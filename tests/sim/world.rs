@@ -266,10 +266,10 @@ pub struct World {
     /// A formed cluster was left with fewer members on counted instances than its quorum
     /// (scale-ins, terminations): the group took its data away (known K8).
     pub majority_left: bool,
-    /// A formed cluster had fewer members holding their data on counted instances than its
-    /// quorum while one's data sat on an instance in the warm pool (`ReuseOnScaleIn`: a
-    /// scale-in whose `leave` was refused, or came too late): the quorum waits for a
-    /// scale-out to put it in service again (known K12).
+    /// A formed cluster had fewer members that could run on counted instances (their data
+    /// there, or never started there) than its quorum while a member's instance sat in the
+    /// warm pool (`ReuseOnScaleIn`: a scale-in whose `leave` was refused, or came too late):
+    /// the quorum waits for a scale-out to put it in service again (known K12).
     pub quorum_parked_in_pool: bool,
     /// A formed cluster lost its leader before it decided its version: etcd refuses every
     /// `existing` start from no data until a member that ran comes back; a late initial
@@ -953,16 +953,23 @@ impl World {
                     })
         };
         self.quorum_parked_in_pool |= self.clusters.iter().any(|c| {
-            let serving = c
+            // Members that can run without a scale-out: their data on a counted instance, or
+            // never started on one.
+            let on = |x: &Node, m: &SimMember| !x.terminated && x.peer_url() == m.peer_url;
+            let available = c
                 .members
                 .iter()
-                .filter(|m| self.nodes.iter().any(|x| x.counted() && holds(x, c, m)))
+                .filter(|m| {
+                    self.nodes
+                        .iter()
+                        .any(|x| x.counted() && (holds(x, c, m) || (!m.published && on(x, m))))
+                })
                 .count();
             let parked = c
                 .members
                 .iter()
-                .any(|m| self.nodes.iter().any(|x| x.warm && holds(x, c, m)));
-            c.members.iter().any(|m| m.published) && parked && serving < quorum(c.members.len())
+                .any(|m| self.nodes.iter().any(|x| x.warm && on(x, m)));
+            c.members.iter().any(|m| m.published) && parked && available < quorum(c.members.len())
         });
         self.lost_leader_undecided |= self.clusters.iter().any(|c| {
             c.members.iter().any(|m| m.published) && !c.version_decided && !self.has_leader(c)
