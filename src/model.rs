@@ -244,9 +244,11 @@ pub struct Observed {
     /// address answered in a way that is not "nothing listens". Never removed.
     pub present: Vec<u64>,
     pub local_data: LocalData,
-    /// The member that gave the list has no cluster version yet (`/version` says
-    /// `not_decided`): the cluster formed moments ago. Asked only when this node's etcd would
-    /// start without member data (`plan::starts_without_member_data`, rule 18).
+    /// The member that gave the list (its client port, or without a leader the peer port
+    /// that listed the members) has no cluster version yet (`/version` says `not_decided`):
+    /// the cluster formed moments ago. Asked only when this node's etcd would start without
+    /// member data (`plan::starts_without_member_data`) and by the removals (`leave`,
+    /// `reconcile`), which wait for it (rule 18).
     pub cluster_version_undecided: bool,
     /// The cluster's ID, as a peer port that listed the members names it
     /// (`X-Etcd-Cluster-ID`): asked only when the version is undecided (rule 18), to prove
