@@ -104,7 +104,6 @@ fn units_have_what_systemd_needs() {
                 "+/usr/bin/systemctl start etcd-discovery.service",
             ),
             ("Service", "EnvironmentFile", "-/etc/sysconfig/etcd-peers"),
-            ("Service", "Restart", "on-failure"),
             ("Service", "RestartSec", "15"),
         ] {
             assert!(
@@ -118,6 +117,16 @@ fn units_have_what_systemd_needs() {
             "{name}: a failed dependency is never started again"
         );
     }
+    // etcd exits 0 when it hears its member was removed; only `always` runs the tool again
+    // (rule 15; the boot test's scenario 6). The gateway's exit 0 is a stop.
+    assert_eq!(
+        value(&unit("30-etcd-discovery.conf"), "Service", "Restart"),
+        Some("always")
+    );
+    assert_eq!(
+        value(&unit("etcd-gateway.service"), "Service", "Restart"),
+        Some("on-failure")
+    );
     // Rule 15: a removed member's data is moved aside within the data directory the tool is
     // told of, so the master's unit lets it write exactly there (`-`: a directory that does
     // not exist yet is no error), and lets root into etcd's 0700 directory to do it.
