@@ -8,12 +8,20 @@ use crate::model::Member;
 use crate::plan::Action;
 
 /// Runs the actions against the endpoint that answered, in order; stops at the first refusal.
-/// Returns the member list etcd answered this node's add with, when there was one (v3).
-pub fn apply(etcd: &Etcd, actions: &[Action], sleep: &Sleep<'_>) -> Result<Option<Vec<Member>>> {
+/// `before_removal` runs just before each removal and stops the run when it fails (the group
+/// looked at again). Returns the member list etcd answered this node's add with, when there
+/// was one (v3).
+pub fn apply(
+    etcd: &Etcd,
+    actions: &[Action],
+    sleep: &Sleep<'_>,
+    mut before_removal: impl FnMut() -> Result<()>,
+) -> Result<Option<Vec<Member>>> {
     let mut answered = None;
     for action in actions {
         match action {
             Action::Remove { id, name, why } => {
+                before_removal()?;
                 log::info!("removing member {id:x} ({name}): {why}");
                 etcd.remove(*id, sleep)?;
             }

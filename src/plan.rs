@@ -236,12 +236,13 @@ fn published_as<'a>(me: &str, members: &'a [Member]) -> Option<&'a Member> {
 }
 
 /// Whether this node's etcd, started now, would start without member data of its own, and so
-/// first ask its peers for the cluster's version (rule 18): its data directory holds none, or,
-/// when that is not known, the list has no member by its name that has published (a join, or
-/// an initial member that never started).
+/// first ask its peers for the cluster's version (rule 18): its data directory holds none, or
+/// only a member the list has no longer (a removed member's, moved aside before the join:
+/// rule 15), or, when that is not known, the list has no member by its name that has
+/// published (a join, or an initial member that never started).
 pub fn starts_without_member_data(me: &str, members: &[Member], local_data: LocalData) -> bool {
     match local_data {
-        LocalData::Present => false,
+        LocalData::Present => !members.iter().any(|m| m.name == me),
         LocalData::Missing => true,
         LocalData::Unknown => published_as(me, members).is_none(),
     }
@@ -1059,6 +1060,17 @@ fn plan_new(observed: &Observed, settings: &Settings, me: &Instance) -> Result<P
     }
 }
 
+/// The look again just before a removal of another instance's member (a join's, a
+/// reconcile's): an instance the group counts now that this run's look did not may be the
+/// one whose member the plan calls gone (put back in service from a warm pool that reuses
+/// instances, with that member's data). `Some(id)`: remove nothing, the next run looks again.
+pub fn entered_since_look<'a>(observed: &Observed, counted_now: &'a [String]) -> Option<&'a str> {
+    counted_now
+        .iter()
+        .find(|id| !observed.instances.iter().any(|i| &i.id == *id))
+        .map(String::as_str)
+}
+
 /// Rule 14's read-back, once the seed has written its record and read the group again:
 /// `Ok` to bootstrap, else why the next run decides again. `record_now` is the group's record
 /// as read again, `mine` the initial cluster this seed recorded, `counted_now` the instances
@@ -1141,6 +1153,38 @@ fn resumed_bootstrap(observed: &Observed) -> Option<&str> {
         }
         _ => None,
     }
+}
+
+/// This member's peer URLs as the file's initial cluster names them (etcd requires its
+/// advertised ones to be those), and this instance named the same way: by IP when they are by
+/// IP. They differ from this run's naming when a kept or resumed file was written while EC2
+/// told this instance by IP (a VPC that gives no DNS names) and only instance metadata names
+/// it now (EC2 does not list it yet, and no peer tells).
+fn as_the_file_names(
+    env: &[(&'static str, String)],
+    me: Instance,
+    settings: &Settings,
+) -> Result<(String, Instance)> {
+    let named: Vec<&str> = env
+        .iter()
+        .filter(|(key, _)| *key == "ETCD_INITIAL_CLUSTER")
+        .flat_map(|(_, cluster)| cluster.split(','))
+        .filter_map(|entry| entry.split_once('='))
+        .filter(|(name, _)| *name == me.id)
+        .map(|(_, url)| url)
+        .collect();
+    if named.is_empty() {
+        return Ok((settings.peer_url(&me)?, me));
+    }
+    let by_ip = named.iter().all(|u| url_host(u) == me.private_ip);
+    let me = match by_ip {
+        true => Instance {
+            private_dns: String::new(),
+            ..me
+        },
+        false => me,
+    };
+    Ok((named.join(","), me))
 }
 
 /// When nobody answers and the data directory is not named: the state and initial cluster of
@@ -1386,8 +1430,9 @@ pub fn environment(
             env.push(("ETCD_INITIAL_CLUSTER", cluster));
         }
     }
+    let (peer_urls, me) = as_the_file_names(&env, me, settings)?;
     let ip = &me.private_ip;
-    env.push(("ETCD_INITIAL_ADVERTISE_PEER_URLS", settings.peer_url(&me)?));
+    env.push(("ETCD_INITIAL_ADVERTISE_PEER_URLS", peer_urls));
     env.push(("ETCD_ADVERTISE_CLIENT_URLS", settings.client_url(&me)?));
     // Listen URLs must be IPs: etcd refuses names there.
     env.push((
@@ -2847,6 +2892,64 @@ mod tests {
         }
     }
 
+    /// Regression (simulation, reuse-on-scale-in, seed 7, schedule 44759): an instance back
+    /// from the warm pool with a removed member's data, while the cluster it joins has not
+    /// decided its version. Its data goes aside, so etcd starts without any and would refuse
+    /// ("incompatible with current running cluster"): it asks for the version as any start
+    /// without data does, and waits with nothing moved.
+    #[test]
+    fn a_removed_members_data_stays_until_the_version_is_decided() {
+        let mut seen = observed(4, &[1, 2, 3, 4], Some(three_members()));
+        seen.local_data = LocalData::Present;
+        let members = three_members();
+        assert!(starts_without_member_data(
+            "i-4",
+            &members,
+            LocalData::Present
+        ));
+        assert!(!starts_without_member_data(
+            "i-1",
+            &members,
+            LocalData::Present
+        ));
+        seen.cluster_version_undecided = true;
+        let p = plan(&seen, &settings()).unwrap();
+        assert_eq!(p.mode, Mode::Wait, "{p:?}");
+        assert!(!p.set_aside_data && p.actions.is_empty(), "{p:?}");
+    }
+
+    /// Regression (simulation, reuse-on-scale-in, seed 2, schedules 3011 and 18565): a join
+    /// looked while i-5 sat in the warm pool and planned to remove its member; i-5 was put back
+    /// in service (in 18565 it even restarted its etcd) before the removal. The group is read
+    /// again before each removal: an instance counted now that the look did not stops it.
+    #[test]
+    fn a_removal_waits_for_an_instance_that_entered_since_the_look() {
+        let look = observed(6, &[1, 3, 4, 6], None);
+        let ids = |ids: &[&str]| ids.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // (case, counted now, the instance that entered)
+        let cases = [
+            ("as looked", ids(&["i-1", "i-3", "i-4", "i-6"]), None),
+            ("one left since", ids(&["i-1", "i-4", "i-6"]), None),
+            (
+                "back from the pool",
+                ids(&["i-1", "i-3", "i-4", "i-5", "i-6"]),
+                Some("i-5"),
+            ),
+            (
+                "one for one",
+                ids(&["i-1", "i-3", "i-6", "i-7"]),
+                Some("i-7"),
+            ),
+        ];
+        for (case, counted_now, entered) in cases {
+            assert_eq!(
+                entered_since_look(&look, &counted_now),
+                entered,
+                "failed testcase {case}"
+            );
+        }
+    }
+
     /// Nobody answers and the data directory is not named: a node whose file names it as a
     /// member starts as that file said, and never decides (or takes part in) a new bootstrap.
     /// Regression (simulation, seed 7, schedule 3056): a member restarting with its data after
@@ -3415,6 +3518,52 @@ mod tests {
             if let (Some(a), Some(r)) = (first_add, last_remove) {
                 assert!(r < a, "failed testcase {case}: removals first");
             }
+        }
+    }
+
+    /// Regression (simulation, seed 2, schedule 51447): peers by DNS name in a VPC that gives
+    /// none. i-4's file was written while EC2 told it by IP; read back while nobody answers and
+    /// EC2 does not list it, only instance metadata names it. The kept file advertises the
+    /// peer URL its initial cluster names (etcd refuses any other) and the client URL by IP,
+    /// as its peers reach it; a file that names it by DNS name keeps the name.
+    #[test]
+    fn a_kept_file_advertises_this_member_as_its_initial_cluster_names_it() {
+        let mut by_dns = settings();
+        by_dns.address_kind = AddressKind::Hostname;
+        let kept = |initial_cluster: &str| {
+            // The group lists i-4; EC2 does not know it yet.
+            let mut seen = observed(4, &[4], None);
+            seen.instances[0].private_ip.clear();
+            seen.instances[0].private_dns.clear();
+            seen.previous_file = PreviousFile::Member {
+                initial_cluster: initial_cluster.into(),
+            };
+            seen
+        };
+        // (case, the kept initial cluster, the peer URL and the client URL advertised)
+        let cases = [
+            (
+                "by IP",
+                "i-1=http://10.0.2.1:2380,i-4=http://10.0.2.4:2380",
+                "http://10.0.2.4:2380",
+                "http://10.0.2.4:2379",
+            ),
+            (
+                "by name",
+                "i-1=http://ip-10-0-2-1.ec2.internal:2380,i-4=http://ip-10-0-2-4.ec2.internal:2380",
+                "http://ip-10-0-2-4.ec2.internal:2380",
+                "http://ip-10-0-2-4.ec2.internal:2379",
+            ),
+        ];
+        for (case, initial_cluster, peer, client) in cases {
+            let seen = kept(initial_cluster);
+            let p = plan(&seen, &by_dns).unwrap();
+            assert_eq!(p.mode, Mode::Existing, "failed testcase {case}: {p:?}");
+            let env = environment(&p, &seen, None, &by_dns).unwrap();
+            let value = |key: &str| env.iter().find(|(k, _)| *k == key).unwrap().1.clone();
+            assert_eq!(value("ETCD_INITIAL_CLUSTER"), initial_cluster, "{case}");
+            assert_eq!(value("ETCD_INITIAL_ADVERTISE_PEER_URLS"), peer, "{case}");
+            assert_eq!(value("ETCD_ADVERTISE_CLIENT_URLS"), client, "{case}");
         }
     }
 

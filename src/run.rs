@@ -965,7 +965,12 @@ fn member_command(world: &World, command: Command) -> Result<()> {
             Command::Leave => through_another_member(etcd, &plan, &observed),
             _ => etcd,
         };
-        apply::apply(&etcd, &plan.actions, &sleep)?;
+        // `leave` removes this node's own member: an instance entering meanwhile (its
+        // replacement) changes nothing about that.
+        apply::apply(&etcd, &plan.actions, &sleep, || match command {
+            Command::Leave => Ok(()),
+            _ => nobody_entered(world, &observed),
+        })?;
         // Rule 17: a removal records the members it leaves, as a join does: a node that
         // hears nobody later must know the cluster runs on those instances, not on the ones
         // the last join named (most of them may be gone since).
@@ -1118,6 +1123,20 @@ fn still_counted(world: &World) -> Result<()> {
     Err(Error::NotReady(
         "the group stopped counting this instance during the run (scaled in?): not writing the file, so etcd does not start".into(),
     ))
+}
+
+/// Reads the group again just before removing another instance's member: an instance counted
+/// now that the look did not count may be that member's, back in service from a warm pool
+/// that reuses instances (`plan::entered_since_look`).
+fn nobody_entered(world: &World, observed: &Observed) -> Result<()> {
+    let groups = world.selection.describe(&world.autoscaling)?;
+    match plan::entered_since_look(observed, &counted_ids(&groups)) {
+        None => Ok(()),
+        Some(id) => Err(Error::NotReady(format!(
+            "the group counts instance {id} since this run looked (back from a warm pool, or \
+             launched): removing nothing, looking again"
+        ))),
+    }
 }
 
 /// Reads the group and the record (`record_now`, given the groups) again after recording;
@@ -1338,7 +1357,12 @@ fn finish(
             // The list etcd answered this node's add with, else the list as it now stands:
             // the joining node's ETCD_INITIAL_CLUSTER must match it exactly. A later
             // concurrent add takes itself back (etcd::Etcd::add), so it must not be in ours.
-            let members = match apply::apply(etcd, &plan.actions, &sleep)? {
+            // A join that removes members is on the full path, which has the world.
+            let before_removal = || match full {
+                Some(full) => nobody_entered(full.world, observed),
+                None => Ok(()),
+            };
+            let members = match apply::apply(etcd, &plan.actions, &sleep, before_removal)? {
                 Some(members) => members,
                 None => etcd.list()?,
             };

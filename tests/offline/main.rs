@@ -187,6 +187,41 @@ fn bootstrap_when_nobody_answers() {
 }
 
 #[test]
+fn a_join_removes_nothing_when_an_instance_entered_since_its_look() {
+    // Regression (the simulation with a warm pool that reuses instances, seed 2): i-4 looked
+    // while i-3 sat in the pool and planned to remove its member; i-3 was put back in service
+    // before the removal. The group is read again before each removal: i-4 removes nothing,
+    // writes nothing, and exits 75; its next run sees i-3 counted and keeps its member.
+    let w = World::new(
+        223,
+        4,
+        vec![group("etcd", &[2, 4, 5])],
+        Some((&[2, 5], EtcdApi::V3)),
+        vec![],
+        Imds::v2(),
+    );
+    *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true), w.member(5, true)];
+    *w.aws_faults.enters_after_a_look.lock().unwrap() = Some(3);
+    fs::write(w.env_file(), "OLD=1\n").unwrap();
+    let out = w.run(&[]);
+    let entered = format!(
+        "the group counts instance {} since this run looked",
+        instance_id(3)
+    );
+    assert_failure(&out, 75, &entered);
+    assert_eq!(w.etcd_changes(), vec![]);
+    assert_eq!(fs::read_to_string(w.env_file()).unwrap(), "OLD=1\n");
+    let out = w.run(&["--wait-timeout=1s"]);
+    assert!(
+        !w.etcd_changes()
+            .iter()
+            .any(|(path, _)| path.ends_with("/remove")),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn join_removes_the_dead_member_and_adds_this_one() {
     // Members 2, 3 and 5 were the cluster; 3's instance is gone and 4 replaces it.
     let w = World::new(

@@ -57,6 +57,9 @@ pub struct AwsFaults {
     /// A dual-stack subnet: EC2 also gives host k the IPv6 address `fd00:ec2:NET::k`
     /// (`ipv6Address`, EC2 API Reference, `Instance`).
     pub dual_stack: Arc<std::sync::atomic::AtomicBool>,
+    /// Host k enters the first group (`InService`) once a DescribeAutoScalingGroups has been
+    /// answered without it: an instance put back in service from a warm pool during a run.
+    pub enters_after_a_look: Arc<Mutex<Option<u8>>>,
 }
 
 pub struct World {
@@ -450,7 +453,15 @@ pub fn aws_handler(
             }
             return (200, r#"<CreateOrUpdateTagsResponse xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/"><ResponseMetadata><RequestId>x</RequestId></ResponseMetadata></CreateOrUpdateTagsResponse>"#.into());
         }
+        let shared = groups.clone();
         let groups = groups.lock().unwrap().clone();
+        if action == "DescribeAutoScalingGroups" {
+            if let Some(k) = faults.enters_after_a_look.lock().unwrap().take() {
+                shared.lock().unwrap()[0]
+                    .instances
+                    .push((k, "InService".into()));
+            }
+        }
         match action.as_str() {
             "DescribeAutoScalingInstances" => {
                 let wanted = r.param("InstanceIds.member.1").unwrap_or_default();

@@ -15,9 +15,10 @@
 //!   refuses to start when the counts differ ("member count is unequal") or its URL is missing;
 //! - a node started `new` joins the cluster its token and initial cluster name; one that was
 //!   already started ("member has already been bootstrapped") refuses;
-//! - a node with data restarts as its member; a removed member does not run (real etcd
-//!   starts, hears it was removed and exits with status 0, so `Restart=on-failure` leaves it
-//!   stopped: the same end);
+//! - a node with data restarts as its member; a removed member does not run: real etcd
+//!   starts, hears it was removed (once a member answers it) and exits with status 0, and
+//!   etcd's unit (`Restart=always`) runs discovery again. The model has it exit at once: until
+//!   a member answers, it only calls elections nobody takes part in;
 //! - a member serves clients only once it has published through a leader: a bootstrapping
 //!   member refuses client connections (seen with 3.4.23), while its peer port listens;
 //! - the member list is served without a leader (the gateway's request is not linearizable);
@@ -291,7 +292,8 @@ pub struct World {
     /// lost its cluster, and with a bucket it must bring the data back.
     pub ever_formed: bool,
     /// Scale-outs, scale-ins (through `Terminating:Wait` and `leave`), warm-pool launches and
-    /// throttling bursts are drawn too (`--operations`: what they found is not fixed yet).
+    /// throttling bursts are drawn too (from a formed cluster and in every random schedule;
+    /// from the first boot with `--operations`).
     pub operations: bool,
     /// `--etcd-data-dir` given: the tool sees whether its etcd holds member data. Without
     /// it (and then without a bucket: `--snapshot-url` needs it) every look says `Unknown`,
@@ -1121,6 +1123,15 @@ impl World {
         }
     }
 
+    /// The instances the group counts, as a `DescribeAutoScalingGroups` lists them.
+    fn counted_ids(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|x| x.counted())
+            .map(Node::id)
+            .collect()
+    }
+
     /// One step of a discovery run, as `run.rs` takes them.
     fn step(&mut self, n: u8) -> Result<(), Violation> {
         let run = self.node(n).run.clone();
@@ -1177,6 +1188,15 @@ impl World {
                          the warm pool)"
                     ));
                 }
+                // run.rs reads the group again just before each removal (`nobody_entered`).
+                let removes = matches!(plan.actions[next], Action::Remove { .. });
+                let counted = self.counted_ids();
+                if removes
+                    && (self.throttled || plan::entered_since_look(&observed, &counted).is_some())
+                {
+                    self.node_mut(n).run = Run::Exited(75);
+                    return Ok(());
+                }
                 match self.change(n, &plan.actions[next], &observed)? {
                     Err(code) => Run::Exited(code),
                     Ok(()) if next + 1 < plan.actions.len() => Run::Apply {
@@ -1198,12 +1218,7 @@ impl World {
                 Run::Verify { observed, plan }
             }
             Run::Verify { observed, plan } => {
-                let counted: Vec<String> = self
-                    .nodes
-                    .iter()
-                    .filter(|x| x.counted())
-                    .map(Node::id)
-                    .collect();
+                let counted = self.counted_ids();
                 let mine = plan.record.as_deref().unwrap_or_default();
                 let me = self.node(n).id();
                 if self.throttled
@@ -1407,13 +1422,16 @@ impl World {
             .find(|c| c.id == id)
             .expect("found") = after.clone();
         if let Action::Remove { id: member, .. } = action {
-            // A removed member's etcd stops once it hears of it (it exits 0, and
-            // `Restart=on-failure` leaves it stopped).
+            // A removed member's etcd stops once it hears of it (it exits 0), and its unit
+            // (`Restart=always`) runs discovery again.
             let removed = Some(Data {
                 cluster: id,
                 member: *member,
             });
             for x in self.nodes.iter_mut().filter(|x| x.data == removed) {
+                if x.etcd && !x.terminated && matches!(x.run, Run::Idle) {
+                    x.run = Run::Exited(75);
+                }
                 x.etcd = false;
                 x.ready = false;
             }
@@ -1517,17 +1535,13 @@ impl World {
             let Some(cluster) = self.cluster(data.cluster) else {
                 return refuse("its data names a cluster that no longer exists".into());
             };
-            if !cluster.members.iter().any(|m| m.id == data.member) && node.leaving {
-                // `leave` removed it while the tool's reboot plan was on its way: etcd starts,
-                // hears it was removed and exits 0, as the instance goes.
-                self.node_mut(n).run = Run::Idle;
-                return Ok(());
-            }
             if !cluster.members.iter().any(|m| m.id == data.member) {
-                return refuse(format!(
-                    "member {:x} was removed from the cluster; its data cannot rejoin",
-                    data.member
-                ));
+                // Removed while the tool's plan restarted it from its data (`leave` on its way,
+                // or nobody answered: the instance back from a warm pool behind a partition):
+                // etcd starts, hears it was removed, exits 0, and the unit's restart runs
+                // discovery again (rule 15 moves the data aside once a quorum answers).
+                self.node_mut(n).run = Run::Exited(75);
+                return Ok(());
             }
             self.node_mut(n).etcd = true;
             self.node_mut(n).ran = true;
@@ -1577,6 +1591,19 @@ impl World {
                         "etcd on i-{n} started `new` with no data as member {member:x} of cluster \
                          {id:x}, which had published: its empty log would meet the others' later"
                     ));
+                }
+                if !c.members.iter().any(|m| m.id == member) {
+                    // An initial member the cluster removed before it ever ran (its instance
+                    // sat in a warm pool): etcd writes its data, hears it was removed, exits 0,
+                    // and the unit's restart runs discovery again (rule 15 then).
+                    let x = self.node_mut(n);
+                    x.data = Some(Data {
+                        cluster: id,
+                        member,
+                    });
+                    x.ran = true;
+                    x.run = Run::Exited(75);
+                    return Ok(());
                 }
             } else {
                 let members = file
