@@ -153,9 +153,10 @@ fn strict_reconfiguration_and_the_learner_limit_on_one_member() {
     let mut lab = Lab::new(60);
     bootstrap(&mut lab, &[2], &EtcdFlags::default());
 
-    // Learner limit. The simulator does not model learners (world.rs treats `AddLearner` as
-    // `Add`); the tool adds a learner with `--learner` (plan.rs), so etcd's limit is checked
-    // here: membership/cluster.go `ValidateConfigurationChange`, at most one learner.
+    // world.rs: "an `AddLearner` ... is refused while the cluster has a learner
+    // (`maxLearners`, 1: "too many learner members")"; in `change`: `if learner &&
+    // cluster.members.iter().any(|m| m.learner) { return Ok(Err(75)); }` (the tool retries
+    // that answer, then exits 75). membership/cluster.go `ValidateConfigurationChange`.
     let url3 = peer_url(&lab, 3);
     member_add_ok(
         &lab,
@@ -192,6 +193,52 @@ fn strict_reconfiguration_and_the_learner_limit_on_one_member() {
         &err,
         "etcdserver: re-configuration failed due to not enough started members",
     );
+}
+
+#[test]
+fn a_learner_is_promoted_only_once_it_runs_caught_up() {
+    // world.rs: "the promote unit's `promote` is accepted once the learner runs connected to
+    // the leader (caught up, `isLearnerReady`)"; in `change`: `if !self.connected(id,
+    // *member) { return Ok(Err(75)); }`, then `m.learner = false`.
+    let mut lab = Lab::new(78);
+    bootstrap(&mut lab, &[2], &EtcdFlags::default());
+    let url3 = peer_url(&lab, 3);
+    member_add_ok(
+        &lab,
+        2,
+        &["learner-3", "--learner", &format!("--peer-urls={url3}")],
+    );
+    let id3 = member_id(&lab, 2, &url3);
+    let out = etcdctl_output(&lab, 2, &["member", "promote", &id3]);
+    assert!(!out.status.success(), "an unstarted learner was promoted");
+    assert_says(
+        "promote an unstarted learner",
+        &String::from_utf8_lossy(&out.stderr),
+        "can only promote a learner member which is in sync with leader",
+    );
+    assert_eq!(lab.learners(2), vec![url3.clone()], "still a learner");
+    // It starts (`existing`, as the tool's file for a learner says) and catches up: the
+    // same promote is accepted, and it votes.
+    let initial = format!(
+        "{},learner-3={url3}",
+        lab.env_value(2, "ETCD_INITIAL_CLUSTER")
+    );
+    let _etcd3 = lab.spawn_etcd(
+        3,
+        join_env(&lab, 3, "learner-3", &initial),
+        &EtcdFlags::default(),
+    );
+    lab::wait_until(
+        "the running learner's promote to be accepted",
+        Duration::from_secs(30),
+        || {
+            etcdctl_output(&lab, 2, &["member", "promote", &id3])
+                .status
+                .success()
+        },
+    );
+    assert!(lab.learners(2).is_empty(), "it votes now");
+    assert_eq!(lab.members(2, NO_TLS).len(), 2);
 }
 
 #[test]
@@ -276,11 +323,11 @@ fn unhealthy_cluster_member_count_removal_quorum_removed_member_and_rebootstrap(
     etcdctl(&lab, fresh, &["member", "remove", &id_gone]);
     assert_eq!(lab.members(fresh, NO_TLS).len(), 2);
 
-    // world.rs: "a node with data restarts as its member; a removed member refuses to
-    // start"; in `start_etcd`: `"member {:x} was removed from the cluster; its data cannot
-    // rejoin"`. `gone` starts from its old data and file. Real etcd starts, hears from its
-    // peers that it was removed, and exits with status 0 (not a failure: a unit with
-    // `Restart=on-failure` leaves it stopped); the model's refusal is the same end state.
+    // world.rs: "a node with data restarts as its member; a removed member does not run:
+    // real etcd starts, hears it was removed (once a member answers it) and exits with
+    // status 0, and etcd's unit (`Restart=always`) runs discovery again". `gone` starts from
+    // its old data and file: exit 0, which is why etcd's drop-in restarts always (the boot
+    // test's scenario 6 shows the restart under systemd).
     let env = lab.env_of(gone);
     let mut etcd = lab.spawn_etcd(gone, env, &EtcdFlags::default());
     let (code, log) = wait_exit(&lab, gone, &mut etcd, "a removed member");

@@ -122,7 +122,7 @@ struct Found {
 impl Found {
     fn report(&self) {
         println!(
-            "VIOLATION ({:?}, {} nodes{}{}{}{}{}): {}",
+            "VIOLATION ({:?}, {} nodes{}{}{}{}{}{}): {}",
             self.start.version,
             self.start.nodes.len(),
             if self.start.ec2_late {
@@ -147,6 +147,11 @@ impl Found {
             },
             if self.start.reuse_on_scale_in {
                 ", scale-ins back to the warm pool"
+            } else {
+                ""
+            },
+            if self.start.learner {
+                ", joins as learners"
             } else {
                 ""
             },
@@ -361,6 +366,8 @@ struct Setup {
     one_more_fault: bool,
     /// Scaled-in instances go back to the warm pool with their disks (`ReuseOnScaleIn`).
     reuse_on_scale_in: bool,
+    /// `--learner`: joins add learners, which the promote unit makes voters.
+    learner: bool,
 }
 
 impl Setup {
@@ -379,6 +386,7 @@ impl Setup {
             (self.dns, "by DNS name"),
             (self.data_dir_not_named, "data directory not named"),
             (self.reuse_on_scale_in, "scale-ins back to the warm pool"),
+            (self.learner, "joins as learners"),
         ]
         .iter()
         .filter(|(on, _)| *on)
@@ -395,6 +403,7 @@ fn exhaustive(version: Version, size: u8, faults: u32, setup: Setup) -> Search {
     }
     fresh.operations = setup.operations;
     fresh.reuse_on_scale_in = setup.reuse_on_scale_in;
+    fresh.learner = setup.learner;
     let start = if setup.formed {
         let formed = settle(&fresh, None)
             .unwrap_or_else(|(v, _)| panic!("a fault-free bootstrap: {}", v.what));
@@ -484,7 +493,7 @@ fn random_schedule(
     size: u8,
     ec2_late: bool,
     (dns, dns_names): (bool, bool),
-    (bucket, data_dir_named, reuse_on_scale_in): (bool, bool, bool),
+    (bucket, data_dir_named, reuse_on_scale_in, learner): (bool, bool, bool, bool),
 ) -> Option<Found> {
     let mut start = World::new(version, size, ec2_late, dns);
     if !dns_names {
@@ -496,6 +505,7 @@ fn random_schedule(
     start.operations = true;
     start.bucket = bucket;
     start.reuse_on_scale_in = reuse_on_scale_in;
+    start.learner = learner;
     let mut w = start.clone();
     let mut schedule = Vec::new();
     let length = 20 + rng.below(60);
@@ -837,6 +847,15 @@ fn main() {
                 reuse_on_scale_in: true,
                 ..with_operations
             },
+            Setup {
+                learner: true,
+                ..with_operations
+            },
+            Setup {
+                learner: true,
+                one_more_fault: true,
+                ..formed
+            },
         ];
         if operations {
             searches.extend([
@@ -910,13 +929,15 @@ fn main() {
         // Half of those with a named data directory have a warm pool that takes scaled-in
         // instances back with their disks (rule 15 needs the directory named).
         let reuse_on_scale_in = data_dir_named && (i / 128) % 2 == 1;
+        // Half join as learners, as the user data does.
+        let learner = (i / 256) % 2 == 1;
         let Some(found) = random_schedule(
             &mut rng,
             version,
             size,
             ec2_late,
             (dns, dns_names),
-            (bucket, data_dir_named, reuse_on_scale_in),
+            (bucket, data_dir_named, reuse_on_scale_in, learner),
         ) else {
             continue;
         };

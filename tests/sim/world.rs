@@ -22,9 +22,14 @@
 //! - a member serves clients only once it has published through a leader: a bootstrapping
 //!   member refuses client connections (seen with 3.4.23), while its peer port listens;
 //! - the member list is served without a leader (the gateway's request is not linearizable);
-//! - learners are not modelled apart: an `AddLearner` is checked like an `Add`, which is
-//!   stricter than etcd (it counts neither a learner's start nor its connection). The runs
-//!   use voters only (`--learner` off).
+//! - learners (`--learner`, the user data's way): a learner neither votes nor counts toward
+//!   a quorum; an `AddLearner` skips the started-members check but not the connection one,
+//!   and is refused while the cluster has a learner (`maxLearners`, 1: "too many learner
+//!   members"); a learner's removal needs no quorum check; the promote unit's `promote` is
+//!   accepted once the learner runs connected to the leader (caught up, `isLearnerReady`)
+//!   and the started voters with it make a quorum of the voters it makes
+//!   (`IsReadyToPromoteMember`); `mayAddMember`, `mayRemoveMember`, `mayPromoteMember`
+//!   in etcd 3.4 to 3.6 `server.go`.
 //!
 //! `tests/lab/rules.rs` shows each rule with real etcd 3.4 and 3.5 (README, "Simulation").
 
@@ -52,6 +57,15 @@ pub struct SimMember {
     pub name: String,
     /// Its etcd has published its client URLs (it ran while the cluster had a leader).
     pub published: bool,
+    /// Added as a learner and not promoted yet: it neither votes nor counts toward a quorum.
+    pub learner: bool,
+}
+
+impl Cluster {
+    /// The members that vote: every member but the learners.
+    pub fn voters(&self) -> impl Iterator<Item = &SimMember> {
+        self.members.iter().filter(|m| !m.learner)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -126,6 +140,8 @@ pub struct Node {
     pub etcd: bool,
     /// Its etcd has run at some time (a fact of the past, not of the data directory).
     pub ran: bool,
+    /// Its promote unit stopped on a failure that needs a person, until etcd starts again.
+    pub promote_failed: bool,
     /// The file was written for a node without data, and the data directory has not changed
     /// since (its fingerprint in the file still matches): a wipe ends it.
     pub data_dir_as_written: bool,
@@ -169,6 +185,7 @@ impl Node {
             file: None,
             etcd: false,
             ran: false,
+            promote_failed: false,
             data_dir_as_written: false,
             ready: false,
             run: Run::Observe,
@@ -303,6 +320,9 @@ pub struct World {
     /// with its disks, instead of being terminated; put in service again, it holds the data
     /// of a member its `leave` (or `reconcile`) removed (rule 15).
     pub reuse_on_scale_in: bool,
+    /// `--learner`, as the user data runs it: a join adds a learner, and the promote unit
+    /// makes it a voter.
+    pub learner: bool,
 }
 
 /// One thing that can happen next.
@@ -312,6 +332,8 @@ pub enum Event {
     Step(u8),
     /// The unit retries a run that exited 75.
     Retry(u8),
+    /// The promote unit's `promote` on a node whose etcd runs a learner (retried while 75).
+    Promote(u8),
     /// etcd starts from the written file (after discovery exited 0).
     StartEtcd(u8),
     /// AutoScaling launches an instance to meet the desired capacity.
@@ -388,7 +410,7 @@ pub const TOKEN: &str = "etcd-sim";
 
 /// The tool's settings in a group addressed by DNS names (with etcd also listening on
 /// 127.0.0.1, the tool's default) or by IP (with `--listen-localhost=false`).
-fn settings(dns: bool) -> Settings {
+fn settings(dns: bool, learner: bool) -> Settings {
     Settings {
         peer_scheme: Scheme::Http,
         client_scheme: Scheme::Http,
@@ -401,7 +423,7 @@ fn settings(dns: bool) -> Settings {
         },
         proxy_mode: false,
         cluster_token: TOKEN.into(),
-        learner: false,
+        learner,
         listen_localhost: dns,
     }
 }
@@ -444,6 +466,7 @@ impl World {
             ever_formed: false,
             data_dir_named: true,
             reuse_on_scale_in: false,
+            learner: false,
         }
     }
 
@@ -509,11 +532,10 @@ impl World {
 
     pub fn has_leader(&self, cluster: &Cluster) -> bool {
         let connected = cluster
-            .members
-            .iter()
+            .voters()
             .filter(|m| self.connected(cluster.id, m.id))
             .count();
-        connected >= quorum(cluster.members.len())
+        connected >= quorum(cluster.voters().count())
     }
 
     fn cluster(&self, id: u64) -> Option<&Cluster> {
@@ -549,7 +571,7 @@ impl World {
                 } else {
                     vec![m.peer_url.replace(":2380", ":2379")]
                 },
-                is_learner: false,
+                is_learner: m.learner,
             })
             .collect()
     }
@@ -719,6 +741,9 @@ impl World {
             }
             if !x.visible {
                 events.push(Event::Visible(x.n));
+            }
+            if self.promotes(x) {
+                events.push(Event::Promote(x.n));
             }
         }
         let counted = self.nodes.iter().filter(|x| x.counted()).count() as u32;
@@ -921,6 +946,7 @@ impl World {
                 self.node_mut(n).left = true;
             }
             Event::Reconcile => self.reconcile()?,
+            Event::Promote(n) => self.promote(n)?,
             Event::DecideVersion => {
                 let undecided: Vec<u64> = self
                     .clusters
@@ -936,15 +962,14 @@ impl World {
         self.lost_recorded_bootstrap |= self.recorded_bootstrap_lost();
         self.majority_left |= self.clusters.iter().any(|c| {
             let kept = c
-                .members
-                .iter()
+                .voters()
                 .filter(|m| {
                     self.nodes
                         .iter()
                         .any(|x| x.counted() && m.peer_url == x.peer_url())
                 })
                 .count();
-            c.members.iter().any(|m| m.published) && kept < quorum(c.members.len())
+            c.members.iter().any(|m| m.published) && kept < quorum(c.voters().count())
         });
         let holds = |x: &Node, c: &Cluster, m: &SimMember| {
             !x.terminated
@@ -959,8 +984,7 @@ impl World {
             // never started on one.
             let on = |x: &Node, m: &SimMember| !x.terminated && x.peer_url() == m.peer_url;
             let available = c
-                .members
-                .iter()
+                .voters()
                 .filter(|m| {
                     self.nodes
                         .iter()
@@ -971,7 +995,9 @@ impl World {
                 .members
                 .iter()
                 .any(|m| self.nodes.iter().any(|x| x.warm && on(x, m)));
-            c.members.iter().any(|m| m.published) && parked && available < quorum(c.members.len())
+            c.members.iter().any(|m| m.published)
+                && parked
+                && available < quorum(c.voters().count())
         });
         self.lost_leader_undecided |= self.clusters.iter().any(|c| {
             c.members.iter().any(|m| m.published) && !c.version_decided && !self.has_leader(c)
@@ -1058,6 +1084,37 @@ impl World {
         }
         self.record_members_left(&observed, &plan.actions);
         Ok(())
+    }
+
+    /// The promote unit on a learner: the real `plan_promote`, then etcd's rules. Not yet
+    /// (75) is retried; a failure that needs a person (1, 2) stops the unit until etcd's next
+    /// start (`RestartPreventExitStatus=1 2`).
+    fn promote(&mut self, n: u8) -> Result<(), Violation> {
+        let Ok((observed, Some(_))) = self.look(n, false) else {
+            return Ok(());
+        };
+        let code = match plan::plan_promote(&observed) {
+            Err(e) => e.exit_code(),
+            Ok(plan) => match plan.actions.first() {
+                Some(action) => self.change(n, action, &observed)?.err().unwrap_or(0),
+                None => 0,
+            },
+        };
+        if code != 0 && code != 75 {
+            self.node_mut(n).promote_failed = true;
+        }
+        Ok(())
+    }
+
+    /// A learner this node's etcd runs, which its promote unit still tries to promote.
+    fn promotes(&self, x: &Node) -> bool {
+        x.etcd
+            && !x.terminated
+            && !x.promote_failed
+            && x.data.as_ref().is_some_and(|d| {
+                self.cluster(d.cluster)
+                    .is_some_and(|c| c.members.iter().any(|m| m.id == d.member && m.learner))
+            })
     }
 
     /// run.rs: a removal records the members it leaves (rule 17), as a join does; a throttled
@@ -1150,7 +1207,8 @@ impl World {
             }
             Run::Observe => match self.observe(n) {
                 Err(code) => Run::Exited(code),
-                Ok((observed, _)) => match plan::plan(&observed, &settings(self.dns)) {
+                Ok((observed, _)) => match plan::plan(&observed, &settings(self.dns, self.learner))
+                {
                     Err(e) => Run::Exited(e.exit_code()),
                     Ok(plan) if plan.mode == Mode::Wait => Run::Exited(75),
                     Ok(plan) if plan.record.is_some() => Run::Record {
@@ -1269,7 +1327,7 @@ impl World {
             members: members.as_deref(),
             local_data,
         };
-        let plan = plan::reboot_shortcut(&seen, &settings(self.dns)).ok()?;
+        let plan = plan::reboot_shortcut(&seen, &settings(self.dns, self.learner)).ok()?;
         let observed = Observed::without_group(
             identity,
             members,
@@ -1323,9 +1381,9 @@ impl World {
         if !self.has_leader(&cluster) {
             return Ok(Err(75));
         }
-        let voters = cluster.members.len();
+        let voters = cluster.voters().count();
         let connected =
-            |w: &World, c: &Cluster| c.members.iter().filter(|m| w.connected(c.id, m.id)).count();
+            |w: &World, c: &Cluster| c.voters().filter(|m| w.connected(c.id, m.id)).count();
         let mut after = cluster.clone();
         match action {
             Action::Remove { id: member, .. } => {
@@ -1369,19 +1427,26 @@ impl World {
                         owner.n
                     ));
                 }
+                let learner = cluster.members.iter().any(|m| m.id == *member && m.learner);
                 after.members.retain(|m| m.id != *member);
-                if connected(self, &after) < quorum(after.members.len()) {
-                    return Ok(Err(75)); // mayRemoveMember: unhealthy cluster
+                // mayRemoveMember: a learner's removal needs no quorum check.
+                if !learner && connected(self, &after) < quorum(after.voters().count()) {
+                    return Ok(Err(75)); // unhealthy cluster
                 }
             }
             Action::Add { peer_url } | Action::AddLearner { peer_url } => {
                 if cluster.members.iter().any(|m| &m.peer_url == peer_url) {
                     return Ok(Err(1)); // "Peer URLs already exists"
                 }
-                let started = cluster.members.iter().filter(|m| m.published).count();
+                let learner = matches!(action, Action::AddLearner { .. });
+                let started = cluster.voters().filter(|m| m.published).count();
                 let grows_single = started == 1 && voters == 1;
-                if !grows_single && started < quorum(voters + 1) {
+                if !learner && !grows_single && started < quorum(voters + 1) {
                     return Ok(Err(75)); // not enough started members
+                }
+                // maxLearners (1): the tool retries "too many learner members", then 75.
+                if learner && cluster.members.iter().any(|m| m.learner) {
+                    return Ok(Err(75));
                 }
                 // The tool looks first and waits while another added member has not started
                 // (etcd.rs `add`): one join at a time, whichever way etcd answers.
@@ -1411,9 +1476,28 @@ impl World {
                     peer_url: peer_url.clone(),
                     name: String::new(),
                     published: false,
+                    learner,
                 });
             }
-            Action::Promote { .. } => return Ok(Ok(())),
+            Action::Promote { id: member } => {
+                let Some(m) = after.members.iter_mut().find(|m| m.id == *member) else {
+                    return Ok(Err(1)); // membership: member not found
+                };
+                if !m.learner {
+                    return Ok(Err(1)); // "can only promote a learner member"
+                }
+                // isLearnerReady: it runs and the leader reaches it (it has caught up).
+                if !self.connected(id, *member) {
+                    return Ok(Err(75));
+                }
+                // IsReadyToPromoteMember: the started voters and the learner make a quorum
+                // of the voters it makes.
+                let started = cluster.voters().filter(|m| m.published).count();
+                if started + 1 < quorum(voters + 1) {
+                    return Ok(Err(75)); // not enough started members
+                }
+                m.learner = false;
+            }
         }
         let had_leader = self.has_leader(&cluster);
         *self
@@ -1464,7 +1548,12 @@ impl World {
                 None => return Ok(Run::Exited(75)),
             },
         };
-        let env = match plan::environment(plan, observed, members.as_deref(), &settings(self.dns)) {
+        let env = match plan::environment(
+            plan,
+            observed,
+            members.as_deref(),
+            &settings(self.dns, self.learner),
+        ) {
             Ok(env) => env,
             Err(e) => return Ok(Run::Exited(e.exit_code())),
         };
@@ -1477,7 +1566,7 @@ impl World {
         // Peers are told this node's own address in the group's addressing; etcd listens on
         // its IP (and on 127.0.0.1 when the settings ask).
         let me = self.node(n);
-        let listen_client = if settings(self.dns).listen_localhost {
+        let listen_client = if settings(self.dns, self.learner).listen_localhost {
             format!("http://{}:2379,http://127.0.0.1:2379", me.ip())
         } else {
             format!("http://{}:2379", me.ip())
@@ -1528,6 +1617,7 @@ impl World {
     /// etcd starts from the file. A start refused for a reason in the file is a violation;
     /// one that only found no peer yet is retried by systemd (discovery runs again first).
     fn start_etcd(&mut self, n: u8) -> Result<(), Violation> {
+        self.node_mut(n).promote_failed = false;
         let node = self.node(n).clone();
         let file = node.file.clone().expect("a written file");
         let refuse = |why: String| violation(format!("etcd on i-{n} refused to start: {why}"));
@@ -1614,6 +1704,7 @@ impl World {
                         peer_url: url.clone(),
                         name: name.clone(),
                         published: false,
+                        learner: false,
                     })
                     .collect();
                 if self.bucket && self.ever_formed && !file.restored {
@@ -1731,8 +1822,7 @@ impl World {
     /// and those that never started (they have no data to lose).
     fn unrecoverable(&self, c: &Cluster) -> bool {
         let recoverable = c
-            .members
-            .iter()
+            .voters()
             .filter(|m| {
                 let instance_alive = self
                     .nodes
@@ -1749,7 +1839,7 @@ impl World {
                     })
             })
             .count();
-        recoverable < quorum(c.members.len())
+        recoverable < quorum(c.voters().count())
     }
 
     /// The cluster the group's data belongs to, when there is exactly one.
@@ -1788,8 +1878,10 @@ impl World {
         let Some(cluster) = self.cluster(id) else {
             return false;
         };
-        // Every member is a counted instance's: reconcile or a join removed the others.
+        // Every member is a counted instance's: reconcile or a join removed the others; every
+        // learner was promoted.
         self.has_leader(cluster)
+            && cluster.members.iter().all(|m| !m.learner)
             && cluster.version_decided
             && cluster.members.len() == living.len()
             && living.iter().all(|x| {
@@ -1806,7 +1898,7 @@ impl World {
     pub fn decision(&self, n: u8) -> String {
         match self.observe(n) {
             Err(code) => format!("the look fails ({code})"),
-            Ok((observed, _)) => match plan::plan(&observed, &settings(self.dns)) {
+            Ok((observed, _)) => match plan::plan(&observed, &settings(self.dns, self.learner)) {
                 Ok(plan) => format!("{:?}: {}", plan.mode, plan.summary),
                 Err(e) => format!("error ({}): {e}", e.exit_code()),
             },
