@@ -58,8 +58,8 @@ fn known(violation: &Violation) -> Option<&'static str> {
     if changed_list {
         // The file is a snapshot of the member list; another node's join or removal (a
         // replaced member, a wiped one re-added) changed the list before this etcd read it.
-        // etcd refuses to start, the unit's Restart=on-failure runs the tool again, and the
-        // new file agrees. The model stops at the refusal instead of following the restart.
+        // etcd refuses to start, the unit's restart runs the tool again, and the
+        // new file agrees. Schedules with `follow_refused_starts` follow that restart instead.
         return Some("K4: the member list changed between the file and etcd's start");
     }
     if what.contains("a bootstrap member lost its data before the cluster formed") {
@@ -122,7 +122,7 @@ struct Found {
 impl Found {
     fn report(&self) {
         println!(
-            "VIOLATION ({:?}, {} nodes{}{}{}{}{}{}): {}",
+            "VIOLATION ({:?}, {} nodes{}{}{}{}{}{}{}): {}",
             self.start.version,
             self.start.nodes.len(),
             if self.start.ec2_late {
@@ -152,6 +152,11 @@ impl Found {
             },
             if self.start.learner {
                 ", joins as learners"
+            } else {
+                ""
+            },
+            if self.start.follow_refused_starts {
+                ", K4 followed"
             } else {
                 ""
             },
@@ -368,6 +373,9 @@ struct Setup {
     reuse_on_scale_in: bool,
     /// `--learner`: joins add learners, which the promote unit makes voters.
     learner: bool,
+    /// A start etcd refuses because the member list changed (K4) is followed through the
+    /// unit's restart.
+    follow_refused_starts: bool,
 }
 
 impl Setup {
@@ -387,6 +395,10 @@ impl Setup {
             (self.data_dir_not_named, "data directory not named"),
             (self.reuse_on_scale_in, "scale-ins back to the warm pool"),
             (self.learner, "joins as learners"),
+            (
+                self.follow_refused_starts,
+                "K4 followed through the restart",
+            ),
         ]
         .iter()
         .filter(|(on, _)| *on)
@@ -404,6 +416,7 @@ fn exhaustive(version: Version, size: u8, faults: u32, setup: Setup) -> Search {
     fresh.operations = setup.operations;
     fresh.reuse_on_scale_in = setup.reuse_on_scale_in;
     fresh.learner = setup.learner;
+    fresh.follow_refused_starts = setup.follow_refused_starts;
     let start = if setup.formed {
         let formed = settle(&fresh, None)
             .unwrap_or_else(|(v, _)| panic!("a fault-free bootstrap: {}", v.what));
@@ -494,6 +507,7 @@ fn random_schedule(
     ec2_late: bool,
     (dns, dns_names): (bool, bool),
     (bucket, data_dir_named, reuse_on_scale_in, learner): (bool, bool, bool, bool),
+    follow_refused_starts: bool,
 ) -> Option<Found> {
     let mut start = World::new(version, size, ec2_late, dns);
     if !dns_names {
@@ -506,6 +520,7 @@ fn random_schedule(
     start.bucket = bucket;
     start.reuse_on_scale_in = reuse_on_scale_in;
     start.learner = learner;
+    start.follow_refused_starts = follow_refused_starts;
     let mut w = start.clone();
     let mut schedule = Vec::new();
     let length = 20 + rng.below(60);
@@ -856,6 +871,15 @@ fn main() {
                 one_more_fault: true,
                 ..formed
             },
+            Setup {
+                follow_refused_starts: true,
+                ..with_operations
+            },
+            Setup {
+                follow_refused_starts: true,
+                learner: true,
+                ..with_operations
+            },
         ];
         if operations {
             searches.extend([
@@ -931,6 +955,8 @@ fn main() {
         let reuse_on_scale_in = data_dir_named && (i / 128) % 2 == 1;
         // Half join as learners, as the user data does.
         let learner = (i / 256) % 2 == 1;
+        // Half follow K4 through the unit's restart (the others count it, as known).
+        let follow_refused_starts = (i / 512) % 2 == 1;
         let Some(found) = random_schedule(
             &mut rng,
             version,
@@ -938,6 +964,7 @@ fn main() {
             ec2_late,
             (dns, dns_names),
             (bucket, data_dir_named, reuse_on_scale_in, learner),
+            follow_refused_starts,
         ) else {
             continue;
         };

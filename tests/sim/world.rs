@@ -323,6 +323,10 @@ pub struct World {
     /// `--learner`, as the user data runs it: a join adds a learner, and the promote unit
     /// makes it a voter.
     pub learner: bool,
+    /// K4 followed: etcd's refusal of a file whose member list changed since it was written
+    /// ("member count is unequal") restarts discovery, as etcd's unit does, instead of
+    /// ending the schedule as a known violation; what comes after is checked too.
+    pub follow_refused_starts: bool,
 }
 
 /// One thing that can happen next.
@@ -467,6 +471,7 @@ impl World {
             data_dir_named: true,
             reuse_on_scale_in: false,
             learner: false,
+            follow_refused_starts: false,
         }
     }
 
@@ -1747,6 +1752,16 @@ impl World {
             return Ok(());
         };
         let cluster = self.cluster(id).expect("found").clone();
+        let list_changed = cluster.members.len() != file.initial.len()
+            || file
+                .initial
+                .iter()
+                .any(|(_, url)| !cluster.members.iter().any(|m| &m.peer_url == url));
+        if list_changed && self.follow_refused_starts {
+            // K4 followed: etcd exits 1, its unit's restart runs discovery again.
+            self.node_mut(n).run = Run::Exited(75);
+            return Ok(());
+        }
         if cluster.members.len() != file.initial.len() {
             return refuse(format!(
                 "member count is unequal: the file names {}, the cluster has {}",
