@@ -358,6 +358,47 @@ fn unhealthy_cluster_member_count_removal_quorum_removed_member_and_rebootstrap(
 }
 
 #[test]
+fn an_initial_member_removed_before_it_ran_exits_0_at_its_new_start() {
+    // world.rs, `start_etcd`'s `new` arm: "An initial member the cluster removed before it
+    // ever ran (its instance sat in a warm pool): etcd writes its data, hears it was removed,
+    // exits 0, and the unit's restart runs discovery again". Nodes 2, 3 and 4 write one
+    // bootstrap's `new` files; 2 and 3 form the cluster; node 4's member is removed; then its
+    // etcd starts from its file.
+    let mut lab = Lab::new(79);
+    lab.create_group("etcd", "etcd-masters");
+    lab.launch("etcd", 2);
+    // The seed is the instance launched first, alone in its second of launch time.
+    std::thread::sleep(Duration::from_millis(1100));
+    for k in [3, 4] {
+        lab.launch("etcd", k);
+    }
+    let running: Vec<_> = [2, 3, 4]
+        .iter()
+        .map(|k| (*k, lab.discover_spawn(*k, &[])))
+        .collect();
+    lab.finish_each(running, |_, _| {});
+    for k in [2, 3, 4] {
+        assert_eq!(lab.env_value(k, "ETCD_INITIAL_CLUSTER_STATE"), "new");
+    }
+    for k in [2, 3] {
+        lab.start_etcd(k, &EtcdFlags::default());
+    }
+    lab.wait_healthy(2, NO_TLS);
+    let id4 = member_id(&lab, 2, &peer_url(&lab, 4));
+    etcdctl(&lab, 2, &["member", "remove", &id4]);
+    let env = lab.env_of(4);
+    let mut etcd4 = lab.spawn_etcd(4, env, &EtcdFlags::default());
+    let (code, log) = wait_exit(&lab, 4, &mut etcd4, "a removed initial member");
+    assert_says(
+        "removed initial member",
+        &log,
+        "the member has been permanently removed from the cluster",
+    );
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(lab.members(2, NO_TLS).len(), 2, "it did not come back");
+}
+
+#[test]
 fn an_existing_start_without_data_needs_a_decided_cluster_version() {
     // Rule 18 (the model's `start_etcd`, "incompatible with current running cluster"): etcd
     // started `existing` from an empty data directory asks its peers' `/version` and exits
