@@ -349,7 +349,7 @@ fn ipv6_only_imds(net: u8, me: u8) -> FakeServer {
     );
     FakeServer::start("127.0.0.1", move |r| {
         if r.path == "/latest/meta-data/ipv6" {
-            return (200, format!("fd00:ec2:1::{me}"));
+            return (200, format!("fd00:ec2:{net}::{me}"));
         }
         model(r)
     })
@@ -369,6 +369,7 @@ fn an_ipv6_only_instance_addressed_by_ip_listens_and_advertises_its_ipv6_address
         vec![],
         Imds::v2(),
     );
+    w.aws_faults.ipv6_only.store(true, Ordering::SeqCst);
     let imds = ipv6_only_imds(210, 2);
     let out = w.run_with_env(&[], &[("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds.url())]);
     assert_success(&out);
@@ -376,10 +377,20 @@ fn an_ipv6_only_instance_addressed_by_ip_listens_and_advertises_its_ipv6_address
     for key in ["ETCD_LISTEN_PEER_URLS", "ETCD_INITIAL_ADVERTISE_PEER_URLS"] {
         assert_eq!(
             env_value(&text, key),
-            "http://[fd00:ec2:1::2]:2380",
+            "http://[fd00:ec2:210::2]:2380",
             "{key}"
         );
     }
+    // The initial cluster names it (and its peer) as it advertises itself: etcd refuses a
+    // file whose advertised peer URLs its own entry does not hold.
+    assert_eq!(
+        env_value(&text, "ETCD_INITIAL_CLUSTER"),
+        format!(
+            "{}=http://[fd00:ec2:210::2]:2380,{}=http://[fd00:ec2:210::3]:2380",
+            instance_id(2),
+            instance_id(3)
+        )
+    );
 }
 
 #[test]
@@ -402,7 +413,7 @@ fn an_ipv6_only_instance_addressed_by_name_listens_on_its_ipv6_address() {
     let text = fs::read_to_string(w.env_file()).unwrap();
     assert_eq!(
         env_value(&text, "ETCD_LISTEN_PEER_URLS"),
-        "http://[fd00:ec2:1::2]:2380"
+        "http://[fd00:ec2:211::2]:2380"
     );
     assert_eq!(
         env_value(&text, "ETCD_INITIAL_ADVERTISE_PEER_URLS"),

@@ -57,6 +57,9 @@ pub struct AwsFaults {
     /// A dual-stack subnet: EC2 also gives host k the IPv6 address `fd00:ec2:NET::k`
     /// (`ipv6Address`, EC2 API Reference, `Instance`).
     pub dual_stack: Arc<std::sync::atomic::AtomicBool>,
+    /// An IPv6-only subnet: EC2 gives host k `fd00:ec2:NET::k` and no private IPv4 address
+    /// (EC2 API Reference, `Instance`: `privateIpAddress` is absent then).
+    pub ipv6_only: Arc<std::sync::atomic::AtomicBool>,
     /// Host k enters the first group (`InService`) once a DescribeAutoScalingGroups has been
     /// answered without it: an instance put back in service from a warm pool during a run.
     pub enters_after_a_look: Arc<Mutex<Option<u8>>>,
@@ -508,12 +511,14 @@ pub fn aws_handler(
                     .filter_map(|id| (1..=250u8).find(|k| instance_id(*k) == id))
                     .map(|k| {
                         let ip = World::ip(net, k);
-                        let ipv6 = if faults.dual_stack.load(std::sync::atomic::Ordering::SeqCst) {
+                        let only6 = faults.ipv6_only.load(std::sync::atomic::Ordering::SeqCst);
+                        let ipv6 = if only6 || faults.dual_stack.load(std::sync::atomic::Ordering::SeqCst) {
                             format!("<ipv6Address>fd00:ec2:{net}::{k}</ipv6Address>")
                         } else {
                             String::new()
                         };
-                        format!("<item><instanceId>{}</instanceId><instanceState><code>16</code><name>running</name></instanceState><privateDnsName>ip-{}.ec2.internal</privateDnsName><privateIpAddress>{ip}</privateIpAddress>{ipv6}</item>", instance_id(k), ip.replace('.', "-"))
+                        let ipv4 = if only6 { String::new() } else { format!("<privateIpAddress>{ip}</privateIpAddress>") };
+                        format!("<item><instanceId>{}</instanceId><instanceState><code>16</code><name>running</name></instanceState><privateDnsName>ip-{}.ec2.internal</privateDnsName>{ipv4}{ipv6}</item>", instance_id(k), ip.replace('.', "-"))
                     })
                     .collect();
                 (200, format!(r#"<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>x</requestId><reservationSet><item><reservationId>r-1</reservationId><instancesSet>{items}</instancesSet></item></reservationSet></DescribeInstancesResponse>"#))
