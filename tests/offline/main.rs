@@ -222,6 +222,29 @@ fn a_join_removes_nothing_when_an_instance_entered_since_its_look() {
 }
 
 #[test]
+fn a_reconcile_removes_nothing_when_an_instance_entered_since_its_look() {
+    // Rule 3's re-read, for `reconcile` on the leader: i-4's member looked gone (no counted
+    // instance, nothing listening), then i-4 was put back in service before the removal.
+    let w = World::new(
+        224,
+        2,
+        vec![group("etcd", &[2, 3])],
+        Some((&[2, 3], EtcdApi::V3)),
+        vec![],
+        Imds::v2(),
+    );
+    *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true), w.member(4, true)];
+    *w.aws_faults.enters_after_a_look.lock().unwrap() = Some(4);
+    let out = w.run(&["reconcile"]);
+    let entered = format!(
+        "the group counts instance {} since this run looked",
+        instance_id(4)
+    );
+    assert_failure(&out, 75, &entered);
+    assert_eq!(w.etcd_changes(), vec![]);
+}
+
+#[test]
 fn join_removes_the_dead_member_and_adds_this_one() {
     // Members 2, 3 and 5 were the cluster; 3's instance is gone and 4 replaces it.
     let w = World::new(

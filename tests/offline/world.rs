@@ -315,6 +315,7 @@ impl World {
                 let read = r.path.ends_with("/list")
                     || r.path == "/health"
                     || r.path == "/version"
+                    || r.path == "/v3/maintenance/status"
                     || (r.method == "GET" && (r.path == "/v2/members" || r.path == "/members"));
                 !read
             })
@@ -601,6 +602,7 @@ fn start_etcd(
     api: EtcdApi,
     fault: Arc<Mutex<Option<EtcdFault>>>,
 ) -> FakeServer {
+    let host = format!("//{ip}:");
     FakeServer::start_on(ip, port, move |r: &Request| {
         if r.path == "/v3/cluster/member/add" {
             let mut fault = fault.lock().unwrap();
@@ -644,6 +646,21 @@ fn start_etcd(
         let mut list = members.lock().unwrap();
         match (r.method.as_str(), r.path.as_str(), api) {
             ("GET", "/health", _) => (200, r#"{"health":"true"}"#.into()),
+            // The shape of fixtures/etcd/v3-status-nospace.json (captured from 3.4.23): this
+            // host's member, and the list's first member as the leader.
+            ("POST", "/v3/maintenance/status", EtcdApi::V3) => {
+                let mine = list
+                    .iter()
+                    .find(|m| m.client_url.contains(&host))
+                    .map_or(0, |m| m.id);
+                let leader = list.first().map_or(0, |m| m.id);
+                (
+                    200,
+                    format!(
+                        r#"{{"header":{{"cluster_id":"1","member_id":"{mine}","revision":"1","raft_term":"2"}},"version":"3.4.23","dbSize":"20480","leader":"{leader}","raftIndex":"8","raftTerm":"2","raftAppliedIndex":"8","dbSizeInUse":"16384"}}"#
+                    ),
+                )
+            }
             ("GET", "/version", _) => (
                 200,
                 include_str!("../../fixtures/etcd/version-decided.json").into(),
