@@ -1161,15 +1161,11 @@ fn resumed_bootstrap(observed: &Observed) -> Option<&str> {
 /// told this instance by IP (a VPC that gives no DNS names) and only instance metadata names
 /// it now (EC2 does not list it yet, and no peer tells).
 fn as_the_file_names(
-    env: &[(&'static str, String)],
+    initial_cluster: &str,
     me: Instance,
     settings: &Settings,
 ) -> Result<(String, Instance)> {
-    let named: Vec<&str> = env
-        .iter()
-        .filter(|(key, _)| *key == "ETCD_INITIAL_CLUSTER")
-        .flat_map(|(_, cluster)| cluster.split(','))
-        .filter_map(|entry| entry.split_once('='))
+    let named: Vec<&str> = entries(initial_cluster)
         .filter(|(name, _)| *name == me.id)
         .map(|(_, url)| url)
         .collect();
@@ -1354,7 +1350,7 @@ pub fn environment(
 ) -> Result<Vec<(&'static str, String)>> {
     let me = me_as_instance(observed);
     let mut env = vec![("ETCD_NAME", me.id.clone())];
-    match plan.mode {
+    let initial_cluster = match plan.mode {
         Mode::Proxy => {
             let started: Vec<&Member> = members
                 .unwrap_or_default()
@@ -1411,8 +1407,9 @@ pub fn environment(
                     None => initial_cluster_from_instances(&observed.instances, settings)?,
                 },
             };
-            env.push(("ETCD_INITIAL_CLUSTER", cluster));
+            env.push(("ETCD_INITIAL_CLUSTER", cluster.clone()));
             env.push(("ETCD_INITIAL_CLUSTER_TOKEN", settings.cluster_token.clone()));
+            cluster
         }
         Mode::Existing => {
             env.push(("ETCD_INITIAL_CLUSTER_STATE", "existing".into()));
@@ -1427,10 +1424,11 @@ pub fn environment(
                     &me,
                 ),
             };
-            env.push(("ETCD_INITIAL_CLUSTER", cluster));
+            env.push(("ETCD_INITIAL_CLUSTER", cluster.clone()));
+            cluster
         }
-    }
-    let (peer_urls, me) = as_the_file_names(&env, me, settings)?;
+    };
+    let (peer_urls, me) = as_the_file_names(&initial_cluster, me, settings)?;
     let ip = &me.private_ip;
     env.push(("ETCD_INITIAL_ADVERTISE_PEER_URLS", peer_urls));
     env.push(("ETCD_ADVERTISE_CLIENT_URLS", settings.client_url(&me)?));
