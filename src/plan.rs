@@ -1071,6 +1071,35 @@ pub fn entered_since_look<'a>(observed: &Observed, counted_now: &'a [String]) ->
         .map(String::as_str)
 }
 
+/// Rule 14 in the group's tags, just before the seed writes its record: a tag has no
+/// conditional write, so the seed reads the group again and records only if the group is as
+/// its look found it. An instance counted now that the look did not may be launched before
+/// this seed (a warm one put in service): it is then the seed of the group as it now is, and
+/// if it looked before this record was written it decides too (the simulation's K10). A
+/// record that changed since the look is another seed's, which the next run follows. Either
+/// way nothing is written yet, so no other instance can have taken part in this bootstrap,
+/// and the next run decides again. `record_now` and `counted_now`: the group as read again.
+pub fn may_record(
+    observed: &Observed,
+    record_now: Option<&str>,
+    counted_now: &[String],
+) -> std::result::Result<(), String> {
+    if record_now != observed.bootstrap_record.as_deref() {
+        return Err(
+            "another instance recorded a bootstrap for the group since this run looked: \
+             recording nothing, deciding again"
+                .into(),
+        );
+    }
+    match entered_since_look(observed, counted_now) {
+        Some(id) => Err(format!(
+            "the group counts instance {id} since this run looked (launched before this one, \
+             it would be the group's seed now): recording nothing, deciding again"
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Rule 14's read-back, once the seed has written its record and read the group again:
 /// `Ok` to bootstrap, else why the next run decides again. `record_now` is the group's record
 /// as read again, `mine` the initial cluster this seed recorded, `counted_now` the instances
@@ -2886,6 +2915,67 @@ mod tests {
             match why {
                 None => assert_eq!(r, Ok(()), "failed testcase {case}"),
                 Some(why) => assert!(r.is_err_and(|e| e.contains(why)), "failed testcase {case}"),
+            }
+        }
+    }
+
+    /// Regression (the simulation's K10, seeds 2 and 4): a seed records in the tags only a group
+    /// as its look found it, so that an older instance put in service meanwhile, or another
+    /// seed's record, never leaves two seeds each reading its own record back.
+    #[test]
+    fn rule_14_the_seed_records_only_the_group_its_look_found() {
+        let recorded = "i-1=http://10.0.2.1:2380,i-2=http://10.0.2.2:2380";
+        let ids = |ids: &[&str]| ids.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // (case, the record the look saw, the record now, counted now, why not, if not)
+        type Case<'a> = (
+            &'a str,
+            Option<&'a str>,
+            Option<&'a str>,
+            Vec<String>,
+            Option<&'a str>,
+        );
+        let cases: Vec<Case> = vec![
+            ("as looked", None, None, ids(&["i-2", "i-3", "i-4"]), None),
+            (
+                "a dead record, still as looked",
+                Some(recorded),
+                Some(recorded),
+                ids(&["i-2", "i-3", "i-4"]),
+                None,
+            ),
+            ("one left since", None, None, ids(&["i-2", "i-4"]), None),
+            (
+                "an older one put in service",
+                None,
+                None,
+                ids(&["i-1", "i-2", "i-3", "i-4"]),
+                Some("counts instance i-1 since this run looked"),
+            ),
+            (
+                "another seed recorded",
+                None,
+                Some(recorded),
+                ids(&["i-2", "i-3", "i-4"]),
+                Some("another instance recorded"),
+            ),
+            (
+                "another seed replaced a dead record",
+                Some(recorded),
+                Some("i-3=http://10.0.2.3:2380"),
+                ids(&["i-2", "i-3", "i-4"]),
+                Some("another instance recorded"),
+            ),
+        ];
+        for (case, looked, record_now, counted, why) in cases {
+            let mut look = observed(2, &[2, 3, 4], None);
+            look.bootstrap_record = looked.map(str::to_string);
+            let r = may_record(&look, record_now, &counted);
+            match why {
+                None => assert_eq!(r, Ok(()), "failed testcase {case}"),
+                Some(why) => assert!(
+                    r.as_ref().is_err_and(|e| e.contains(why)),
+                    "failed testcase {case}: {r:?}"
+                ),
             }
         }
     }

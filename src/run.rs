@@ -1059,10 +1059,11 @@ fn through_another_member(etcd: Etcd, plan: &Plan, observed: &Observed) -> Etcd 
 }
 
 /// Rule 14: the seed records its bootstrap before its etcd can start, then reads it back
-/// (`plan::read_back`). In the group's tags, without the permission
+/// (`plan::read_back`). In the group's tags it first reads the group again and records only
+/// if the group is as its look found it (`plan::may_record`); without the permission
 /// (autoscaling:CreateOrUpdateTags) the bootstrap goes on as before the record existed, said
 /// loudly: losing the seed before its peers start could then make two clusters.
-fn record_bootstrap(full: &FullPath, initial_cluster: &str) -> Result<()> {
+fn record_bootstrap(full: &FullPath, observed: &Observed, initial_cluster: &str) -> Result<()> {
     let world = full.world;
     if let (RecordSeen::S3(etag), Some(location)) = (&full.record, &world.config.snapshot_url) {
         let s3 = full.bucket.s3(world.config, location)?;
@@ -1084,6 +1085,13 @@ fn record_bootstrap(full: &FullPath, initial_cluster: &str) -> Result<()> {
         );
         return Ok(());
     };
+    let groups = world.selection.describe(&world.autoscaling)?;
+    plan::may_record(
+        observed,
+        groups.iter().find_map(|g| g.bootstrap_record.as_deref()),
+        &counted_ids(&groups),
+    )
+    .map_err(Error::NotReady)?;
     match autoscaling::write_record(
         &world.autoscaling,
         group,
@@ -1326,7 +1334,7 @@ fn finish(
     }
 
     if let (Some(initial_cluster), Some(full)) = (&plan.record, full) {
-        record_bootstrap(full, initial_cluster)?;
+        record_bootstrap(full, observed, initial_cluster)?;
     }
     // Rule 15: a removed member's data goes aside before the join; if it cannot move (the
     // unit's ReadWritePaths), the cluster is left untouched.

@@ -66,8 +66,8 @@ fn resource_contention_500_is_retried() {
     assert_success(&out);
     assert_eq!(
         contended.load(Ordering::SeqCst),
-        4,
-        "two refusals, the answer, then the seed's read-back of its record (rule 14)"
+        5,
+        "two refusals, the answer, then the seed's reads before and after its record (rule 14)"
     );
     let text = fs::read_to_string(w.env_file()).unwrap();
     assert_eq!(env_value(&text, "ETCD_INITIAL_CLUSTER_STATE"), "new");

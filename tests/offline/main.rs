@@ -145,12 +145,14 @@ fn bootstrap_when_nobody_answers() {
             "DescribeAutoScalingInstances",
             "DescribeAutoScalingGroups",
             "DescribeInstances",
+            "DescribeAutoScalingGroups",
             "CreateOrUpdateTags",
             "DescribeAutoScalingGroups"
         ]
     );
-    // Rule 14: the seed recorded its initial cluster in its group's tags, spaces for commas.
-    let record = &aws[3];
+    // Rule 14: the seed read the group again, recorded its initial cluster in its group's
+    // tags, spaces for commas, and read it back.
+    let record = &aws[4];
     assert_eq!(
         record.param("Tags.member.1.ResourceId").as_deref(),
         Some("etcd")

@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex};
 use super::bucket::{self, Objects};
 use super::fake::FakeServer;
 use super::world::{instance_id, EtcdApi, Imds, World};
-use super::{assert_failure, assert_success, aws_actions, cluster, env_value, group, stderr};
+use super::{
+    assert_failure, assert_success, aws_actions, cluster, env_value, group, run_and_read, stderr,
+};
 
 /// The record tag as the seed writes it: the initial cluster with spaces for commas.
 fn record_of(net: u8, hosts: &[u8]) -> (String, String) {
@@ -158,6 +160,67 @@ fn without_the_tagging_permission_the_seed_warns_and_bootstraps() {
     let text = fs::read_to_string(w.env_file()).unwrap();
     assert_eq!(env_value(&text, "ETCD_NAME"), instance_id(2));
     assert_eq!(env_value(&text, "ETCD_INITIAL_CLUSTER_STATE"), "new");
+}
+
+#[test]
+fn a_seed_records_nothing_when_an_instance_entered_since_its_look() {
+    // Regression (the simulation's K10): i-2 looked at {2, 3, 4} and is their seed; then i-1,
+    // launched before it (a warm instance put in service), entered the group. i-1 is the seed
+    // of the group as it now is and decides too: with both records in one tag, each could read
+    // its own back. The seed reads the group again just before recording: it writes nothing
+    // and no file, and its next run leaves the bootstrap to i-1.
+    let w = World::new(
+        225,
+        2,
+        vec![group("etcd", &[2, 3, 4])],
+        None,
+        vec![],
+        Imds::v2(),
+    );
+    *w.aws_faults.enters_after_a_look.lock().unwrap() = Some(1);
+    fs::write(w.env_file(), "OLD=1\n").unwrap();
+    let out = w.run(&[]);
+    let entered = format!(
+        "the group counts instance {} since this run looked",
+        instance_id(1)
+    );
+    assert_failure(&out, 75, &entered);
+    assert!(!aws_actions(&w).contains(&"CreateOrUpdateTags".to_string()));
+    assert_eq!(fs::read_to_string(w.env_file()).unwrap(), "OLD=1\n");
+    let out = w.run(&["--wait-timeout=1s"]);
+    assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
+    assert!(!aws_actions(&w).contains(&"CreateOrUpdateTags".to_string()));
+    assert_eq!(fs::read_to_string(w.env_file()).unwrap(), "OLD=1\n");
+}
+
+#[test]
+fn a_seed_records_nothing_when_another_recorded_since_its_look() {
+    // Another seed, with another view of the group, recorded {2, 3, 5} between this seed's
+    // look and its write. Writing over it would leave that seed's bootstrap unrecorded while
+    // it may go on: this seed writes nothing, and its next run takes part in the recorded one.
+    let w = World::new(
+        226,
+        2,
+        vec![group("etcd", &[2, 3, 4])],
+        None,
+        vec![],
+        Imds::v2(),
+    );
+    *w.aws_faults.tagged_after_a_look.lock().unwrap() = Some(record_of(226, &[2, 3, 5]));
+    fs::write(w.env_file(), "OLD=1\n").unwrap();
+    let out = w.run(&[]);
+    assert_failure(
+        &out,
+        75,
+        "another instance recorded a bootstrap for the group since this run looked",
+    );
+    assert!(!aws_actions(&w).contains(&"CreateOrUpdateTags".to_string()));
+    assert_eq!(fs::read_to_string(w.env_file()).unwrap(), "OLD=1\n");
+    let text = run_and_read(&w, &[]);
+    assert_eq!(
+        env_value(&text, "ETCD_INITIAL_CLUSTER"),
+        cluster(226, &[2, 3, 5])
+    );
 }
 
 #[test]

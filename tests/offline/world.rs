@@ -63,6 +63,9 @@ pub struct AwsFaults {
     /// Host k enters the first group (`InService`) once a DescribeAutoScalingGroups has been
     /// answered without it: an instance put back in service from a warm pool during a run.
     pub enters_after_a_look: Arc<Mutex<Option<u8>>>,
+    /// This tag is set on the first group once a DescribeAutoScalingGroups has been answered
+    /// without it: another seed's record written during a run.
+    pub tagged_after_a_look: Arc<Mutex<Option<(String, String)>>>,
 }
 
 pub struct World {
@@ -464,6 +467,9 @@ pub fn aws_handler(
                 shared.lock().unwrap()[0]
                     .instances
                     .push((k, "InService".into()));
+            }
+            if let Some(tag) = faults.tagged_after_a_look.lock().unwrap().take() {
+                shared.lock().unwrap()[0].tags.push(tag);
             }
         }
         match action.as_str() {

@@ -278,8 +278,8 @@ pub struct World {
     /// The group's tag with the members the last join left (rule 17).
     pub members_record: Option<String>,
     /// A warm instance launched before a seed was put in service while that seed's bootstrap
-    /// was in flight: the seed of the group as it now is decides too, and tags have no
-    /// conditional write (known K10).
+    /// was in flight: the seed of the group as it now is decides too (K10 until the seed read
+    /// the group again just before recording in the tags; said with a violation, for context).
     pub older_in_service_while_seeding: bool,
     /// A formed cluster was left with fewer members on counted instances than its quorum
     /// (scale-ins, terminations): the group took its data away (known K8).
@@ -302,8 +302,9 @@ pub struct World {
     /// IPs (`plan::address`).
     pub dns_names: bool,
     /// `--snapshot-url`: rule 14's record is an S3 object, written only if it is still as the
-    /// writer's look read it (else a group tag, which has no conditional write: K10 is
-    /// known only then), and a bootstrap from nothing restores the newest snapshot.
+    /// writer's look read it (else a group tag, which has no conditional write: the seed
+    /// reads the group again just before it writes), and a bootstrap from nothing restores
+    /// the newest snapshot.
     pub bucket: bool,
     /// Some cluster had a published member: a later bootstrap from nothing is a group that
     /// lost its cluster, and with a bucket it must bring the data back.
@@ -1273,6 +1274,21 @@ impl World {
             // In S3 the write fails when another seed recorded since this run's look.
             Run::Record { observed, .. }
                 if self.bucket && self.record != observed.bootstrap_record =>
+            {
+                Run::Exited(75)
+            }
+            // In the tags the seed reads the group again just before it writes, and records
+            // only if the group is as its look found it (`plan::may_record`). The read and the
+            // write are one step here: in run.rs they are one round trip apart.
+            Run::Record { observed, .. }
+                if !self.bucket
+                    && (self.throttled
+                        || plan::may_record(
+                            &observed,
+                            self.record.as_deref(),
+                            &self.counted_ids(),
+                        )
+                        .is_err()) =>
             {
                 Run::Exited(75)
             }
