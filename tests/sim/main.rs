@@ -743,6 +743,41 @@ fn fixed_regressions() -> u64 {
         Step(2),
         StartEtcd(2),
     ];
+    // Seed 6, schedule 8009 (eleventh session, found at the tenth's end commit too): three
+    // of a five-member bootstrap ran and decided the version; i-2 looked then and wrote
+    // `existing`; then the three lost their data or their instances. i-4 started `new` (the
+    // same ID, empty), and etcd on i-2 asked it for a version it never had. The cluster was
+    // lost to faults: the refusal is followed through the restart, as liveness is not owed.
+    let mut version_lost = World::new(Version::V35Late, 5, false, false);
+    version_lost.operations = true;
+    version_lost.bucket = true;
+    version_lost.learner = true;
+    version_lost.follow_refused_starts = true;
+    let version_lost_schedule = vec![
+        Step(1),
+        Step(1),
+        Step(5),
+        Step(3),
+        Step(3),
+        Step(5),
+        StartEtcd(5),
+        Step(1),
+        Step(4),
+        StartEtcd(3),
+        ScaleIn(3),
+        Step(4),
+        Step(1),
+        StartEtcd(1),
+        DecideVersion,
+        Step(2),
+        WipeData(5),
+        Leave(3),
+        WipeData(1),
+        FinishTerminate(3),
+        Step(2),
+        StartEtcd(4),
+        StartEtcd(2),
+    ];
     let mut violations = 0;
     for (name, start, schedule) in [
         ("seed 8's removal record", removals, removals_schedule),
@@ -760,6 +795,11 @@ fn fixed_regressions() -> u64 {
             "seed 7's single member back from the pool",
             pool_single,
             pool_single_schedule,
+        ),
+        (
+            "seed 6's version asked of a lost cluster",
+            version_lost,
+            version_lost_schedule,
         ),
     ] {
         let found = replay(&start, &schedule).filter(|(v, _)| known(v).is_none());
