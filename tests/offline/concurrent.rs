@@ -10,10 +10,33 @@ use std::time::{Duration, Instant};
 use super::world::{EtcdApi, EtcdFault, Imds, World};
 use super::{assert_success, cluster, env_value, group, stderr, wait_bounded};
 
-/// Marks host k's member started after `after`, as its etcd would.
-fn start_member_later(w: &World, k: u8, after: Duration) -> std::thread::JoinHandle<Instant> {
+/// Marks host k's member started, as its etcd would, `after` the tool's `nth` request to
+/// `path` reached the fake etcds: by its progress, not the clock (under qemu on a loaded
+/// machine the tool can take seconds to get anywhere). Waits at most 60 s for that request.
+fn start_member_later(
+    w: &World,
+    k: u8,
+    (path, nth): (&'static str, usize),
+    after: Duration,
+) -> std::thread::JoinHandle<Instant> {
     let (members, started) = (w.members.clone(), w.member(k, true));
+    let logs: Vec<_> = w.etcd.iter().map(|e| e.requests.clone()).collect();
     std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let seen = || -> usize {
+            logs.iter()
+                .map(|log| {
+                    log.lock()
+                        .unwrap()
+                        .iter()
+                        .filter(|r| r.path == path)
+                        .count()
+                })
+                .sum()
+        };
+        while Instant::now() < deadline && seen() < nth {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         std::thread::sleep(after);
         let mut list = members.lock().unwrap();
         for m in list.iter_mut().filter(|m| m.peer_url == started.peer_url) {
@@ -51,8 +74,15 @@ fn a_join_waits_while_another_added_member_has_not_started() {
         w.member(6, false),
     ];
     let mut child = w.command(&[]).stderr(Stdio::piped()).spawn().unwrap();
-    let started = start_member_later(&w, 6, Duration::from_secs(2));
-    let out = wait_bounded(&mut child, Duration::from_secs(60));
+    // The look asks the four members that serve for their list; the fifth list is the add's,
+    // which finds 6 unstarted.
+    let started = start_member_later(
+        &w,
+        6,
+        ("/v3/cluster/member/list", 5),
+        Duration::from_millis(200),
+    );
+    let out = wait_bounded(&mut child, Duration::from_secs(90));
     assert_success(&out);
     let started = started.join().unwrap();
     let adds = adds(&w);
@@ -89,8 +119,14 @@ fn the_later_of_two_overlapping_adds_takes_itself_back() {
     *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true), w.member(4, true)];
     *w.etcd_fault.lock().unwrap() = Some(EtcdFault::AnotherAddFirst(w.member(6, false)));
     let mut child = w.command(&[]).stderr(Stdio::piped()).spawn().unwrap();
-    let started = start_member_later(&w, 6, Duration::from_secs(2));
-    let out = wait_bounded(&mut child, Duration::from_secs(60));
+    // 6's member goes in with 5's first add (the fault); it starts a moment later.
+    let started = start_member_later(
+        &w,
+        6,
+        ("/v3/cluster/member/add", 1),
+        Duration::from_millis(200),
+    );
+    let out = wait_bounded(&mut child, Duration::from_secs(90));
     assert_success(&out);
     let started = started.join().unwrap();
     let log = stderr(&out);

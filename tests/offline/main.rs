@@ -689,8 +689,19 @@ fn bootstrap_waits_until_the_whole_group_is_visible() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    for k in [3, 4] {
-        std::thread::sleep(Duration::from_millis(1500));
+    // One more instance after each look (its progress, not the clock: under qemu on a loaded
+    // machine the first look can take seconds).
+    for (looks, k) in [(1, 3), (2, 4)] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while std::time::Instant::now() < deadline
+            && aws_actions(&w)
+                .iter()
+                .filter(|a| *a == "DescribeAutoScalingGroups")
+                .count()
+                < looks
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         w.groups.lock().unwrap()[0]
             .instances
             .push((k, "Pending".into()));
