@@ -1093,8 +1093,8 @@ pub fn may_record(
     }
     match entered_since_look(observed, counted_now) {
         Some(id) => Err(format!(
-            "the group counts instance {id} since this run looked (launched before this one, \
-             it would be the group's seed now): recording nothing, deciding again"
+            "the group counts instance {id} since this run looked (if launched before this \
+             one, it is the group's seed now): recording nothing, deciding again"
         )),
         None => Ok(()),
     }
