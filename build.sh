@@ -28,7 +28,7 @@ ARM_BIN=target/$ARM_TARGET/release/etcd-discovery
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | sed -n 1p)
 # Raised from 2,670,000 in the ninth session: K11's closure (etcd's member and cluster IDs
 # through SHA-1, the version and ID asks, the removals' wait) added about 9 KB of code.
-SIZE_BUDGET=2690000
+SIZE_BUDGET=2700000
 # The lab tests read it from the environment.
 export LAB_DIR=$PWD/.lab
 MOTO_VERSION=5.2.5

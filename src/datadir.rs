@@ -7,9 +7,11 @@
 //! its file names, or the whole first boot would wait for it). It is kept in the env file:
 //! nothing is written into etcd's directories.
 //!
-//! The one change made there: the data of a member the cluster removed (an instance reused
-//! from a warm pool after a scale-in) is moved aside, never deleted, so that etcd starts as a
-//! new member; the plan decides when (`Plan::set_aside_data`), this module only renames.
+//! The one change made there: member data is moved aside, never deleted, so that etcd starts
+//! afresh: a member the cluster removed (an instance reused from a warm pool after a scale-in),
+//! or a member of a bootstrap that can never form, whose write-ahead log shows that no leader
+//! ever reached it (`never_led`); the plan decides when (`Plan::set_aside_data`), this module
+//! only reads the log and renames.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt as _;
@@ -95,14 +97,175 @@ pub fn fingerprint(dir: &Path) -> Option<String> {
     Some(line)
 }
 
+/// Whether the member in `dir` never heard from a leader: its write-ahead log holds only what
+/// etcd writes when it bootstraps (the initial members' configuration entries, at term 1; its
+/// votes in elections nobody won) and no snapshot. A leader's first act is an entry of its own
+/// term, so any member a cluster ever reached (or that took part in one that formed) has
+/// one. `None`: not proven either way (no single member with one log segment, or a record this
+/// reader cannot take apart: a torn write, another format).
+///
+/// The log is a sequence of frames (etcd's `wal/encoder.go`): a little-endian u64 whose low
+/// 56 bits are the record's length and whose top byte, when its high bit is set, holds the
+/// padding to 8 bytes in its low 3 bits; a zero length ends the records (the rest of the
+/// 64 MB segment is preallocated zeros). Each record is protobuf `walpb.Record` {1: type,
+/// 3: data}; type 2 holds a `raftpb.Entry` {1: type, 2: term}, type 5 a `walpb.Snapshot`
+/// {1: index}.
+pub fn never_led(dir: &Path) -> Option<bool> {
+    let members: Vec<std::path::PathBuf> = std::iter::once(dir.join("member"))
+        .chain(
+            fs::read_dir(dir)
+                .ok()?
+                .filter_map(|e| e.ok())
+                .map(|e| e.path().join("member")),
+        )
+        .filter(|m| m.is_dir())
+        .collect();
+    let [member] = members.as_slice() else {
+        return None;
+    };
+    let segments: Vec<std::path::PathBuf> = fs::read_dir(member.join("wal"))
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "wal"))
+        .collect();
+    match segments.as_slice() {
+        // A second segment: 64 MB of entries were written.
+        [one] => log_never_led(&mut std::io::BufReader::new(fs::File::open(one).ok()?)),
+        [] => None,
+        _ => Some(false),
+    }
+}
+
+/// `never_led` for one log segment, read from its start.
+fn log_never_led(log: &mut impl std::io::Read) -> Option<bool> {
+    const ENTRY: u64 = 2;
+    const SNAPSHOT: u64 = 5;
+    const CONF_CHANGE: u64 = 1;
+    loop {
+        let mut frame = [0u8; 8];
+        if log.read_exact(&mut frame).is_err() {
+            return Some(true);
+        }
+        let frame = u64::from_le_bytes(frame);
+        let length = frame & ((1 << 56) - 1);
+        if length == 0 {
+            return Some(true);
+        }
+        let padding = if frame >> 63 == 1 {
+            (frame >> 56) & 7
+        } else {
+            0
+        };
+        // A bootstrap's records are a few hundred bytes; anything this large is not one.
+        if length > 1 << 20 {
+            return Some(false);
+        }
+        let mut record = vec![0u8; usize::try_from(length + padding).ok()?];
+        log.read_exact(&mut record).ok()?;
+        record.truncate(usize::try_from(length).ok()?);
+        let fields = protobuf_fields(&record)?;
+        let data = fields
+            .iter()
+            .find(|(n, _)| *n == 3)
+            .map_or(&[][..], |(_, v)| v.bytes());
+        match fields
+            .iter()
+            .find(|(n, _)| *n == 1)
+            .map(|(_, v)| v.number())
+        {
+            Some(ENTRY) => {
+                let entry = protobuf_fields(data)?;
+                let number = |n| {
+                    entry
+                        .iter()
+                        .find(|(f, _)| *f == n)
+                        .map_or(0, |(_, v)| v.number())
+                };
+                if number(2) != 1 || number(1) != CONF_CHANGE {
+                    return Some(false);
+                }
+            }
+            Some(SNAPSHOT) => {
+                let snapshot = protobuf_fields(data)?;
+                if snapshot.iter().any(|(n, v)| *n == 1 && v.number() != 0) {
+                    return Some(false);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A protobuf field's value: a number (varint or fixed) or bytes.
+enum Value<'a> {
+    Number(u64),
+    Bytes(&'a [u8]),
+}
+
+impl<'a> Value<'a> {
+    fn number(&self) -> u64 {
+        match self {
+            Value::Number(n) => *n,
+            Value::Bytes(_) => 0,
+        }
+    }
+    fn bytes(&self) -> &'a [u8] {
+        match self {
+            Value::Number(_) => &[],
+            Value::Bytes(b) => b,
+        }
+    }
+}
+
+/// The (field number, value) pairs of a protobuf message; `None` when it is malformed.
+fn protobuf_fields(mut message: &[u8]) -> Option<Vec<(u64, Value<'_>)>> {
+    fn varint(bytes: &mut &[u8]) -> Option<u64> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&byte, rest) = bytes.split_first()?;
+            *bytes = rest;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte < 0x80 {
+                return Some(value);
+            }
+        }
+        None
+    }
+    fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        let (taken, rest) = (bytes.get(..n)?, bytes.get(n..)?);
+        *bytes = rest;
+        Some(taken)
+    }
+    let mut fields = Vec::new();
+    while !message.is_empty() {
+        let key = varint(&mut message)?;
+        let value = match key & 7 {
+            0 => Value::Number(varint(&mut message)?),
+            1 => Value::Number(u64::from_le_bytes(take(&mut message, 8)?.try_into().ok()?)),
+            2 => {
+                let n = usize::try_from(varint(&mut message)?).ok()?;
+                Value::Bytes(take(&mut message, n)?)
+            }
+            5 => Value::Number(u64::from(u32::from_le_bytes(
+                take(&mut message, 4)?.try_into().ok()?,
+            ))),
+            _ => return None,
+        };
+        fields.push((key >> 3, value));
+    }
+    Some(fields)
+}
+
 /// Moves the member data in `dir` (its `member/`, and any one level down, as `local_data`
-/// finds them) aside to `member.removed-<when>` beside it, where `when` is UTC as
+/// finds them) aside to `member.<label>-<when>` beside it, where `when` is UTC as
 /// `YYYYMMDDTHHMMSSZ`; returns each (from, to). A name taken already gets `-2`, `-3`, ...
 /// A rename within one directory: nothing is copied or deleted, and a failure leaves the
 /// data where it was.
 pub fn set_aside(
     dir: &Path,
     now: std::time::SystemTime,
+    label: &str,
 ) -> std::io::Result<Vec<(std::path::PathBuf, std::path::PathBuf)>> {
     let mut found: Vec<std::path::PathBuf> = vec![dir.join("member")];
     for entry in fs::read_dir(dir)?.filter_map(|e| e.ok()) {
@@ -112,11 +275,11 @@ pub fn set_aside(
     let mut moved = Vec::new();
     for from in found.into_iter().filter(|m| m.is_dir()) {
         let parent = from.parent().unwrap_or(dir);
-        let mut to = parent.join(format!("member.removed-{stamp}"));
+        let mut to = parent.join(format!("member.{label}-{stamp}"));
         let mut n = 1;
         while to.exists() {
             n += 1;
-            to = parent.join(format!("member.removed-{stamp}-{n}"));
+            to = parent.join(format!("member.{label}-{stamp}-{n}"));
         }
         fs::rename(&from, &to)?;
         moved.push((from, to));
@@ -151,6 +314,69 @@ pub fn utc_stamp(now: std::time::SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A data directory whose member's log is `log` (one segment), under `dir`.
+    fn with_log(dir: &Path, log: &[u8]) {
+        let wal = dir.join("member/wal");
+        fs::create_dir_all(&wal).unwrap();
+        fs::write(wal.join("0000000000000000-0000000000000000.wal"), log).unwrap();
+    }
+
+    fn fixture(name: &str) -> Vec<u8> {
+        fs::read(format!("fixtures/etcd/{name}")).unwrap()
+    }
+
+    #[test]
+    fn a_log_tells_whether_a_leader_ever_reached_the_member() {
+        let alone = fixture("wal-3.4-bootstrap-only.wal");
+        let formed = fixture("wal-3.4-formed.wal");
+        let mut preallocated = alone.clone();
+        preallocated.resize(alone.len() + 4096, 0);
+        let torn = &alone[..alone.len() - 5];
+        // (case, the log, what it proves)
+        let cases: [(&str, &[u8], Option<bool>); 5] = [
+            ("bootstrap only, cut after its records", &alone, Some(true)),
+            (
+                "bootstrap only, preallocated zeros after",
+                &preallocated,
+                Some(true),
+            ),
+            ("formed", &formed, Some(false)),
+            ("torn in its last record", torn, None),
+            ("empty", &[], Some(true)),
+        ];
+        for (case, log, proves) in cases {
+            let dir = scratch("never-led");
+            with_log(&dir, log);
+            assert_eq!(never_led(&dir), proves, "failed testcase {case}");
+            let _ = fs::remove_dir_all(&dir);
+        }
+    }
+
+    #[test]
+    fn a_log_is_read_only_where_there_is_one_member_with_one_segment() {
+        let alone = fixture("wal-3.4-bootstrap-only.wal");
+        // Debian's layout, one level down.
+        let dir = scratch("never-led-debian");
+        with_log(&dir.join("default"), &alone);
+        assert_eq!(never_led(&dir), Some(true));
+        // A second segment: 64 MB of entries were written.
+        fs::write(
+            dir.join("default/member/wal/0000000000000001-0000000000000009.wal"),
+            &alone,
+        )
+        .unwrap();
+        assert_eq!(never_led(&dir), Some(false));
+        // Two members' data: not this reader's to judge.
+        with_log(&dir, &alone);
+        assert_eq!(never_led(&dir), None);
+        let _ = fs::remove_dir_all(&dir);
+        // No data directory, no log.
+        assert_eq!(never_led(&dir), None);
+        fs::create_dir_all(dir.join("member/wal")).unwrap();
+        assert_eq!(never_led(&dir), None);
+        let _ = fs::remove_dir_all(&dir);
+    }
 
     fn scratch(name: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!(
@@ -298,14 +524,14 @@ mod tests {
         fs::create_dir_all(base.join("member/wal")).unwrap();
         fs::write(base.join("member/wal/0.wal"), "log").unwrap();
         fs::create_dir_all(base.join("member.removed-20261128T102041Z")).unwrap();
-        let moved = set_aside(&base, at).unwrap();
+        let moved = set_aside(&base, at, "removed").unwrap();
         let to = base.join("member.removed-20261128T102041Z-2");
         assert_eq!(moved, vec![(base.join("member"), to.clone())]);
         assert_eq!(fs::read_to_string(to.join("wal/0.wal")).unwrap(), "log");
         assert_eq!(local_data(&base), LocalData::Missing, "etcd starts afresh");
         // Debian's layout, one level down.
         fs::create_dir_all(base.join("default/member/snap")).unwrap();
-        let moved = set_aside(&base, at).unwrap();
+        let moved = set_aside(&base, at, "removed").unwrap();
         assert_eq!(
             moved,
             vec![(
@@ -315,7 +541,7 @@ mod tests {
         );
         assert_eq!(local_data(&base), LocalData::Missing);
         assert_eq!(
-            set_aside(&base, at).unwrap(),
+            set_aside(&base, at, "removed").unwrap(),
             vec![],
             "nothing left to move"
         );

@@ -259,6 +259,10 @@ pub struct Observed {
     /// The data directory is as it was when the bootstrap file was written (its fingerprint in
     /// the file, `datadir.rs`): etcd has not run from that file, so no data was lost.
     pub never_started: bool,
+    /// With a bootstrap file and member data in a named data directory: whether that member's
+    /// log shows no leader ever reached it (`datadir::never_led`); `None` when not read or not
+    /// proven.
+    pub never_led: Option<bool>,
     /// The initial cluster of a bootstrap, as its seed recorded it before its etcd first
     /// started (in the group's tags, or with `--snapshot-url` in the bucket); it outlives the
     /// seed's instance (rule 14).
@@ -291,6 +295,7 @@ impl Observed {
             cluster_id: None,
             previous_file,
             never_started: false,
+            never_led: None,
             bootstrap_record: None,
             members_record: None,
         }

@@ -76,6 +76,11 @@ pub enum Mode {
     Wait,
 }
 
+/// `Plan::set_aside_data`'s labels: the data of a member the cluster removed (rule 15), of a
+/// bootstrap that can never form (rule 20).
+pub const REMOVED: &str = "removed";
+pub const UNFORMED: &str = "unformed";
+
 /// The decision and the reasons for it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Plan {
@@ -86,10 +91,11 @@ pub struct Plan {
     /// A bootstrap decided here from nothing: its initial cluster, to be recorded in the
     /// group's record (its tags, or the bucket's object) before the file is written (rule 14).
     pub record: Option<String>,
-    /// Before the actions, move this node's member data aside (`datadir::set_aside`): it
-    /// belongs to a member the cluster removed (rule 15), and etcd would refuse to start from
-    /// it. Never deleted.
-    pub set_aside_data: bool,
+    /// Before the actions, move this node's member data aside (`datadir::set_aside`), never
+    /// deleted, to `member.<this>-<time>`: `removed` when it belongs to a member the cluster
+    /// removed (rule 15: etcd would refuse to start from it), `unformed` when it holds only a
+    /// bootstrap that can never form (rule 20: etcd would wait in it forever).
+    pub set_aside_data: Option<&'static str>,
     /// This `new` bootstraps the whole group from nothing: no member answered and this node
     /// holds no member data. With `--snapshot-url`, the newest snapshot is restored into the
     /// data directory before the file is written; every member of this bootstrap (the seed,
@@ -116,7 +122,7 @@ impl Plan {
             actions,
             summary,
             record: None,
-            set_aside_data: false,
+            set_aside_data: None,
             restore: false,
         }
     }
@@ -373,6 +379,17 @@ pub fn reboot_shortcut(seen: &Shortcut, settings: &Settings) -> std::result::Res
 
 /// Decides. Pure: the same observation always gives the same plan.
 pub fn plan(observed: &Observed, settings: &Settings) -> Result<Plan> {
+    if let Some((without, summary)) = leaving_unformed_bootstrap(observed, settings) {
+        // Nothing moves while the node waits: its next run decides again.
+        return plan(&without, settings).map(|p| match p.mode {
+            Mode::Wait => p,
+            _ => Plan {
+                set_aside_data: Some(UNFORMED),
+                summary: format!("{summary}; then {}", p.summary),
+                ..p
+            },
+        });
+    }
     let plan = decide(observed, settings)?;
     // Rule 18: etcd started `existing` from an empty data directory first asks its peers for
     // the cluster's version, and exits ("incompatible with current running cluster") when
@@ -445,6 +462,59 @@ fn late_initial_member<'a>(
             && m.client_urls.is_empty()
             && m.peer_urls == [my_peer_url]
     })
+}
+
+/// Rule 20: a bootstrap that can never form is left. This node's file was written for a
+/// bootstrap and its etcd ran from it, but fewer of that bootstrap's instances than its
+/// quorum are still counted, so it never gets a leader, and this member's log shows that no
+/// leader ever reached it: its data holds nothing but that bootstrap's configuration. etcd
+/// would wait in it forever (it never becomes ready: systemd stops it at `TimeoutStartSec`,
+/// and the restart runs this tool again), a second cluster ID beside the one the group
+/// bootstraps anew. The node decides as one without data or file instead (the dead
+/// bootstrap's other members, answering its member list, are not a bootstrap to take part
+/// in), and the data goes aside, never deleted, once it acts. `Some`: that observation, and
+/// what to say.
+fn leaving_unformed_bootstrap(
+    observed: &Observed,
+    settings: &Settings,
+) -> Option<(Observed, String)> {
+    let PreviousFile::Bootstrap {
+        initial_cluster, ..
+    } = &observed.previous_file
+    else {
+        return None;
+    };
+    let provable = observed.local_data == LocalData::Present
+        && observed.never_led == Some(true)
+        && !settings.proxy_mode;
+    if !provable || can_still_form(initial_cluster, observed) {
+        return None;
+    }
+    let urls: Vec<&str> = entries(initial_cluster).map(|(_, url)| url).collect();
+    let not_that_bootstrap = |list: &Vec<Member>| {
+        let same = list.len() == urls.len()
+            && list
+                .iter()
+                .all(|m| m.peer_urls.iter().any(|u| urls.contains(&u.as_str())));
+        !(same && bootstrapping(list))
+    };
+    let without = Observed {
+        members: observed.members.clone().filter(not_that_bootstrap),
+        peer_list: observed.peer_list.clone().filter(not_that_bootstrap),
+        local_data: LocalData::Missing,
+        previous_file: PreviousFile::NotAMember,
+        never_started: false,
+        never_led: None,
+        ..observed.clone()
+    };
+    let summary = format!(
+        "this node's bootstrap of {} members can never form (fewer than {} of its instances \
+         are left) and no leader ever reached its member: its data goes aside \
+         (member.{UNFORMED}-<time>)",
+        urls.len(),
+        quorum(urls.len())
+    );
+    Some((without, summary))
 }
 
 /// `plan`, but for rule 18.
@@ -622,7 +692,7 @@ fn decide(observed: &Observed, settings: &Settings) -> Result<Plan> {
         ""
     };
     let with_aside = |mut plan: Plan| {
-        plan.set_aside_data = set_aside_data;
+        plan.set_aside_data = set_aside_data.then_some(REMOVED);
         plan.summary.push_str(aside);
         plan
     };
@@ -1377,6 +1447,13 @@ pub fn environment(
     members: Option<&[Member]>,
     settings: &Settings,
 ) -> Result<Vec<(&'static str, String)>> {
+    // Rule 20: the plan was made as for a node without data or file; so is its file (the dead
+    // bootstrap's peer list and file must not name its initial cluster).
+    if plan.set_aside_data == Some(UNFORMED) {
+        if let Some((without, _)) = leaving_unformed_bootstrap(observed, settings) {
+            return environment(plan, &without, members, settings);
+        }
+    }
     let me = me_as_instance(observed);
     let mut env = vec![("ETCD_NAME", me.id.clone())];
     let initial_cluster = match plan.mode {
@@ -1578,6 +1655,7 @@ mod tests {
             cluster_id: None,
             previous_file: PreviousFile::NotAMember,
             never_started: false,
+            never_led: None,
             bootstrap_record: None,
             members_record: None,
         }
@@ -1918,7 +1996,11 @@ mod tests {
             let got = plan(&o, &s);
             match (want, got) {
                 (Ok((aside, last)), Ok(p)) => {
-                    assert_eq!(p.set_aside_data, aside, "failed testcase: {what}: {p:?}");
+                    assert_eq!(
+                        p.set_aside_data,
+                        aside.then_some(REMOVED),
+                        "failed testcase: {what}: {p:?}"
+                    );
                     assert_eq!(
                         p.summary.contains("moving it aside"),
                         aside,
@@ -2919,6 +3001,129 @@ mod tests {
         }
     }
 
+    /// The initial cluster of instances `hosts`, as a file or a record names it.
+    fn initial_cluster(hosts: &[u8]) -> String {
+        hosts
+            .iter()
+            .map(|n| format!("i-{n}=http://10.0.2.{n}:2380"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Regression (the simulation's K6): the instances of most of a recorded bootstrap were
+    /// terminated before it formed, after this node's etcd had run in it. It waited there for
+    /// a person; it now leaves it, on proof only.
+    #[test]
+    fn rule_20_a_bootstrap_that_can_never_form_is_left_on_proof() {
+        // i-3 ran in the bootstrap of {1, 2, 3, 6, 7}; the group now counts {3, 4, 5}.
+        let dead = initial_cluster(&[1, 2, 3, 6, 7]);
+        let stuck_in = |group: &[u8], never_led: Option<bool>| {
+            let mut o = observed(3, group, None);
+            o.local_data = LocalData::Present;
+            o.never_led = never_led;
+            o.previous_file = PreviousFile::Bootstrap {
+                initial_cluster: dead.clone(),
+                data_fingerprint: None,
+            };
+            o
+        };
+        let stuck = |never_led| stuck_in(&[3, 4, 5], never_led);
+        let survivor_answers = {
+            // i-2 ran in it too and is still counted (the group's seed now): its peer port
+            // lists the bootstrap, no member started. Not a bootstrap to take part in.
+            let mut o = stuck_in(&[2, 3, 4, 5], Some(true));
+            o.peer_list = Some(
+                [1u8, 2, 3, 6, 7]
+                    .iter()
+                    .map(|n| member(u64::from(*n), &format!("i-{n}"), &format!("10.0.2.{n}")))
+                    .map(|m| Member {
+                        client_urls: vec![],
+                        ..m
+                    })
+                    .collect(),
+            );
+            o
+        };
+        let recorded_anew = {
+            let mut o = stuck(Some(true));
+            o.bootstrap_record = Some(initial_cluster(&[3, 4, 5]));
+            o
+        };
+        let can_still_form = stuck_in(&[1, 3, 4, 5, 6], Some(true));
+        let not_the_seed = {
+            let mut o = observed(4, &[3, 4, 5], None);
+            o.local_data = LocalData::Present;
+            o.never_led = Some(true);
+            o.previous_file = PreviousFile::Bootstrap {
+                initial_cluster: initial_cluster(&[1, 4, 6]),
+                data_fingerprint: None,
+            };
+            o
+        };
+        // (case, observed, mode, data set aside, summary contains)
+        let cases: Vec<(&str, Observed, Mode, bool, &str)> = vec![
+            (
+                "the group's seed, nobody else",
+                stuck(Some(true)),
+                Mode::New,
+                true,
+                "bootstrapping a new cluster of the group's 3 instances",
+            ),
+            (
+                "the dead bootstrap's survivor answers",
+                survivor_answers,
+                Mode::Wait,
+                false,
+                "i-2 (launched first) bootstraps the cluster",
+            ),
+            (
+                "another seed recorded the group anew",
+                recorded_anew,
+                Mode::New,
+                true,
+                "taking part in the bootstrap of 3 members recorded",
+            ),
+            (
+                "not the seed: waits, nothing moved",
+                not_the_seed,
+                Mode::Wait,
+                false,
+                "bootstraps the cluster",
+            ),
+            (
+                "a leader reached it (it formed)",
+                stuck(Some(false)),
+                Mode::New,
+                false,
+                "etcd restarts from it",
+            ),
+            (
+                "its log not read",
+                stuck(None),
+                Mode::New,
+                false,
+                "etcd restarts from it",
+            ),
+            (
+                "its bootstrap can still form",
+                can_still_form,
+                Mode::New,
+                false,
+                "etcd restarts from it",
+            ),
+        ];
+        for (case, o, mode, aside, says) in cases {
+            let p = plan(&o, &settings()).unwrap_or_else(|e| panic!("{case}: {e}"));
+            assert_eq!(p.mode, mode, "failed testcase {case}: {p:?}");
+            assert_eq!(
+                p.set_aside_data,
+                aside.then_some(UNFORMED),
+                "failed testcase {case}: {p:?}"
+            );
+            assert!(p.summary.contains(says), "failed testcase {case}: {p:?}");
+        }
+    }
+
     /// Regression (the simulation's K10, seeds 2 and 4): a seed records in the tags only a group
     /// as its look found it, so that an older instance put in service meanwhile, or another
     /// seed's record, never leaves two seeds each reading its own record back.
@@ -3003,7 +3208,7 @@ mod tests {
         seen.cluster_version_undecided = true;
         let p = plan(&seen, &settings()).unwrap();
         assert_eq!(p.mode, Mode::Wait, "{p:?}");
-        assert!(!p.set_aside_data && p.actions.is_empty(), "{p:?}");
+        assert!(p.set_aside_data.is_none() && p.actions.is_empty(), "{p:?}");
     }
 
     /// Regression (simulation, reuse-on-scale-in, seed 2, schedules 3011 and 18565): a join

@@ -450,6 +450,7 @@ impl World<'_> {
         let previous_file =
             envfile::previous_file(&self.config.environment_file, &self.me.instance_id);
         let never_started = self.never_started(&previous_file);
+        let never_led = self.never_led(&previous_file, local_data);
         let observed = Observed {
             me,
             desired_capacity,
@@ -464,6 +465,7 @@ impl World<'_> {
             cluster_id,
             previous_file,
             never_started,
+            never_led,
             bootstrap_record,
             members_record,
         };
@@ -488,6 +490,15 @@ impl World<'_> {
             }
             _ => false,
         }
+    }
+
+    /// Rule 20's evidence: read only for a bootstrap file's member data in a named directory.
+    fn never_led(&self, previous_file: &PreviousFile, local_data: LocalData) -> Option<bool> {
+        let bootstrap = matches!(previous_file, PreviousFile::Bootstrap { .. });
+        if !bootstrap || local_data != LocalData::Present || !self.config.data_dir_named {
+            return None;
+        }
+        datadir::never_led(&self.config.data_dir)
     }
 }
 
@@ -1312,9 +1323,9 @@ fn finish(
     )?))?;
     if config.dry_run {
         println!("# plan: {}", plan.summary);
-        if plan.set_aside_data {
+        if let Some(label) = plan.set_aside_data {
             println!(
-                "# would move the member data in {} aside (member.removed-<time>)",
+                "# would move the member data in {} aside (member.{label}-<time>)",
                 config.data_dir.display()
             );
         }
@@ -1338,22 +1349,25 @@ fn finish(
     }
     // Rule 15: a removed member's data goes aside before the join; if it cannot move (the
     // unit's ReadWritePaths), the cluster is left untouched.
-    if plan.set_aside_data {
+    if let Some(label) = plan.set_aside_data {
+        let why = if label == plan::REMOVED {
+            "the cluster removed that member"
+        } else {
+            "it holds only a bootstrap that can never form"
+        };
         let moved =
-            datadir::set_aside(&config.data_dir, SystemTime::now()).map_err(|e| Error::Io {
-                path: config.data_dir.display().to_string(),
-                detail: format!(
-                    "moving a removed member's data aside: {e} (the unit needs the data \
-                     directory in ReadWritePaths=)"
-                ),
-                after_change: false,
+            datadir::set_aside(&config.data_dir, SystemTime::now(), label).map_err(|e| {
+                Error::Io {
+                    path: config.data_dir.display().to_string(),
+                    detail: format!(
+                        "moving member data aside ({why}): {e} (the unit needs the data directory \
+                     in ReadWritePaths=)"
+                    ),
+                    after_change: false,
+                }
             })?;
         for (from, to) in moved {
-            log::info!(
-                "moved {} aside to {}: the cluster removed that member",
-                from.display(),
-                to.display()
-            );
+            log::info!("moved {} aside to {}: {why}", from.display(), to.display());
         }
     }
     let changed =

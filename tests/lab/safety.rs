@@ -525,6 +525,51 @@ fn the_seed_lost_after_its_etcd_ran_never_leads_to_a_second_cluster() {
     assert_eq!(value.trim(), "kept");
 }
 
+#[test]
+fn a_bootstrap_that_can_never_form_is_left() {
+    // Rule 20 (the simulation's K6): the seed (2) records {2, 3, 4} and its etcd runs, alone;
+    // 3 and 4 are terminated before they take part, and 5 and 6 replace them. That bootstrap
+    // can never form, and 2's etcd waits in it, never ready (systemd stops it at
+    // TimeoutStartSec; the restart runs the tool). 2's log shows no leader ever reached it: its
+    // data goes aside, and 2, the group's seed still, bootstraps {2, 5, 6}.
+    let mut lab = Lab::new(83);
+    lab.create_group("etcd", "etcd-masters");
+    for k in [2, 3, 4] {
+        lab.launch("etcd", k);
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    lab.discover_ok(2, &["--wait-timeout=20s"]);
+    lab.start_etcd(2, &EtcdFlags::default());
+    // Long enough for a few elections nobody wins, each written to its log.
+    std::thread::sleep(Duration::from_secs(4));
+    lab.nodes.get_mut(&2).unwrap().etcd.take();
+    lab.terminate(3);
+    lab.terminate(4);
+    for k in [5, 6] {
+        lab.launch("etcd", k);
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    let log = lab.discover_ok(2, &["--wait-timeout=20s"]);
+    assert!(log.contains("can never form"), "{log}");
+    assert!(log.contains("bootstrapping a new cluster"), "{log}");
+    let kept: Vec<String> = fs::read_dir(lab.data_dir(2))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        kept.iter().any(|n| n.starts_with("member.unformed-")) && !kept.contains(&"member".into()),
+        "{kept:?}"
+    );
+    lab.start_etcd(2, &EtcdFlags::default());
+    for k in [5, 6] {
+        let log = lab.discover_ok(k, &[]);
+        assert!(log.contains("taking part in the bootstrap"), "{log}");
+        lab.start_etcd(k, &EtcdFlags::default());
+    }
+    lab.wait_healthy(2, NO_TLS);
+    lab.assert_cluster_is_the_nodes(2, NO_TLS);
+}
+
 /// A group's bootstrap whose initial members `started` run while the `late` ones have not
 /// started, and the cluster has not decided its version: the last late one's peer port
 /// trickles (the returned `Trickle`), so the leader's version check waits on it for as long

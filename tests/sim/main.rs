@@ -79,7 +79,9 @@ fn known(violation: &Violation) -> Option<&'static str> {
         // Rule 14's record lets the initial members take part in the seed's bootstrap without
         // the seed. If most of its instances are then terminated before it formed, it never
         // can: the next seed bootstraps anew (no data is at stake), and a node that had
-        // already taken part in the dead bootstrap stays in it until a person wipes it.
+        // already taken part in the dead bootstrap leaves it once etcd's start times out (rule
+        // 20), except where the group's quorum also sits in a warm pool (K12's shape) or its
+        // data directory is not named: it stays until a person wipes it.
         return Some("K6: a majority of a recorded bootstrap lost before it formed");
     }
     if split_or_stuck && what.contains("a formed cluster's quorum was parked in the warm pool") {

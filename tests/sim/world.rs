@@ -381,6 +381,12 @@ pub enum Event {
     Reconcile,
     /// The leader of a cluster decides its version, a moment after the cluster formed.
     DecideVersion,
+    /// etcd never became ready (it notifies systemd only once it has published through a
+    /// leader) and systemd stops it at `TimeoutStartSec` (15 min in etcd's drop-in); the
+    /// unit's restart runs discovery again. Drawn only for a member whose cluster can never
+    /// get a leader: a timeout in a bootstrap that is merely slow restarts it from its data,
+    /// which changes nothing.
+    StartTimeout(u8),
 }
 
 impl Event {
@@ -542,6 +548,24 @@ impl World {
             .filter(|m| self.connected(cluster.id, m.id))
             .count();
         connected >= quorum(cluster.voters().count())
+    }
+
+    /// Fewer of the cluster's voters than its quorum are on instances the group counts: it
+    /// gets no leader (until a scale-out puts parked ones back in service, which nothing
+    /// here waits for: etcd's start times out in 15 minutes whatever happens meanwhile).
+    fn never_gets_a_leader(&self, id: u64) -> bool {
+        let Some(c) = self.cluster(id) else {
+            return false;
+        };
+        let counted = c
+            .voters()
+            .filter(|m| {
+                self.nodes
+                    .iter()
+                    .any(|x| x.counted() && m.peer_url == x.peer_url())
+            })
+            .count();
+        counted < quorum(c.voters().count())
     }
 
     fn cluster(&self, id: u64) -> Option<&Cluster> {
@@ -725,6 +749,17 @@ impl World {
                 && me.file.as_ref().is_some_and(|f| f.new)
                 && me.data_dir_as_written
                 && me.data.is_none(),
+            // run.rs reads the log of a bootstrap file's member data, in a named directory:
+            // a leader's entry is there once the member published (or heard from one).
+            never_led: me
+                .data
+                .as_ref()
+                .filter(|_| self.data_dir_named && me.file.as_ref().is_some_and(|f| f.new))
+                .map(|d| {
+                    !self
+                        .cluster(d.cluster)
+                        .is_some_and(|c| c.members.iter().any(|m| m.id == d.member && m.published))
+                }),
             bootstrap_record: self.record.clone(),
             members_record: self.members_record.clone(),
         };
@@ -774,6 +809,14 @@ impl World {
             .any(|c| !c.version_decided && self.has_leader(c))
         {
             events.push(Event::DecideVersion);
+        }
+        for x in self.nodes.iter().filter(|x| x.etcd && !x.ready) {
+            if x.data
+                .as_ref()
+                .is_some_and(|d| self.never_gets_a_leader(d.cluster))
+            {
+                events.push(Event::StartTimeout(x.n));
+            }
         }
         if self.faults < fault_budget && self.operations {
             if self.desired < 9 {
@@ -865,7 +908,7 @@ impl World {
             }
             Event::Visible(n) => self.node_mut(n).visible = true,
             Event::Crash(n) => self.node_mut(n).run = Run::Exited(75),
-            Event::KillEtcd(n) | Event::Reboot(n) => {
+            Event::KillEtcd(n) | Event::Reboot(n) | Event::StartTimeout(n) => {
                 let x = self.node_mut(n);
                 x.etcd = false;
                 x.ready = false;
@@ -1198,8 +1241,9 @@ impl World {
     /// One step of a discovery run, as `run.rs` takes them.
     fn step(&mut self, n: u8) -> Result<(), Violation> {
         let run = self.node(n).run.clone();
-        // Rule 15: a removed member's data is moved aside before any change (run.rs).
-        let fresh_plan = matches!(run, Run::Observe);
+        // Rules 15 and 20: member data is moved aside before any change, after a seed's
+        // record is read back (run.rs).
+        let fresh_plan = matches!(run, Run::Observe | Run::Verify { .. });
         let next = match run {
             // run.rs waits out the warm pool (IMDS `Warmed:*`) before anything else: no
             // look, no file, then 75 (`wait_out_warm_pool`).
@@ -1312,7 +1356,7 @@ impl World {
             other => other,
         };
         if let Run::Apply { plan, .. } | Run::Write { plan, .. } = &next {
-            if fresh_plan && plan.set_aside_data {
+            if fresh_plan && plan.set_aside_data.is_some() {
                 let x = self.node_mut(n);
                 x.data = None;
                 x.data_dir_as_written = false;
