@@ -554,18 +554,19 @@ impl World {
     /// gets no leader (until a scale-out puts parked ones back in service, which nothing
     /// here waits for: etcd's start times out in 15 minutes whatever happens meanwhile).
     fn never_gets_a_leader(&self, id: u64) -> bool {
-        let Some(c) = self.cluster(id) else {
-            return false;
-        };
-        let counted = c
-            .voters()
+        self.cluster(id)
+            .is_some_and(|c| self.voters_counted(c) < quorum(c.voters().count()))
+    }
+
+    /// The cluster's voters on instances the group counts.
+    fn voters_counted(&self, c: &Cluster) -> usize {
+        c.voters()
             .filter(|m| {
                 self.nodes
                     .iter()
                     .any(|x| x.counted() && m.peer_url == x.peer_url())
             })
-            .count();
-        counted < quorum(c.voters().count())
+            .count()
     }
 
     fn cluster(&self, id: u64) -> Option<&Cluster> {
@@ -1010,15 +1011,8 @@ impl World {
         }
         self.lost_recorded_bootstrap |= self.recorded_bootstrap_lost();
         self.majority_left |= self.clusters.iter().any(|c| {
-            let kept = c
-                .voters()
-                .filter(|m| {
-                    self.nodes
-                        .iter()
-                        .any(|x| x.counted() && m.peer_url == x.peer_url())
-                })
-                .count();
-            c.members.iter().any(|m| m.published) && kept < quorum(c.voters().count())
+            c.members.iter().any(|m| m.published)
+                && self.voters_counted(c) < quorum(c.voters().count())
         });
         let holds = |x: &Node, c: &Cluster, m: &SimMember| {
             !x.terminated
