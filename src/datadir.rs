@@ -10,7 +10,7 @@
 //! The one change made there: member data is moved aside, never deleted, so that etcd starts
 //! afresh: a member the cluster removed (an instance reused from a warm pool after a scale-in),
 //! or a member of a bootstrap that can never form, whose write-ahead log shows that no leader
-//! ever reached it (`never_led`); the plan decides when (`Plan::set_aside_data`), this module
+//! ever reached it (`member_log`); the plan decides when (`Plan::set_aside_data`), this module
 //! only reads the log and renames.
 
 use std::fs;
@@ -97,20 +97,34 @@ pub fn fingerprint(dir: &Path) -> Option<String> {
     Some(line)
 }
 
-/// Whether the member in `dir` never heard from a leader: its write-ahead log holds only what
-/// etcd writes when it bootstraps (the initial members' configuration entries, at term 1; its
-/// votes in elections nobody won) and no snapshot. A leader's first act is an entry of its own
-/// term, so any member a cluster ever reached (or that took part in one that formed) has
-/// one. `None`: not proven either way (no single member with one log segment, or a record this
-/// reader cannot take apart: a torn write, another format).
+/// What a member's write-ahead log says of how it began.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberLog {
+    /// It holds only what etcd writes when it bootstraps (the initial members' configuration
+    /// entries at term 1, each naming its member; its votes in elections nobody won) and no
+    /// snapshot: no leader ever reached this member. The bootstrap's members as a JSON list
+    /// of etcd's `membership.Member` (the configuration entries' contexts): the shape of a
+    /// peer port's `GET /members`, which `etcd::parse_peer_members` reads.
+    NeverLed(String),
+    /// A leader reached it: a leader's first act is an entry of its own term, so any member a
+    /// cluster ever reached (or that took part in one that formed) has one. Also a member that
+    /// joined (its log starts empty: no configuration of its own).
+    Led,
+}
+
+/// The log of the member in `dir`. `None`: not proven either way (no single member with one
+/// log segment, or a record this reader cannot take apart: a torn write, another format).
+/// The log, not the env file, names the bootstrap: a later run may have rewritten the file
+/// while etcd kept restarting from this data.
 ///
 /// The log is a sequence of frames (etcd's `wal/encoder.go`): a little-endian u64 whose low
 /// 56 bits are the record's length and whose top byte, when its high bit is set, holds the
 /// padding to 8 bytes in its low 3 bits; a zero length ends the records (the rest of the
 /// 64 MB segment is preallocated zeros). Each record is protobuf `walpb.Record` {1: type,
-/// 3: data}; type 2 holds a `raftpb.Entry` {1: type, 2: term}, type 5 a `walpb.Snapshot`
-/// {1: index}.
-pub fn never_led(dir: &Path) -> Option<bool> {
+/// 3: data}; type 2 holds a `raftpb.Entry` {1: type, 2: term, 4: data}, whose data for a
+/// configuration entry (type 1) is a `raftpb.ConfChange` {2: type, 4: context}, its context
+/// the member as JSON; type 5 holds a `walpb.Snapshot` {1: index}.
+pub fn member_log(dir: &Path) -> Option<MemberLog> {
     let members: Vec<std::path::PathBuf> = std::iter::once(dir.join("member"))
         .chain(
             fs::read_dir(dir)
@@ -131,26 +145,28 @@ pub fn never_led(dir: &Path) -> Option<bool> {
         .collect();
     match segments.as_slice() {
         // A second segment: 64 MB of entries were written.
-        [one] => log_never_led(&mut std::io::BufReader::new(fs::File::open(one).ok()?)),
+        [one] => read_log(&mut std::io::BufReader::new(fs::File::open(one).ok()?)),
         [] => None,
-        _ => Some(false),
+        _ => Some(MemberLog::Led),
     }
 }
 
-/// `never_led` for one log segment, read from its start.
-fn log_never_led(log: &mut impl std::io::Read) -> Option<bool> {
+/// `member_log` for one log segment, read from its start.
+fn read_log(log: &mut impl std::io::Read) -> Option<MemberLog> {
     const ENTRY: u64 = 2;
     const SNAPSHOT: u64 = 5;
     const CONF_CHANGE: u64 = 1;
+    // The configuration entries' contexts (each a member as JSON), as one JSON list.
+    let mut contexts: Vec<String> = Vec::new();
     loop {
         let mut frame = [0u8; 8];
         if log.read_exact(&mut frame).is_err() {
-            return Some(true);
+            break;
         }
         let frame = u64::from_le_bytes(frame);
         let length = frame & ((1 << 56) - 1);
         if length == 0 {
-            return Some(true);
+            break;
         }
         let padding = if frame >> 63 == 1 {
             (frame >> 56) & 7
@@ -159,42 +175,45 @@ fn log_never_led(log: &mut impl std::io::Read) -> Option<bool> {
         };
         // A bootstrap's records are a few hundred bytes; anything this large is not one.
         if length > 1 << 20 {
-            return Some(false);
+            return Some(MemberLog::Led);
         }
         let mut record = vec![0u8; usize::try_from(length + padding).ok()?];
         log.read_exact(&mut record).ok()?;
         record.truncate(usize::try_from(length).ok()?);
         let fields = protobuf_fields(&record)?;
-        let data = fields
-            .iter()
-            .find(|(n, _)| *n == 3)
-            .map_or(&[][..], |(_, v)| v.bytes());
-        match fields
-            .iter()
-            .find(|(n, _)| *n == 1)
-            .map(|(_, v)| v.number())
-        {
+        match field(&fields, 1).map(Value::number) {
             Some(ENTRY) => {
-                let entry = protobuf_fields(data)?;
-                let number = |n| {
-                    entry
-                        .iter()
-                        .find(|(f, _)| *f == n)
-                        .map_or(0, |(_, v)| v.number())
-                };
+                let entry = protobuf_fields(field(&fields, 3).map_or(&[][..], Value::bytes))?;
+                let number = |n| field(&entry, n).map_or(0, Value::number);
                 if number(2) != 1 || number(1) != CONF_CHANGE {
-                    return Some(false);
+                    return Some(MemberLog::Led);
                 }
+                let change = protobuf_fields(field(&entry, 4).map_or(&[][..], Value::bytes))?;
+                // A bootstrap only adds (ConfChangeAddNode, 0).
+                if field(&change, 2).map_or(0, Value::number) != 0 {
+                    return None;
+                }
+                let context = field(&change, 4).map_or(&[][..], Value::bytes);
+                contexts.push(std::str::from_utf8(context).ok()?.to_string());
             }
             Some(SNAPSHOT) => {
-                let snapshot = protobuf_fields(data)?;
-                if snapshot.iter().any(|(n, v)| *n == 1 && v.number() != 0) {
-                    return Some(false);
+                let snapshot = protobuf_fields(field(&fields, 3).map_or(&[][..], Value::bytes))?;
+                if field(&snapshot, 1).is_some_and(|v| v.number() != 0) {
+                    return Some(MemberLog::Led);
                 }
             }
             _ => {}
         }
     }
+    if contexts.is_empty() {
+        return Some(MemberLog::Led);
+    }
+    Some(MemberLog::NeverLed(format!("[{}]", contexts.join(","))))
+}
+
+/// The first value of field `n`.
+fn field<'f, 'a>(fields: &'f [(u64, Value<'a>)], n: u64) -> Option<&'f Value<'a>> {
+    fields.iter().find(|(f, _)| *f == n).map(|(_, v)| v)
 }
 
 /// A protobuf field's value: a number (varint or fixed) or bytes.
@@ -333,22 +352,28 @@ mod tests {
         let mut preallocated = alone.clone();
         preallocated.resize(alone.len() + 4096, 0);
         let torn = &alone[..alone.len() - 5];
+        // The fixture's bootstrap, as its configuration entries name it.
+        let never_led = || {
+            Some(MemberLog::NeverLed(
+                r#"[{"id":6598929098562179454,"peerURLs":["http://127.0.0.1:2380"],"name":"a"},{"id":8088786560411510159,"peerURLs":["http://127.0.0.2:2380"],"name":"b"},{"id":13487502627470054085,"peerURLs":["http://127.0.0.3:2380"],"name":"c"}]"#.into(),
+            ))
+        };
         // (case, the log, what it proves)
-        let cases: [(&str, &[u8], Option<bool>); 5] = [
-            ("bootstrap only, cut after its records", &alone, Some(true)),
+        let cases: [(&str, &[u8], Option<MemberLog>); 5] = [
+            ("bootstrap only, cut after its records", &alone, never_led()),
             (
                 "bootstrap only, preallocated zeros after",
                 &preallocated,
-                Some(true),
+                never_led(),
             ),
-            ("formed", &formed, Some(false)),
+            ("formed", &formed, Some(MemberLog::Led)),
             ("torn in its last record", torn, None),
-            ("empty", &[], Some(true)),
+            ("empty: no bootstrap of its own", &[], Some(MemberLog::Led)),
         ];
         for (case, log, proves) in cases {
             let dir = scratch("never-led");
             with_log(&dir, log);
-            assert_eq!(never_led(&dir), proves, "failed testcase {case}");
+            assert_eq!(member_log(&dir), proves, "failed testcase {case}");
             let _ = fs::remove_dir_all(&dir);
         }
     }
@@ -359,22 +384,22 @@ mod tests {
         // Debian's layout, one level down.
         let dir = scratch("never-led-debian");
         with_log(&dir.join("default"), &alone);
-        assert_eq!(never_led(&dir), Some(true));
+        assert!(matches!(member_log(&dir), Some(MemberLog::NeverLed(_))));
         // A second segment: 64 MB of entries were written.
         fs::write(
             dir.join("default/member/wal/0000000000000001-0000000000000009.wal"),
             &alone,
         )
         .unwrap();
-        assert_eq!(never_led(&dir), Some(false));
+        assert_eq!(member_log(&dir), Some(MemberLog::Led));
         // Two members' data: not this reader's to judge.
         with_log(&dir, &alone);
-        assert_eq!(never_led(&dir), None);
+        assert_eq!(member_log(&dir), None);
         let _ = fs::remove_dir_all(&dir);
         // No data directory, no log.
-        assert_eq!(never_led(&dir), None);
+        assert_eq!(member_log(&dir), None);
         fs::create_dir_all(dir.join("member/wal")).unwrap();
-        assert_eq!(never_led(&dir), None);
+        assert_eq!(member_log(&dir), None);
         let _ = fs::remove_dir_all(&dir);
     }
 

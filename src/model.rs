@@ -259,10 +259,15 @@ pub struct Observed {
     /// The data directory is as it was when the bootstrap file was written (its fingerprint in
     /// the file, `datadir.rs`): etcd has not run from that file, so no data was lost.
     pub never_started: bool,
-    /// With a bootstrap file and member data in a named data directory: whether that member's
-    /// log shows no leader ever reached it (`datadir::never_led`); `None` when not read or not
-    /// proven.
-    pub never_led: Option<bool>,
+    /// With a bootstrap file and member data in a named data directory: the initial cluster
+    /// (`name=peer-url,...`) of the bootstrap that member began in, when its log shows that no
+    /// leader ever reached it (`datadir::member_log`); `None` when not read, not proven, or a
+    /// leader reached it. The log names it, not the file: a run may have rewritten the file.
+    pub never_led_bootstrap: Option<String>,
+    /// How many of the instances that bootstrap's initial cluster names EC2 still has
+    /// (terminated ones not counted; stopped ones, as in a warm pool, counted): asked only when
+    /// the rest of rule 20's proof holds (`plan::unformed_bootstrap_instances`).
+    pub bootstrap_instances_left: Option<usize>,
     /// The initial cluster of a bootstrap, as its seed recorded it before its etcd first
     /// started (in the group's tags, or with `--snapshot-url` in the bucket); it outlives the
     /// seed's instance (rule 14).
@@ -295,7 +300,8 @@ impl Observed {
             cluster_id: None,
             previous_file,
             never_started: false,
-            never_led: None,
+            never_led_bootstrap: None,
+            bootstrap_instances_left: None,
             bootstrap_record: None,
             members_record: None,
         }

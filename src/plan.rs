@@ -465,9 +465,11 @@ fn late_initial_member<'a>(
 }
 
 /// Rule 20: a bootstrap that can never form is left. This node's file was written for a
-/// bootstrap and its etcd ran from it, but fewer of that bootstrap's instances than its
-/// quorum are still counted, so it never gets a leader, and this member's log shows that no
-/// leader ever reached it: its data holds nothing but that bootstrap's configuration. etcd
+/// bootstrap and its etcd ran from one (its log names which: a later run may have rewritten
+/// the file), but fewer of that bootstrap's instances than its quorum still exist (EC2
+/// terminated the rest: a stopped one, parked in a warm pool with its data, still counts), so
+/// it can never get a leader, and this member's log shows that no leader ever reached it: its
+/// data holds nothing but that bootstrap's configuration. etcd
 /// would wait in it forever (it never becomes ready: systemd stops it at `TimeoutStartSec`,
 /// and the restart runs this tool again), a second cluster ID beside the one the group
 /// bootstraps anew. The node decides as one without data or file instead (the dead
@@ -478,18 +480,12 @@ fn leaving_unformed_bootstrap(
     observed: &Observed,
     settings: &Settings,
 ) -> Option<(Observed, String)> {
-    let PreviousFile::Bootstrap {
-        initial_cluster, ..
-    } = &observed.previous_file
-    else {
-        return None;
-    };
-    let provable = observed.local_data == LocalData::Present
-        && observed.never_led == Some(true)
-        && !settings.proxy_mode;
-    if !provable || can_still_form(initial_cluster, observed) {
+    let names = unformed_bootstrap_instances(observed, settings)?;
+    let left = observed.bootstrap_instances_left?;
+    if left >= quorum(names.len()) {
         return None;
     }
+    let initial_cluster = observed.never_led_bootstrap.as_deref()?;
     let urls: Vec<&str> = entries(initial_cluster).map(|(_, url)| url).collect();
     let not_that_bootstrap = |list: &Vec<Member>| {
         let same = list.len() == urls.len()
@@ -504,17 +500,62 @@ fn leaving_unformed_bootstrap(
         local_data: LocalData::Missing,
         previous_file: PreviousFile::NotAMember,
         never_started: false,
-        never_led: None,
+        never_led_bootstrap: None,
+        bootstrap_instances_left: None,
         ..observed.clone()
     };
     let summary = format!(
-        "this node's bootstrap of {} members can never form (fewer than {} of its instances \
-         are left) and no leader ever reached its member: its data goes aside \
-         (member.{UNFORMED}-<time>)",
-        urls.len(),
-        quorum(urls.len())
+        "this node's bootstrap of {} members can never form (EC2 has {left} of its instances, \
+         fewer than its quorum of {}) and no leader ever reached its member: its data goes \
+         aside (member.{UNFORMED}-<time>)",
+        names.len(),
+        quorum(names.len())
     );
     Some((without, summary))
+}
+
+/// Rule 20's question to EC2: the instances of the bootstrap this node's member data began in
+/// (as its log names them), when the rest of the proof holds (its etcd ran from a bootstrap
+/// file, its log shows no leader ever reached it, and fewer of them than that bootstrap's
+/// quorum are in service); `None` otherwise, and nothing is asked. The count of those EC2
+/// still has (`Observed::bootstrap_instances_left`) decides.
+pub fn unformed_bootstrap_instances(
+    observed: &Observed,
+    settings: &Settings,
+) -> Option<Vec<String>> {
+    let initial_cluster = observed.never_led_bootstrap.as_deref()?;
+    let evidence = matches!(observed.previous_file, PreviousFile::Bootstrap { .. })
+        && observed.local_data == LocalData::Present
+        && !settings.proxy_mode;
+    // The bootstrap may have formed without this member (cut off from its leader) and changed
+    // its membership since, which makes the initial cluster's quorum the wrong one: a member
+    // of it that answers as started, or a record of a membership change that names this
+    // instance, keeps the node where it is.
+    let urls: Vec<&str> = entries(initial_cluster).map(|(_, url)| url).collect();
+    let formed_answer = [&observed.members, &observed.peer_list]
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|m| {
+            // Published: only a member a leader reached has its client URLs listed.
+            !m.client_urls.is_empty() && m.peer_urls.iter().any(|u| urls.contains(&u.as_str()))
+        });
+    let changed_with_me = observed
+        .members_record
+        .as_deref()
+        .is_some_and(|record| entries(record).any(|(name, _)| name == observed.me.instance_id));
+    let mut names: Vec<String> = Vec::new();
+    for (name, _) in entries(initial_cluster) {
+        // A member with two peer URLs is named twice.
+        if !names.iter().any(|n| n == name) {
+            names.push(name.to_string());
+        }
+    }
+    // The names are the instances' ids (`ETCD_NAME`); members named otherwise prove nothing
+    // EC2 could answer.
+    let ids = names.iter().all(|n| n.starts_with("i-"));
+    let proof = evidence && ids && !formed_answer && !changed_with_me;
+    (proof && !can_still_form(initial_cluster, observed)).then_some(names)
 }
 
 /// `plan`, but for rule 18.
@@ -1655,7 +1696,8 @@ mod tests {
             cluster_id: None,
             previous_file: PreviousFile::NotAMember,
             never_started: false,
-            never_led: None,
+            never_led_bootstrap: None,
+            bootstrap_instances_left: None,
             bootstrap_record: None,
             members_record: None,
         }
@@ -3015,12 +3057,15 @@ mod tests {
     /// a person; it now leaves it, on proof only.
     #[test]
     fn rule_20_a_bootstrap_that_can_never_form_is_left_on_proof() {
-        // i-3 ran in the bootstrap of {1, 2, 3, 6, 7}; the group now counts {3, 4, 5}.
+        // i-3 ran in the bootstrap of {1, 2, 3, 6, 7} and its log shows no leader ever reached
+        // it (unless a case says otherwise); the group now counts {3, 4, 5}, and EC2 has only
+        // i-2 and i-3 of them.
         let dead = initial_cluster(&[1, 2, 3, 6, 7]);
-        let stuck_in = |group: &[u8], never_led: Option<bool>| {
+        let stuck_in = |group: &[u8], never_led: bool| {
             let mut o = observed(3, group, None);
             o.local_data = LocalData::Present;
-            o.never_led = never_led;
+            o.never_led_bootstrap = never_led.then(|| dead.clone());
+            o.bootstrap_instances_left = Some(2);
             o.previous_file = PreviousFile::Bootstrap {
                 initial_cluster: dead.clone(),
                 data_fingerprint: None,
@@ -3031,7 +3076,7 @@ mod tests {
         let survivor_answers = {
             // i-2 ran in it too and is still counted (the group's seed now): its peer port
             // lists the bootstrap, no member started. Not a bootstrap to take part in.
-            let mut o = stuck_in(&[2, 3, 4, 5], Some(true));
+            let mut o = stuck_in(&[2, 3, 4, 5], true);
             o.peer_list = Some(
                 [1u8, 2, 3, 6, 7]
                     .iter()
@@ -3045,26 +3090,42 @@ mod tests {
             o
         };
         let recorded_anew = {
-            let mut o = stuck(Some(true));
+            let mut o = stuck(true);
             o.bootstrap_record = Some(initial_cluster(&[3, 4, 5]));
             o
         };
-        let can_still_form = stuck_in(&[1, 3, 4, 5, 6], Some(true));
+        let can_still_form = stuck_in(&[1, 3, 4, 5, 6], true);
         let not_the_seed = {
             let mut o = observed(4, &[3, 4, 5], None);
             o.local_data = LocalData::Present;
-            o.never_led = Some(true);
+            o.never_led_bootstrap = Some(initial_cluster(&[1, 4, 6]));
             o.previous_file = PreviousFile::Bootstrap {
                 initial_cluster: initial_cluster(&[1, 4, 6]),
                 data_fingerprint: None,
             };
+            o.bootstrap_instances_left = Some(1);
+            o
+        };
+        let file_rewritten = {
+            // A run while nobody answered kept the data and wrote the group's bootstrap: the
+            // log still names the one the data began in.
+            let mut o = stuck(true);
+            o.previous_file = PreviousFile::Bootstrap {
+                initial_cluster: initial_cluster(&[3, 4, 5]),
+                data_fingerprint: None,
+            };
+            o
+        };
+        let with_left = |left| {
+            let mut o = stuck(true);
+            o.bootstrap_instances_left = left;
             o
         };
         // (case, observed, mode, data set aside, summary contains)
         let cases: Vec<(&str, Observed, Mode, bool, &str)> = vec![
             (
                 "the group's seed, nobody else",
-                stuck(Some(true)),
+                stuck(true),
                 Mode::New,
                 true,
                 "bootstrapping a new cluster of the group's 3 instances",
@@ -3091,15 +3152,15 @@ mod tests {
                 "bootstraps the cluster",
             ),
             (
-                "a leader reached it (it formed)",
-                stuck(Some(false)),
+                "its file rewritten since",
+                file_rewritten,
                 Mode::New,
-                false,
-                "etcd restarts from it",
+                true,
+                "bootstrapping a new cluster of the group's 3 instances",
             ),
             (
-                "its log not read",
-                stuck(None),
+                "a leader reached it (it formed), or its log not read",
+                stuck(false),
                 Mode::New,
                 false,
                 "etcd restarts from it",
@@ -3107,6 +3168,22 @@ mod tests {
             (
                 "its bootstrap can still form",
                 can_still_form,
+                Mode::New,
+                false,
+                "etcd restarts from it",
+            ),
+            (
+                // A warm pool that reuses instances on scale-in: the bootstrap may have formed
+                // on them, and they return with their data.
+                "a quorum of its instances stopped, not terminated",
+                with_left(Some(3)),
+                Mode::New,
+                false,
+                "etcd restarts from it",
+            ),
+            (
+                "EC2 did not answer",
+                with_left(None),
                 Mode::New,
                 false,
                 "etcd restarts from it",
@@ -3122,6 +3199,48 @@ mod tests {
             );
             assert!(p.summary.contains(says), "failed testcase {case}: {p:?}");
         }
+        // What EC2 is asked, and when.
+        let ids = |hosts: &[u8]| hosts.iter().map(|n| format!("i-{n}")).collect::<Vec<_>>();
+        let asks = |o: &Observed| unformed_bootstrap_instances(o, &settings());
+        assert_eq!(asks(&stuck(true)), Some(ids(&[1, 2, 3, 6, 7])));
+        assert_eq!(asks(&stuck(false)), None, "a leader reached it");
+        assert_eq!(
+            asks(&stuck_in(&[1, 3, 4, 5, 6], true)),
+            None,
+            "a quorum counted"
+        );
+        let mut named_by_ip = stuck(true);
+        named_by_ip.never_led_bootstrap =
+            Some("a=http://10.0.2.1:2380,i-3=http://10.0.2.3:2380".into());
+        let mut two_urls = stuck(true);
+        two_urls.never_led_bootstrap = Some(format!("{dead},i-7=http://10.0.3.7:2380"));
+        assert_eq!(asks(&two_urls), Some(ids(&[1, 2, 3, 6, 7])), "named once");
+        assert_eq!(asks(&named_by_ip), None, "members not named by instance id");
+        // It formed without this member (cut off from its leader) and may have changed its
+        // membership since: its initial quorum proves nothing then (simulation, seed 9).
+        let mut formed = stuck(true);
+        formed.peer_list = Some(vec![
+            member(1, "i-1", "10.0.2.1"),
+            Member {
+                client_urls: vec![],
+                ..member(3, "i-3", "10.0.2.3")
+            },
+        ]);
+        assert_eq!(asks(&formed), None, "a member of it answers as published");
+        let mut changed = stuck(true);
+        changed.members_record = Some(initial_cluster(&[1, 3]));
+        assert_eq!(
+            asks(&changed),
+            None,
+            "a membership change named this instance"
+        );
+        changed.members_record = Some(initial_cluster(&[8, 9]));
+        assert!(asks(&changed).is_some(), "another cluster's record");
+        let proxy = Settings {
+            proxy_mode: true,
+            ..settings()
+        };
+        assert_eq!(unformed_bootstrap_instances(&stuck(true), &proxy), None);
     }
 
     /// Regression (the simulation's K10, seeds 2 and 4): a seed records in the tags only a group

@@ -450,8 +450,8 @@ impl World<'_> {
         let previous_file =
             envfile::previous_file(&self.config.environment_file, &self.me.instance_id);
         let never_started = self.never_started(&previous_file);
-        let never_led = self.never_led(&previous_file, local_data);
-        let observed = Observed {
+        let never_led_bootstrap = self.never_led_bootstrap(&previous_file, local_data);
+        let mut observed = Observed {
             me,
             desired_capacity,
             instances,
@@ -465,10 +465,12 @@ impl World<'_> {
             cluster_id,
             previous_file,
             never_started,
-            never_led,
+            never_led_bootstrap,
+            bootstrap_instances_left: None,
             bootstrap_record,
             members_record,
         };
+        observed.bootstrap_instances_left = self.bootstrap_instances_left(&observed);
         self.tally
             .members(observed.members.as_deref().map(|m| Counts {
                 members: m.len(),
@@ -492,13 +494,49 @@ impl World<'_> {
         }
     }
 
+    /// Rule 20's last evidence, asked of EC2 only when the rest holds: how many of the dead
+    /// bootstrap's instances still exist. A failed ask proves nothing (the node stays).
+    fn bootstrap_instances_left(&self, observed: &Observed) -> Option<usize> {
+        let ids = plan::unformed_bootstrap_instances(observed, &self.settings)?;
+        match ec2::count_not_terminated(&self.ec2, &ids) {
+            Ok(left) => {
+                log::info!(
+                    "EC2 still has {left} of the {} instances this node's bootstrap file names",
+                    ids.len()
+                );
+                Some(left)
+            }
+            Err(e) => {
+                log::warn!("{e}: whether this node's bootstrap can still form is not known");
+                None
+            }
+        }
+    }
+
     /// Rule 20's evidence: read only for a bootstrap file's member data in a named directory.
-    fn never_led(&self, previous_file: &PreviousFile, local_data: LocalData) -> Option<bool> {
+    fn never_led_bootstrap(
+        &self,
+        previous_file: &PreviousFile,
+        local_data: LocalData,
+    ) -> Option<String> {
         let bootstrap = matches!(previous_file, PreviousFile::Bootstrap { .. });
         if !bootstrap || local_data != LocalData::Present || !self.config.data_dir_named {
             return None;
         }
-        datadir::never_led(&self.config.data_dir)
+        let datadir::MemberLog::NeverLed(members) = datadir::member_log(&self.config.data_dir)?
+        else {
+            return None;
+        };
+        // As `name=peer-url` pairs, etcd's initial-cluster form; a member without a name or
+        // peer URL proves nothing.
+        let mut initial_cluster = Vec::new();
+        for m in etcd::parse_peer_members(&members).ok()? {
+            if m.name.is_empty() || m.peer_urls.is_empty() {
+                return None;
+            }
+            initial_cluster.extend(m.peer_urls.iter().map(|url| format!("{}={url}", m.name)));
+        }
+        Some(initial_cluster.join(","))
     }
 }
 
@@ -1288,6 +1326,13 @@ struct FullPath<'w, 'a> {
     bucket: &'w Bucket<'a>,
 }
 
+/// The env file while a node leaves a bootstrap that can never form (rule 20): it names no
+/// member, and says why.
+const LEFT_UNFORMED: &str =
+    "# Written by etcd-discovery; changes are overwritten.\n# This node left \
+a bootstrap that can never form (its data is in member.unformed-*); the next run writes \
+this file anew.\n";
+
 /// Carries the plan out (`--dry-run`: prints it) and writes the file. `full`: what the full
 /// path saw (`FullPath`), for a bootstrap's record (rule 14), the last look before a file
 /// that brings a member (rule 10) and a restore (`Plan::restore`, with `--snapshot-url`); the
@@ -1355,6 +1400,14 @@ fn finish(
         } else {
             "it holds only a bootstrap that can never form"
         };
+        if label == plan::UNFORMED {
+            // Rule 20: the file stops naming the dead bootstrap before its data moves. A run
+            // that stops after the move and before the new file (a failed join, a power cut)
+            // then finds a node with neither, which decides afresh; with the old file it would
+            // be a member whose data is gone, and wait for a person (rule 11). A stop before
+            // the move leaves the data, and the next run leaves again.
+            envfile::write_atomic(&config.environment_file, LEFT_UNFORMED)?;
+        }
         let moved =
             datadir::set_aside(&config.data_dir, SystemTime::now(), label).map_err(|e| {
                 Error::Io {
@@ -1410,11 +1463,12 @@ fn finish(
     }
     // A bootstrap's file keeps the data directory's fingerprint: a later boot that finds it
     // unchanged knows etcd never ran from the file, so nothing was lost (rule 11).
+    // Data set aside above leaves the directory without member data, as etcd will find it.
     let fingerprint = (plan.mode == Mode::New
         && config.data_dir_named
-        && observed.local_data == LocalData::Missing)
-        .then(|| datadir::fingerprint(&config.data_dir))
-        .flatten();
+        && (observed.local_data == LocalData::Missing || plan.set_aside_data.is_some()))
+    .then(|| datadir::fingerprint(&config.data_dir))
+    .flatten();
     let text = match fingerprint {
         Some(fingerprint) => envfile::with_data_fingerprint(&text, &fingerprint),
         None => text,

@@ -204,6 +204,44 @@ pub fn describe_instances(
     Ok(all)
 }
 
+/// How many of these instances EC2 still has, terminated ones not counted: pending, running,
+/// stopping or stopped (a warm pool's `Warmed:Stopped` instance is `stopped`; it can return to
+/// service with its disks). Asked with filters, not ids, so an id EC2 has forgotten (an
+/// instance terminated about an hour ago or more) is simply not there, never an error. An
+/// endpoint that ignored the filters would count more: the caller's proof only gets weaker.
+pub fn count_not_terminated(client: &QueryClient, ids: &[String]) -> Result<usize> {
+    let mut count = 0;
+    for chunk in ids.chunks(IDS_PER_CALL) {
+        let found = paginate("DescribeInstances", |token| {
+            let mut params: Vec<(String, String)> = vec![
+                ("Filter.1.Name".into(), "instance-id".into()),
+                ("Filter.2.Name".into(), "instance-state-name".into()),
+            ];
+            params.extend(
+                chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(i, id)| (format!("Filter.1.Value.{}", i + 1), id.clone())),
+            );
+            params.extend(
+                ["pending", "running", "stopping", "stopped"]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, state)| (format!("Filter.2.Value.{}", i + 1), state.to_string())),
+            );
+            if let Some(t) = token {
+                params.push(("NextToken".into(), t.into()));
+            }
+            parse_instances_page(
+                &client.call("DescribeInstances", &params)?,
+                AddressFamily::Ipv4,
+            )
+        })?;
+        count += found.len();
+    }
+    Ok(count)
+}
+
 /// What EC2 answers, for the whole call, when it does not know one of the ids. Right after a
 /// launch AutoScaling lists instances that EC2 does not know yet (eventual consistency).
 const NOT_FOUND: &str = "InvalidInstanceID.NotFound";

@@ -528,10 +528,12 @@ fn the_seed_lost_after_its_etcd_ran_never_leads_to_a_second_cluster() {
 #[test]
 fn a_bootstrap_that_can_never_form_is_left() {
     // Rule 20 (the simulation's K6): the seed (2) records {2, 3, 4} and its etcd runs, alone;
-    // 3 and 4 are terminated before they take part, and 5 and 6 replace them. That bootstrap
-    // can never form, and 2's etcd waits in it, never ready (systemd stops it at
-    // TimeoutStartSec; the restart runs the tool). 2's log shows no leader ever reached it: its
-    // data goes aside, and 2, the group's seed still, bootstraps {2, 5, 6}.
+    // 3 and 4 leave the group before they take part, and 5 and 6 replace them. While 3 and 4
+    // are only stopped (as in a warm pool that reuses instances: they could return with their
+    // data), 2 stays in that bootstrap. Once EC2 has terminated them it can never form, and
+    // 2's etcd would wait in it, never ready (systemd stops it at TimeoutStartSec; the restart
+    // runs the tool). 2's log shows no leader ever reached it: its data goes aside, and 2, the
+    // group's seed still, bootstraps {2, 5, 6}.
     let mut lab = Lab::new(83);
     lab.create_group("etcd", "etcd-masters");
     for k in [2, 3, 4] {
@@ -543,19 +545,42 @@ fn a_bootstrap_that_can_never_form_is_left() {
     // Long enough for a few elections nobody wins, each written to its log.
     std::thread::sleep(Duration::from_secs(4));
     lab.nodes.get_mut(&2).unwrap().etcd.take();
-    lab.terminate(3);
-    lab.terminate(4);
+    let parked: Vec<String> = [3, 4]
+        .iter()
+        .map(|k| lab.nodes[k].instance_id.clone())
+        .collect();
+    for k in [3, 4] {
+        lab.detach("etcd", k);
+    }
+    let ids = [
+        ("InstanceId.1", parked[0].as_str()),
+        ("InstanceId.2", parked[1].as_str()),
+    ];
+    lab.moto.call("ec2", "StopInstances", &ids);
     for k in [5, 6] {
         lab.launch("etcd", k);
         std::thread::sleep(Duration::from_millis(1100));
     }
+    let member_dirs = |lab: &Lab| -> Vec<String> {
+        fs::read_dir(lab.data_dir(2))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    };
     let log = lab.discover_ok(2, &["--wait-timeout=20s"]);
+    assert!(log.contains("EC2 still has 3 of the 3 instances"), "{log}");
+    assert!(!log.contains("can never form"), "{log}");
+    assert_eq!(member_dirs(&lab), ["member"], "{log}");
+
+    lab.moto.call("ec2", "TerminateInstances", &ids);
+    for k in [3, 4] {
+        lab.nodes.remove(&k);
+    }
+    let log = lab.discover_ok(2, &["--wait-timeout=20s"]);
+    assert!(log.contains("EC2 still has 1 of the 3 instances"), "{log}");
     assert!(log.contains("can never form"), "{log}");
     assert!(log.contains("bootstrapping a new cluster"), "{log}");
-    let kept: Vec<String> = fs::read_dir(lab.data_dir(2))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let kept = member_dirs(&lab);
     assert!(
         kept.iter().any(|n| n.starts_with("member.unformed-")) && !kept.contains(&"member".into()),
         "{kept:?}"

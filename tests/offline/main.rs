@@ -16,6 +16,7 @@ mod not_yet;
 mod record;
 mod restore;
 mod snapshot;
+mod unformed;
 mod world;
 
 use std::fs;

@@ -66,6 +66,9 @@ pub struct AwsFaults {
     /// This tag is set on the first group once a DescribeAutoScalingGroups has been answered
     /// without it: another seed's record written during a run.
     pub tagged_after_a_look: Arc<Mutex<Option<(String, String)>>>,
+    /// Hosts EC2 has terminated: a DescribeInstances filtered on `instance-state-name`
+    /// (without `terminated`) leaves them out.
+    pub terminated: Arc<Mutex<Vec<u8>>>,
 }
 
 pub struct World {
@@ -513,9 +516,16 @@ pub fn aws_handler(
                     let (noun, verb) = if unknown.len() == 1 { ("ID", "does") } else { ("IDs", "do") };
                     return (400, format!("<Response><Errors><Error><Code>InvalidInstanceID.NotFound</Code><Message>The instance {noun} '{}' {verb} not exist</Message></Error></Errors><RequestID>x</RequestID></Response>", unknown.join(", ")));
                 }
+                // Asked by id, or with filters (EC2 API Reference, DescribeInstances:
+                // `instance-id`, `instance-state-name`).
+                let by_filter = r.param("Filter.1.Name").as_deref() == Some("instance-id");
+                let key = if by_filter { "Filter.1.Value" } else { "InstanceId" };
+                let live_only = r.param("Filter.2.Name").as_deref() == Some("instance-state-name")
+                    && !(1..9).filter_map(|i| r.param(&format!("Filter.2.Value.{i}"))).any(|v| v == "terminated");
                 let items: String = (1..200)
-                    .filter_map(|i| r.param(&format!("InstanceId.{i}")))
+                    .filter_map(|i| r.param(&format!("{key}.{i}")))
                     .filter_map(|id| (1..=250u8).find(|k| instance_id(*k) == id))
+                    .filter(|k| !(live_only && faults.terminated.lock().unwrap().contains(k)))
                     .map(|k| {
                         let ip = World::ip(net, k);
                         let only6 = faults.ipv6_only.load(std::sync::atomic::Ordering::SeqCst);

@@ -72,6 +72,8 @@ impl Cluster {
 pub struct Cluster {
     pub id: u64,
     pub members: Vec<SimMember>,
+    /// The bootstrap's members (ID, name, peer URL): its initial members' logs name them.
+    pub initial: Vec<(u64, String, String)>,
     /// Its first member started from the bucket's snapshot (a restore), not empty.
     pub restored: bool,
     /// Its leader has decided the cluster's version (`/version` no longer `not_decided`).
@@ -722,7 +724,7 @@ impl World {
             .filter(|x| x.leaving && !x.terminated && x.visible)
             .map(Node::id)
             .collect();
-        let observed = Observed {
+        let mut observed = Observed {
             // run.rs asks EC2 about this instance with its peers, and names it as EC2 does.
             me: model::name_me_as_ec2_does(&self.identity(n), &described),
             desired_capacity: self.desired,
@@ -751,19 +753,41 @@ impl World {
                 && me.data_dir_as_written
                 && me.data.is_none(),
             // run.rs reads the log of a bootstrap file's member data, in a named directory:
-            // a leader's entry is there once the member published (or heard from one).
-            never_led: me
+            // a leader's entry is there once the member published (or heard from one); an
+            // initial member's log names its bootstrap, a joined member's names none.
+            never_led_bootstrap: me
                 .data
                 .as_ref()
                 .filter(|_| self.data_dir_named && me.file.as_ref().is_some_and(|f| f.new))
-                .map(|d| {
-                    !self
-                        .cluster(d.cluster)
-                        .is_some_and(|c| c.members.iter().any(|m| m.id == d.member && m.published))
+                .and_then(|d| {
+                    let c = self.cluster(d.cluster)?;
+                    // A member the cluster removed: rule 15 sets its data aside (a leader
+                    // removed it, and may have reached it first: not proven here).
+                    let unled = c.members.iter().any(|m| m.id == d.member && !m.published);
+                    let initial = c.initial.iter().any(|(id, ..)| *id == d.member);
+                    (initial && unled).then(|| {
+                        c.initial
+                            .iter()
+                            .map(|(_, name, url)| format!("{name}={url}"))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    })
                 }),
+            bootstrap_instances_left: None,
             bootstrap_record: self.record.clone(),
             members_record: self.members_record.clone(),
         };
+        // run.rs asks EC2 only when the rest of rule 20's proof holds; a stopped instance, as
+        // one parked in the warm pool, still exists.
+        observed.bootstrap_instances_left =
+            plan::unformed_bootstrap_instances(&observed, &settings(self.dns, self.learner)).map(
+                |names| {
+                    self.nodes
+                        .iter()
+                        .filter(|x| !x.terminated && names.contains(&x.id()))
+                        .count()
+                },
+            );
         Ok((observed, found))
     }
 
@@ -890,6 +914,11 @@ impl World {
         }
         if self.lost_recorded_bootstrap {
             causes.push_str(" (a majority of the recorded bootstrap's instances was terminated before it formed)");
+            // Rule 20 needs the log (a named data directory) and proof that the instances
+            // are gone, which a warm pool that takes them back with their disks never gives.
+            if self.reuse_on_scale_in || !self.data_dir_named {
+                causes.push_str(" (rule 20 cannot prove it: no named data directory, or a warm pool that reuses instances)");
+            }
         }
         causes
     }
@@ -1354,6 +1383,10 @@ impl World {
                 let x = self.node_mut(n);
                 x.data = None;
                 x.data_dir_as_written = false;
+                // run.rs: rule 20 makes the file name no member before the data moves.
+                if plan.set_aside_data == Some(plan::UNFORMED) {
+                    x.file = None;
+                }
             }
         }
         self.node_mut(n).run = next;
@@ -1788,9 +1821,15 @@ impl World {
                          lost, though the bucket holds its snapshots"
                     ));
                 }
+                let initial = file
+                    .initial
+                    .iter()
+                    .map(|(name, url)| (id_of(url), name.clone(), url.clone()))
+                    .collect();
                 self.clusters.push(Cluster {
                     id,
                     members,
+                    initial,
                     restored: file.restored,
                     version_decided: false,
                 });
@@ -1894,13 +1933,18 @@ impl World {
 
     /// Faults destroyed the data of a majority of the cluster's members (or, before it formed,
     /// the instances of a majority of its initial members): no tool can bring it back
-    /// (restoring a snapshot is issue 15's); liveness is not owed after that.
+    /// (restoring a snapshot is issue 15's); liveness is not owed after that. Except for a
+    /// bootstrap that never formed where rule 20 can prove it dead (a named data directory,
+    /// no warm pool that reuses instances): its members leave it, and the group is owed a
+    /// cluster anew.
     pub fn disaster(&self) -> bool {
+        let left_by_rule_20 = |c: &Cluster| {
+            self.data_dir_named && !self.reuse_on_scale_in && c.members.iter().all(|m| !m.published)
+        };
         self.formed_cluster_lost
-            || self
-                .clusters
-                .iter()
-                .any(|c| self.unrecoverable(c) && self.live_cluster() == Some(c.id))
+            || self.clusters.iter().any(|c| {
+                self.unrecoverable(c) && self.live_cluster() == Some(c.id) && !left_by_rule_20(c)
+            })
     }
 
     /// Fewer of the cluster's members than its quorum can still run: those with their data,
