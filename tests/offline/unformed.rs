@@ -85,24 +85,21 @@ fn entries(dir: &Path) -> Vec<String> {
     names
 }
 
-#[test]
-fn a_node_that_leaves_a_dead_bootstrap_never_waits_for_it_after_a_failed_join() {
-    // i-3's etcd ran in the bootstrap of {1, 2, 3}; EC2 terminated 1 and 2 before it formed,
-    // and the group bootstrapped {4, 5}, which runs. i-3 leaves the dead bootstrap and joins,
-    // but its member add never answers. Its data is aside by then: the file must no longer
-    // name it a member of {1, 2, 3}, or the next run would find a member whose data is gone
-    // and wait for a person (rule 11).
-    let net = 227;
+/// i-3 of the group {3, 4, 5}, whose etcd ran in the bootstrap of {1, 2, 3} (its file and its
+/// member's log say so, no leader ever reached it); etcd answers on `etcd_on`. Returns the
+/// world and the data directory.
+fn ran_in_the_bootstrap_of_1_2_3(
+    net: u8,
+    etcd_on: Option<(&[u8], EtcdApi)>,
+) -> (World, std::path::PathBuf) {
     let w = World::new(
         net,
         3,
         vec![group("etcd", &[3, 4, 5])],
-        Some((&[4, 5], EtcdApi::V3)),
+        etcd_on,
         vec![],
         Imds::v2(),
     );
-    *w.members.lock().unwrap() = vec![w.member(4, true), w.member(5, true)];
-    *w.aws_faults.terminated.lock().unwrap() = vec![1, 2];
     let data = w.dir.join("data");
     with_log(&data, &bootstrap_log(net, &[1, 2, 3]));
     fs::write(
@@ -114,6 +111,20 @@ fn a_node_that_leaves_a_dead_bootstrap_never_waits_for_it_after_a_failed_join() 
         ),
     )
     .unwrap();
+    (w, data)
+}
+
+#[test]
+fn a_node_that_leaves_a_dead_bootstrap_never_waits_for_it_after_a_failed_join() {
+    // i-3's etcd ran in the bootstrap of {1, 2, 3}; EC2 terminated 1 and 2 before it formed,
+    // and the group bootstrapped {4, 5}, which runs. i-3 leaves the dead bootstrap and joins,
+    // but its member add never answers. Its data is aside by then: the file must no longer
+    // name it a member of {1, 2, 3}, or the next run would find a member whose data is gone
+    // and wait for a person (rule 11).
+    let net = 227;
+    let (w, data) = ran_in_the_bootstrap_of_1_2_3(net, Some((&[4, 5], EtcdApi::V3)));
+    *w.members.lock().unwrap() = vec![w.member(4, true), w.member(5, true)];
+    *w.aws_faults.terminated.lock().unwrap() = vec![1, 2];
     let data_dir = format!("--etcd-data-dir={}", data.display());
     *w.etcd_fault.lock().unwrap() = Some(EtcdFault::AddHangs);
     let out = w.run(&[&data_dir, "--timeout=2s"]);
@@ -152,23 +163,7 @@ fn a_node_stays_in_a_bootstrap_whose_instances_are_only_stopped() {
     // formed; nobody answers. EC2 still has them (stopped, as in a warm pool that reuses
     // instances: they may hold that bootstrap formed, and return with it): nothing moves,
     // etcd restarts from its data.
-    let net = 228;
-    let w = World::new(
-        net,
-        3,
-        vec![group("etcd", &[3, 4, 5])],
-        None,
-        vec![],
-        Imds::v2(),
-    );
-    let data = w.dir.join("data");
-    with_log(&data, &bootstrap_log(net, &[1, 2, 3]));
-    let file = format!(
-        "ETCD_NAME={}\nETCD_INITIAL_CLUSTER_STATE=new\nETCD_INITIAL_CLUSTER={}\n",
-        instance_id(3),
-        cluster(net, &[1, 2, 3])
-    );
-    fs::write(w.env_file(), &file).unwrap();
+    let (w, data) = ran_in_the_bootstrap_of_1_2_3(228, None);
     let out = w.run(&[&format!("--etcd-data-dir={}", data.display())]);
     assert!(
         stderr(&out).contains("EC2 still has 3 of the 3 instances"),
