@@ -76,10 +76,31 @@ pub enum Mode {
     Wait,
 }
 
-/// `Plan::set_aside_data`'s labels: the data of a member the cluster removed (rule 15), of a
-/// bootstrap that can never form (rule 20).
-pub const REMOVED: &str = "removed";
-pub const UNFORMED: &str = "unformed";
+/// Why this node's member data goes aside (`Plan::set_aside_data`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SetAside {
+    /// It belongs to a member the cluster removed (rule 15): etcd would refuse to start from it.
+    Removed,
+    /// It holds only a bootstrap that can never form (rule 20): etcd would wait in it forever.
+    Unformed,
+}
+
+impl SetAside {
+    /// The folder it moves to is `member.<label>-<time>`.
+    pub fn label(self) -> &'static str {
+        match self {
+            SetAside::Removed => "removed",
+            SetAside::Unformed => "unformed",
+        }
+    }
+
+    pub fn why(self) -> &'static str {
+        match self {
+            SetAside::Removed => "the cluster removed that member",
+            SetAside::Unformed => "it holds only a bootstrap that can never form",
+        }
+    }
+}
 
 /// The decision and the reasons for it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -92,10 +113,8 @@ pub struct Plan {
     /// group's record (its tags, or the bucket's object) before the file is written (rule 14).
     pub record: Option<String>,
     /// Before the actions, move this node's member data aside (`datadir::set_aside`), never
-    /// deleted, to `member.<this>-<time>`: `removed` when it belongs to a member the cluster
-    /// removed (rule 15: etcd would refuse to start from it), `unformed` when it holds only a
-    /// bootstrap that can never form (rule 20: etcd would wait in it forever).
-    pub set_aside_data: Option<&'static str>,
+    /// deleted, to `member.<label>-<time>` (`SetAside`).
+    pub set_aside_data: Option<SetAside>,
     /// This `new` bootstraps the whole group from nothing: no member answered and this node
     /// holds no member data. With `--snapshot-url`, the newest snapshot is restored into the
     /// data directory before the file is written; every member of this bootstrap (the seed,
@@ -384,7 +403,7 @@ pub fn plan(observed: &Observed, settings: &Settings) -> Result<Plan> {
         return plan(&without, settings).map(|p| match p.mode {
             Mode::Wait => p,
             _ => Plan {
-                set_aside_data: Some(UNFORMED),
+                set_aside_data: Some(SetAside::Unformed),
                 summary: format!("{summary}; then {}", p.summary),
                 ..p
             },
@@ -469,10 +488,9 @@ fn late_initial_member<'a>(
 /// the file), but fewer of that bootstrap's instances than its quorum still exist (EC2
 /// terminated the rest: a stopped one, parked in a warm pool with its data, still counts), so
 /// it can never get a leader, and this member's log shows that no leader ever reached it: its
-/// data holds nothing but that bootstrap's configuration. etcd
-/// would wait in it forever (it never becomes ready: systemd stops it at `TimeoutStartSec`,
-/// and the restart runs this tool again), a second cluster ID beside the one the group
-/// bootstraps anew. The node decides as one without data or file instead (the dead
+/// data holds nothing but that bootstrap's configuration. etcd would wait in it forever (it
+/// never becomes ready: systemd stops it at `TimeoutStartSec`, and the restart runs this tool
+/// again), a second cluster ID beside the one the group bootstraps anew. The node decides as one without data or file instead (the dead
 /// bootstrap's other members, answering its member list, are not a bootstrap to take part
 /// in), and the data goes aside, never deleted, once it acts. `Some`: that observation, and
 /// what to say.
@@ -507,7 +525,7 @@ fn leaving_unformed_bootstrap(
     let summary = format!(
         "this node's bootstrap of {} members can never form (EC2 has {left} of its instances, \
          fewer than its quorum of {}) and no leader ever reached its member: its data goes \
-         aside (member.{UNFORMED}-<time>)",
+         aside (member.unformed-<time>)",
         names.len(),
         quorum(names.len())
     );
@@ -733,7 +751,7 @@ fn decide(observed: &Observed, settings: &Settings) -> Result<Plan> {
         ""
     };
     let with_aside = |mut plan: Plan| {
-        plan.set_aside_data = set_aside_data.then_some(REMOVED);
+        plan.set_aside_data = set_aside_data.then_some(SetAside::Removed);
         plan.summary.push_str(aside);
         plan
     };
@@ -1490,7 +1508,7 @@ pub fn environment(
 ) -> Result<Vec<(&'static str, String)>> {
     // Rule 20: the plan was made as for a node without data or file; so is its file (the dead
     // bootstrap's peer list and file must not name its initial cluster).
-    if plan.set_aside_data == Some(UNFORMED) {
+    if plan.set_aside_data == Some(SetAside::Unformed) {
         if let Some((without, _)) = leaving_unformed_bootstrap(observed, settings) {
             return environment(plan, &without, members, settings);
         }
@@ -2040,7 +2058,7 @@ mod tests {
                 (Ok((aside, last)), Ok(p)) => {
                     assert_eq!(
                         p.set_aside_data,
-                        aside.then_some(REMOVED),
+                        aside.then_some(SetAside::Removed),
                         "failed testcase: {what}: {p:?}"
                     );
                     assert_eq!(
@@ -3194,7 +3212,7 @@ mod tests {
             assert_eq!(p.mode, mode, "failed testcase {case}: {p:?}");
             assert_eq!(
                 p.set_aside_data,
-                aside.then_some(UNFORMED),
+                aside.then_some(SetAside::Unformed),
                 "failed testcase {case}: {p:?}"
             );
             assert!(p.summary.contains(says), "failed testcase {case}: {p:?}");

@@ -501,7 +501,8 @@ impl World<'_> {
         match ec2::count_not_terminated(&self.ec2, &ids) {
             Ok(left) => {
                 log::info!(
-                    "EC2 still has {left} of the {} instances this node's bootstrap file names",
+                    "EC2 still has {left} of the {} instances of the bootstrap this node's member \
+                     data began in",
                     ids.len()
                 );
                 Some(left)
@@ -1368,10 +1369,11 @@ fn finish(
     )?))?;
     if config.dry_run {
         println!("# plan: {}", plan.summary);
-        if let Some(label) = plan.set_aside_data {
+        if let Some(aside) = plan.set_aside_data {
             println!(
-                "# would move the member data in {} aside (member.{label}-<time>)",
-                config.data_dir.display()
+                "# would move the member data in {} aside (member.{}-<time>)",
+                config.data_dir.display(),
+                aside.label()
             );
         }
         if let (true, Some(location)) = (plan.restore, &config.snapshot_url) {
@@ -1394,13 +1396,9 @@ fn finish(
     }
     // Rule 15: a removed member's data goes aside before the join; if it cannot move (the
     // unit's ReadWritePaths), the cluster is left untouched.
-    if let Some(label) = plan.set_aside_data {
-        let why = if label == plan::REMOVED {
-            "the cluster removed that member"
-        } else {
-            "it holds only a bootstrap that can never form"
-        };
-        if label == plan::UNFORMED {
+    if let Some(aside) = plan.set_aside_data {
+        let why = aside.why();
+        if aside == plan::SetAside::Unformed {
             // Rule 20: the file stops naming the dead bootstrap before its data moves. A run
             // that stops after the move and before the new file (a failed join, a power cut)
             // then finds a node with neither, which decides afresh; with the old file it would
@@ -1408,16 +1406,14 @@ fn finish(
             // the move leaves the data, and the next run leaves again.
             envfile::write_atomic(&config.environment_file, LEFT_UNFORMED)?;
         }
-        let moved =
-            datadir::set_aside(&config.data_dir, SystemTime::now(), label).map_err(|e| {
-                Error::Io {
-                    path: config.data_dir.display().to_string(),
-                    detail: format!(
-                        "moving member data aside ({why}): {e} (the unit needs the data directory \
+        let moved = datadir::set_aside(&config.data_dir, SystemTime::now(), aside.label())
+            .map_err(|e| Error::Io {
+                path: config.data_dir.display().to_string(),
+                detail: format!(
+                    "moving member data aside ({why}): {e} (the unit needs the data directory \
                      in ReadWritePaths=)"
-                    ),
-                    after_change: false,
-                }
+                ),
+                after_change: false,
             })?;
         for (from, to) in moved {
             log::info!("moved {} aside to {}: {why}", from.display(), to.display());

@@ -1384,7 +1384,7 @@ impl World {
                 x.data = None;
                 x.data_dir_as_written = false;
                 // run.rs: rule 20 makes the file name no member before the data moves.
-                if plan.set_aside_data == Some(plan::UNFORMED) {
+                if plan.set_aside_data == Some(plan::SetAside::Unformed) {
                     x.file = None;
                 }
             }
