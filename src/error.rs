@@ -142,6 +142,11 @@ impl Error {
         }
     }
 
+    /// AWS refused the call for want of a permission (the instance role does not allow it).
+    pub fn is_access_denied(&self) -> bool {
+        matches!(self, Error::Aws { code, .. } if code == "AccessDenied" || code == "AccessDeniedException")
+    }
+
     /// True when retrying the same run later may succeed without anyone changing anything.
     pub fn is_transient(&self) -> bool {
         match self {

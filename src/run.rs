@@ -1015,19 +1015,26 @@ fn member_command(world: &World, command: Command) -> Result<()> {
             Command::Leave => through_another_member(etcd, &plan, &observed),
             _ => etcd,
         };
-        // `leave` removes this node's own member: an instance entering meanwhile (its
-        // replacement) changes nothing about that.
-        apply::apply(&etcd, &plan.actions, &sleep, || match command {
-            Command::Leave => Ok(()),
-            _ => nobody_entered(world, &observed),
-        })?;
         // Rule 17: a removal records the members it leaves, as a join does: a node that
         // hears nobody later must know the cluster runs on those instances, not on the ones
-        // the last join named (most of them may be gone since).
-        if let (Some(group), Some(left)) = (&my_group, plan::members_left(&observed, &plan.actions))
-        {
-            record_members(world, group, &left);
-        }
+        // the last join named (most of them may be gone since). Before the first removal,
+        // not after: a run killed in between, or a write refused, must not leave a cluster
+        // shrunk without a record (rule 20 would take a cut-off member's log for a dead
+        // bootstrap's).
+        let mut to_record = my_group
+            .as_deref()
+            .zip(plan::members_left(&observed, &plan.actions));
+        apply::apply(&etcd, &plan.actions, &sleep, || {
+            // `leave` removes this node's own member: an instance entering meanwhile (its
+            // replacement) changes nothing about that.
+            if !matches!(command, Command::Leave) {
+                nobody_entered(world, &observed)?;
+            }
+            match to_record.take() {
+                Some((group, left)) => record_removal(world, group, &left),
+                None => Ok(()),
+            }
+        })?;
         Ok(())
     })();
     // AutoScaling terminates the instance when the hook times out anyway; holding it back
@@ -1156,11 +1163,9 @@ fn record_bootstrap(full: &FullPath, observed: &Observed, initial_cluster: &str)
                 Ok(groups.iter().find_map(|g| g.bootstrap_record.clone()))
             })
         }
-        Err(Error::Aws { code, .. })
-            if code == "AccessDenied" || code == "AccessDeniedException" =>
-        {
+        Err(e) if e.is_access_denied() => {
             log::warn!(
-                "cannot record the bootstrap in group {group}'s tags ({code}): allow \
+                "cannot record the bootstrap in group {group}'s tags (access denied): allow \
                  autoscaling:CreateOrUpdateTags (README, IAM policy); without the record, losing \
                  this instance before its peers start could make them bootstrap a second cluster"
             );
@@ -1498,10 +1503,39 @@ fn finish(
     Ok(())
 }
 
-/// Rule 17: a join (or a removal: `leave`, `reconcile`) records the members it leaves in its
-/// group's tags, so that a node that hears nobody later knows a cluster runs on those
-/// instances. The change is done whatever this costs: a failure only leaves the last record
-/// as it was, and is said.
+/// Rule 17, before a removal (`leave`, `reconcile`): the members it will leave. Nothing is
+/// removed unless this is written (a throttled or failed write is retried by the next run);
+/// only a group that does not allow the write at all (AccessDenied) has its removals done
+/// without, as its seed bootstrapped without rule 14's record.
+fn record_removal(world: &World, group: &str, members: &str) -> Result<()> {
+    match autoscaling::write_record(&world.autoscaling, group, autoscaling::MEMBERS_TAG, members) {
+        Ok(()) => {
+            log::info!(
+                "recorded the members the removal leaves in group {group}'s tag {}",
+                autoscaling::MEMBERS_TAG
+            );
+            Ok(())
+        }
+        Err(e) if e.is_access_denied() => {
+            log::warn!(
+                "cannot record the members the removal leaves in group {group}'s tags (access denied): \
+                 allow autoscaling:CreateOrUpdateTags (README, IAM policy); removing without it"
+            );
+            Ok(())
+        }
+        Err(e) => {
+            log::warn!(
+                "could not record the members the removal leaves in group {group}'s tags: \
+                 removing nothing until it is recorded"
+            );
+            Err(e)
+        }
+    }
+}
+
+/// Rule 17: a join records the members it leaves in its group's tags, so that a node that
+/// hears nobody later knows a cluster runs on those instances. The join is done whatever
+/// this costs: a failure only leaves the last record as it was, and is said.
 fn record_members(world: &World, group: &str, members: &str) {
     match autoscaling::write_record(&world.autoscaling, group, autoscaling::MEMBERS_TAG, members) {
         Ok(()) => log::info!(

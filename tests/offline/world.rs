@@ -54,6 +54,9 @@ pub struct AwsFaults {
     pub clock_skew: Arc<Mutex<Option<(String, String)>>>,
     /// Actions the caller's policy does not allow (`AccessDenied`).
     pub denied_actions: Arc<Mutex<Vec<String>>>,
+    /// Actions AWS throttles, every time (`Throttling`, "Rate exceeded", as AutoScaling
+    /// answers it: AutoScaling API Reference, Common Errors).
+    pub throttled_actions: Arc<Mutex<Vec<String>>>,
     /// A dual-stack subnet: EC2 also gives host k the IPv6 address `fd00:ec2:NET::k`
     /// (`ipv6Address`, EC2 API Reference, `Instance`).
     pub dual_stack: Arc<std::sync::atomic::AtomicBool>,
@@ -447,6 +450,9 @@ pub fn aws_handler(
         let action = r.param("Action").unwrap_or_default();
         if faults.denied_actions.lock().unwrap().contains(&action) {
             return (403, format!("<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User: arn:aws:sts::123456789012:assumed-role/etcd/i-x is not authorized to perform: autoscaling:{action}</Message></Error><RequestId>x</RequestId></ErrorResponse>"));
+        }
+        if faults.throttled_actions.lock().unwrap().contains(&action) {
+            return (400, "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>x</RequestId></ErrorResponse>".into());
         }
         if action == "CreateOrUpdateTags" {
             let mut groups = groups.lock().unwrap();

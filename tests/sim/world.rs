@@ -372,6 +372,11 @@ pub enum Event {
     WarmLaunch,
     /// AWS throttles every call for a while.
     Throttle,
+    /// The termination hook's `leave` is killed between its record of the members it leaves
+    /// (rule 17, written before the removal) and its removal.
+    LeaveInterrupted(u8),
+    /// `reconcile` is killed the same way, between its record and its removals.
+    ReconcileInterrupted,
     // The rest of the operations, regular events.
     /// The throttling burst is over.
     Unthrottle,
@@ -405,6 +410,8 @@ impl Event {
                 | Event::ScaleIn(_)
                 | Event::WarmLaunch
                 | Event::Throttle
+                | Event::LeaveInterrupted(_)
+                | Event::ReconcileInterrupted
         )
     }
 }
@@ -819,14 +826,21 @@ impl World {
         if self.throttled {
             events.push(Event::Unthrottle);
         }
+        let may_fail = self.faults < fault_budget;
         for x in self.nodes.iter().filter(|x| x.leaving && !x.terminated) {
             events.push(match x.left {
                 false => Event::Leave(x.n),
                 true => Event::FinishTerminate(x.n),
             });
+            if !x.left && may_fail {
+                events.push(Event::LeaveInterrupted(x.n));
+            }
         }
         if self.reconciler().is_some() && self.stale_member() {
             events.push(Event::Reconcile);
+            if may_fail {
+                events.push(Event::ReconcileInterrupted);
+            }
         }
         if self
             .clusters
@@ -1020,11 +1034,12 @@ impl World {
             }
             Event::Throttle => self.throttled = true,
             Event::Unthrottle => self.throttled = false,
-            Event::Leave(n) => {
-                self.leave(n)?;
+            Event::Leave(n) | Event::LeaveInterrupted(n) => {
+                self.leave(n, matches!(event, Event::Leave(_)))?;
                 self.node_mut(n).left = true;
             }
-            Event::Reconcile => self.reconcile()?,
+            Event::Reconcile => self.reconcile(true)?,
+            Event::ReconcileInterrupted => self.reconcile(false)?,
             Event::Promote(n) => self.promote(n)?,
             Event::DecideVersion => {
                 let undecided: Vec<u64> = self
@@ -1141,20 +1156,23 @@ impl World {
 
     /// `leave` on a leaving instance: the real `plan_leave`, then its removal through etcd's
     /// rules. A refusal (no quorum after it, etcd not answering) leaves the member for
-    /// reconcile; the hook completes either way.
-    fn leave(&mut self, n: u8) -> Result<(), Violation> {
+    /// reconcile; the hook completes either way. An interrupted run (`removes` false) stops
+    /// after its record.
+    fn leave(&mut self, n: u8, removes: bool) -> Result<(), Violation> {
         let Ok((observed, Some(_))) = self.look(n, false) else {
             return Ok(());
         };
         let Ok(plan) = plan::plan_leave(&observed) else {
             return Ok(());
         };
+        if !self.record_members_left(&observed, &plan.actions) || !removes {
+            return Ok(());
+        }
         for action in &plan.actions {
             if self.change_as(n, action, None)?.is_err() {
                 return Ok(());
             }
         }
-        self.record_members_left(&observed, &plan.actions);
         Ok(())
     }
 
@@ -1189,16 +1207,21 @@ impl World {
             })
     }
 
-    /// run.rs: a removal records the members it leaves (rule 17), as a join does; a throttled
-    /// call leaves the last record as it was.
-    fn record_members_left(&mut self, observed: &Observed, actions: &[Action]) {
-        if let (false, Some(left)) = (self.throttled, plan::members_left(observed, actions)) {
+    /// run.rs: a removal records the members it leaves (rule 17) before it removes anything;
+    /// a throttled write removes nothing (the model's look fails first while throttled).
+    fn record_members_left(&mut self, observed: &Observed, actions: &[Action]) -> bool {
+        if self.throttled {
+            return false;
+        }
+        if let Some(left) = plan::members_left(observed, actions) {
             self.members_record = Some(left);
         }
+        true
     }
 
-    /// `reconcile` on the leader: the real `plan_reconcile`, each removal through etcd's rules.
-    fn reconcile(&mut self) -> Result<(), Violation> {
+    /// `reconcile` on the leader: the real `plan_reconcile`, its record, then each removal
+    /// through etcd's rules; interrupted (`removes` false) after its record.
+    fn reconcile(&mut self, removes: bool) -> Result<(), Violation> {
         let Some(n) = self.reconciler() else {
             return Ok(());
         };
@@ -1208,12 +1231,14 @@ impl World {
         let Ok(plan) = plan::plan_reconcile(&observed) else {
             return Ok(());
         };
+        if !self.record_members_left(&observed, &plan.actions) || !removes {
+            return Ok(());
+        }
         for action in &plan.actions {
             if self.change(n, action, &observed)?.is_err() {
                 return Ok(());
             }
         }
-        self.record_members_left(&observed, &plan.actions);
         Ok(())
     }
 
