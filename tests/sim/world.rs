@@ -1296,6 +1296,12 @@ impl World {
             // run.rs waits out the warm pool (IMDS `Warmed:*`) before anything else: no
             // look, no file, then 75 (`wait_out_warm_pool`).
             Run::Observe if self.node(n).warm => Run::Exited(75),
+            Run::Observe if self.steady_member(n) && self.shortcut(n).is_none() => {
+                return violation(format!(
+                    "i-{n}'s run asked AWS, though its file and data name a member of the \
+                     cluster its peers answer, every member of which has started"
+                ));
+            }
             Run::Observe if self.shortcut(n).is_some() => {
                 let (observed, plan) = self.shortcut(n).expect("just seen");
                 Run::Write {
@@ -1421,6 +1427,42 @@ impl World {
     /// The reboot fast path (`run.rs`): the peers the node's previous file names are asked for
     /// the member list (peer ports, in the file's order, the first list wins), and the real
     /// `plan::reboot_shortcut` decides without AWS. `None`: the full path decides.
+    /// A member's run in a steady cluster, which the reboot shortcut must decide without AWS
+    /// (README, "The reboot that asks no AWS"): its file names it, its data is not known to
+    /// be lost, every peer its file names that answers lists its cluster, one does, and every
+    /// member there has started, this one at its address. Said here apart from
+    /// `plan::reboot_shortcut`, so that a shortcut that refuses more than it must is seen:
+    /// it decides the same on the full path, at the price of AWS calls a fleet's reboot
+    /// shares (the default run checks this; no other invariant would).
+    fn steady_member(&self, n: u8) -> bool {
+        let me = self.node(n);
+        let (Some(file), Some(data)) = (&me.file, &me.data) else {
+            return false;
+        };
+        // IMDS names an instance that EC2 gives no DNS name: the file's URL is EC2's to tell.
+        let named_alike = !self.dns || self.dns_names;
+        if file.name != me.id() || self.local_data(me) == LocalData::Missing || !named_alike {
+            return false;
+        }
+        let answering: Vec<&Node> = file
+            .initial
+            .iter()
+            .filter_map(|(_, url)| self.nodes.iter().find(|x| x.peer_url() == *url))
+            .filter(|x| self.peer_reachable(n, x.n) && x.data.is_some())
+            .collect();
+        let steady = self.cluster(data.cluster).is_some_and(|c| {
+            c.members.iter().all(|m| m.published)
+                && c.members
+                    .iter()
+                    .any(|m| m.id == data.member && m.peer_url == me.peer_url())
+        });
+        steady
+            && !answering.is_empty()
+            && answering
+                .iter()
+                .all(|x| x.data.as_ref().is_some_and(|d| d.cluster == data.cluster))
+    }
+
     fn shortcut(&self, n: u8) -> Option<(Observed, Plan)> {
         let me = self.node(n);
         let file = me.file.as_ref().filter(|f| f.name == me.id())?;
