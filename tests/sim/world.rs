@@ -567,6 +567,25 @@ impl World {
             .is_some_and(|c| self.voters_counted(c) < quorum(c.voters().count()))
     }
 
+    /// A quorum of the cluster's voters is on instances that exist (stopped in a warm pool
+    /// included): it has, or may yet get, a leader. Rule 20 must never set aside the data of
+    /// such a cluster's member: a bootstrap still forming, or one that formed without it.
+    /// (In the model such data is worth little, a member no leader reached; in etcd it holds
+    /// the member's votes, and a member that forgets them can elect two leaders in a term.)
+    fn can_get_a_leader(&self, id: u64) -> bool {
+        self.cluster(id).is_some_and(|c| {
+            let existing = c
+                .voters()
+                .filter(|m| {
+                    self.nodes
+                        .iter()
+                        .any(|x| !x.terminated && m.peer_url == x.peer_url())
+                })
+                .count();
+            existing >= quorum(c.voters().count())
+        })
+    }
+
     /// The cluster's voters on instances the group counts.
     fn voters_counted(&self, c: &Cluster) -> usize {
         c.voters()
@@ -1410,6 +1429,16 @@ impl World {
             other => other,
         };
         if let Run::Apply { plan, .. } | Run::Write { plan, .. } = &next {
+            let unformed = plan.set_aside_data == Some(plan::SetAside::Unformed);
+            if let (true, true, Some(data)) = (fresh_plan, unformed, &self.node(n).data) {
+                if self.can_get_a_leader(data.cluster) {
+                    return violation(format!(
+                        "i-{n} set its data aside (rule 20) while its cluster {:x} can still \
+                         get a leader",
+                        data.cluster
+                    ));
+                }
+            }
             if fresh_plan && plan.set_aside_data.is_some() {
                 let x = self.node_mut(n);
                 x.data = None;
@@ -1424,9 +1453,6 @@ impl World {
         Ok(())
     }
 
-    /// The reboot fast path (`run.rs`): the peers the node's previous file names are asked for
-    /// the member list (peer ports, in the file's order, the first list wins), and the real
-    /// `plan::reboot_shortcut` decides without AWS. `None`: the full path decides.
     /// A member's run in a steady cluster, which the reboot shortcut must decide without AWS
     /// (README, "The reboot that asks no AWS"): its file names it, its data is not known to
     /// be lost, every peer its file names that answers lists its cluster, one does, and every
@@ -1463,6 +1489,9 @@ impl World {
                 .all(|x| x.data.as_ref().is_some_and(|d| d.cluster == data.cluster))
     }
 
+    /// The reboot fast path (`run.rs`): the peers the node's previous file names are asked for
+    /// the member list (peer ports, in the file's order, the first list wins), and the real
+    /// `plan::reboot_shortcut` decides without AWS. `None`: the full path decides.
     fn shortcut(&self, n: u8) -> Option<(Observed, Plan)> {
         let me = self.node(n);
         let file = me.file.as_ref().filter(|f| f.name == me.id())?;
