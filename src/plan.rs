@@ -3107,6 +3107,30 @@ mod tests {
             );
             o
         };
+        let unstarted = |hosts: &[u8]| -> Vec<Member> {
+            hosts
+                .iter()
+                .map(|n| member(u64::from(*n), &format!("i-{n}"), &format!("10.0.2.{n}")))
+                .map(|m| Member {
+                    client_urls: vec![],
+                    ..m
+                })
+                .collect()
+        };
+        let survivor_serves_the_list = {
+            // The same, its client port answering (3.5's gateway lists members without a
+            // leader): not a cluster to restart in either.
+            let mut o = stuck_in(&[2, 3, 4, 5], true);
+            o.members = Some(unstarted(&[1, 2, 3, 6, 7]));
+            o
+        };
+        let new_bootstrap_answers = {
+            // The group's new bootstrap, as many members as the dead one, under way: i-4's
+            // peer port lists it. That one is taken part in.
+            let mut o = stuck_in(&[3, 4, 5, 8, 9], true);
+            o.peer_list = Some(unstarted(&[3, 4, 5, 8, 9]));
+            o
+        };
         let recorded_anew = {
             let mut o = stuck(true);
             o.bootstrap_record = Some(initial_cluster(&[3, 4, 5]));
@@ -3154,6 +3178,20 @@ mod tests {
                 Mode::Wait,
                 false,
                 "i-2 (launched first) bootstraps the cluster",
+            ),
+            (
+                "the dead bootstrap's survivor serves its list",
+                survivor_serves_the_list,
+                Mode::Wait,
+                false,
+                "i-2 (launched first) bootstraps the cluster",
+            ),
+            (
+                "the group's new bootstrap of as many members is under way",
+                new_bootstrap_answers,
+                Mode::New,
+                true,
+                "a peer started",
             ),
             (
                 "another seed recorded the group anew",
