@@ -1504,9 +1504,10 @@ fn finish(
 }
 
 /// Rule 17, before a removal (`leave`, `reconcile`): the members it will leave. Nothing is
-/// removed unless this is written (a throttled or failed write is retried by the next run);
-/// only a group that does not allow the write at all (AccessDenied) has its removals done
-/// without, as its seed bootstrapped without rule 14's record.
+/// removed unless this is written (a throttled or failed write leaves the member for the
+/// next `reconcile`, which records first too); only a group that does not allow the write at
+/// all (AccessDenied) has its removals done without, as its seed bootstrapped without rule
+/// 14's record.
 fn record_removal(world: &World, group: &str, members: &str) -> Result<()> {
     match autoscaling::write_record(&world.autoscaling, group, autoscaling::MEMBERS_TAG, members) {
         Ok(()) => {
