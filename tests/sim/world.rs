@@ -573,26 +573,22 @@ impl World {
     /// (In the model such data is worth little, a member no leader reached; in etcd it holds
     /// the member's votes, and a member that forgets them can elect two leaders in a term.)
     fn can_get_a_leader(&self, id: u64) -> bool {
-        self.cluster(id).is_some_and(|c| {
-            let existing = c
-                .voters()
-                .filter(|m| {
-                    self.nodes
-                        .iter()
-                        .any(|x| !x.terminated && m.peer_url == x.peer_url())
-                })
-                .count();
-            existing >= quorum(c.voters().count())
-        })
+        self.cluster(id)
+            .is_some_and(|c| self.voters_on(c, |x| !x.terminated) >= quorum(c.voters().count()))
     }
 
     /// The cluster's voters on instances the group counts.
     fn voters_counted(&self, c: &Cluster) -> usize {
+        self.voters_on(c, Node::counted)
+    }
+
+    /// The cluster's voters at the peer URL of an instance that `on` accepts.
+    fn voters_on(&self, c: &Cluster, on: impl Fn(&Node) -> bool) -> usize {
         c.voters()
             .filter(|m| {
                 self.nodes
                     .iter()
-                    .any(|x| x.counted() && m.peer_url == x.peer_url())
+                    .any(|x| on(x) && m.peer_url == x.peer_url())
             })
             .count()
     }
