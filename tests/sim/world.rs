@@ -1311,38 +1311,38 @@ impl World {
             // run.rs waits out the warm pool (IMDS `Warmed:*`) before anything else: no
             // look, no file, then 75 (`wait_out_warm_pool`).
             Run::Observe if self.node(n).warm => Run::Exited(75),
-            Run::Observe if self.steady_member(n) && self.shortcut(n).is_none() => {
-                return violation(format!(
-                    "i-{n}'s run asked AWS, though its file and data name a member of the \
-                     cluster its peers answer, every member of which has started"
-                ));
-            }
-            Run::Observe if self.shortcut(n).is_some() => {
-                let (observed, plan) = self.shortcut(n).expect("just seen");
-                Run::Write {
+            Run::Observe => match self.shortcut(n) {
+                Some((observed, plan)) => Run::Write {
                     observed: Box::new(observed),
                     plan,
+                },
+                None if self.steady_member(n) => {
+                    return violation(format!(
+                        "i-{n}'s run asked AWS, though its file and data name a member of the \
+                         cluster its peers answer, every member of which has started"
+                    ));
                 }
-            }
-            Run::Observe => match self.observe(n) {
-                Err(code) => Run::Exited(code),
-                Ok((observed, _)) => match plan::plan(&observed, &settings(self.dns, self.learner))
-                {
-                    Err(e) => Run::Exited(e.exit_code()),
-                    Ok(plan) if plan.mode == Mode::Wait => Run::Exited(75),
-                    Ok(plan) if plan.record.is_some() => Run::Record {
-                        observed: Box::new(observed),
-                        plan,
-                    },
-                    Ok(plan) if plan.actions.is_empty() => Run::Write {
-                        observed: Box::new(observed),
-                        plan,
-                    },
-                    Ok(plan) => Run::Apply {
-                        observed: Box::new(observed),
-                        plan,
-                        next: 0,
-                    },
+                None => match self.observe(n) {
+                    Err(code) => Run::Exited(code),
+                    Ok((observed, _)) => {
+                        match plan::plan(&observed, &settings(self.dns, self.learner)) {
+                            Err(e) => Run::Exited(e.exit_code()),
+                            Ok(plan) if plan.mode == Mode::Wait => Run::Exited(75),
+                            Ok(plan) if plan.record.is_some() => Run::Record {
+                                observed: Box::new(observed),
+                                plan,
+                            },
+                            Ok(plan) if plan.actions.is_empty() => Run::Write {
+                                observed: Box::new(observed),
+                                plan,
+                            },
+                            Ok(plan) => Run::Apply {
+                                observed: Box::new(observed),
+                                plan,
+                                next: 0,
+                            },
+                        }
+                    }
                 },
             },
             Run::Apply {
