@@ -358,6 +358,15 @@ mod tests {
                 r#"[{"id":6598929098562179454,"peerURLs":["http://127.0.0.1:2380"],"name":"a"},{"id":8088786560411510159,"peerURLs":["http://127.0.0.2:2380"],"name":"b"},{"id":13487502627470054085,"peerURLs":["http://127.0.0.3:2380"],"name":"c"}]"#.into(),
             ))
         };
+        // They are etcd's own IDs for that bootstrap (token `t`), so the cluster ID rule 20
+        // computes from them (`model::cluster_id`) is the one its members were given.
+        for (id, url) in [
+            (6598929098562179454, "http://127.0.0.1:2380"),
+            (8088786560411510159, "http://127.0.0.2:2380"),
+            (13487502627470054085, "http://127.0.0.3:2380"),
+        ] {
+            assert_eq!(crate::model::initial_member_id(&[url.into()], "t"), id);
+        }
         // (case, the log, what it proves)
         let cases: [(&str, &[u8], Option<MemberLog>); 5] = [
             ("bootstrap only, cut after its records", &alone, never_led()),

@@ -197,6 +197,7 @@ pub fn parse_last_run(text: &str) -> Option<LastRun> {
     Some(LastRun {
         name: name.to_string(),
         proxy: line("ETCD_PROXY=") == Some("on"),
+        bootstrap: line("ETCD_INITIAL_CLUSTER_STATE=") == Some("new"),
         peer_urls: list(line("ETCD_INITIAL_CLUSTER="))
             .into_iter()
             .filter_map(|entry| entry.split_once('=').map(|(_, url)| url.to_string()))
@@ -509,12 +510,13 @@ mod tests {
     fn the_last_run_names_its_instance_and_its_peers() {
         let member = "# Written by etcd-discovery\nETCD_NAME=i-1\nETCD_INITIAL_CLUSTER_STATE=existing\nETCD_INITIAL_CLUSTER=i-1=http://a:2380,i-2=http://b:2380,i-2=http://b2:2380\n";
         let proxy = "ETCD_NAME=i-9\nETCD_PROXY=on\nETCD_INITIAL_CLUSTER=i-1=http://a:2380\nETCD_ENDPOINTS=http://a:2379,http://b:2379\n";
-        let cases: [(&str, Option<LastRun>); 4] = [
+        let cases: [(&str, Option<LastRun>); 5] = [
             (
                 member,
                 Some(LastRun {
                     name: "i-1".into(),
                     proxy: false,
+                    bootstrap: false,
                     peer_urls: vec![
                         "http://a:2380".into(),
                         "http://b:2380".into(),
@@ -528,8 +530,19 @@ mod tests {
                 Some(LastRun {
                     name: "i-9".into(),
                     proxy: true,
+                    bootstrap: false,
                     peer_urls: vec!["http://a:2380".into()],
                     endpoints: vec!["http://a:2379".into(), "http://b:2379".into()],
+                }),
+            ),
+            (
+                "ETCD_NAME=i-2\nETCD_INITIAL_CLUSTER_STATE=new\nETCD_INITIAL_CLUSTER=i-2=http://b:2380\n",
+                Some(LastRun {
+                    name: "i-2".into(),
+                    proxy: false,
+                    bootstrap: true,
+                    peer_urls: vec!["http://b:2380".into()],
+                    endpoints: vec![],
                 }),
             ),
             ("ETCD_NAME=\nETCD_INITIAL_CLUSTER=i-1=http://a:2380\n", None),

@@ -124,6 +124,17 @@ struct V3Members {
     members: Vec<V3Member>,
 }
 
+/// The part of a v3 answer's header that names the cluster (a decimal string).
+#[derive(Deserialize)]
+struct V3Answer {
+    header: Option<V3Header>,
+}
+
+#[derive(Deserialize)]
+struct V3Header {
+    cluster_id: Option<String>,
+}
+
 /// v2's member: IDs in hex.
 #[derive(Deserialize)]
 struct V2Member {
@@ -281,6 +292,17 @@ pub fn parse_v3_members(body: &str) -> Result<Vec<Member>> {
     )
 }
 
+/// The cluster's ID a v3 answer's header names; `None` when it names none.
+pub fn parse_v3_cluster_id(body: &str) -> Option<u64> {
+    let answer: V3Answer = serde_json::from_str(body).ok()?;
+    answer.header?.cluster_id?.parse().ok()
+}
+
+/// An ID as etcd's headers write it (`X-Etcd-Cluster-ID`: hexadecimal).
+fn parse_hex_id(id: &str) -> Option<u64> {
+    u64::from_str_radix(id, 16).ok()
+}
+
 /// Parses v2's `/v2/members` answer.
 pub fn parse_v2_members(body: &str) -> Result<Vec<Member>> {
     let what = "etcd v2 member list";
@@ -375,9 +397,7 @@ pub fn peer_member_list(http: &Http, peer_urls: &[String]) -> Option<PeerList> {
                     );
                     Some(PeerList {
                         url: url.clone(),
-                        cluster_id: answer
-                            .header("x-etcd-cluster-id")
-                            .and_then(|id| u64::from_str_radix(id, 16).ok()),
+                        cluster_id: answer.header("x-etcd-cluster-id").and_then(parse_hex_id),
                         members,
                     })
                 })
@@ -393,6 +413,9 @@ pub struct Etcd {
     http: Http,
     pub endpoint: String,
     pub api: Api,
+    /// The cluster's ID, as the member list's answer named it (v3: the header's
+    /// `cluster_id`; v2: `X-Etcd-Cluster-ID`).
+    pub cluster_id: Option<u64>,
 }
 
 /// What asking every peer found.
@@ -404,34 +427,30 @@ pub enum Discovery {
 }
 
 /// Asks one endpoint for the member list in the requested protocol(s), logged in first when
-/// a user is given; the agent it returns carries the token.
+/// a user is given; the endpoint it returns carries the token and the cluster's ID.
 fn list_at(
     http: &Http,
     endpoint: &str,
     api: EtcdApi,
     user: Option<&EtcdUser>,
-) -> Result<(Api, Vec<Member>, Http)> {
-    let http = &match user {
+) -> Result<(Etcd, Vec<Member>)> {
+    let http = match user {
         Some(user) if api != EtcdApi::V2 => authenticate(http, endpoint, user)?,
         _ => http.clone(),
     };
-    if api != EtcdApi::V2 {
-        let etcd = Etcd {
-            http: http.clone(),
-            endpoint: endpoint.to_string(),
-            api: Api::V3,
-        };
-        match etcd.list() {
-            Err(Error::Status { status: 404, .. }) if api == EtcdApi::Auto => {}
-            result => return result.map(|m| (Api::V3, m, http.clone())),
-        }
-    }
-    let etcd = Etcd {
+    let at = |api| Etcd {
         http: http.clone(),
         endpoint: endpoint.to_string(),
-        api: Api::V2,
+        api,
+        cluster_id: None,
     };
-    etcd.list().map(|m| (Api::V2, m, http.clone()))
+    if api != EtcdApi::V2 {
+        match at(Api::V3).list_naming_cluster() {
+            Err(Error::Status { status: 404, .. }) if api == EtcdApi::Auto => {}
+            result => return result,
+        }
+    }
+    at(Api::V2).list_naming_cluster()
 }
 
 /// Asks every endpoint at once; the first member list wins. Only when every endpoint proved
@@ -466,19 +485,13 @@ pub fn discover(
     let mut answered_badly: Option<Error> = None;
     for (endpoint, result) in receiver {
         match result {
-            Ok((api, members, http)) => {
+            Ok((etcd, members)) => {
                 log::debug!(
-                    "{endpoint} answered ({api:?}) with {} members",
+                    "{endpoint} answered ({:?}) with {} members",
+                    etcd.api,
                     members.len()
                 );
-                return Ok(Discovery::Found(
-                    Etcd {
-                        http,
-                        endpoint,
-                        api,
-                    },
-                    members,
-                ));
+                return Ok(Discovery::Found(etcd, members));
             }
             // Refused, or no TCP session: nobody there. Anything else (a stall, a reset,
             // garbage, a TLS refusal, DNS) is somebody we could not use: never a reason to
@@ -539,6 +552,11 @@ impl Etcd {
 
     /// The member list from this endpoint.
     pub fn list(&self) -> Result<Vec<Member>> {
+        self.list_naming_cluster().map(|(_, members)| members)
+    }
+
+    /// The member list, and this endpoint with the cluster's ID its answer named.
+    fn list_naming_cluster(&self) -> Result<(Etcd, Vec<Member>)> {
         let what = format!("etcd member list at {}", self.endpoint);
         let response = match self.api {
             Api::V3 => self.post_json(&what, "/v3/cluster/member/list", "{}".into())?,
@@ -549,10 +567,21 @@ impl Etcd {
         if !response.is_success() {
             return Err(list_refusal(what, self.api, &response));
         }
-        match self.api {
-            Api::V3 => parse_v3_members(&response.body),
-            Api::V2 => parse_v2_members(&response.body),
-        }
+        let (members, cluster_id) = match self.api {
+            Api::V3 => (
+                parse_v3_members(&response.body)?,
+                parse_v3_cluster_id(&response.body),
+            ),
+            Api::V2 => (
+                parse_v2_members(&response.body)?,
+                response.header("x-etcd-cluster-id").and_then(parse_hex_id),
+            ),
+        };
+        let etcd = Etcd {
+            cluster_id,
+            ..self.clone()
+        };
+        Ok((etcd, members))
     }
 
     /// Adds a member with this peer URL, retrying "not yet" answers for a bounded time, and
@@ -669,9 +698,8 @@ impl Etcd {
     /// The same cluster, asked at another member's client URL.
     pub fn at(&self, endpoint: &str) -> Etcd {
         Etcd {
-            http: self.http.clone(),
             endpoint: endpoint.to_string(),
-            api: self.api,
+            ..self.clone()
         }
     }
 
@@ -1146,6 +1174,24 @@ mod tests {
         assert_eq!(members.len(), 2);
         assert_eq!(members[0].id, 0x8e9e05c52164694d);
         assert_eq!(members[1].name, "");
+    }
+
+    /// The cluster's ID comes with the list: v3 in the answer's header (a decimal string), v2
+    /// and peer ports in `X-Etcd-Cluster-ID` (hexadecimal). Rules 18 and 20 weigh it.
+    #[test]
+    fn the_cluster_id_comes_with_the_list() {
+        let v3 = fixture("v3-member-list.json");
+        assert_eq!(parse_v3_cluster_id(&v3), Some(14841639068965178418));
+        assert_eq!(parse_v3_cluster_id(r#"{"members":[]}"#), None);
+        assert_eq!(
+            parse_v3_cluster_id(r#"{"header":{"cluster_id":"not a number"}}"#),
+            None
+        );
+        assert_eq!(
+            parse_hex_id("174c4fd5677bc401"),
+            Some(0x174c_4fd5_677b_c401)
+        );
+        assert_eq!(parse_hex_id(""), None);
     }
 
     fn answer(status: u16, name: &str) -> Response {

@@ -213,6 +213,8 @@ pub struct LastRun {
     pub name: String,
     /// `ETCD_PROXY=on`: written in proxy mode.
     pub proxy: bool,
+    /// `ETCD_INITIAL_CLUSTER_STATE=new`: written for a bootstrap.
+    pub bootstrap: bool,
     /// The peer URLs of `ETCD_INITIAL_CLUSTER` (`name=url,...`), in the file's order.
     pub peer_urls: Vec<String>,
     /// `ETCD_ENDPOINTS`: the client URLs a proxy's file names.
@@ -250,9 +252,10 @@ pub struct Observed {
     /// member data (`plan::starts_without_member_data`) and by the removals (`leave`,
     /// `reconcile`), which wait for it (rule 18).
     pub cluster_version_undecided: bool,
-    /// The cluster's ID, as a peer port that listed the members names it
-    /// (`X-Etcd-Cluster-ID`): asked only when the version is undecided (rule 18), to prove
-    /// the list is still the cluster's initial one (`is_initial_cluster`).
+    /// The cluster's ID, as the answer that gave `members` or `peer_list` named it (v3: the
+    /// header's `cluster_id`; v2 and peer ports: `X-Etcd-Cluster-ID`): it proves a list is
+    /// still the cluster's initial one (`is_initial_cluster`, rule 18) and tells another
+    /// cluster's list from a dead bootstrap's (rule 20).
     pub cluster_id: Option<u64>,
     /// What the previous env file says of this instance.
     pub previous_file: PreviousFile,
@@ -264,6 +267,9 @@ pub struct Observed {
     /// leader ever reached it (`datadir::member_log`); `None` when not read, not proven, or a
     /// leader reached it. The log names it, not the file: a run may have rewritten the file.
     pub never_led_bootstrap: Option<String>,
+    /// That bootstrap's cluster ID, as etcd computed it from its members' IDs in the log
+    /// (`cluster_id`): a list whose answer names another ID is another cluster's (rule 20).
+    pub never_led_cluster_id: Option<u64>,
     /// How many of the instances that bootstrap's initial cluster names EC2 still has
     /// (terminated ones not counted; stopped ones, as in a warm pool, counted): asked only when
     /// the rest of rule 20's proof holds (`plan::unformed_bootstrap_instances`).
@@ -301,6 +307,7 @@ impl Observed {
             previous_file,
             never_started: false,
             never_led_bootstrap: None,
+            never_led_cluster_id: None,
             bootstrap_instances_left: None,
             bootstrap_record: None,
             members_record: None,

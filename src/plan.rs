@@ -48,6 +48,8 @@ pub struct Settings {
     pub learner: bool,
     /// Clients on the node (etcdctl, an API server) look at 127.0.0.1:2379 by default.
     pub listen_localhost: bool,
+    /// `--snapshot-url`: a bootstrap from nothing restores the bucket's newest snapshot.
+    pub restores_snapshots: bool,
 }
 
 /// A membership change, in the order it must happen.
@@ -349,6 +351,16 @@ pub fn reboot_shortcut(seen: &Shortcut, settings: &Settings) -> std::result::Res
             members.len()
         ));
     };
+    // Rule 20: data a bootstrap's member never published from may be of a bootstrap that
+    // never formed, while the group's new bootstrap lists this instance again (the same URL,
+    // so the same member ID): only the full path reads the data's log for its cluster.
+    if last.bootstrap && member.client_urls.is_empty() && seen.local_data == LocalData::Present {
+        return Err(format!(
+            "member {:x} has never published, and this node's data began in a bootstrap: \
+             which cluster it is of is read on the full path",
+            member.id
+        ));
+    }
     // Rule 18: a member that never served, on a node that cannot tell whether it holds its
     // data, may start without any: it must first hear the cluster's version, which only the
     // full path asks.
@@ -421,35 +433,45 @@ pub fn plan(observed: &Observed, settings: &Settings) -> Result<Plan> {
         .members
         .as_deref()
         .or(observed.peer_list.as_deref());
-    if plan.mode == Mode::Existing
-        && observed.cluster_version_undecided
-        && list.is_some_and(without_data)
-    {
-        // An initial member that never started is no join: while no version is decided the
-        // membership is still the initial cluster, and it takes part in the bootstrap as a
-        // late member of it does. This is what a cluster that lost its leader within that
-        // moment waits for: etcd would refuse it `existing` until the members that ran are
-        // back.
-        let mine = settings.peer_url(&me_as_instance(observed))?;
-        let token = &settings.cluster_token;
-        if let Some(member) =
-            list.and_then(|list| late_initial_member(observed, &mine, list, token))
-        {
-            return Ok(Plan::new(
-                Mode::New,
-                vec![],
-                format!(
-                    "the cluster has not decided its version yet, and lists this instance as \
-                     initial member {:x}, never started: taking part in its bootstrap (`new`, \
-                     its initial cluster)",
-                    member.id
-                ),
-            )
-            // With a bucket its bootstrap restored the newest snapshot, and no snapshot is
-            // taken before the version is decided (`snapshot`): the same one, as every member
-            // of one bootstrap must hold the same data.
-            .bootstrapping_from_nothing(observed));
-        }
+    let Some(list) = list.filter(|list| plan.mode == Mode::Existing && without_data(list)) else {
+        return Ok(plan);
+    };
+    // An initial member that never started is no join: it takes part in the bootstrap as a
+    // late member of it does, `new` from the initial cluster, while the membership is
+    // provably still that (`late_initial_member`). While no version is decided that is what
+    // a cluster that lost its leader within that moment waits for: etcd would refuse it
+    // `existing` until the members that ran are back. Once one is, `existing` would still
+    // start, but etcd started so asks every peer's version with no time limit, and a peer
+    // whose etcd is doing the same (two late members of one bootstrap, started at once)
+    // holds its port open without answering: the two wait for each other for ever. `new`
+    // asks nobody's version. With a bucket, the bootstrap restored a snapshot a late member
+    // must restore too, and only while no version is decided is the newest one that
+    // (`snapshot` takes none before): after that it joins `existing`, which gets the data
+    // from the leader.
+    let mine = settings.peer_url(&me_as_instance(observed))?;
+    let late = late_initial_member(observed, &mine, list, &settings.cluster_token)
+        .filter(|_| observed.cluster_version_undecided || !settings.restores_snapshots);
+    if let Some(member) = late {
+        return Ok(Plan::new(
+            Mode::New,
+            vec![],
+            format!(
+                "the cluster lists this instance as initial member {:x}, never started{}: \
+                 taking part in its bootstrap (`new`, its initial cluster)",
+                member.id,
+                if observed.cluster_version_undecided {
+                    ", and has not decided its version yet"
+                } else {
+                    ""
+                }
+            ),
+        )
+        // With a bucket its bootstrap restored the newest snapshot, and no snapshot is
+        // taken before the version is decided (`snapshot`): the same one, as every member
+        // of one bootstrap must hold the same data.
+        .bootstrapping_from_nothing(observed));
+    }
+    if observed.cluster_version_undecided {
         return Ok(Plan::new(
             Mode::Wait,
             vec![],
@@ -519,6 +541,7 @@ fn leaving_unformed_bootstrap(
         previous_file: PreviousFile::NotAMember,
         never_started: false,
         never_led_bootstrap: None,
+        never_led_cluster_id: None,
         bootstrap_instances_left: None,
         ..observed.clone()
     };
@@ -549,19 +572,35 @@ pub fn unformed_bootstrap_instances(
     // its membership since, which makes the initial cluster's quorum the wrong one: a member
     // of it that answers as started, or a record of a membership change that names this
     // instance, keeps the node where it is.
+    // A list from another cluster (the answer names another ID than the one this bootstrap's
+    // members give) tells nothing of this one: the group's new bootstrap lists its instances
+    // again at the same URLs.
     let urls: Vec<&str> = entries(initial_cluster).map(|(_, url)| url).collect();
-    let formed_answer = [&observed.members, &observed.peer_list]
-        .into_iter()
-        .flatten()
-        .flatten()
-        .any(|m| {
-            // Published: only a member a leader reached has its client URLs listed.
-            !m.client_urls.is_empty() && m.peer_urls.iter().any(|u| urls.contains(&u.as_str()))
-        });
-    let changed_with_me = observed
-        .members_record
-        .as_deref()
-        .is_some_and(|record| entries(record).any(|(name, _)| name == observed.me.instance_id));
+    let another_cluster = matches!(
+        (observed.cluster_id, observed.never_led_cluster_id),
+        (Some(answered), Some(this_one)) if answered != this_one
+    );
+    let formed_answer = !another_cluster
+        && [&observed.members, &observed.peer_list]
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|m| {
+                // Published: only a member a leader reached has its client URLs listed.
+                !m.client_urls.is_empty() && m.peer_urls.iter().any(|u| urls.contains(&u.as_str()))
+            });
+    // The record does not say which cluster it is of: another cluster formed and answering
+    // explains it (this bootstrap formed and alive beside it would be two clusters already).
+    let another_cluster_formed = another_cluster
+        && [&observed.members, &observed.peer_list]
+            .into_iter()
+            .flatten()
+            .any(|list| !bootstrapping(list));
+    let changed_with_me = !another_cluster_formed
+        && observed
+            .members_record
+            .as_deref()
+            .is_some_and(|record| entries(record).any(|(name, _)| name == observed.me.instance_id));
     let mut names: Vec<String> = Vec::new();
     for (name, _) in entries(initial_cluster) {
         // A member with two peer URLs is named twice.
@@ -1651,6 +1690,7 @@ mod tests {
             cluster_token: cluster_token("etcd"),
             learner: false,
             listen_localhost: false,
+            restores_snapshots: false,
         }
     }
 
@@ -1715,6 +1755,7 @@ mod tests {
             previous_file: PreviousFile::NotAMember,
             never_started: false,
             never_led_bootstrap: None,
+            never_led_cluster_id: None,
             bootstrap_instances_left: None,
             bootstrap_record: None,
             members_record: None,
@@ -1824,14 +1865,17 @@ mod tests {
         assert_eq!(plan(&seen, &settings()).unwrap().mode, Mode::New);
     }
 
-    /// Rule 18's exception (the simulation's K11): while the cluster has not decided its
-    /// version, an initial member that never started takes part in the bootstrap (`new`, the
-    /// initial cluster and token), from a client port's list or, without a leader, a peer
-    /// port's, when etcd's IDs prove the list is still the initial cluster. etcd would refuse
-    /// it `existing` until a version is decided, which a cluster that lost its leader in that
-    /// moment never does without it.
+    /// Rule 18's exception (the simulation's K11): an initial member that never started takes
+    /// part in the bootstrap (`new`, the initial cluster and token), from a client port's list
+    /// or, without a leader, a peer port's, when etcd's IDs prove the list is still the
+    /// initial cluster. While the cluster has not decided its version etcd would refuse it
+    /// `existing`, which a cluster that lost its leader in that moment never decides without
+    /// it; after that, `existing` without data waits for every peer's version with no time
+    /// limit, and two late members started at once wait for each other (lab:
+    /// `two_late_initial_members_start_at_once`). Only with a bucket, once the version is
+    /// decided, does it join `existing`: its bootstrap's snapshot may no longer be the newest.
     #[test]
-    fn rule_18_a_late_initial_member_takes_part_in_the_bootstrap_until_the_version_is_decided() {
+    fn rule_18_a_late_initial_member_takes_part_in_the_bootstrap() {
         use crate::model::{cluster_id, initial_member_id};
         let token = cluster_token("etcd");
         let initial = |n: u8, published: bool| {
@@ -1861,49 +1905,81 @@ mod tests {
             ..initial(4, false)
         };
         let with_me_elsewhere = [bootstrap(&[4])[..3].to_vec(), vec![elsewhere]].concat();
+        // The modes without and with a bucket (`--snapshot-url`).
         let cases = [
             (
                 "the others formed",
                 bootstrap(&[4]),
                 id_of(&bootstrap(&[4])),
                 true,
-                Mode::New,
+                [Mode::New, Mode::New],
             ),
             (
                 "two were late",
                 bootstrap(&[3, 4]),
                 id_of(&bootstrap(&[3, 4])),
                 true,
-                Mode::New,
+                [Mode::New, Mode::New],
             ),
+            // `existing` without data waits for every peer's version with no time limit: two
+            // late members would wait for each other. With a bucket the newest snapshot may
+            // be a later one than its bootstrap restored: `existing` gets the data.
             (
-                "version decided: a join",
+                "version decided",
                 bootstrap(&[4]),
                 id_of(&bootstrap(&[4])),
                 false,
-                Mode::Existing,
+                [Mode::New, Mode::Existing],
+            ),
+            (
+                "two were late, version decided",
+                bootstrap(&[3, 4]),
+                id_of(&bootstrap(&[3, 4])),
+                false,
+                [Mode::New, Mode::Existing],
             ),
             // Not the initial cluster any more: `new` would make another cluster ID.
             (
                 "a member added since",
-                [bootstrap(&[4]), vec![added]].concat(),
+                [bootstrap(&[4]), vec![added.clone()]].concat(),
                 id_of(&bootstrap(&[4])),
                 true,
-                Mode::Wait,
+                [Mode::Wait, Mode::Wait],
+            ),
+            (
+                "a member added since, version decided",
+                [bootstrap(&[4]), vec![added]].concat(),
+                id_of(&bootstrap(&[4])),
+                false,
+                [Mode::Existing, Mode::Existing],
             ),
             (
                 "a member removed since",
                 bootstrap(&[4])[1..].to_vec(),
                 id_of(&bootstrap(&[4])),
                 true,
-                Mode::Wait,
+                [Mode::Wait, Mode::Wait],
+            ),
+            (
+                "a member removed since, version decided",
+                bootstrap(&[4])[1..].to_vec(),
+                id_of(&bootstrap(&[4])),
+                false,
+                [Mode::Existing, Mode::Existing],
             ),
             (
                 "no peer port named the cluster's ID",
                 bootstrap(&[4]),
                 None,
                 true,
-                Mode::Wait,
+                [Mode::Wait, Mode::Wait],
+            ),
+            (
+                "no peer port named the cluster's ID, version decided",
+                bootstrap(&[4]),
+                None,
+                false,
+                [Mode::Existing, Mode::Existing],
             ),
             // etcd names the member by its URL: another URL is another member.
             (
@@ -1911,11 +1987,11 @@ mod tests {
                 with_me_elsewhere.clone(),
                 id_of(&with_me_elsewhere),
                 true,
-                Mode::Wait,
+                [Mode::Wait, Mode::Wait],
             ),
         ];
-        for (name, list, named_id, undecided, mode) in cases {
-            for through_peer_port in [false, true] {
+        for (name, list, named_id, undecided, modes) in cases {
+            for (through_peer_port, bucket) in [(false, false), (true, false), (false, true)] {
                 let mut seen = if through_peer_port {
                     let mut seen = observed(4, &[1, 2, 3, 4], None);
                     seen.peer_list = Some(list.clone());
@@ -1926,8 +2002,15 @@ mod tests {
                 seen.local_data = LocalData::Missing;
                 seen.cluster_version_undecided = undecided;
                 seen.cluster_id = named_id;
-                let p = plan(&seen, &settings()).unwrap();
-                let label = format!("{name} (through the peer port: {through_peer_port})");
+                let settings = Settings {
+                    restores_snapshots: bucket,
+                    ..settings()
+                };
+                let mode = modes[usize::from(bucket)];
+                let p = plan(&seen, &settings).unwrap();
+                let label = format!(
+                    "{name} (through the peer port: {through_peer_port}, bucket: {bucket})"
+                );
                 assert_eq!(p.mode, mode, "{label}: {p:?}");
                 if mode != Mode::New {
                     continue;
@@ -1936,7 +2019,7 @@ mod tests {
                     p.restore,
                     "{label}: restores as its bootstrap did, with a bucket"
                 );
-                let env = environment(&p, &seen, seen.members.as_deref(), &settings()).unwrap();
+                let env = environment(&p, &seen, seen.members.as_deref(), &settings).unwrap();
                 let get = |key: &str| {
                     env.iter()
                         .find(|(k, _)| *k == key)
@@ -2095,10 +2178,15 @@ mod tests {
         let file = |name: &str, proxy: bool| LastRun {
             name: name.into(),
             proxy,
+            bootstrap: false,
             peer_urls: vec!["http://10.0.2.1:2380".into(), "http://10.0.2.2:2380".into()],
             endpoints: vec!["http://10.0.2.2:2379".into()],
         };
         let mine = file("i-1", false);
+        let mine_bootstrap = LastRun {
+            bootstrap: true,
+            ..file("i-1", false)
+        };
         let baked = file("i-7", false);
         let proxy_file = file("i-1", true);
         let baked_proxy = file("i-7", true);
@@ -2168,6 +2256,24 @@ mod tests {
                 "never published, data here",
                 Some(&mine),
                 Some(&mine_unpublished),
+                Present,
+                false,
+                Ok(Mode::Existing),
+            ),
+            // Rule 20 (simulation): the data may be of a bootstrap that never formed, and the
+            // list the group's new bootstrap's, naming this instance again at the same URL.
+            (
+                "a bootstrap file's member never published, data here",
+                Some(&mine_bootstrap),
+                Some(&mine_unpublished),
+                Present,
+                false,
+                Err("read on the full path"),
+            ),
+            (
+                "a bootstrap file's member that published",
+                Some(&mine_bootstrap),
+                Some(&three),
                 Present,
                 false,
                 Ok(Mode::Existing),
@@ -2331,6 +2437,7 @@ mod tests {
             let last = LastRun {
                 name: "i-1".into(),
                 proxy: false,
+                bootstrap: false,
                 peer_urls: vec!["http://10.0.2.2:2380".into()],
                 endpoints: vec![],
             };
@@ -3292,6 +3399,30 @@ mod tests {
         );
         changed.members_record = Some(initial_cluster(&[8, 9]));
         assert!(asks(&changed).is_some(), "another cluster's record");
+        // The group's new bootstrap, formed, lists this instance again at the same URL (the
+        // same member ID): its answer names another cluster ID than the one this bootstrap's
+        // members give (simulation, seed 1: schedules 1611, 7693 never converged).
+        let dead_id = 0xd0;
+        let answered_by = |id: Option<u64>| {
+            let mut o = formed.clone();
+            o.never_led_cluster_id = Some(dead_id);
+            o.cluster_id = id;
+            o
+        };
+        assert!(asks(&answered_by(Some(0xe1))).is_some(), "another cluster");
+        assert_eq!(asks(&answered_by(Some(dead_id))), None, "its own, formed");
+        assert_eq!(asks(&answered_by(None)), None, "no ID named: maybe its own");
+        // A record naming this instance is explained by the other cluster, formed; not by
+        // one still bootstrapping (nobody published).
+        let mut recorded_beside = answered_by(Some(0xe1));
+        recorded_beside.members_record = Some(initial_cluster(&[1, 3]));
+        assert!(asks(&recorded_beside).is_some(), "another cluster formed");
+        recorded_beside.peer_list = Some(unstarted(&[1, 3]));
+        assert_eq!(
+            asks(&recorded_beside),
+            None,
+            "another one still bootstrapping"
+        );
         let proxy = Settings {
             proxy_mode: true,
             ..settings()

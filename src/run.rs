@@ -406,15 +406,13 @@ impl World<'_> {
             },
             None => false,
         };
-        // The cluster's ID proves a list is still the initial cluster, for a late initial
-        // member (rule 18). A peer port's list names it; with a client's, the peer ports are
-        // asked for it.
-        let cluster_id = match &peer_list {
-            _ if !cluster_version_undecided || !probe_peers => None,
-            Some(list) => list.cluster_id,
-            None => {
-                etcd::peer_member_list(&self.etcd_http, &peer_urls).and_then(|list| list.cluster_id)
-            }
+        // The cluster's ID, as the answer that gave the list named it: it proves a list is
+        // still the initial cluster, for a late initial member (rule 18), and tells another
+        // cluster's list from a dead bootstrap's (rule 20).
+        let cluster_id = match (&etcd, &peer_list) {
+            (Some(etcd), _) => etcd.cluster_id,
+            (None, Some(list)) => list.cluster_id,
+            (None, None) => None,
         };
         let peer_list = peer_list.map(|list| list.members);
         // A plain reboot is decided without health: one round trip less on every reboot.
@@ -450,7 +448,11 @@ impl World<'_> {
         let previous_file =
             envfile::previous_file(&self.config.environment_file, &self.me.instance_id);
         let never_started = self.never_started(&previous_file);
-        let never_led_bootstrap = self.never_led_bootstrap(&previous_file, local_data);
+        let (never_led_bootstrap, never_led_cluster_id) =
+            match self.never_led_bootstrap(&previous_file, local_data) {
+                Some((initial_cluster, id)) => (Some(initial_cluster), Some(id)),
+                None => (None, None),
+            };
         let mut observed = Observed {
             me,
             desired_capacity,
@@ -466,6 +468,7 @@ impl World<'_> {
             previous_file,
             never_started,
             never_led_bootstrap,
+            never_led_cluster_id,
             bootstrap_instances_left: None,
             bootstrap_record,
             members_record,
@@ -519,7 +522,7 @@ impl World<'_> {
         &self,
         previous_file: &PreviousFile,
         local_data: LocalData,
-    ) -> Option<String> {
+    ) -> Option<(String, u64)> {
         let bootstrap = matches!(previous_file, PreviousFile::Bootstrap { .. });
         if !bootstrap || local_data != LocalData::Present || !self.config.data_dir_named {
             return None;
@@ -531,13 +534,16 @@ impl World<'_> {
         // As `name=peer-url` pairs, etcd's initial-cluster form; a member without a name or
         // peer URL proves nothing.
         let mut initial_cluster = Vec::new();
-        for m in etcd::parse_peer_members(&members).ok()? {
+        let members = etcd::parse_peer_members(&members).ok()?;
+        for m in &members {
             if m.name.is_empty() || m.peer_urls.is_empty() {
                 return None;
             }
             initial_cluster.extend(m.peer_urls.iter().map(|url| format!("{}={url}", m.name)));
         }
-        Some(initial_cluster.join(","))
+        // etcd computed the bootstrap's cluster ID from these members' IDs, and kept it.
+        let ids: Vec<u64> = members.iter().map(|m| m.id).collect();
+        Some((initial_cluster.join(","), crate::model::cluster_id(&ids)))
     }
 }
 
@@ -569,6 +575,7 @@ fn settings(config: &Config, cluster_token: String) -> Settings {
         cluster_token,
         learner: config.learner,
         listen_localhost: config.listen_localhost,
+        restores_snapshots: config.snapshot_url.is_some(),
     }
 }
 

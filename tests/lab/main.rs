@@ -50,8 +50,9 @@ fn bootstrap_tls(lab: &mut Lab, nodes: &[u8], flags: &EtcdFlags, etcdctl_tls: &[
         .map(|k| (*k, lab.discover_spawn(*k, &[])))
         .collect();
     lab.finish_and_start(running, flags);
-    // One initial cluster: a node that looked after the others had formed it joins it as
-    // `existing`, with the same members.
+    // One initial cluster: a node that looked after the others had formed it takes part in
+    // it as a late initial member (`new`, rule 18), or joins it as `existing`, with the same
+    // members.
     let first = lab.env_value(nodes[0], "ETCD_INITIAL_CLUSTER");
     for k in nodes {
         let state = lab.env_value(*k, "ETCD_INITIAL_CLUSTER_STATE");
@@ -85,8 +86,8 @@ fn bootstrap_reboot_replace_on_the_v3_gateway() {
     let mut lab = Lab::new(31);
     bootstrap(&mut lab, &[2, 3, 4], &EtcdFlags::default());
     lab.assert_cluster_is_the_nodes(2, NO_TLS);
-    // A node that looked after the others had formed the cluster joined it as `existing`
-    // and needs no token.
+    // Every `new` file names the group's one token (a node that joined as `existing` needs
+    // none).
     let tokens: Vec<String> = [2, 3, 4]
         .iter()
         .filter(|k| lab.env_value(**k, "ETCD_INITIAL_CLUSTER_STATE") == "new")

@@ -600,6 +600,15 @@ fn a_bootstrap_that_can_never_form_is_left() {
 /// trickles (the returned `Trickle`), so the leader's version check waits on it for as long
 /// as the test keeps it. The first of `started` is the seed.
 fn formed_with_the_version_held(lab: &mut Lab, started: &[u8], late: &[u8]) -> Trickle {
+    decided_without_the_late(lab, started, late);
+    let slow = Trickle::start(&lab.ip(*late.last().unwrap()), 2380);
+    start_all(lab, started);
+    slow
+}
+
+/// The group of `started` and `late` launched, the tool run on `started` only (the first is
+/// the seed; the others take part through its record), and no etcd started yet.
+fn decided_without_the_late(lab: &mut Lab, started: &[u8], late: &[u8]) {
     lab.create_group("etcd", "etcd-masters");
     lab.launch("etcd", started[0]);
     // The seed is the instance launched first, alone in its second of launch time.
@@ -614,14 +623,51 @@ fn formed_with_the_version_held(lab: &mut Lab, started: &[u8], late: &[u8]) -> T
         .map(|k| (*k, lab.discover_spawn(*k, &[])))
         .collect();
     lab.finish_each(running, |_, _| {});
-    let slow = Trickle::start(&lab.ip(*late.last().unwrap()), 2380);
-    for k in started {
+}
+
+fn start_all(lab: &mut Lab, nodes: &[u8]) {
+    for k in nodes {
         lab.start_etcd(*k, &EtcdFlags::default());
     }
-    for k in started {
+    for k in nodes {
         lab.wait_healthy(*k, NO_TLS);
     }
-    slow
+}
+
+#[test]
+fn two_late_initial_members_start_at_once() {
+    // Rule 18, the five-member bootstrap's other failure: two initial members looked after
+    // the other three had formed and decided the cluster's version, wrote `existing`, and
+    // their etcd started at the same moment. etcd started `existing` without data asks every
+    // peer for its version, with no time limit; each one's peer port was open while its etcd
+    // asked the other: both waited for ever. They start `new` now, which asks nobody.
+    let mut lab = Lab::new(84);
+    decided_without_the_late(&mut lab, &[2, 3, 4], &[5, 6]);
+    start_all(&mut lab, &[2, 3, 4]);
+    let url = format!("{}/version", lab.env_value(2, "ETCD_ADVERTISE_CLIENT_URLS"));
+    lab::wait_until(
+        "the cluster to decide its version",
+        Duration::from_secs(30),
+        || request("GET", &url, &[], "").is_ok_and(|(_, body)| !body.contains("not_decided")),
+    );
+    let running = [5, 6]
+        .iter()
+        .map(|k| (*k, lab.discover_spawn(*k, &[])))
+        .collect();
+    lab.finish_each(running, |_, _| {});
+    for k in [5, 6] {
+        let log = lab.discovery_log(k);
+        assert!(log.contains("taking part in its bootstrap"), "{log}");
+        assert_eq!(lab.env_value(k, "ETCD_INITIAL_CLUSTER_STATE"), "new");
+    }
+    // Both at once, as two instances booting together start them.
+    for k in [5, 6] {
+        lab.start_etcd(k, &EtcdFlags::default());
+    }
+    for k in [5, 6] {
+        lab.wait_healthy(k, NO_TLS);
+    }
+    lab.assert_cluster_is_the_nodes(2, NO_TLS);
 }
 
 #[test]

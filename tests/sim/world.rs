@@ -272,8 +272,9 @@ pub struct World {
     /// back (issue 15), so liveness is not owed after that.
     pub formed_cluster_lost: bool,
     /// Before the recorded bootstrap formed, the instances of a majority of its members were
-    /// terminated or scaled in: it can never form, the next seed bootstraps anew, and a node that took part
-    /// in the dead one is left in it for a person to wipe (known K6).
+    /// terminated or scaled in: it can never form, the next seed bootstraps anew, and a node
+    /// that took part in the dead one leaves it (rule 20) or, where rule 20 cannot prove it
+    /// dead, is left in it for a person to wipe (known K6).
     pub lost_recorded_bootstrap: bool,
     /// The group's tag with a bootstrap's initial cluster, as a seed recorded it (rule 14).
     pub record: Option<String>,
@@ -428,26 +429,6 @@ fn violation<T>(what: String) -> Result<T, Violation> {
 
 pub const TOKEN: &str = "etcd-sim";
 
-/// The tool's settings in a group addressed by DNS names (with etcd also listening on
-/// 127.0.0.1, the tool's default) or by IP (with `--listen-localhost=false`).
-fn settings(dns: bool, learner: bool) -> Settings {
-    Settings {
-        peer_scheme: Scheme::Http,
-        client_scheme: Scheme::Http,
-        peer_port: 2380,
-        client_port: 2379,
-        address_kind: if dns {
-            AddressKind::Hostname
-        } else {
-            AddressKind::Ip
-        },
-        proxy_mode: false,
-        cluster_token: TOKEN.into(),
-        learner,
-        listen_localhost: dns,
-    }
-}
-
 /// FNV-1a: the model's stand-in for etcd's member and cluster ID hashes.
 /// Member and cluster IDs, from what etcd derives them (its token, its URLs).
 fn fnv(text: &str) -> u64 {
@@ -457,6 +438,27 @@ fn fnv(text: &str) -> u64 {
 }
 
 impl World {
+    /// The tool's settings in a group addressed by DNS names (with etcd also listening on
+    /// 127.0.0.1, the tool's default) or by IP (with `--listen-localhost=false`).
+    fn settings(&self) -> Settings {
+        Settings {
+            peer_scheme: Scheme::Http,
+            client_scheme: Scheme::Http,
+            peer_port: 2380,
+            client_port: 2379,
+            address_kind: if self.dns {
+                AddressKind::Hostname
+            } else {
+                AddressKind::Ip
+            },
+            proxy_mode: false,
+            cluster_token: TOKEN.into(),
+            learner: self.learner,
+            listen_localhost: self.dns,
+            restores_snapshots: self.bucket,
+        }
+    }
+
     /// A group of `size` instances launched at once, every one booting.
     pub fn new(version: Version, size: u8, ec2_late: bool, dns: bool) -> World {
         let nodes = (1..=size)
@@ -575,6 +577,16 @@ impl World {
     fn can_get_a_leader(&self, id: u64) -> bool {
         self.cluster(id)
             .is_some_and(|c| self.voters_on(c, |x| !x.terminated) >= quorum(c.voters().count()))
+    }
+
+    /// A bootstrap that never formed (no member published) and never can (`can_get_a_leader`
+    /// false): it serves nobody and cannot diverge from the group's cluster, so its etcds are
+    /// no second cluster, only nodes the group waits for until their start times out (rule
+    /// 20), which the liveness check holds the tool to.
+    fn can_never_form(&self, id: u64) -> bool {
+        self.cluster(id)
+            .is_some_and(|c| c.members.iter().all(|m| !m.published))
+            && !self.can_get_a_leader(id)
     }
 
     /// The cluster's voters on instances the group counts.
@@ -716,10 +728,8 @@ impl World {
             _ => None,
         };
         let cluster_version_undecided = version_asked.is_some_and(|c| !c.version_decided);
-        // run.rs asks a peer port for the cluster's ID along with an undecided version.
-        let cluster_id = version_asked
-            .filter(|_| discover && cluster_version_undecided)
-            .map(|c| c.id);
+        // The answer that gave the list names its cluster's ID.
+        let cluster_id = found.or(peer_list.as_ref().and(peer_cluster).map(|c| c.id));
         let mut healthy = Vec::new();
         let mut present = Vec::new();
         if let (Some(members), Some(cluster)) = (&members, found.and_then(|id| self.cluster(id))) {
@@ -746,6 +756,29 @@ impl World {
             .filter(|x| x.leaving && !x.terminated && x.visible)
             .map(Node::id)
             .collect();
+        // run.rs reads the log of a bootstrap file's member data, in a named directory: a
+        // leader's entry is there once the member published (or heard from one); an initial
+        // member's log names its bootstrap, a joined member's names none.
+        let never_led = me
+            .data
+            .as_ref()
+            .filter(|_| self.data_dir_named && me.file.as_ref().is_some_and(|f| f.new))
+            .and_then(|d| {
+                let c = self.cluster(d.cluster)?;
+                // A member the cluster removed: rule 15 sets its data aside (a leader
+                // removed it, and may have reached it first: not proven here).
+                let unled = c.members.iter().any(|m| m.id == d.member && !m.published);
+                let initial = c.initial.iter().any(|(id, ..)| *id == d.member);
+                (initial && unled).then(|| {
+                    let initial_cluster = c
+                        .initial
+                        .iter()
+                        .map(|(_, name, url)| format!("{name}={url}"))
+                        .collect::<Vec<_>>()
+                        .join(",");
+                    (initial_cluster, c.id)
+                })
+            });
         let mut observed = Observed {
             // run.rs asks EC2 about this instance with its peers, and names it as EC2 does.
             me: model::name_me_as_ec2_does(&self.identity(n), &described),
@@ -774,27 +807,9 @@ impl World {
                 && me.file.as_ref().is_some_and(|f| f.new)
                 && me.data_dir_as_written
                 && me.data.is_none(),
-            // run.rs reads the log of a bootstrap file's member data, in a named directory:
-            // a leader's entry is there once the member published (or heard from one); an
-            // initial member's log names its bootstrap, a joined member's names none.
-            never_led_bootstrap: me
-                .data
-                .as_ref()
-                .filter(|_| self.data_dir_named && me.file.as_ref().is_some_and(|f| f.new))
-                .and_then(|d| {
-                    let c = self.cluster(d.cluster)?;
-                    // A member the cluster removed: rule 15 sets its data aside (a leader
-                    // removed it, and may have reached it first: not proven here).
-                    let unled = c.members.iter().any(|m| m.id == d.member && !m.published);
-                    let initial = c.initial.iter().any(|(id, ..)| *id == d.member);
-                    (initial && unled).then(|| {
-                        c.initial
-                            .iter()
-                            .map(|(_, name, url)| format!("{name}={url}"))
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    })
-                }),
+            never_led_bootstrap: never_led.as_ref().map(|(initial, _)| initial.clone()),
+            // run.rs computes it from the log's member IDs, as etcd did: the cluster's ID.
+            never_led_cluster_id: never_led.map(|(_, id)| id),
             bootstrap_instances_left: None,
             bootstrap_record: self.record.clone(),
             members_record: self.members_record.clone(),
@@ -802,14 +817,12 @@ impl World {
         // run.rs asks EC2 only when the rest of rule 20's proof holds; a stopped instance, as
         // one parked in the warm pool, still exists.
         observed.bootstrap_instances_left =
-            plan::unformed_bootstrap_instances(&observed, &settings(self.dns, self.learner)).map(
-                |names| {
-                    self.nodes
-                        .iter()
-                        .filter(|x| !x.terminated && names.contains(&x.id()))
-                        .count()
-                },
-            );
+            plan::unformed_bootstrap_instances(&observed, &self.settings()).map(|names| {
+                self.nodes
+                    .iter()
+                    .filter(|x| !x.terminated && names.contains(&x.id()))
+                    .count()
+            });
         Ok((observed, found))
     }
 
@@ -1324,25 +1337,23 @@ impl World {
                 }
                 None => match self.observe(n) {
                     Err(code) => Run::Exited(code),
-                    Ok((observed, _)) => {
-                        match plan::plan(&observed, &settings(self.dns, self.learner)) {
-                            Err(e) => Run::Exited(e.exit_code()),
-                            Ok(plan) if plan.mode == Mode::Wait => Run::Exited(75),
-                            Ok(plan) if plan.record.is_some() => Run::Record {
-                                observed: Box::new(observed),
-                                plan,
-                            },
-                            Ok(plan) if plan.actions.is_empty() => Run::Write {
-                                observed: Box::new(observed),
-                                plan,
-                            },
-                            Ok(plan) => Run::Apply {
-                                observed: Box::new(observed),
-                                plan,
-                                next: 0,
-                            },
-                        }
-                    }
+                    Ok((observed, _)) => match plan::plan(&observed, &self.settings()) {
+                        Err(e) => Run::Exited(e.exit_code()),
+                        Ok(plan) if plan.mode == Mode::Wait => Run::Exited(75),
+                        Ok(plan) if plan.record.is_some() => Run::Record {
+                            observed: Box::new(observed),
+                            plan,
+                        },
+                        Ok(plan) if plan.actions.is_empty() => Run::Write {
+                            observed: Box::new(observed),
+                            plan,
+                        },
+                        Ok(plan) => Run::Apply {
+                            observed: Box::new(observed),
+                            plan,
+                            next: 0,
+                        },
+                    },
                 },
             },
             Run::Apply {
@@ -1494,6 +1505,7 @@ impl World {
         let last = model::LastRun {
             name: file.name.clone(),
             proxy: false,
+            bootstrap: file.new,
             peer_urls: file.initial.iter().map(|(_, url)| url.clone()).collect(),
             endpoints: Vec::new(),
         };
@@ -1511,7 +1523,7 @@ impl World {
             members: members.as_deref(),
             local_data,
         };
-        let plan = plan::reboot_shortcut(&seen, &settings(self.dns, self.learner)).ok()?;
+        let plan = plan::reboot_shortcut(&seen, &self.settings()).ok()?;
         let observed = Observed::without_group(
             identity,
             members,
@@ -1732,12 +1744,7 @@ impl World {
                 None => return Ok(Run::Exited(75)),
             },
         };
-        let env = match plan::environment(
-            plan,
-            observed,
-            members.as_deref(),
-            &settings(self.dns, self.learner),
-        ) {
+        let env = match plan::environment(plan, observed, members.as_deref(), &self.settings()) {
             Ok(env) => env,
             Err(e) => return Ok(Run::Exited(e.exit_code())),
         };
@@ -1750,7 +1757,7 @@ impl World {
         // Peers are told this node's own address in the group's addressing; etcd listens on
         // its IP (and on 127.0.0.1 when the settings ask).
         let me = self.node(n);
-        let listen_client = if settings(self.dns, self.learner).listen_localhost {
+        let listen_client = if self.settings().listen_localhost {
             format!("http://{}:2379,http://127.0.0.1:2379", me.ip())
         } else {
             format!("http://{}:2379", me.ip())
@@ -2014,6 +2021,7 @@ impl World {
             .iter()
             .filter(|x| x.etcd && !x.terminated)
             .filter_map(|x| x.data.as_ref().map(|d| d.cluster))
+            .filter(|id| !self.can_never_form(*id))
             .collect();
         ids.sort();
         ids.dedup();
@@ -2119,7 +2127,7 @@ impl World {
     pub fn decision(&self, n: u8) -> String {
         match self.observe(n) {
             Err(code) => format!("the look fails ({code})"),
-            Ok((observed, _)) => match plan::plan(&observed, &settings(self.dns, self.learner)) {
+            Ok((observed, _)) => match plan::plan(&observed, &self.settings()) {
                 Ok(plan) => format!("{:?}: {}", plan.mode, plan.summary),
                 Err(e) => format!("error ({}): {e}", e.exit_code()),
             },
