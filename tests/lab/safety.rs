@@ -595,6 +595,61 @@ fn a_bootstrap_that_can_never_form_is_left() {
     lab.assert_cluster_is_the_nodes(2, NO_TLS);
 }
 
+#[test]
+fn a_node_left_in_a_dead_bootstrap_takes_part_in_the_groups_new_one() {
+    // Rule 20 (the simulation's seed 1, schedules 1611 and 7693): the seed (2) records
+    // {2, 3, 4, 5, 6}, and only 6's etcd runs in it, alone, before 2, 3 and 4 are terminated.
+    // The group's new seed (5) bootstraps {5, 6, 7} and forms it with 7: its list names 6
+    // again at the same peer URL, so with the same member ID. 6's reboot restarted etcd from
+    // the dead bootstrap's data, which the new cluster refuses (another cluster ID), for
+    // ever. The answer names the new cluster's ID, not the one 6's log gives: 6 sets its data
+    // aside and takes part in the new bootstrap as its late initial member.
+    let mut lab = Lab::new(85);
+    lab.create_group("etcd", "etcd-masters");
+    for k in [2, 3, 4, 5, 6] {
+        lab.launch("etcd", k);
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    lab.discover_ok(2, &["--wait-timeout=20s"]);
+    let log = lab.discover_ok(6, &["--wait-timeout=20s"]);
+    assert!(log.contains("taking part in the bootstrap"), "{log}");
+    lab.start_etcd(6, &EtcdFlags::default());
+    // Long enough for a few elections nobody wins, each written to its log.
+    std::thread::sleep(Duration::from_secs(4));
+    lab.nodes.get_mut(&6).unwrap().etcd.take();
+    for k in [2, 3, 4] {
+        lab.terminate(k);
+    }
+    lab.launch("etcd", 7);
+    let log = lab.discover_ok(5, &["--wait-timeout=20s"]);
+    assert!(log.contains("bootstrapping a new cluster"), "{log}");
+    lab.start_etcd(5, &EtcdFlags::default());
+    lab.finish_and_start(vec![(7, lab.discover_spawn(7, &[]))], &EtcdFlags::default());
+    for k in [5, 7] {
+        lab.wait_healthy(k, NO_TLS);
+    }
+
+    let log = lab.discover_ok(6, &["--wait-timeout=20s"]);
+    assert!(
+        log.contains("not deciding from the previous file alone"),
+        "{log}"
+    );
+    assert!(log.contains("can never form"), "{log}");
+    assert!(log.contains("taking part in its bootstrap"), "{log}");
+    assert_eq!(lab.env_value(6, "ETCD_INITIAL_CLUSTER_STATE"), "new");
+    let kept: Vec<String> = fs::read_dir(lab.data_dir(6))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        kept.iter().any(|n| n.starts_with("member.unformed-")),
+        "{kept:?}"
+    );
+    lab.start_etcd(6, &EtcdFlags::default());
+    lab.wait_healthy(6, NO_TLS);
+    lab.assert_cluster_is_the_nodes(5, NO_TLS);
+}
+
 /// A group's bootstrap whose initial members `started` run while the `late` ones have not
 /// started, and the cluster has not decided its version: the last late one's peer port
 /// trickles (the returned `Trickle`), so the leader's version check waits on it for as long
