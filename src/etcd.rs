@@ -1349,7 +1349,7 @@ mod tests {
     /// etcd's own IDs, from a capture: what proves a list is still the initial cluster.
     #[test]
     fn member_and_cluster_ids_are_computed_as_etcd_does() {
-        use crate::model::{cluster_id, initial_member_id, is_initial_cluster};
+        use crate::model::{cluster_id, initial_member_id, is_initial_cluster, is_initial_record};
         let members = parse_peer_members(&fixture("peer-members-cluster-id.json")).unwrap();
         let token = "etcd-etcd-3f0c3b2e";
         let named = 0x174c_4fd5_677b_c401; // X-Etcd-Cluster-Id, as captured
@@ -1363,6 +1363,17 @@ mod tests {
         assert!(!is_initial_cluster(&members, "etcd-other", Some(named)));
         assert!(!is_initial_cluster(&members[..1], token, Some(named)));
         assert!(!is_initial_cluster(&members, token, None));
+        // The group's record of that bootstrap (rule 14) proves the same.
+        let record = "i-1=http://127.0.0.1:2380,i-2=http://127.0.0.2:2380";
+        assert!(is_initial_record(record, token, Some(named)));
+        assert!(!is_initial_record(record, "etcd-other", Some(named)));
+        assert!(!is_initial_record(
+            "i-1=http://127.0.0.1:2380",
+            token,
+            Some(named)
+        ));
+        assert!(!is_initial_record(record, token, None));
+        assert!(!is_initial_record("", token, Some(named)));
     }
 
     #[test]

@@ -351,6 +351,24 @@ pub fn is_initial_cluster(list: &[Member], token: &str, named_cluster_id: Option
         && named_cluster_id == Some(cluster_id(&ids))
 }
 
+/// Whether `record` (`name=peer-url,...`, rule 14's record of a bootstrap) is the initial
+/// cluster of the cluster a peer named `named_cluster_id`, bootstrapped with `token`: the IDs
+/// etcd gave its members (`initial_member_id`, a member's URLs together) give that ID.
+pub fn is_initial_record(record: &str, token: &str, named_cluster_id: Option<u64>) -> bool {
+    let mut members: Vec<(&str, Vec<String>)> = Vec::new();
+    for (name, url) in record.split(',').filter_map(|e| e.split_once('=')) {
+        match members.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, urls)) => urls.push(url.to_string()),
+            None => members.push((name, vec![url.to_string()])),
+        }
+    }
+    let ids: Vec<u64> = members
+        .iter()
+        .map(|(_, urls)| initial_member_id(urls, token))
+        .collect();
+    !ids.is_empty() && named_cluster_id == Some(cluster_id(&ids))
+}
+
 /// A list in which no member has published its client URLs: a cluster still being
 /// bootstrapped (its members have never had a leader).
 pub fn bootstrapping(members: &[Member]) -> bool {

@@ -4,8 +4,8 @@
 
 use crate::error::{Error, Result};
 use crate::model::{
-    bootstrapping, host_is_instance, is_initial_cluster, quorum, url_host, Identity, Instance,
-    LastRun, LocalData, Member, Observed, PreviousFile,
+    bootstrapping, host_is_instance, initial_member_id, is_initial_cluster, is_initial_record,
+    quorum, url_host, Identity, Instance, LastRun, LocalData, Member, Observed, PreviousFile,
 };
 
 /// URL scheme etcd speaks on a port.
@@ -433,25 +433,23 @@ pub fn plan(observed: &Observed, settings: &Settings) -> Result<Plan> {
         .members
         .as_deref()
         .or(observed.peer_list.as_deref());
-    let Some(list) = list.filter(|list| plan.mode == Mode::Existing && without_data(list)) else {
+    if plan.mode != Mode::Existing || !list.is_some_and(without_data) {
         return Ok(plan);
-    };
+    }
     // An initial member that never started is no join: it takes part in the bootstrap as a
-    // late member of it does, `new` from the initial cluster, while the membership is
-    // provably still that (`late_initial_member`). While no version is decided that is what
-    // a cluster that lost its leader within that moment waits for: etcd would refuse it
-    // `existing` until the members that ran are back. Once one is, `existing` would still
-    // start, but etcd started so asks every peer's version with no time limit, and a peer
-    // whose etcd is doing the same (two late members of one bootstrap, started at once)
-    // holds its port open without answering: the two wait for each other for ever. `new`
-    // asks nobody's version. With a bucket, the bootstrap restored a snapshot a late member
-    // must restore too, and only while no version is decided is the newest one that
-    // (`snapshot` takes none before): after that it joins `existing`, which gets the data
-    // from the leader.
-    let mine = settings.peer_url(&me_as_instance(observed))?;
-    let late = late_initial_member(observed, &mine, list, &settings.cluster_token)
+    // late member of it does, `new` from the initial cluster, when etcd's IDs prove which
+    // that is (`late_initial`). While no version is decided that is what a cluster that lost
+    // its leader within that moment waits for: etcd would refuse it `existing` until the
+    // members that ran are back. Once one is, `existing` would still start, but etcd started
+    // so asks every peer's version with no time limit, and a peer whose etcd is doing the
+    // same (another late member, a join) holds its port open without answering: the two wait
+    // for each other for ever. `new` asks nobody's version. With a bucket, the bootstrap
+    // restored a snapshot a late member must restore too, and only while no version is
+    // decided is the newest one that (`snapshot` takes none before): after that it joins
+    // `existing`, which gets the data from the leader.
+    let late = late_initial(observed, settings)?
         .filter(|_| observed.cluster_version_undecided || !settings.restores_snapshots);
-    if let Some(member) = late {
+    if let Some((member, _)) = late {
         return Ok(Plan::new(
             Mode::New,
             vec![],
@@ -485,24 +483,43 @@ pub fn plan(observed: &Observed, settings: &Settings) -> Result<Plan> {
     Ok(plan)
 }
 
-/// This instance's member when it is an initial member that never started (by this
-/// instance's name, at its peer URL, never published) of a list that is provably still its
-/// cluster's initial one (`is_initial_cluster`): then `new` from that list is exactly the
-/// bootstrap its peers made. A removal or an add since would give etcd another cluster ID.
-fn late_initial_member<'a>(
-    observed: &Observed,
-    my_peer_url: &str,
-    list: &'a [Member],
-    token: &str,
-) -> Option<&'a Member> {
-    if !is_initial_cluster(list, token, observed.cluster_id) {
-        return None;
+/// For a late initial member (rule 18): its member (by this instance's name, at its peer URL,
+/// never published) and the initial cluster its etcd starts `new` from, when etcd's own IDs
+/// prove which that is: the list itself while no member was added or removed since
+/// (`is_initial_cluster`), or else the group's record of the bootstrap (rule 14) when its
+/// members' IDs give the cluster's and this member's. etcd started `new` from the initial
+/// cluster replays the changes since from the leader's log (3.4.23 and 3.5.1: a late member
+/// of five, started after a removal, joined with the data written before and after it).
+fn late_initial<'a>(
+    observed: &'a Observed,
+    settings: &Settings,
+) -> Result<Option<(&'a Member, String)>> {
+    let Some(list) = observed
+        .members
+        .as_deref()
+        .or(observed.peer_list.as_deref())
+    else {
+        return Ok(None);
+    };
+    let me = me_as_instance(observed);
+    let mine = settings.peer_url(&me)?;
+    let token = &settings.cluster_token;
+    let Some(member) = list
+        .iter()
+        .find(|m| m.name == me.id && m.client_urls.is_empty() && m.peer_urls == [mine.as_str()])
+    else {
+        return Ok(None);
+    };
+    if is_initial_cluster(list, token, observed.cluster_id) {
+        let cluster = initial_cluster_from_members(list, &observed.instances, &me);
+        return Ok(Some((member, cluster)));
     }
-    list.iter().find(|m| {
-        m.name == observed.me.instance_id
-            && m.client_urls.is_empty()
-            && m.peer_urls == [my_peer_url]
-    })
+    let recorded = observed.bootstrap_record.as_deref().filter(|record| {
+        member.id == initial_member_id(std::slice::from_ref(&mine), token)
+            && entries(record).any(|(name, url)| name == me.id && url == mine)
+            && is_initial_record(record, token, observed.cluster_id)
+    });
+    Ok(recorded.map(|record| (member, record.to_string())))
 }
 
 /// Rule 20: a bootstrap that can never form is left. This node's file was written for a
@@ -1598,15 +1615,19 @@ pub fn environment(
         Mode::New => {
             env.push(("ETCD_INITIAL_CLUSTER_STATE", "new".into()));
             let resumed = resumed_bootstrap(observed).or(kept_file(observed).map(|(_, c)| c));
-            // A client list only for a late initial member (rule 18): while no version is
-            // decided, the members are the initial cluster.
+            // A client list only for a late initial member (rule 18), whose initial cluster
+            // `late_initial` gives.
             let listed = observed.peer_list.as_ref().or(observed.members.as_ref());
-            let cluster = match (listed, resumed) {
+            let late = late_initial(observed, settings)?.map(|(_, cluster)| cluster);
+            let cluster = match (late, listed, resumed) {
+                (Some(late), _, _) => late,
                 // Exactly the seed's initial cluster: the same URLs and token give the same
                 // cluster ID.
-                (Some(list), _) => initial_cluster_from_members(list, &observed.instances, &me),
-                (None, Some(resumed)) => resumed.to_string(),
-                (None, None) => match live_record(observed) {
+                (None, Some(list), _) => {
+                    initial_cluster_from_members(list, &observed.instances, &me)
+                }
+                (None, None, Some(resumed)) => resumed.to_string(),
+                (None, None, None) => match live_record(observed) {
                     Some(record) => record.to_string(),
                     None => initial_cluster_from_instances(&observed.instances, settings)?,
                 },
@@ -1948,7 +1969,7 @@ mod tests {
             ),
             (
                 "a member added since, version decided",
-                [bootstrap(&[4]), vec![added]].concat(),
+                [bootstrap(&[4]), vec![added.clone()]].concat(),
                 id_of(&bootstrap(&[4])),
                 false,
                 [Mode::Existing, Mode::Existing],
@@ -2034,6 +2055,50 @@ mod tests {
                     "{label}: exactly the members, so etcd computes the cluster's ID"
                 );
                 assert_eq!(get("ETCD_INITIAL_CLUSTER_TOKEN"), token);
+            }
+        }
+        // After a member was added or removed, the group's record of the bootstrap (rule 14)
+        // is the initial cluster when etcd's IDs prove it: `new` from it replays the changes.
+        let record = "i-1=http://10.0.2.1:2380,i-2=http://10.0.2.2:2380,\
+                      i-3=http://10.0.2.3:2380,i-4=http://10.0.2.4:2380";
+        let other_bootstrap = "i-1=http://10.0.2.1:2380,i-4=http://10.0.2.4:2380";
+        let changed = [
+            [bootstrap(&[4]), vec![added.clone()]].concat(),
+            bootstrap(&[4])[1..].to_vec(),
+        ];
+        // (the record, version undecided, bucket, mode)
+        let record_cases = [
+            (record, false, false, Mode::New),
+            (record, true, false, Mode::New),
+            (record, true, true, Mode::New),
+            (record, false, true, Mode::Existing),
+            (other_bootstrap, false, false, Mode::Existing),
+            (other_bootstrap, true, false, Mode::Wait),
+        ];
+        for list in &changed {
+            for (recorded, undecided, bucket, mode) in record_cases {
+                let mut seen = observed(4, &[1, 2, 3, 4], Some(list.clone()));
+                seen.local_data = LocalData::Missing;
+                seen.cluster_version_undecided = undecided;
+                seen.cluster_id = id_of(&bootstrap(&[4]));
+                seen.bootstrap_record = Some(recorded.into());
+                let settings = Settings {
+                    restores_snapshots: bucket,
+                    ..settings()
+                };
+                let label = format!(
+                    "{} members, record {recorded}, {undecided}, {bucket}",
+                    list.len()
+                );
+                let p = plan(&seen, &settings).unwrap();
+                assert_eq!(p.mode, mode, "{label}: {p:?}");
+                if mode == Mode::New {
+                    let env = environment(&p, &seen, seen.members.as_deref(), &settings).unwrap();
+                    assert!(
+                        env.contains(&("ETCD_INITIAL_CLUSTER", record.to_string())),
+                        "{label}: {env:?}"
+                    );
+                }
             }
         }
     }

@@ -596,6 +596,49 @@ fn a_bootstrap_that_can_never_form_is_left() {
 }
 
 #[test]
+fn a_late_initial_member_after_a_removal_starts_from_the_bootstrap_record() {
+    // Rule 18: 6 is an initial member that never started, and the cluster removed 5 before
+    // 6 looked, so the list is no longer the initial cluster and `new` from it would make
+    // another cluster ID. The group's record of the bootstrap (rule 14) is, as etcd's IDs
+    // prove: 6 starts `new` from it (etcd replays the removal from the leader's log), not
+    // `existing`, which may wait for ever on another start without data.
+    let mut lab = Lab::new(86);
+    decided_without_the_late(&mut lab, &[2, 3, 4, 5], &[6]);
+    start_all(&mut lab, &[2, 3, 4, 5]);
+    let recorded = lab.env_value(2, "ETCD_INITIAL_CLUSTER");
+    lab::etcdctl(&lab, 2, &["put", "before", "1"]);
+    let five = lab.nodes[&5].instance_id.clone();
+    let list = lab::etcdctl(&lab, 2, &["member", "list"]);
+    let id = list
+        .lines()
+        .find(|l| l.contains(&five))
+        .and_then(|l| l.split(", ").next())
+        .unwrap_or_else(|| panic!("no member {five} in {list}"))
+        .to_string();
+    lab.terminate(5);
+    // Right after a member dies (the leader, maybe) a removal can time out and still commit:
+    // asked again, bounded, until the list has it no more.
+    lab::wait_until("5's member removed", Duration::from_secs(30), || {
+        let _ = lab::etcdctl_output(&lab, 2, &["member", "remove", &id]);
+        let list = lab::etcdctl_output(&lab, 2, &["member", "list"]);
+        list.status.success() && !String::from_utf8_lossy(&list.stdout).contains(&five)
+    });
+    lab::etcdctl(&lab, 2, &["put", "after", "2"]);
+
+    let log = lab.discover_ok(6, &["--wait-timeout=20s"]);
+    assert!(log.contains("taking part in its bootstrap"), "{log}");
+    assert_eq!(lab.env_value(6, "ETCD_INITIAL_CLUSTER_STATE"), "new");
+    assert_eq!(lab.env_value(6, "ETCD_INITIAL_CLUSTER"), recorded);
+    lab.start_etcd(6, &EtcdFlags::default());
+    lab.wait_healthy(6, NO_TLS);
+    lab.assert_cluster_is_the_nodes(2, NO_TLS);
+    for (key, value) in [("before", "1"), ("after", "2")] {
+        let got = lab::etcdctl(&lab, 6, &["get", "--consistency=s", key]);
+        assert!(got.contains(value), "{key} on 6: {got}");
+    }
+}
+
+#[test]
 fn a_node_left_in_a_dead_bootstrap_takes_part_in_the_groups_new_one() {
     // Rule 20 (the simulation's seed 1, schedules 1611 and 7693): the seed (2) records
     // {2, 3, 4, 5, 6}, and only 6's etcd runs in it, alone, before 2, 3 and 4 are terminated.

@@ -276,6 +276,11 @@ pub struct World {
     /// that took part in the dead one leaves it (rule 20) or, where rule 20 cannot prove it
     /// dead, is left in it for a person to wipe (known K6).
     pub lost_recorded_bootstrap: bool,
+    /// An initial member that never started wrote `existing` without member data: neither
+    /// its list nor the group's record of the bootstrap provably the initial cluster, or with
+    /// a bucket once the version was decided. Rule 18 cannot start it `new`, and its start
+    /// may overlap another such start (known K13).
+    pub late_member_joined_existing: bool,
     /// The group's tag with a bootstrap's initial cluster, as a seed recorded it (rule 14).
     pub record: Option<String>,
     /// The group's tag with the members the last join left (rule 17).
@@ -474,6 +479,7 @@ impl World {
             lost_unformed_bootstrap: false,
             formed_cluster_lost: false,
             lost_recorded_bootstrap: false,
+            late_member_joined_existing: false,
             record: None,
             members_record: None,
             older_in_service_while_seeding: false,
@@ -961,6 +967,9 @@ impl World {
             if self.reuse_on_scale_in || !self.data_dir_named {
                 causes.push_str(" (rule 20 cannot prove it: no named data directory, or a warm pool that reuses instances)");
             }
+        }
+        if self.late_member_joined_existing {
+            causes.push_str(" (a late initial member joined `existing`: no proof of its initial cluster, or a bucket)");
         }
         causes
     }
@@ -1736,6 +1745,24 @@ impl World {
         {
             return Ok(Run::Exited(75));
         }
+        if plan.mode == Mode::Existing && self.node(n).data.is_none() {
+            let list = observed
+                .members
+                .as_deref()
+                .or(observed.peer_list.as_deref());
+            let me = self.node(n).id();
+            let late =
+                list.is_some_and(|l| l.iter().any(|m| m.name == me && m.client_urls.is_empty()));
+            let provable = list
+                .is_some_and(|l| model::is_initial_cluster(l, TOKEN, observed.cluster_id))
+                || observed
+                    .bootstrap_record
+                    .as_deref()
+                    .is_some_and(|r| model::is_initial_record(r, TOKEN, observed.cluster_id));
+            if late && (!provable || (self.bucket && !observed.cluster_version_undecided)) {
+                self.late_member_joined_existing = true;
+            }
+        }
         let members = match plan.mode {
             Mode::New => None,
             _ if plan.actions.is_empty() => observed.members.clone(),
@@ -2027,6 +2054,35 @@ impl World {
         ids.dedup();
         if ids.len() > 1 {
             return violation(format!("two clusters run at once: {ids:x?}"));
+        }
+        self.no_two_existing_starts_without_data()
+    }
+
+    /// etcd 3.4 and 3.5 started `existing` without member data ask every peer's version with
+    /// no time limit, and a peer doing the same holds its port open without answering: two
+    /// such starts, each in the other's initial cluster, that overlap wait for each other for
+    /// ever (lab `two_late_initial_members_start_at_once`). The model's starts are atomic, so
+    /// the state that allows the overlap is the violation: two nodes whose run let etcd start
+    /// (exit 0) from such files, neither started yet.
+    fn no_two_existing_starts_without_data(&self) -> Result<(), Violation> {
+        let about_to_start: Vec<(u8, &EnvFile)> = self
+            .nodes
+            .iter()
+            .filter(|x| !x.terminated && !x.etcd && x.data.is_none())
+            .filter(|x| matches!(x.run, Run::Exited(0)))
+            .filter_map(|x| x.file.as_ref().filter(|f| !f.new).map(|f| (x.n, f)))
+            .collect();
+        let names = |f: &EnvFile, url: &str| f.initial.iter().any(|(_, u)| u == url);
+        for (i, (a, fa)) in about_to_start.iter().enumerate() {
+            for (b, fb) in &about_to_start[i + 1..] {
+                if names(fa, &fb.peer_url) && names(fb, &fa.peer_url) {
+                    return violation(format!(
+                        "i-{a} and i-{b} would both start `existing` without member data, each \
+                         in the other's initial cluster: etcd 3.4 and 3.5 wait for each other \
+                         for ever"
+                    ));
+                }
+            }
         }
         Ok(())
     }
