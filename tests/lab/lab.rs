@@ -36,10 +36,12 @@ impl Drop for Guard {
     }
 }
 
-/// A peer that never finishes an answer: every connection gets a status line and then one
-/// byte of a header line a second, so an HTTP client with a per-read timeout (etcd's peer
-/// round tripper: 5 s) waits as long as this runs. Dropped, it closes its connections within
-/// a second.
+/// A peer that never finishes an answer: every request gets a status line and then one byte
+/// of a header line a second, so an HTTP client with a per-read timeout (etcd's peer round
+/// tripper: 5 s) waits as long as this runs. It answers only once the request is in: bytes
+/// on a connection the client has not sent on yet are "unsolicited" to Go's client, which
+/// drops the connection and fails the request that then takes it (etcd decided its version
+/// without this peer, once, so). Dropped, it closes its connections within a second.
 pub struct Trickle {
     stop: Arc<AtomicBool>,
     addr: std::net::SocketAddr,
@@ -59,6 +61,9 @@ impl Trickle {
                 let Ok(mut stream) = stream else { continue };
                 let stop = accepting.clone();
                 std::thread::spawn(move || {
+                    if !request_read(&mut stream, &stop) {
+                        return;
+                    }
                     let head = b"HTTP/1.1 200 OK\r\nX-Slow: ".iter();
                     for byte in head.chain(std::iter::repeat(&b'a')) {
                         if stop.load(Ordering::SeqCst) || stream.write_all(&[*byte]).is_err() {
@@ -71,6 +76,31 @@ impl Trickle {
         });
         Trickle { stop, addr }
     }
+}
+
+/// Reads a request's head (to its blank line), waking every second to see `stop`; false when
+/// the client closed, it never ended in 64 KiB, or the trickle stopped.
+fn request_read(stream: &mut std::net::TcpStream, stop: &AtomicBool) -> bool {
+    use std::io::Read;
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        if stop.load(Ordering::SeqCst) || head.len() > 64 * 1024 {
+            return false;
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => return false,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return false,
+        }
+    }
+    true
 }
 
 impl Drop for Trickle {
