@@ -122,17 +122,10 @@ struct V3Member {
 struct V3Members {
     #[serde(default)]
     members: Vec<V3Member>,
-}
-
-/// The part of a v3 answer's header that names the cluster (a decimal string).
-#[derive(Deserialize)]
-struct V3Answer {
-    header: Option<V3Header>,
-}
-
-#[derive(Deserialize)]
-struct V3Header {
-    cluster_id: Option<String>,
+    /// Read for its `cluster_id` (a decimal string) only, and leniently: a header of another
+    /// shape costs the list nothing.
+    #[serde(default)]
+    header: Option<serde_json::Value>,
 }
 
 /// v2's member: IDs in hex.
@@ -272,9 +265,21 @@ fn checked_list(what: &str, members: impl Iterator<Item = Result<Member>>) -> Re
 
 /// Parses v3's `members` array (from list, add and remove answers).
 pub fn parse_v3_members(body: &str) -> Result<Vec<Member>> {
+    parse_v3_list(body).map(|(members, _)| members)
+}
+
+/// `parse_v3_members`, and the cluster's ID the answer's header names (`None` when it names
+/// none): one parse of the body.
+pub fn parse_v3_list(body: &str) -> Result<(Vec<Member>, Option<u64>)> {
     let what = "etcd v3 member list";
     let list: V3Members = parse_json(what, body)?;
-    checked_list(
+    let cluster_id = list
+        .header
+        .as_ref()
+        .and_then(|h| h.get("cluster_id"))
+        .and_then(serde_json::Value::as_str)
+        .and_then(|id| id.parse().ok());
+    let members = checked_list(
         what,
         list.members.into_iter().map(|m| {
             let id = m.id.parse::<u64>().map_err(|_| Error::Parse {
@@ -289,13 +294,8 @@ pub fn parse_v3_members(body: &str) -> Result<Vec<Member>> {
                 is_learner: m.is_learner,
             })
         }),
-    )
-}
-
-/// The cluster's ID a v3 answer's header names; `None` when it names none.
-pub fn parse_v3_cluster_id(body: &str) -> Option<u64> {
-    let answer: V3Answer = serde_json::from_str(body).ok()?;
-    answer.header?.cluster_id?.parse().ok()
+    )?;
+    Ok((members, cluster_id))
 }
 
 /// An ID as etcd's headers write it (`X-Etcd-Cluster-ID`: hexadecimal).
@@ -568,10 +568,7 @@ impl Etcd {
             return Err(list_refusal(what, self.api, &response));
         }
         let (members, cluster_id) = match self.api {
-            Api::V3 => (
-                parse_v3_members(&response.body)?,
-                parse_v3_cluster_id(&response.body),
-            ),
+            Api::V3 => parse_v3_list(&response.body)?,
             Api::V2 => (
                 parse_v2_members(&response.body)?,
                 response.header("x-etcd-cluster-id").and_then(parse_hex_id),
@@ -1181,11 +1178,23 @@ mod tests {
     #[test]
     fn the_cluster_id_comes_with_the_list() {
         let v3 = fixture("v3-member-list.json");
-        assert_eq!(parse_v3_cluster_id(&v3), Some(14841639068965178418));
-        assert_eq!(parse_v3_cluster_id(r#"{"members":[]}"#), None);
+        let cluster_id = |body: &str| parse_v3_list(body).unwrap().1;
+        let one = r#"[{"ID":"1","name":"a","peerURLs":["http://a:2380"],"clientURLs":["http://a:2379"]}]"#;
+        assert_eq!(cluster_id(&v3), Some(14841639068965178418));
+        assert_eq!(cluster_id(&format!(r#"{{"members":{one}}}"#)), None);
         assert_eq!(
-            parse_v3_cluster_id(r#"{"header":{"cluster_id":"not a number"}}"#),
+            cluster_id(&format!(
+                r#"{{"header":{{"cluster_id":"not a number"}},"members":{one}}}"#
+            )),
             None
+        );
+        // A header of another shape costs the list nothing.
+        assert_eq!(
+            parse_v3_list(&format!(r#"{{"header":"odd","members":{one}}}"#))
+                .unwrap()
+                .0
+                .len(),
+            1
         );
         assert_eq!(
             parse_hex_id("174c4fd5677bc401"),

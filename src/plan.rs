@@ -597,22 +597,19 @@ pub fn unformed_bootstrap_instances(
         (observed.cluster_id, observed.never_led_cluster_id),
         (Some(answered), Some(this_one)) if answered != this_one
     );
-    let formed_answer = !another_cluster
-        && [&observed.members, &observed.peer_list]
+    let lists = || {
+        [&observed.members, &observed.peer_list]
             .into_iter()
             .flatten()
-            .flatten()
-            .any(|m| {
-                // Published: only a member a leader reached has its client URLs listed.
-                !m.client_urls.is_empty() && m.peer_urls.iter().any(|u| urls.contains(&u.as_str()))
-            });
+    };
+    let formed_answer = !another_cluster
+        && lists().flatten().any(|m| {
+            // Published: only a member a leader reached has its client URLs listed.
+            !m.client_urls.is_empty() && m.peer_urls.iter().any(|u| urls.contains(&u.as_str()))
+        });
     // The record does not say which cluster it is of: another cluster formed and answering
     // explains it (this bootstrap formed and alive beside it would be two clusters already).
-    let another_cluster_formed = another_cluster
-        && [&observed.members, &observed.peer_list]
-            .into_iter()
-            .flatten()
-            .any(|list| !bootstrapping(list));
+    let another_cluster_formed = another_cluster && lists().any(|list| !bootstrapping(list));
     let changed_with_me = !another_cluster_formed
         && observed
             .members_record

@@ -449,10 +449,7 @@ impl World<'_> {
             envfile::previous_file(&self.config.environment_file, &self.me.instance_id);
         let never_started = self.never_started(&previous_file);
         let (never_led_bootstrap, never_led_cluster_id) =
-            match self.never_led_bootstrap(&previous_file, local_data) {
-                Some((initial_cluster, id)) => (Some(initial_cluster), Some(id)),
-                None => (None, None),
-            };
+            self.never_led_bootstrap(&previous_file, local_data).unzip();
         let mut observed = Observed {
             me,
             desired_capacity,

@@ -765,7 +765,7 @@ impl World {
         // run.rs reads the log of a bootstrap file's member data, in a named directory: a
         // leader's entry is there once the member published (or heard from one); an initial
         // member's log names its bootstrap, a joined member's names none.
-        let never_led = me
+        let (never_led_bootstrap, never_led_cluster_id) = me
             .data
             .as_ref()
             .filter(|_| self.data_dir_named && me.file.as_ref().is_some_and(|f| f.new))
@@ -784,7 +784,8 @@ impl World {
                         .join(",");
                     (initial_cluster, c.id)
                 })
-            });
+            })
+            .unzip();
         let mut observed = Observed {
             // run.rs asks EC2 about this instance with its peers, and names it as EC2 does.
             me: model::name_me_as_ec2_does(&self.identity(n), &described),
@@ -813,9 +814,9 @@ impl World {
                 && me.file.as_ref().is_some_and(|f| f.new)
                 && me.data_dir_as_written
                 && me.data.is_none(),
-            never_led_bootstrap: never_led.as_ref().map(|(initial, _)| initial.clone()),
+            never_led_bootstrap,
             // run.rs computes it from the log's member IDs, as etcd did: the cluster's ID.
-            never_led_cluster_id: never_led.map(|(_, id)| id),
+            never_led_cluster_id,
             bootstrap_instances_left: None,
             bootstrap_record: self.record.clone(),
             members_record: self.members_record.clone(),
