@@ -30,7 +30,10 @@ VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | sed -n 1p)
 # through SHA-1, the version and ID asks, the removals' wait) added about 9 KB of code.
 # Raised from 2,690,000 in the twelfth session: rule 20 (etcd's write-ahead log read without
 # a protobuf crate, EC2's count of the instances left, the plan's proof) added about 12 KB.
-SIZE_BUDGET=2706000
+# Raised from 2,706,000 in the fifteenth session: the bucket's record says what its bootstrap
+# restored and a late initial member reads it (rule 18, K13's bucket case): 8 KB of code,
+# 12 KB of file (whole pages).
+SIZE_BUDGET=2720000
 # The lab tests read it from the environment.
 export LAB_DIR=$PWD/.lab
 MOTO_VERSION=5.2.5

@@ -83,13 +83,18 @@ fn out_of_time(what: &str) -> Error {
 pub struct Response {
     pub status: u16,
     pub body: String,
-    /// The headers S3 answers in (`etag`, `x-amz-bucket-region`) and the cluster ID an etcd
+    /// The headers S3 answers in (`etag`, `x-amz-bucket-region`, a record's metadata) and the cluster ID an etcd
     /// peer port names (`x-etcd-cluster-id`), names in lowercase; the others are not kept.
     pub headers: Vec<(&'static str, String)>,
 }
 
 /// The answer headers kept in `Response::headers`.
-const KEPT_HEADERS: [&str; 3] = ["etag", "x-amz-bucket-region", "x-etcd-cluster-id"];
+const KEPT_HEADERS: [&str; 4] = [
+    "etag",
+    "x-amz-bucket-region",
+    crate::aws::s3::RESTORES,
+    "x-etcd-cluster-id",
+];
 
 impl Response {
     pub fn is_success(&self) -> bool {

@@ -278,9 +278,25 @@ pub struct Observed {
     /// started (in the group's tags, or with `--snapshot-url` in the bucket); it outlives the
     /// seed's instance (rule 14).
     pub bootstrap_record: Option<String>,
+    /// With `--snapshot-url`: what the bootstrap that record names restored, as its seed
+    /// recorded it beside the record; `None` when the record says nothing of it (a record in
+    /// the tags, or one an older version wrote) or, for a late initial member, the snapshot
+    /// it names is no longer in the bucket.
+    pub bootstrap_restores: Option<Restores>,
     /// The members the cluster's last join left, as it recorded them in the group's tags
     /// (rule 17).
     pub members_record: Option<String>,
+}
+
+/// What a bootstrap from nothing put into its members' empty data directories, with
+/// `--snapshot-url`. Every member of one bootstrap must hold the same data: one that started
+/// empty, or from another snapshot, would apply the leader's log to other data.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Restores {
+    /// The bucket held no complete snapshot: they started empty.
+    Nothing,
+    /// This object of the bucket (its key).
+    Snapshot(String),
 }
 
 impl Observed {
@@ -310,6 +326,7 @@ impl Observed {
             never_led_cluster_id: None,
             bootstrap_instances_left: None,
             bootstrap_record: None,
+            bootstrap_restores: None,
             members_record: None,
         }
     }

@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::model::{
     bootstrapping, host_is_instance, initial_member_id, is_initial_cluster, is_initial_record,
     quorum, url_host, Identity, Instance, LastRun, LocalData, Member, Observed, PreviousFile,
+    Restores,
 };
 
 /// URL scheme etcd speaks on a port.
@@ -444,11 +445,15 @@ pub fn plan(observed: &Observed, settings: &Settings) -> Result<Plan> {
     // so asks every peer's version with no time limit, and a peer whose etcd is doing the
     // same (another late member, a join) holds its port open without answering: the two wait
     // for each other for ever. `new` asks nobody's version. With a bucket, the bootstrap
-    // restored a snapshot a late member must restore too, and only while no version is
-    // decided is the newest one that (`snapshot` takes none before): after that it joins
-    // `existing`, which gets the data from the leader.
-    let late = late_initial(observed, settings)?
-        .filter(|_| observed.cluster_version_undecided || !settings.restores_snapshots);
+    // restored a snapshot a late member must restore too: the one the bucket's record says
+    // (`recorded_restore`), or while no version is decided the newest (`snapshot` takes none
+    // before). A record that does not say (an older version wrote it) leaves `existing`,
+    // which gets the data from the leader.
+    let late = late_initial(observed, settings)?.filter(|(_, initial)| {
+        observed.cluster_version_undecided
+            || !settings.restores_snapshots
+            || recorded_restore(observed, initial).is_some()
+    });
     if let Some((member, _)) = late {
         return Ok(Plan::new(
             Mode::New,
@@ -483,6 +488,57 @@ pub fn plan(observed: &Observed, settings: &Settings) -> Result<Plan> {
     Ok(plan)
 }
 
+/// This instance's member in `list` if it never published: by this instance's name, as a
+/// bootstrap lists its initial members, or unnamed (a cluster restored from a snapshot names
+/// no member until it publishes: lab, 3.4.23 and 3.5.1) by the ID etcd gives an initial member
+/// at this instance's peer URL, which an added member's never is; either way at that URL.
+fn unstarted_initial_me<'a>(
+    list: &'a [Member],
+    me: &Instance,
+    mine: &str,
+    token: &str,
+) -> Option<&'a Member> {
+    let initial_id = initial_member_id(&[mine.to_string()], token);
+    list.iter().find(|m| {
+        (m.name == me.id || (m.name.is_empty() && m.id == initial_id))
+            && m.client_urls.is_empty()
+            && m.peer_urls == [mine]
+    })
+}
+
+/// Whether the list names this instance as an initial member that never started, and its
+/// data directory holds no member data: rule 18's late member, if etcd's IDs prove its
+/// initial cluster. With `--snapshot-url` its run reads the bucket's record for what its
+/// bootstrap restored.
+pub fn may_be_late_initial(observed: &Observed, settings: &Settings) -> bool {
+    let me = me_as_instance(observed);
+    let Ok(mine) = settings.peer_url(&me) else {
+        return false;
+    };
+    let lists = [&observed.members, &observed.peer_list];
+    observed.local_data == LocalData::Missing
+        && lists
+            .into_iter()
+            .flatten()
+            .any(|list| unstarted_initial_me(list, &me, &mine, &settings.cluster_token).is_some())
+}
+
+/// With `--snapshot-url`, what the bootstrap of `initial_cluster` restored, when the bucket's
+/// record is of that bootstrap and says it (rule 14): every member of one bootstrap, a late
+/// one too, restores the same. `None`: the record does not say (the newest is restored, as
+/// the seed chose it) or is of another bootstrap.
+pub fn recorded_restore<'a>(observed: &'a Observed, initial_cluster: &str) -> Option<&'a Restores> {
+    let record = observed.bootstrap_record.as_deref()?;
+    // The same entries, in any order (each names another member).
+    let (ours, recorded): (Vec<_>, Vec<_>) = (
+        entries(initial_cluster).collect(),
+        entries(record).collect(),
+    );
+    let same = ours.len() == recorded.len() && ours.iter().all(|e| recorded.contains(e));
+    same.then_some(observed.bootstrap_restores.as_ref())
+        .flatten()
+}
+
 /// For a late initial member (rule 18): its member (by this instance's name, at its peer URL,
 /// never published) and the initial cluster its etcd starts `new` from, when etcd's own IDs
 /// prove which that is: the list itself while no member was added or removed since
@@ -504,10 +560,7 @@ fn late_initial<'a>(
     let me = me_as_instance(observed);
     let mine = settings.peer_url(&me)?;
     let token = &settings.cluster_token;
-    let Some(member) = list
-        .iter()
-        .find(|m| m.name == me.id && m.client_urls.is_empty() && m.peer_urls == [mine.as_str()])
-    else {
+    let Some(member) = unstarted_initial_me(list, &me, &mine, token) else {
         return Ok(None);
     };
     if is_initial_cluster(list, token, observed.cluster_id) {
@@ -1776,6 +1829,7 @@ mod tests {
             never_led_cluster_id: None,
             bootstrap_instances_left: None,
             bootstrap_record: None,
+            bootstrap_restores: None,
             members_record: None,
         }
     }
@@ -2063,29 +2117,37 @@ mod tests {
             [bootstrap(&[4]), vec![added.clone()]].concat(),
             bootstrap(&[4])[1..].to_vec(),
         ];
-        // (the record, version undecided, bucket, mode)
+        // With a bucket, once the version is decided, only a record that says what its
+        // bootstrap restored lets the late member restore the same (`recorded_restore`).
+        let snapshot = || Some(Restores::Snapshot("etcd/etcd-snapshot-1-r9.db".into()));
+        // (the record, version undecided, bucket, what it says its bootstrap restored, mode)
         let record_cases = [
-            (record, false, false, Mode::New),
-            (record, true, false, Mode::New),
-            (record, true, true, Mode::New),
-            (record, false, true, Mode::Existing),
-            (other_bootstrap, false, false, Mode::Existing),
-            (other_bootstrap, true, false, Mode::Wait),
+            (record, false, false, None, Mode::New),
+            (record, true, false, None, Mode::New),
+            (record, true, true, None, Mode::New),
+            (record, false, true, None, Mode::Existing),
+            (record, false, true, snapshot(), Mode::New),
+            (record, false, true, Some(Restores::Nothing), Mode::New),
+            (other_bootstrap, false, false, None, Mode::Existing),
+            (other_bootstrap, true, false, None, Mode::Wait),
+            (other_bootstrap, false, true, snapshot(), Mode::Existing),
         ];
         for list in &changed {
-            for (recorded, undecided, bucket, mode) in record_cases {
+            for (recorded, undecided, bucket, restores, mode) in record_cases.clone() {
                 let mut seen = observed(4, &[1, 2, 3, 4], Some(list.clone()));
                 seen.local_data = LocalData::Missing;
                 seen.cluster_version_undecided = undecided;
                 seen.cluster_id = id_of(&bootstrap(&[4]));
                 seen.bootstrap_record = Some(recorded.into());
+                seen.bootstrap_restores = restores;
                 let settings = Settings {
                     restores_snapshots: bucket,
                     ..settings()
                 };
                 let label = format!(
-                    "{} members, record {recorded}, {undecided}, {bucket}",
-                    list.len()
+                    "{} members, record {recorded}, {undecided}, {bucket}, {:?}",
+                    list.len(),
+                    seen.bootstrap_restores
                 );
                 let p = plan(&seen, &settings).unwrap();
                 assert_eq!(p.mode, mode, "{label}: {p:?}");
@@ -2095,8 +2157,68 @@ mod tests {
                         env.contains(&("ETCD_INITIAL_CLUSTER", record.to_string())),
                         "{label}: {env:?}"
                     );
+                    assert!(p.restore, "{label}");
+                    assert_eq!(
+                        recorded_restore(&seen, record),
+                        seen.bootstrap_restores.as_ref(),
+                        "{label}"
+                    );
                 }
             }
+        }
+        // The list itself proves the initial cluster; with a bucket and the version decided
+        // the record must still say what the bootstrap restored, in whatever order it names
+        // the members.
+        let reordered = "i-4=http://10.0.2.4:2380,i-3=http://10.0.2.3:2380,\
+                         i-2=http://10.0.2.2:2380,i-1=http://10.0.2.1:2380";
+        for (recorded, restores, mode) in [
+            (record, snapshot(), Mode::New),
+            (reordered, snapshot(), Mode::New),
+            (record, None, Mode::Existing),
+            (other_bootstrap, snapshot(), Mode::Existing),
+        ] {
+            let mut seen = observed(4, &[1, 2, 3, 4], Some(bootstrap(&[4])));
+            seen.local_data = LocalData::Missing;
+            seen.cluster_id = id_of(&bootstrap(&[4]));
+            seen.bootstrap_record = Some(recorded.into());
+            seen.bootstrap_restores = restores;
+            let settings = Settings {
+                restores_snapshots: true,
+                ..settings()
+            };
+            let p = plan(&seen, &settings).unwrap();
+            assert_eq!(
+                p.mode, mode,
+                "{recorded}, {:?}: {p:?}",
+                seen.bootstrap_restores
+            );
+        }
+        // A cluster restored from a snapshot names no member until it publishes: this
+        // instance's entry is known by the ID etcd gives an initial member at its URL (an
+        // added member's has the time of its add in it).
+        let unnamed = |id: u64| {
+            let mut list = bootstrap(&[4]);
+            list[3].name = String::new();
+            list[3].id = id;
+            list
+        };
+        let initial_id = bootstrap(&[4])[3].id;
+        for (list, mode) in [
+            (unnamed(initial_id), Mode::New),
+            (unnamed(initial_id ^ 1), Mode::Existing),
+        ] {
+            let mut seen = observed(4, &[1, 2, 3, 4], Some(list));
+            seen.local_data = LocalData::Missing;
+            seen.cluster_id = id_of(&bootstrap(&[4]));
+            seen.bootstrap_record = Some(record.into());
+            seen.bootstrap_restores = snapshot();
+            let settings = Settings {
+                restores_snapshots: true,
+                ..settings()
+            };
+            assert_eq!(may_be_late_initial(&seen, &settings), mode == Mode::New);
+            let p = plan(&seen, &settings).unwrap();
+            assert_eq!(p.mode, mode, "{p:?}");
         }
     }
 

@@ -21,7 +21,7 @@ use ring::digest::{Context, SHA256};
 
 use crate::aws::s3::{Location, S3};
 use crate::error::{Error, Result};
-use crate::model::LocalData;
+use crate::model::{LocalData, Restores};
 use crate::{datadir, snapshot};
 
 /// Who the restored member is: the same values its env file gives etcd.
@@ -54,8 +54,14 @@ fn io(what: &str, path: &Path, e: std::io::Error) -> Error {
     failed(format!("{what} {}: {e}", path.display()))
 }
 
-/// Restores the newest complete snapshot under `location` into `target.data_dir`.
-pub fn restore(s3: &S3, location: &Location, target: &Target) -> Result<Restored> {
+/// Restores into `target.data_dir` what the bootstrap restores (`which`, as its record says;
+/// `None`: the newest complete snapshot under `location`).
+pub fn restore(
+    s3: &S3,
+    location: &Location,
+    target: &Target,
+    which: Option<&Restores>,
+) -> Result<Restored> {
     // Never over member data: the plan saw none, and nothing may have put some since.
     if datadir::local_data(target.data_dir) != LocalData::Missing {
         return Err(failed(format!(
@@ -63,14 +69,35 @@ pub fn restore(s3: &S3, location: &Location, target: &Target) -> Result<Restored
             target.data_dir.display()
         )));
     }
-    let keys = s3.list(&location.prefix)?;
-    let Some(key) = snapshot::newest_complete(&keys, &location.prefix) else {
+    let at = format!("s3://{}/{}", location.bucket, location.prefix);
+    if which == Some(&Restores::Nothing) {
         log::info!(
-            "no complete snapshot under s3://{}/{}: bootstrapping an empty cluster",
-            location.bucket,
-            location.prefix
+            "no complete snapshot under {at} when the bootstrap was recorded: bootstrapping an \
+             empty cluster, as every member of it does"
         );
         return Ok(Restored::Nothing);
+    }
+    let keys = s3.list(&location.prefix)?;
+    let key = match which {
+        Some(Restores::Snapshot(key)) => {
+            if !keys.contains(key) || !keys.contains(&snapshot::checksum_name(key)) {
+                return Err(failed(format!(
+                    "s3://{}/{key}, which the bootstrap record says every member of this \
+                     bootstrap restores, is no longer complete in the bucket: not restoring \
+                     another (its members would hold other data); put it back, or restore the \
+                     group anew (README: restore on total loss)",
+                    location.bucket
+                )));
+            }
+            key.as_str()
+        }
+        _ => match snapshot::newest_complete(&keys, &location.prefix) {
+            Some(key) => key,
+            None => {
+                log::info!("no complete snapshot under {at}: bootstrapping an empty cluster");
+                return Ok(Restored::Nothing);
+            }
+        },
     };
     let url = format!("s3://{}/{key}", location.bucket);
     let checksum_key = snapshot::checksum_name(key);

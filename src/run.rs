@@ -18,7 +18,7 @@ use crate::imds::{join, Imds};
 use crate::metrics::{Counts, Tally};
 use crate::model::{
     self, counts_in_cluster, warmed, Group, Identity, Instance, LastRun, LocalData, Member,
-    Observed, PreviousFile,
+    Observed, PreviousFile, Restores,
 };
 use crate::plan::{self, Mode, Plan, Settings};
 use crate::{apply, datadir, envfile, restore, snapshot, status};
@@ -468,6 +468,7 @@ impl World<'_> {
             never_led_cluster_id,
             bootstrap_instances_left: None,
             bootstrap_record,
+            bootstrap_restores: None,
             members_record,
         };
         observed.bootstrap_instances_left = self.bootstrap_instances_left(&observed);
@@ -933,9 +934,10 @@ fn snapshot(world: &World, bucket: &Bucket) -> Result<()> {
         log::info!("this member is not the leader: the leader uploads the snapshot");
         return Ok(());
     }
-    // Rule 18: a late initial member takes part in the bootstrap until the version is
-    // decided, restoring the newest snapshot as the others did; a newer one from this
-    // cluster would give it other data under the same raft index.
+    // Rule 18: a late initial member restores the snapshot its bootstrap did, which the
+    // bucket's record names; one an earlier version recorded does not say, and the newest
+    // is that one only until the version is decided: a snapshot of this cluster would give
+    // it other data under the same raft index.
     let started = Instant::now();
     let deadline = started + config.wait_timeout.min(config.timeout);
     while !etcd::cluster_version_decided(mine.http(), &mine.endpoint)? {
@@ -1077,14 +1079,36 @@ enum RecordSeen {
 
 /// Rule 14, with `--snapshot-url`: when nobody answered, the bootstrap record is read from the
 /// bucket and stands for the tags' in `observed` (a record in the tags from before the bucket
-/// was configured still counts while the bucket has none).
+/// was configured still counts while the bucket has none), with what its bootstrap restored.
+/// A late initial member reads it too (rule 18): it restores what its bootstrap did, if the
+/// bucket still holds it.
 fn read_record(world: &World, bucket: &Bucket, observed: &mut Observed) -> Result<RecordSeen> {
-    let (Some(location), None) = (&world.config.snapshot_url, &observed.members) else {
+    let Some(location) = &world.config.snapshot_url else {
         return Ok(RecordSeen::Tags);
     };
-    let found = record_in_bucket(bucket.s3(world.config, location)?, location)?;
+    let late = observed.members.is_some() && plan::may_be_late_initial(observed, &world.settings);
+    if observed.members.is_some() && !late {
+        return Ok(RecordSeen::Tags);
+    }
+    let s3 = bucket.s3(world.config, location)?;
+    let found = record_in_bucket(s3, location)?;
     if let Some(object) = &found {
         observed.bootstrap_record = Some(object.text.clone());
+        observed.bootstrap_restores = object
+            .restores
+            .as_deref()
+            .and_then(snapshot::parse_restores);
+    }
+    if let (true, Some(Restores::Snapshot(key))) = (late, &observed.bootstrap_restores) {
+        let keys = s3.list(&location.prefix)?;
+        if !keys.contains(key) || !keys.contains(&snapshot::checksum_name(key)) {
+            log::info!(
+                "s3://{}/{key}, which the bootstrap record says its members restored, is no \
+                 longer complete in the bucket",
+                location.bucket
+            );
+            observed.bootstrap_restores = None;
+        }
     }
     Ok(RecordSeen::S3(found.map(|v| v.etag)))
 }
@@ -1124,27 +1148,49 @@ fn through_another_member(etcd: Etcd, plan: &Plan, observed: &Observed) -> Etcd 
 /// if the group is as its look found it (`plan::may_record`); without the permission
 /// (autoscaling:CreateOrUpdateTags) the bootstrap goes on as before the record existed, said
 /// loudly: losing the seed before its peers start could then make two clusters.
-fn record_bootstrap(full: &FullPath, observed: &Observed, initial_cluster: &str) -> Result<()> {
+/// In a bucket the record also says what the bootstrap restores (`restores`: it restores
+/// from nothing): the newest complete snapshot now, which every member restores then, a late
+/// one too (rule 18). `Some`: what it recorded so.
+fn record_bootstrap(
+    full: &FullPath,
+    observed: &Observed,
+    initial_cluster: &str,
+    restores: bool,
+) -> Result<Option<Restores>> {
     let world = full.world;
     if let (RecordSeen::S3(etag), Some(location)) = (&full.record, &world.config.snapshot_url) {
         let s3 = full.bucket.s3(world.config, location)?;
+        let chosen = if restores {
+            let keys = s3.list(&location.prefix)?;
+            Some(match snapshot::newest_complete(&keys, &location.prefix) {
+                Some(key) => Restores::Snapshot(key.to_string()),
+                None => Restores::Nothing,
+            })
+        } else {
+            None
+        };
         let key = snapshot::record_name(&location.prefix);
         let at = format!("s3://{}/{key}", location.bucket);
-        if !s3.put_if_unchanged(&key, initial_cluster.as_bytes(), etag.as_deref())? {
+        let metadata = chosen.as_ref().map(snapshot::restores_value);
+        if !s3.put_if_unchanged(&key, initial_cluster.as_bytes(), etag.as_deref(), metadata)? {
             return Err(Error::NotReady(format!(
                 "another instance recorded a bootstrap at {at} since this run read it: deciding again"
             )));
         }
-        log::info!("recorded the bootstrap at {at}");
-        return verify_record(world, initial_cluster, |_| {
+        log::info!(
+            "recorded the bootstrap at {at}{}",
+            metadata.map_or(String::new(), |m| format!(" (it restores: {m})"))
+        );
+        verify_record(world, initial_cluster, |_| {
             Ok(record_in_bucket(s3, location)?.map(|v| v.text))
-        });
+        })?;
+        return Ok(chosen);
     }
     let Some(group) = full.my_group.as_deref() else {
         log::warn!(
             "this instance is listed in none of the described groups: its bootstrap is not recorded in a group tag"
         );
-        return Ok(());
+        return Ok(None);
     };
     let groups = world.selection.describe(&world.autoscaling)?;
     plan::may_record(
@@ -1165,7 +1211,8 @@ fn record_bootstrap(full: &FullPath, observed: &Observed, initial_cluster: &str)
             );
             verify_record(world, initial_cluster, |groups| {
                 Ok(groups.iter().find_map(|g| g.bootstrap_record.clone()))
-            })
+            })?;
+            Ok(None)
         }
         Err(e) if e.is_access_denied() => {
             log::warn!(
@@ -1173,7 +1220,7 @@ fn record_bootstrap(full: &FullPath, observed: &Observed, initial_cluster: &str)
                  autoscaling:CreateOrUpdateTags (README, IAM policy); without the record, losing \
                  this instance before its peers start could make them bootstrap a second cluster"
             );
-            Ok(())
+            Ok(None)
         }
         Err(e) => Err(e),
     }
@@ -1224,13 +1271,16 @@ fn verify_record(
     .map_err(|why| Error::NotReady(why.into()))
 }
 
-/// Restores the newest complete snapshot into the data directory, as the member the file
-/// names (`restore`). A failure stops the run before the file is written.
+/// Restores into the data directory, as the member the file names (`restore`), what this
+/// bootstrap restores: what this seed `recorded`, else what the bucket's record of it says
+/// (`plan::recorded_restore`), else the newest complete snapshot. A failure stops the run
+/// before the file is written.
 fn restore_snapshot(
     config: &Config,
     observed: &Observed,
     plan: &Plan,
     settings: &Settings,
+    recorded: Option<&Restores>,
     location: &s3::Location,
     bucket: &Bucket,
 ) -> Result<()> {
@@ -1247,7 +1297,8 @@ fn restore_snapshot(
         token: value("ETCD_INITIAL_CLUSTER_TOKEN"),
         peer_url: value("ETCD_INITIAL_ADVERTISE_PEER_URLS"),
     };
-    restore::restore(bucket.s3(config, location)?, location, &target).map(|_| ())
+    let which = recorded.or_else(|| plan::recorded_restore(observed, target.initial_cluster));
+    restore::restore(bucket.s3(config, location)?, location, &target, which).map(|_| ())
 }
 
 /// One jittered pause between two looks, never past `deadline`.
@@ -1386,8 +1437,17 @@ fn finish(
             );
         }
         if let (true, Some(location)) = (plan.restore, &config.snapshot_url) {
+            let env = plan::environment(plan, observed, None, settings)?;
+            let initial = env.iter().find(|(n, _)| *n == "ETCD_INITIAL_CLUSTER");
+            let what = match initial.and_then(|(_, v)| plan::recorded_restore(observed, v)) {
+                Some(recorded) => format!(
+                    "what the bootstrap record says its members restored ({})",
+                    snapshot::restores_value(recorded)
+                ),
+                None => "the newest complete snapshot".into(),
+            };
             println!(
-                "# would restore the newest complete snapshot under s3://{}/{} into {}",
+                "# would restore {what} under s3://{}/{} into {}",
                 location.bucket,
                 location.prefix,
                 config.data_dir.display()
@@ -1400,8 +1460,9 @@ fn finish(
         return Ok(());
     }
 
+    let mut recorded = None;
     if let (Some(initial_cluster), Some(full)) = (&plan.record, full) {
-        record_bootstrap(full, observed, initial_cluster)?;
+        recorded = record_bootstrap(full, observed, initial_cluster, plan.restore)?;
     }
     // Rule 15: a removed member's data goes aside before the join; if it cannot move (the
     // unit's ReadWritePaths), the cluster is left untouched.
@@ -1464,7 +1525,16 @@ fn finish(
     }
     // Restore on total loss: into the empty data directory, before the file that starts etcd.
     if let (true, Some(location), Some(full)) = (plan.restore, &config.snapshot_url, full) {
-        restore_snapshot(config, observed, plan, settings, location, full.bucket)?;
+        let recorded = recorded.as_ref();
+        restore_snapshot(
+            config,
+            observed,
+            plan,
+            settings,
+            recorded,
+            location,
+            full.bucket,
+        )?;
     }
     // A bootstrap's file keeps the data directory's fingerprint: a later boot that finds it
     // unchanged knows etcd never ran from the file, so nothing was lost (rule 11).

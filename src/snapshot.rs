@@ -14,6 +14,7 @@ use ring::digest::{Context, SHA256};
 use serde::Deserialize;
 
 use crate::error::{snippet, Error, Result};
+use crate::model::Restores;
 
 /// etcd sends 32 KiB of database per message (44 KiB of base64); anything far larger is not
 /// its stream, and must not grow our memory.
@@ -266,6 +267,24 @@ pub fn object_name(prefix: &str, time: std::time::SystemTime, revision: u64) -> 
 /// `PREFIX/etcd-discovery-bootstrap`: the bootstrap record beside the snapshots (rule 14).
 pub fn record_name(prefix: &str) -> String {
     format!("{prefix}etcd-discovery-bootstrap")
+}
+
+/// The record's `restores` metadata (`aws::s3::RESTORES`): the key of the snapshot its
+/// bootstrap restored, or `none` when the bucket held none (our keys end in `.db`).
+pub fn restores_value(restores: &Restores) -> &str {
+    match restores {
+        Restores::Nothing => "none",
+        Restores::Snapshot(key) => key,
+    }
+}
+
+/// Reads `restores_value`'s text; `None` for an empty one.
+pub fn parse_restores(value: &str) -> Option<Restores> {
+    match value.trim() {
+        "" => None,
+        "none" => Some(Restores::Nothing),
+        key => Some(Restores::Snapshot(key.to_string())),
+    }
 }
 
 /// The name of the object holding `key`'s sha256, in `sha256sum` format.
@@ -556,6 +575,20 @@ mod tests {
                 "failed testcase: {case}"
             );
         }
+    }
+
+    #[test]
+    fn a_records_restores_metadata_reads_back() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let key = object_name("etcd/prod/", UNIX_EPOCH + Duration::from_secs(60), 7);
+        for restores in [Restores::Nothing, Restores::Snapshot(key)] {
+            assert_eq!(parse_restores(restores_value(&restores)), Some(restores));
+        }
+        assert_eq!(
+            parse_restores(" "),
+            None,
+            "said nothing: the newest, as before"
+        );
     }
 
     #[test]

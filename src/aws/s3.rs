@@ -90,7 +90,13 @@ fn key_path(key: &str) -> String {
 pub struct Versioned {
     pub text: String,
     pub etag: String,
+    /// Its user metadata `restores` (`RESTORES`), when it has one.
+    pub restores: Option<String>,
 }
+
+/// The user metadata with which rule 14's record in a bucket says what its bootstrap
+/// restored (`snapshot::restores_value`); an older version's record has none.
+pub const RESTORES: &str = "x-amz-meta-restores";
 
 /// One bucket, ready to call.
 pub struct S3<'a> {
@@ -162,7 +168,8 @@ impl S3<'_> {
         self.call_with(action, (method, key, query), &[], body)
     }
 
-    /// `call` with headers of its own (unsigned: SigV4 needs only `host` and `x-amz-*`).
+    /// `call` with headers of its own: `x-amz-*` ones (user metadata) are signed, as S3
+    /// refuses them otherwise; the others (conditions) need not be.
     fn call_with(
         &self,
         action: &str,
@@ -196,7 +203,12 @@ impl S3<'_> {
                 self.http.note_retry();
             }
             tries += 1;
-            let signed = self.sign(method, &url, body)?;
+            let amz: Vec<_> = extra
+                .iter()
+                .copied()
+                .filter(|(name, _)| name.starts_with("x-amz-"))
+                .collect();
+            let signed = self.sign(method, &url, &amz, body)?;
             log::debug!("S3 {action} {key}");
             let response = self.http.send_slice(
                 &what,
@@ -210,11 +222,17 @@ impl S3<'_> {
     }
 
     /// The signature's headers for one request.
-    fn sign(&self, method: &str, url: &str, body: &[u8]) -> Result<Vec<(String, String)>> {
+    fn sign(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Vec<(String, String)>> {
         let unsigned = Unsigned {
             method,
             url,
-            headers: &[],
+            headers,
             body,
         };
         sign_request(
@@ -233,7 +251,7 @@ impl S3<'_> {
     pub fn in_bucket_region(self, bucket: &str, configured: Option<&str>) -> Result<Self> {
         let url = format!("{}/", self.bucket_url);
         let what = format!("S3 HeadBucket at {}", self.bucket_url);
-        let signed = self.sign("HEAD", &url, b"")?;
+        let signed = self.sign("HEAD", &url, &[], b"")?;
         let headers = super::header_pairs(&[], &signed);
         let response = retry(RETRY, self.sleep, Error::is_transient, || {
             let response = self.http.send_slice(&what, "HEAD", &url, &headers, b"")?;
@@ -320,7 +338,7 @@ impl S3<'_> {
                 self.http.note_retry();
             }
             tries += 1;
-            let signed = self.sign("GET", &url, b"")?;
+            let signed = self.sign("GET", &url, &[], b"")?;
             log::debug!("S3 GetObject {key}");
             let (status, mut body) =
                 self.http
@@ -358,6 +376,7 @@ impl S3<'_> {
         match self.call("GetObject", "GET", key, "", b"") {
             Ok(response) => Ok(Some(Versioned {
                 etag: response.header("etag").unwrap_or_default().to_string(),
+                restores: response.header(RESTORES).map(str::to_string),
                 text: response.body,
             })),
             Err(Error::Aws { code, .. }) if code == "NoSuchKey" => Ok(None),
@@ -367,13 +386,21 @@ impl S3<'_> {
 
     /// PutObject only if `key` is still as it was read (`seen`: `None` when it was absent),
     /// as S3's conditional writes check it (`If-None-Match: *`, `If-Match: ETAG`): `false`
-    /// when another writer came first.
-    pub fn put_if_unchanged(&self, key: &str, body: &[u8], seen: Option<&str>) -> Result<bool> {
+    /// when another writer came first. `restores`: the object's `RESTORES` metadata.
+    pub fn put_if_unchanged(
+        &self,
+        key: &str,
+        body: &[u8],
+        seen: Option<&str>,
+        restores: Option<&str>,
+    ) -> Result<bool> {
         let condition = match seen {
             None => ("If-None-Match", "*"),
             Some(etag) => ("If-Match", etag),
         };
-        match self.call_with("PutObject", ("PUT", key, ""), &[condition], body) {
+        let mut headers = vec![condition];
+        headers.extend(restores.map(|value| (RESTORES, value)));
+        match self.call_with("PutObject", ("PUT", key, ""), &headers, body) {
             Ok(_) => Ok(true),
             // 409: another conditional write to the key was under way at the same moment.
             Err(Error::Aws { code, .. })

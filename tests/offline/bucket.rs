@@ -1,13 +1,16 @@
 //! A fake S3 bucket, "bucket" in us-east-1, for the offline tests: HeadBucket, ListObjectsV2,
-//! GetObject with ETags, and PutObject checking conditional writes as S3 does (rule 14's
-//! record in a bucket). Its refusal is the captured fixture.
+//! GetObject with ETags and the user metadata `x-amz-meta-restores`, and PutObject checking
+//! conditional writes as S3 does (rule 14's record in a bucket). Its refusal is the captured
+//! fixture.
 
 use std::sync::{Arc, Mutex};
 
 use super::fake::FakeServer;
 
-/// An object of the fake bucket: key, ETag, text.
-pub type Objects = Arc<Mutex<Vec<(String, String, String)>>>;
+/// An object of the fake bucket: key, ETag, text, its `x-amz-meta-restores` metadata.
+pub type Objects = Arc<Mutex<Vec<(String, String, String, Option<String>)>>>;
+
+const RESTORES: &str = "x-amz-meta-restores";
 
 /// A bucket (in us-east-1) that checks conditional writes as S3 does. `racer`: an object
 /// another seed writes just before this run's first PutObject reaches the bucket.
@@ -30,23 +33,27 @@ pub fn start(ip: &str, objects: Objects, racer: Option<(String, String)>) -> Fak
             "GET" if query.starts_with("list-type=2") => {
                 let keys: String = objects
                     .iter()
-                    .map(|(k, _, _)| format!("<Contents><Key>{k}</Key></Contents>"))
+                    .map(|(k, ..)| format!("<Contents><Key>{k}</Key></Contents>"))
                     .collect();
                 let list = format!(
                     "<ListBucketResult><IsTruncated>false</IsTruncated>{keys}</ListBucketResult>"
                 );
                 (200, vec![], list)
             }
-            "GET" => match objects.iter().find(|(k, _, _)| *k == key) {
-                Some((_, etag, text)) => (200, etag_of(etag), text.clone()),
+            "GET" => match objects.iter().find(|(k, ..)| *k == key) {
+                Some((_, etag, text, restores)) => {
+                    let mut headers = etag_of(etag);
+                    headers.extend(restores.clone().map(|r| (RESTORES.to_string(), r)));
+                    (200, headers, text.clone())
+                }
                 None => (404, vec![], no_such_key.into()),
             },
             "PUT" => {
                 if let Some((k, text)) = racer.lock().unwrap().take() {
-                    objects.retain(|(o, _, _)| *o != k);
-                    objects.push((k, "\"racer\"".into(), text));
+                    objects.retain(|(o, ..)| *o != k);
+                    objects.push((k, "\"racer\"".into(), text, None));
                 }
-                let found = objects.iter().position(|(k, _, _)| *k == key);
+                let found = objects.iter().position(|(k, ..)| *k == key);
                 let held = found.map(|i| objects[i].1.clone());
                 match (r.header("If-None-Match"), r.header("If-Match"), held) {
                     (Some("*"), _, Some(_)) => return (412, vec![], lost.clone()),
@@ -57,8 +64,9 @@ pub fn start(ip: &str, objects: Objects, racer: Option<(String, String)>) -> Fak
                     _ => {}
                 }
                 let etag = format!("\"v{}\"", r.received.elapsed().as_nanos());
-                objects.retain(|(k, _, _)| *k != key);
-                objects.push((key, etag.clone(), r.body.clone()));
+                objects.retain(|(k, ..)| *k != key);
+                let restores = r.header(RESTORES).map(str::to_string);
+                objects.push((key, etag.clone(), r.body.clone(), restores));
                 (200, etag_of(&etag), String::new())
             }
             _ => (405, vec![], String::new()),

@@ -506,8 +506,8 @@ fn put_conditions(s3: &FakeServer) -> Vec<(Option<String>, Option<String>)> {
 
 fn record_in(objects: &Objects) -> Option<String> {
     let objects = objects.lock().unwrap();
-    let found = objects.iter().find(|(k, _, _)| k == RECORD_KEY);
-    found.map(|(_, _, text)| text.clone())
+    let found = objects.iter().find(|(k, ..)| k == RECORD_KEY);
+    found.map(|(_, _, text, _)| text.clone())
 }
 
 #[test]
@@ -531,6 +531,21 @@ fn with_a_bucket_the_seed_records_only_where_nobody_recorded() {
         Some(cluster(214, &[2, 3, 4]).as_str())
     );
     assert_eq!(put_conditions(&s3), [(Some("*".into()), None)]);
+    // It says what the bootstrap restores (the bucket holds no snapshot: nothing), as user
+    // metadata, which S3 takes only signed.
+    let objects_now = objects.lock().unwrap().clone();
+    let restores = objects_now.iter().find(|(k, ..)| k == RECORD_KEY);
+    assert_eq!(restores.and_then(|o| o.3.as_deref()), Some("none"));
+    let put = s3
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PUT")
+        .unwrap();
+    let authorization = put.header("authorization").unwrap_or_default().to_string();
+    assert!(
+        authorization.contains("x-amz-meta-restores"),
+        "{authorization}"
+    );
     // The bucket's record is the one: the tags are not written.
     assert!(!aws_actions(&w).contains(&"CreateOrUpdateTags".to_string()));
     assert!(
@@ -599,6 +614,7 @@ fn a_dead_record_in_the_bucket_is_replaced_only_as_it_was_read() {
         RECORD_KEY.to_string(),
         "\"old\"".to_string(),
         cluster(216, &[1, 6, 7]),
+        None,
     );
     let objects: Objects = Arc::new(Mutex::new(vec![dead]));
     let s3 = bucket::start(&World::ip(216, 9), objects.clone(), None);

@@ -39,7 +39,7 @@ fn checksum(key: &str, content: &str) -> (String, String) {
 fn start_bucket(ip: &str, objects: Vec<(String, String)>) -> FakeServer {
     let objects = objects
         .into_iter()
-        .map(|(key, text)| (key, "\"e\"".to_string(), text))
+        .map(|(key, text)| (key, "\"e\"".to_string(), text, None))
         .collect();
     bucket::start(ip, Arc::new(Mutex::new(objects)), None)
 }
@@ -226,7 +226,8 @@ fn a_snapshot_that_fails_its_checksum_is_refused_and_no_older_one_is_used() {
     assert_success(&out);
     assert!(
         stderr(&out).contains(&format!(
-            "no complete snapshot under s3://bucket/{PREFIX}: bootstrapping an empty cluster"
+            "no complete snapshot under s3://bucket/{PREFIX} when the bootstrap was recorded: \
+             bootstrapping an empty cluster"
         )),
         "{}",
         stderr(&out)
@@ -297,4 +298,113 @@ fn a_failing_restore_tool_leaves_no_file_and_no_member_data() {
     );
     assert!(!w.env_file().exists() && !data.join("member").exists());
     assert!(!data.join(".etcd-discovery-restore").exists());
+}
+
+const RECORD: &str = "etcd/prod/etcd-discovery-bootstrap";
+
+/// The fake bucket with both snapshots complete and the seed's record of the bootstrap of
+/// `hosts`, which says it restores `restores`.
+fn start_recorded_bucket(ip: &str, net: u8, hosts: &[u8], restores: &str) -> FakeServer {
+    let mut objects = Vec::new();
+    for (key, text) in [(OLDER, "older database"), (NEWER, "newer database")] {
+        let (sum_key, sum) = checksum(key, text);
+        objects.push((key.to_string(), "\"e\"".into(), text.to_string(), None));
+        objects.push((sum_key, "\"e\"".into(), sum, None));
+    }
+    let record = super::cluster(net, hosts);
+    objects.push((RECORD.into(), "\"r\"".into(), record, Some(restores.into())));
+    bucket::start(ip, Arc::new(Mutex::new(objects)), None)
+}
+
+#[test]
+fn a_member_of_a_recorded_bootstrap_restores_what_the_record_says_not_the_newest() {
+    // Rules 14 and 18: the seed recorded {2, 3, 4} and that it restores OLDER; NEWER came
+    // later (the timer of the cluster it formed). i-3, taking part in that bootstrap (late,
+    // or after the seed), restores OLDER: every member of one bootstrap must hold the same
+    // data, as etcd applies the leader's log to whatever it was given.
+    let _net = net(250);
+    let w = World::new(
+        250,
+        3,
+        vec![group("etcd", &[2, 3, 4])],
+        None,
+        vec![],
+        Imds::v2(),
+    );
+    let s3 = start_recorded_bucket("127.0.250.9", 250, &[2, 3, 4], OLDER);
+    let tools = fake_etcdutl(&w.dir.join("bin"));
+    let data = w.dir.join("data");
+
+    let out = discover(&w, &s3, &data, &tools, &["--dry-run"]);
+    assert_success(&out);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!(
+            "# would restore what the bootstrap record says its members restored ({OLDER})"
+        )),
+        "{out:?}"
+    );
+    let out = discover(&w, &s3, &data, &tools, &[]);
+    assert_success(&out);
+    let err = stderr(&out);
+    assert!(err.contains("taking part in the bootstrap"), "{err}");
+    assert!(
+        err.contains(&format!("restored s3://bucket/{OLDER} into")),
+        "{err}"
+    );
+    assert_eq!(snapshot_gets(&s3), [format!("/bucket/{OLDER}")]);
+    assert_eq!(
+        fs::read_to_string(data.join("member/snap/db")).unwrap(),
+        "older database"
+    );
+    let text = fs::read_to_string(w.env_file()).unwrap();
+    assert_eq!(super::env_value(&text, "ETCD_INITIAL_CLUSTER_STATE"), "new");
+    assert_eq!(
+        super::env_value(&text, "ETCD_INITIAL_CLUSTER"),
+        super::cluster(250, &[2, 3, 4])
+    );
+    drop((s3, w));
+
+    // The record says the bootstrap started empty: so does this member, snapshots or not.
+    let w = World::new(
+        250,
+        3,
+        vec![group("etcd", &[2, 3, 4])],
+        None,
+        vec![],
+        Imds::v2(),
+    );
+    let s3 = start_recorded_bucket("127.0.250.9", 250, &[2, 3, 4], "none");
+    let data = w.dir.join("data");
+    let tools = fake_etcdutl(&w.dir.join("bin"));
+    let out = discover(&w, &s3, &data, &tools, &[]);
+    assert_success(&out);
+    assert!(
+        stderr(&out).contains("when the bootstrap was recorded: bootstrapping an empty cluster"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(snapshot_gets(&s3).is_empty());
+    assert!(w.env_file().exists() && !data.join("member").exists());
+    drop((s3, w));
+
+    // The snapshot it names is gone from the bucket (deleted by hand): no other is restored.
+    let w = World::new(
+        250,
+        3,
+        vec![group("etcd", &[2, 3, 4])],
+        None,
+        vec![],
+        Imds::v2(),
+    );
+    let gone = format!("{PREFIX}etcd-snapshot-20251231T000000Z-r30.db");
+    let s3 = start_recorded_bucket("127.0.250.9", 250, &[2, 3, 4], &gone);
+    let data = w.dir.join("data");
+    let out = discover(&w, &s3, &data, &tools, &[]);
+    assert_failure(
+        &out,
+        1,
+        &format!("s3://bucket/{gone}, which the bootstrap record says every member of this bootstrap restores, is no longer complete in the bucket"),
+    );
+    assert!(snapshot_gets(&s3).is_empty());
+    assert!(!w.env_file().exists() && !data.join("member").exists());
 }

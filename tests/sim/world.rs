@@ -36,7 +36,7 @@
 use std::fmt::Write as _;
 use std::hash::{Hash, Hasher as _};
 
-use crate::model::{self, quorum, Identity, Instance, LocalData, Member, Observed};
+use crate::model::{self, quorum, Identity, Instance, LocalData, Member, Observed, Restores};
 use crate::plan::{self, Action, AddressKind, Mode, Plan, Scheme, Settings};
 
 /// Which etcd the cluster runs.
@@ -76,6 +76,8 @@ pub struct Cluster {
     pub initial: Vec<(u64, String, String)>,
     /// Its first member started from the bucket's snapshot (a restore), not empty.
     pub restored: bool,
+    /// Which of the bucket's snapshots that was (`World::snapshots`; 0: the bucket had none).
+    pub snapshot: u32,
     /// Its leader has decided the cluster's version (`/version` no longer `not_decided`).
     pub version_decided: bool,
 }
@@ -98,6 +100,8 @@ pub struct EnvFile {
     /// The run restored the bucket's newest snapshot into the empty data directory before
     /// writing this file (`Plan::restore`, with `--snapshot-url`); the model does both at once.
     pub restored: bool,
+    /// Which snapshot (`World::snapshots`; 0: the bucket had none).
+    pub snapshot: u32,
 }
 
 /// Where a node's discovery run is.
@@ -283,6 +287,12 @@ pub struct World {
     pub late_member_joined_existing: bool,
     /// The group's tag with a bootstrap's initial cluster, as a seed recorded it (rule 14).
     pub record: Option<String>,
+    /// In a bucket, what the record says its bootstrap restores (`model::Restores`).
+    pub record_restores: Option<Restores>,
+    /// The snapshots a formed cluster's timer uploaded to the bucket: the newest is this one
+    /// (0: none yet). A bootstrap restores the newest; a late initial member must restore the
+    /// one its bootstrap did, which a later upload is not.
+    pub snapshots: u32,
     /// The group's tag with the members the last join left (rule 17).
     pub members_record: Option<String>,
     /// A warm instance launched before a seed was put in service while that seed's bootstrap
@@ -394,6 +404,9 @@ pub enum Event {
     Reconcile,
     /// The leader of a cluster decides its version, a moment after the cluster formed.
     DecideVersion,
+    /// With a bucket, the snapshot timer of a cluster that decided its version uploads a new
+    /// snapshot (`etcd-discovery snapshot`; twice at most, to bound the search).
+    Snapshot,
     /// etcd never became ready (it notifies systemd only once it has published through a
     /// leader) and systemd stops it at `TimeoutStartSec` (15 min in etcd's drop-in); the
     /// unit's restart runs discovery again. Drawn only for a member whose cluster can never
@@ -481,6 +494,8 @@ impl World {
             lost_recorded_bootstrap: false,
             late_member_joined_existing: false,
             record: None,
+            record_restores: None,
+            snapshots: 0,
             members_record: None,
             older_in_service_while_seeding: false,
             majority_left: false,
@@ -819,6 +834,7 @@ impl World {
             never_led_cluster_id,
             bootstrap_instances_left: None,
             bootstrap_record: self.record.clone(),
+            bootstrap_restores: None,
             members_record: self.members_record.clone(),
         };
         // run.rs asks EC2 only when the rest of rule 20's proof holds; a stopped instance, as
@@ -830,7 +846,22 @@ impl World {
                     .filter(|x| !x.terminated && names.contains(&x.id()))
                     .count()
             });
+        // run.rs reads what the bucket's record says its bootstrap restored when nobody
+        // answered, or for a late initial member (`read_record`); the model keeps every
+        // snapshot, so the one it names is always there.
+        let late = plan::may_be_late_initial(&observed, &self.settings());
+        if self.bucket && (observed.members.is_none() || late) {
+            observed.bootstrap_restores = self.record_restores.clone();
+        }
         Ok((observed, found))
+    }
+
+    /// What a bootstrap that restores now restores: the bucket's newest snapshot.
+    fn newest(&self) -> Restores {
+        match self.snapshots {
+            0 => Restores::Nothing,
+            g => Restores::Snapshot(format!("snapshot-{g}")),
+        }
     }
 
     /// The events that can happen now; faults only while `fault_budget` is not spent.
@@ -883,6 +914,15 @@ impl World {
             .any(|c| !c.version_decided && self.has_leader(c))
         {
             events.push(Event::DecideVersion);
+        }
+        if self.bucket
+            && self.snapshots < 2
+            && self
+                .clusters
+                .iter()
+                .any(|c| c.version_decided && self.has_leader(c))
+        {
+            events.push(Event::Snapshot);
         }
         for x in self.nodes.iter().filter(|x| x.etcd && !x.ready) {
             if x.data
@@ -1090,6 +1130,7 @@ impl World {
                     c.version_decided |= undecided.contains(&c.id);
                 }
             }
+            Event::Snapshot => self.snapshots += 1,
         }
         self.lost_recorded_bootstrap |= self.recorded_bootstrap_lost();
         self.majority_left |= self.clusters.iter().any(|c| {
@@ -1428,6 +1469,8 @@ impl World {
             }
             Run::Record { observed, plan } => {
                 self.record = plan.record.clone();
+                // run.rs: in a bucket the seed that restores records the newest snapshot.
+                self.record_restores = (self.bucket && plan.restore).then(|| self.newest());
                 Run::Verify { observed, plan }
             }
             Run::Verify { observed, plan } => {
@@ -1752,15 +1795,31 @@ impl World {
                 .as_deref()
                 .or(observed.peer_list.as_deref());
             let me = self.node(n).id();
-            let late =
-                list.is_some_and(|l| l.iter().any(|m| m.name == me && m.client_urls.is_empty()));
+            // A restored cluster names no member until it publishes: an initial member's ID.
+            let initial_id = model::initial_member_id(&[self.node(n).peer_url()], TOKEN);
+            let late = list.is_some_and(|l| {
+                l.iter().any(|m| {
+                    (m.name == me || (m.name.is_empty() && m.id == initial_id))
+                        && m.client_urls.is_empty()
+                })
+            });
             let provable = list
                 .is_some_and(|l| model::is_initial_cluster(l, TOKEN, observed.cluster_id))
                 || observed
                     .bootstrap_record
                     .as_deref()
                     .is_some_and(|r| model::is_initial_record(r, TOKEN, observed.cluster_id));
-            if late && (!provable || (self.bucket && !observed.cluster_version_undecided)) {
+            // With a bucket, once a version is decided, the bucket's record (whether this
+            // run read it or not) must say what this cluster's bootstrap restored: a late
+            // member restores the same.
+            let restore_known = self.record_restores.is_some()
+                && self
+                    .record
+                    .as_deref()
+                    .is_some_and(|r| model::is_initial_record(r, TOKEN, observed.cluster_id));
+            let bucket_unknown =
+                self.bucket && !observed.cluster_version_undecided && !restore_known;
+            if late && (!provable || bucket_unknown) {
                 self.late_member_joined_existing = true;
             }
         }
@@ -1820,6 +1879,20 @@ impl World {
             self.members_record = Some(get("ETCD_INITIAL_CLUSTER"));
         }
         let restored = plan.restore && self.bucket;
+        // run.rs restores what this seed recorded, else what the record of this bootstrap
+        // says, else the newest (`restore_snapshot`).
+        let recorded = plan
+            .record
+            .is_some()
+            .then(|| self.record_restores.clone())
+            .flatten();
+        let which = recorded
+            .or_else(|| plan::recorded_restore(observed, &get("ETCD_INITIAL_CLUSTER")).cloned())
+            .unwrap_or_else(|| self.newest());
+        let snapshot = match (restored, which) {
+            (true, Restores::Snapshot(key)) => key["snapshot-".len()..].parse().expect("ours"),
+            _ => 0,
+        };
         let x = self.node_mut(n);
         x.data_dir_as_written |= x.data.is_none();
         x.file = Some(EnvFile {
@@ -1829,6 +1902,7 @@ impl World {
             token,
             peer_url: get("ETCD_INITIAL_ADVERTISE_PEER_URLS"),
             restored,
+            snapshot,
         });
         Ok(Run::Exited(0))
     }
@@ -1903,6 +1977,14 @@ impl World {
                         }
                     ));
                 }
+                // ... and the same snapshot: the leader's log would apply to other data.
+                if c.snapshot != file.snapshot {
+                    return violation(format!(
+                        "i-{n} started the bootstrap of cluster {id:x} from snapshot {} beside \
+                         members that restored snapshot {} (0: none)",
+                        file.snapshot, c.snapshot
+                    ));
+                }
                 // isMemberBootstrapped: a peer that answers knows this member published.
                 let published = c.members.iter().any(|m| m.id == member && m.published);
                 let peer_knows = self.nodes.iter().any(|p| {
@@ -1931,13 +2013,20 @@ impl World {
                     return Ok(());
                 }
             } else {
+                // A restore keeps each member's peer URLs only: etcd names none until it
+                // publishes (lab, 3.4.23 and 3.5.1).
+                let from_snapshot = file.restored && (file.snapshot > 0 || self.ever_formed);
                 let members = file
                     .initial
                     .iter()
                     .map(|(name, url)| SimMember {
                         id: id_of(url),
                         peer_url: url.clone(),
-                        name: name.clone(),
+                        name: if from_snapshot {
+                            String::new()
+                        } else {
+                            name.clone()
+                        },
                         published: false,
                         learner: false,
                     })
@@ -1958,6 +2047,7 @@ impl World {
                     members,
                     initial,
                     restored: file.restored,
+                    snapshot: file.snapshot,
                     version_decided: false,
                 });
             }
