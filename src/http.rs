@@ -92,7 +92,7 @@ pub struct Response {
 const KEPT_HEADERS: [&str; 4] = [
     "etag",
     "x-amz-bucket-region",
-    crate::aws::s3::RESTORES,
+    "x-amz-meta-restores", // aws::s3::RESTORES (http is below aws: no import)
     "x-etcd-cluster-id",
 ];
 
