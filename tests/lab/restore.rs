@@ -27,19 +27,21 @@ fn make_bucket(lab: &Lab, bucket: &str) {
 
 const RECORD: &str = "restore-bucket/etcd/prod/etcd-discovery-bootstrap";
 
+/// Nodes 2, 3 and 4 form a cluster holding key-0 to key-19, and the bucket is made: the
+/// `--snapshot-url` flag.
+fn a_cluster_with_keys_and_a_bucket(lab: &mut Lab) -> &'static str {
+    bootstrap(lab, &[2, 3, 4], &EtcdFlags::default());
+    for i in 0..20 {
+        lab::etcdctl(lab, 2, &["put", &format!("key-{i}"), &format!("value-{i}")]);
+    }
+    make_bucket(lab, "restore-bucket");
+    "--snapshot-url=s3://restore-bucket/etcd/prod"
+}
+
 #[test]
 fn a_group_lost_whole_comes_back_from_its_snapshot() {
     let mut lab = Lab::new(150);
-    bootstrap(&mut lab, &[2, 3, 4], &EtcdFlags::default());
-    for i in 0..20 {
-        lab::etcdctl(
-            &lab,
-            2,
-            &["put", &format!("key-{i}"), &format!("value-{i}")],
-        );
-    }
-    let url = "--snapshot-url=s3://restore-bucket/etcd/prod";
-    make_bucket(&lab, "restore-bucket");
+    let url = a_cluster_with_keys_and_a_bucket(&mut lab);
     let logs: Vec<String> = [2, 3, 4]
         .iter()
         .map(|k| lab.discover_ok(*k, &["snapshot", url]))
@@ -167,16 +169,7 @@ fn record_restores(lab: &Lab) -> Option<String> {
 #[test]
 fn a_late_initial_member_restores_the_snapshot_its_bootstrap_restored() {
     let mut lab = Lab::new(87);
-    bootstrap(&mut lab, &[2, 3, 4], &EtcdFlags::default());
-    for i in 0..20 {
-        lab::etcdctl(
-            &lab,
-            2,
-            &["put", &format!("key-{i}"), &format!("value-{i}")],
-        );
-    }
-    let url = "--snapshot-url=s3://restore-bucket/etcd/prod";
-    make_bucket(&lab, "restore-bucket");
+    let url = a_cluster_with_keys_and_a_bucket(&mut lab);
     for k in [2, 3, 4] {
         lab.discover_ok(k, &["snapshot", url]);
     }

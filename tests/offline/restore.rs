@@ -100,6 +100,20 @@ fn snapshot_gets(s3: &FakeServer) -> Vec<String> {
         .collect()
 }
 
+/// The run restored OLDER, and only fetched that: its bytes are the member's data.
+fn assert_restored_older(out: &std::process::Output, s3: &FakeServer, data: &Path) {
+    let err = stderr(out);
+    assert!(
+        err.contains(&format!("restored s3://bucket/{OLDER} into")),
+        "{err}"
+    );
+    assert_eq!(snapshot_gets(s3), [format!("/bucket/{OLDER}")]);
+    assert_eq!(
+        fs::read_to_string(data.join("member/snap/db")).unwrap(),
+        "older database"
+    );
+}
+
 #[test]
 fn a_group_bootstrapping_from_nothing_restores_the_newest_complete_snapshot() {
     let _net = net(250);
@@ -138,17 +152,8 @@ fn a_group_bootstrapping_from_nothing_restores_the_newest_complete_snapshot() {
 
     let out = discover(&w, &s3, &data, &tools, &[]);
     assert_success(&out);
-    let err = stderr(&out);
-    assert!(
-        err.contains(&format!("restored s3://bucket/{OLDER} into")),
-        "{err}"
-    );
-    assert_eq!(snapshot_gets(&s3), [format!("/bucket/{OLDER}")]);
     // The bytes downloaded, checked and restored; the work folder gone.
-    assert_eq!(
-        fs::read_to_string(data.join("member/snap/db")).unwrap(),
-        "older database"
-    );
+    assert_restored_older(&out, &s3, &data);
     let left: Vec<_> = fs::read_dir(&data)
         .unwrap()
         .map(|e| e.unwrap().file_name())
@@ -323,14 +328,17 @@ fn a_member_of_a_recorded_bootstrap_restores_what_the_record_says_not_the_newest
     // or after the seed), restores OLDER: every member of one bootstrap must hold the same
     // data, as etcd applies the leader's log to whatever it was given.
     let _net = net(250);
-    let w = World::new(
-        250,
-        3,
-        vec![group("etcd", &[2, 3, 4])],
-        None,
-        vec![],
-        Imds::v2(),
-    );
+    let world = || {
+        World::new(
+            250,
+            3,
+            vec![group("etcd", &[2, 3, 4])],
+            None,
+            vec![],
+            Imds::v2(),
+        )
+    };
+    let w = world();
     let s3 = start_recorded_bucket("127.0.250.9", 250, &[2, 3, 4], OLDER);
     let tools = fake_etcdutl(&w.dir.join("bin"));
     let data = w.dir.join("data");
@@ -345,17 +353,8 @@ fn a_member_of_a_recorded_bootstrap_restores_what_the_record_says_not_the_newest
     );
     let out = discover(&w, &s3, &data, &tools, &[]);
     assert_success(&out);
-    let err = stderr(&out);
-    assert!(err.contains("taking part in the bootstrap"), "{err}");
-    assert!(
-        err.contains(&format!("restored s3://bucket/{OLDER} into")),
-        "{err}"
-    );
-    assert_eq!(snapshot_gets(&s3), [format!("/bucket/{OLDER}")]);
-    assert_eq!(
-        fs::read_to_string(data.join("member/snap/db")).unwrap(),
-        "older database"
-    );
+    assert!(stderr(&out).contains("taking part in the bootstrap"));
+    assert_restored_older(&out, &s3, &data);
     let text = fs::read_to_string(w.env_file()).unwrap();
     assert_eq!(super::env_value(&text, "ETCD_INITIAL_CLUSTER_STATE"), "new");
     assert_eq!(
@@ -365,14 +364,7 @@ fn a_member_of_a_recorded_bootstrap_restores_what_the_record_says_not_the_newest
     drop((s3, w));
 
     // The record says the bootstrap started empty: so does this member, snapshots or not.
-    let w = World::new(
-        250,
-        3,
-        vec![group("etcd", &[2, 3, 4])],
-        None,
-        vec![],
-        Imds::v2(),
-    );
+    let w = world();
     let s3 = start_recorded_bucket("127.0.250.9", 250, &[2, 3, 4], "none");
     let data = w.dir.join("data");
     let tools = fake_etcdutl(&w.dir.join("bin"));
@@ -388,14 +380,7 @@ fn a_member_of_a_recorded_bootstrap_restores_what_the_record_says_not_the_newest
     drop((s3, w));
 
     // The snapshot it names is gone from the bucket (deleted by hand): no other is restored.
-    let w = World::new(
-        250,
-        3,
-        vec![group("etcd", &[2, 3, 4])],
-        None,
-        vec![],
-        Imds::v2(),
-    );
+    let w = world();
     let gone = format!("{PREFIX}etcd-snapshot-20251231T000000Z-r30.db");
     let s3 = start_recorded_bucket("127.0.250.9", 250, &[2, 3, 4], &gone);
     let data = w.dir.join("data");
