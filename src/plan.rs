@@ -2171,11 +2171,15 @@ mod tests {
         // the members.
         let reordered = "i-4=http://10.0.2.4:2380,i-3=http://10.0.2.3:2380,\
                          i-2=http://10.0.2.2:2380,i-1=http://10.0.2.1:2380";
+        // As many members, one of them another instance: another bootstrap's record.
+        let same_size_other = "i-1=http://10.0.2.1:2380,i-2=http://10.0.2.2:2380,\
+                               i-3=http://10.0.2.3:2380,i-5=http://10.0.2.5:2380";
         for (recorded, restores, mode) in [
             (record, snapshot(), Mode::New),
             (reordered, snapshot(), Mode::New),
             (record, None, Mode::Existing),
             (other_bootstrap, snapshot(), Mode::Existing),
+            (same_size_other, snapshot(), Mode::Existing),
         ] {
             let mut seen = observed(4, &[1, 2, 3, 4], Some(bootstrap(&[4])));
             seen.local_data = LocalData::Missing;
