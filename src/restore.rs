@@ -80,7 +80,7 @@ pub fn restore(
     let keys = s3.list(&location.prefix)?;
     let key = match which {
         Some(Restores::Snapshot(key)) => {
-            if !keys.contains(key) || !keys.contains(&snapshot::checksum_name(key)) {
+            if !snapshot::is_complete(&keys, key) {
                 return Err(failed(format!(
                     "s3://{}/{key}, which the bootstrap record says every member of this \
                      bootstrap restores, is no longer complete in the bucket: not restoring \

@@ -1086,8 +1086,9 @@ fn read_record(world: &World, bucket: &Bucket, observed: &mut Observed) -> Resul
     let Some(location) = &world.config.snapshot_url else {
         return Ok(RecordSeen::Tags);
     };
-    let late = observed.members.is_some() && plan::may_be_late_initial(observed, &world.settings);
-    if observed.members.is_some() && !late {
+    let answered = observed.members.is_some();
+    let late = answered && plan::may_be_late_initial(observed, &world.settings);
+    if answered && !late {
         return Ok(RecordSeen::Tags);
     }
     let s3 = bucket.s3(world.config, location)?;
@@ -1101,7 +1102,7 @@ fn read_record(world: &World, bucket: &Bucket, observed: &mut Observed) -> Resul
     }
     if let (true, Some(Restores::Snapshot(key))) = (late, &observed.bootstrap_restores) {
         let keys = s3.list(&location.prefix)?;
-        if !keys.contains(key) || !keys.contains(&snapshot::checksum_name(key)) {
+        if !snapshot::is_complete(&keys, key) {
             log::info!(
                 "s3://{}/{key}, which the bootstrap record says its members restored, is no \
                  longer complete in the bucket",

@@ -312,9 +312,14 @@ fn is_ours(key: &str, prefix: &str) -> bool {
 /// keys chooses the same object.
 pub fn newest_complete<'k>(keys: &'k [String], prefix: &str) -> Option<&'k str> {
     keys.iter()
-        .filter(|k| is_ours(k, prefix) && keys.contains(&checksum_name(k)))
+        .filter(|k| is_ours(k, prefix) && is_complete(keys, k))
         .max()
         .map(String::as_str)
+}
+
+/// Whether the listing holds `key` and its checksum object: an upload that finished.
+pub fn is_complete(keys: &[String], key: &str) -> bool {
+    keys.iter().any(|k| k == key) && keys.contains(&checksum_name(key))
 }
 
 /// Reads a checksum object (`sha256sum` format: the hex, two spaces, the file name): the

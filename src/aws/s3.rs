@@ -197,17 +197,17 @@ impl S3<'_> {
     ) -> Result<Response> {
         let url = format!("{}/{}{query}", self.bucket_url, key_path(key));
         let what = format!("S3 {action} at {}", self.bucket_url);
+        let amz: Vec<_> = extra
+            .iter()
+            .copied()
+            .filter(|(name, _)| name.starts_with("x-amz-"))
+            .collect();
         let mut tries = 0;
         retry(RETRY, self.sleep, Error::is_transient, || {
             if tries > 0 {
                 self.http.note_retry();
             }
             tries += 1;
-            let amz: Vec<_> = extra
-                .iter()
-                .copied()
-                .filter(|(name, _)| name.starts_with("x-amz-"))
-                .collect();
             let signed = self.sign(method, &url, &amz, body)?;
             log::debug!("S3 {action} {key}");
             let response = self.http.send_slice(
