@@ -38,6 +38,22 @@ fn a_cluster_with_keys_and_a_bucket(lab: &mut Lab) -> &'static str {
     "--snapshot-url=s3://restore-bucket/etcd/prod"
 }
 
+/// Every instance of the group (2, 3 and 4) is lost, with its disk. The old group had recorded
+/// its bootstrap in the bucket too: that record, returned, can never form again.
+fn lose_the_group_whole(lab: &mut Lab) -> String {
+    let dead = lab.env_value(2, "ETCD_INITIAL_CLUSTER");
+    let octets = "Content-Type: application/octet-stream";
+    s3(
+        lab,
+        &["-X", "PUT", "-H", octets, "--data-binary", &dead],
+        RECORD,
+    );
+    for k in [2, 3, 4] {
+        lab.terminate(k);
+    }
+    dead
+}
+
 #[test]
 fn a_group_lost_whole_comes_back_from_its_snapshot() {
     let mut lab = Lab::new(150);
@@ -52,18 +68,8 @@ fn a_group_lost_whole_comes_back_from_its_snapshot() {
         .collect();
     assert_eq!(uploaded.len(), 1, "{logs:#?}");
 
-    // Every instance is lost, with its disk; AutoScaling launches three new ones. The old
-    // group had recorded its bootstrap in the bucket too: that record can never form again.
-    let dead = lab.env_value(2, "ETCD_INITIAL_CLUSTER");
-    let octets = "Content-Type: application/octet-stream";
-    s3(
-        &lab,
-        &["-X", "PUT", "-H", octets, "--data-binary", &dead],
-        RECORD,
-    );
-    for k in [2, 3, 4] {
-        lab.terminate(k);
-    }
+    // AutoScaling launches three new instances for the group lost whole.
+    let dead = lose_the_group_whole(&mut lab);
     for k in [5, 6, 7] {
         lab.launch("etcd", k);
     }
@@ -178,18 +184,9 @@ fn a_late_initial_member_restores_the_snapshot_its_bootstrap_restored() {
         panic!("one snapshot: {first:?}");
     };
 
-    // The group is lost whole, as in the test above. 8 is in the group when the seed (5,
-    // launched first, alone in its second) decides: the initial cluster names it.
-    let dead = lab.env_value(2, "ETCD_INITIAL_CLUSTER");
-    let octets = "Content-Type: application/octet-stream";
-    s3(
-        &lab,
-        &["-X", "PUT", "-H", octets, "--data-binary", &dead],
-        RECORD,
-    );
-    for k in [2, 3, 4] {
-        lab.terminate(k);
-    }
+    // 8 is in the group when the seed (5, launched first, alone in its second) decides: the
+    // initial cluster names it.
+    lose_the_group_whole(&mut lab);
     lab.launch("etcd", 5);
     std::thread::sleep(Duration::from_millis(1100));
     for k in [6, 7, 8] {
