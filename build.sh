@@ -8,8 +8,9 @@
 #   ./build.sh dist     release files for x86_64 and aarch64 in dist/, with SHA256SUMS
 #   ./build.sh repro    builds twice in different directories and compares the binaries
 #   ./build.sh bench    size, wall time, peak RSS and round trips of the release binary
-#   ./build.sh sim [--schedules N] [--seed S] [--faults F] [--operations]
+#   ./build.sh sim [--schedules N] [--seed S] [--faults F] [--operations] [--show N]
 #                       the simulation: every schedule of a 3-node group, then N random ones
+#                       (--show N: random schedule N of the seed alone, in full)
 #   ./build.sh soak [--events N] [--seed S] [--etcd 3.4|3.5] [--size 3|5]
 #                       the lab under seeded random events (reboots, replacements, power
 #                       cycles, scaling, kills, throttling), the invariants checked after each
@@ -324,7 +325,8 @@ test_suites() {
     # threads than cores.
     say "unit and offline tests (debug build)"
     in_netns cargo test --locked --bins --test offline -- --test-threads=8
-    run_sim --schedules 2000
+    run_sim --schedules 2000 | tee "$LAB_DIR/sim.log"
+    check_sim_show "$LAB_DIR/sim.log"
     build_for "$ARM_TARGET"
     local wrapper=$PWD/target/$ARM_TARGET/etcd-discovery-qemu
     printf '#!/bin/sh\nexec qemu-aarch64 "%s" "$@"\n' "$PWD/$ARM_BIN" > "$wrapper"
@@ -376,6 +378,22 @@ run_boot() {
 run_sim() {
     say "simulation: cargo test --release --test sim -- $*"
     cargo test --quiet --release --locked --test sim -- "$@"
+}
+
+# `--show N` replays random schedule N alone: the first random schedule of a known violation
+# in the run's log must show that same violation, with its replay and each node's observation.
+check_sim_show() {
+    local line seed n signature shown
+    line=$(grep -m1 -- '--show [0-9]' "$1") || die "the simulation's log names no random schedule of a known violation to show: check --show on another"
+    seed=$(sed -n 's/.*--seed \([0-9]*\) --show.*/\1/p' <<< "$line")
+    n=$(sed -n 's/.*--show \([0-9]*\)).*/\1/p' <<< "$line")
+    signature=$(sed -n 's/^sim: known, not fixed yet: \(K[0-9]*\):.*/\1/p' <<< "$line")
+    say "simulation: random schedule $n of seed $seed alone (--show), a known $signature"
+    shown=$(cargo test --quiet --release --locked --test sim -- --seed "$seed" --show "$n")
+    grep -q "^sim: seed $seed, schedule $n, shrunk ($signature:" <<< "$shown" \
+        && grep -q "to replay it" <<< "$shown" && grep -q "would observe:" <<< "$shown" \
+        || die "sim --seed $seed --show $n did not show the $signature the run found there:
+$shown"
 }
 
 run_demo() {

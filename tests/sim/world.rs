@@ -2271,6 +2271,14 @@ impl World {
     }
 
     /// What node `n`'s discovery would decide now, in words: for reading a reported run.
+    /// What node `n`'s run would observe now, as `plan` gets it (`--show`).
+    pub fn observation(&self, n: u8) -> String {
+        match self.observe(n) {
+            Err(code) => format!("the look fails ({code})"),
+            Ok((observed, _)) => format!("{observed:#?}"),
+        }
+    }
+
     pub fn decision(&self, n: u8) -> String {
         match self.observe(n) {
             Err(code) => format!("the look fails ({code})"),
