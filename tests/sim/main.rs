@@ -386,8 +386,11 @@ fn kind(violation: &Violation) -> &'static str {
 fn shrink(start: &World, schedule: Vec<Event>) -> Vec<Event> {
     // The same kind, and known or not as the original: a shrink must not wander into a
     // known weakness and hide the new one.
-    let target = replay(start, &schedule).map(|(v, _)| (kind(&v), known(&v)));
-    let mut best = schedule;
+    let Some((violation, mut best, completion)) = replay_counted(start, &schedule) else {
+        return schedule;
+    };
+    let target = (kind(&violation), known(&violation));
+    best.truncate(best.len() - completion);
     let mut chunk = best.len() / 2;
     while chunk >= 1 {
         let mut i = 0;
@@ -397,8 +400,7 @@ fn shrink(start: &World, schedule: Vec<Event>) -> Vec<Event> {
             // Without its fault-free completion, which every replay runs again.
             match replay_counted(start, &candidate) {
                 Some((v, mut taken, completion))
-                    if taken.len() - completion < best.len()
-                        && Some((kind(&v), known(&v))) == target =>
+                    if taken.len() - completion < best.len() && (kind(&v), known(&v)) == target =>
                 {
                     taken.truncate(taken.len() - completion);
                     best = taken;
