@@ -151,7 +151,8 @@ impl Found {
 
     /// Prints the violation, the state it broke in and its schedule, the last as Rust to
     /// paste as a replayed regression. False when that printed replay, read back, does not
-    /// reproduce the violation: the report would mislead, which fails the run.
+    /// reproduce the violation, or its start cannot be built again: the report would
+    /// mislead, which fails the run.
     #[must_use]
     fn report(&self) -> bool {
         println!(
@@ -227,9 +228,11 @@ impl Found {
     /// from a start built again, as a person pasting it would. False if that replay does not
     /// break the same invariant (the same kind, known or not as this one).
     fn print_replay(&self) -> bool {
+        // Only a replayed regression's start is made by hand, and it is counted as a
+        // violation anyway; a search's start that cannot be built again is a bug here.
         let Some((setup, version, size)) = Setup::of(&self.start) else {
             println!("  (its start is made by hand: see the regression it comes from)");
-            return true;
+            return false;
         };
         let before_completion = &self.schedule[..self.schedule.len() - self.completion];
         let names: Vec<String> = before_completion.iter().map(|e| format!("{e:?}")).collect();
