@@ -390,10 +390,11 @@ check_sim_show() {
     signature=$(sed -n 's/^sim: known, not fixed yet: \(K[0-9]*\):.*/\1/p' <<< "$line")
     say "simulation: random schedule $n of seed $seed alone (--show), a known $signature"
     shown=$(cargo test --quiet --release --locked --test sim -- --seed "$seed" --show "$n")
-    grep -q "^sim: seed $seed, schedule $n, shrunk ($signature:" <<< "$shown" \
-        && grep -q "to replay it" <<< "$shown" && grep -q "would observe:" <<< "$shown" \
-        || die "sim --seed $seed --show $n did not show the $signature the run found there:
+    if ! grep -q "^sim: seed $seed, schedule $n, shrunk ($signature:" <<< "$shown" \
+        || ! grep -q "to replay it" <<< "$shown" || ! grep -q "would observe:" <<< "$shown"; then
+        die "sim --seed $seed --show $n did not show the $signature the run found there:
 $shown"
+    fi
 }
 
 run_demo() {
