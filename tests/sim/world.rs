@@ -102,6 +102,11 @@ pub struct EnvFile {
     pub restored: bool,
     /// Which snapshot (`World::snapshots`; 0: the bucket had none).
     pub snapshot: u32,
+    /// An `existing` file's list was the membership of the cluster holding this node's
+    /// member when it was written (a `new` file: always). etcd compares the two at its
+    /// start: a list that agreed then and not at the start changed in between (K4); one
+    /// that never agreed is the tool's doing.
+    pub agreed_when_written: bool,
 }
 
 /// Where a node's discovery run is.
@@ -1864,7 +1869,7 @@ impl World {
                 return violation(format!("i-{n}'s file says {key}={}, not {want}", get(key)));
             }
         }
-        let initial = get("ETCD_INITIAL_CLUSTER")
+        let initial: Vec<(String, String)> = get("ETCD_INITIAL_CLUSTER")
             .split(',')
             .filter_map(|e| e.split_once('='))
             .map(|(a, b)| (a.to_string(), b.to_string()))
@@ -1893,16 +1898,25 @@ impl World {
             (true, Restores::Snapshot(key)) => key["snapshot-".len()..].parse().expect("ours"),
             _ => 0,
         };
+        let new = get("ETCD_INITIAL_CLUSTER_STATE") == "new";
+        let peer_url = get("ETCD_INITIAL_ADVERTISE_PEER_URLS");
+        let agreed_when_written = new
+            || self
+                .clusters
+                .iter()
+                .find(|c| c.members.iter().any(|m| m.peer_url == peer_url))
+                .is_some_and(|c| same_list(&c.members, &initial));
         let x = self.node_mut(n);
         x.data_dir_as_written |= x.data.is_none();
         x.file = Some(EnvFile {
             name: get("ETCD_NAME"),
-            new: get("ETCD_INITIAL_CLUSTER_STATE") == "new",
+            new,
             initial,
             token,
-            peer_url: get("ETCD_INITIAL_ADVERTISE_PEER_URLS"),
+            peer_url,
             restored,
             snapshot,
+            agreed_when_written,
         });
         Ok(Run::Exited(0))
     }
@@ -2078,11 +2092,15 @@ impl World {
             return Ok(());
         };
         let cluster = self.cluster(id).expect("found").clone();
-        let list_changed = cluster.members.len() != file.initial.len()
-            || file
-                .initial
-                .iter()
-                .any(|(_, url)| !cluster.members.iter().any(|m| &m.peer_url == url));
+        let list_changed = !same_list(&cluster.members, &file.initial);
+        if list_changed && !file.agreed_when_written {
+            return refuse(format!(
+                "its `existing` file's list was not its cluster's even when written (the file \
+                 names {} members, the cluster has {})",
+                file.initial.len(),
+                cluster.members.len()
+            ));
+        }
         if list_changed && self.follow_refused_starts {
             // K4 followed: etcd exits 1, its unit's restart runs discovery again.
             self.node_mut(n).run = Run::Exited(75);
@@ -2317,4 +2335,13 @@ impl World {
         }
         out
     }
+}
+
+/// What etcd checks of an `existing` start against the cluster's membership: as many members,
+/// and every URL of the file among them.
+fn same_list(members: &[SimMember], initial: &[(String, String)]) -> bool {
+    members.len() == initial.len()
+        && initial
+            .iter()
+            .all(|(_, url)| members.iter().any(|m| &m.peer_url == url))
 }
