@@ -66,8 +66,9 @@ fn known(violation: &Violation) -> Option<&'static str> {
         // replaced member, a wiped one re-added) changed the list before this etcd read it.
         // etcd refuses to start, the unit's restart runs the tool again, and the
         // new file agrees. Schedules with `follow_refused_starts` follow that restart instead.
-        // Told by its cause: the world refuses a file whose list was not the cluster's even
-        // when written with another text (`EnvFile::agreed_when_written`).
+        // Told by its cause: the world refuses a file whose list was neither the list its run
+        // read nor the cluster's when written with another text
+        // (`EnvFile::agreed_when_written`).
         return Some("K4: the member list changed between the file and etcd's start");
     }
     if what.contains("would both start `existing` without member data")

@@ -102,10 +102,10 @@ pub struct EnvFile {
     pub restored: bool,
     /// Which snapshot (`World::snapshots`; 0: the bucket had none).
     pub snapshot: u32,
-    /// An `existing` file's list was the membership of the cluster holding this node's
-    /// member when it was written (a `new` file: always). etcd compares the two at its
-    /// start: a list that agreed then and not at the start changed in between (K4); one
-    /// that never agreed is the tool's doing.
+    /// An `existing` file's list was the member list its run read, or the membership of the
+    /// cluster holding this node's member when it was written (a `new` file: always). etcd
+    /// compares the file with the cluster at its start: a list that agreed then and not at
+    /// the start changed in between (K4); one that never agreed is the tool's doing.
     pub agreed_when_written: bool,
 }
 
@@ -1900,7 +1900,17 @@ impl World {
         };
         let new = get("ETCD_INITIAL_CLUSTER_STATE") == "new";
         let peer_url = get("ETCD_INITIAL_ADVERTISE_PEER_URLS");
+        // The list the run read (its look's, or its re-list after a change): a change to the
+        // membership since that read is K4's race, whether it came before the write or after.
+        let read = members.as_deref().or(observed.peer_list.as_deref());
+        let as_read = read.is_some_and(|list| {
+            list.iter().flat_map(|m| &m.peer_urls).count() == initial.len()
+                && initial
+                    .iter()
+                    .all(|(_, url)| list.iter().any(|m| m.peer_urls.contains(url)))
+        });
         let agreed_when_written = new
+            || as_read
             || self
                 .clusters
                 .iter()
@@ -2095,8 +2105,8 @@ impl World {
         let list_changed = !same_list(&cluster.members, &file.initial);
         if list_changed && !file.agreed_when_written {
             return refuse(format!(
-                "its `existing` file's list was not its cluster's even when written (the file \
-                 names {} members, the cluster has {})",
+                "its `existing` file's list was neither the list its run read nor its \
+                 cluster's when written (the file names {} members, the cluster has {})",
                 file.initial.len(),
                 cluster.members.len()
             ));
