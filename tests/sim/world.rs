@@ -2298,7 +2298,6 @@ impl World {
             })
     }
 
-    /// What node `n`'s discovery would decide now, in words: for reading a reported run.
     /// What node `n`'s run would observe now, as `plan` gets it (`--show`).
     pub fn observation(&self, n: u8) -> String {
         match self.observe(n) {
@@ -2307,6 +2306,7 @@ impl World {
         }
     }
 
+    /// What node `n`'s discovery would decide now, in words: for reading a reported run.
     pub fn decision(&self, n: u8) -> String {
         match self.observe(n) {
             Err(code) => format!("the look fails ({code})"),
