@@ -732,15 +732,18 @@ fn show(seed: u64, n: u64) {
     let known = known(&found.violation).unwrap_or("not a known one");
     println!("sim: seed {seed}, schedule {n}, shrunk ({known}):");
     let found = found.shrunk();
-    let _ = found.report();
+    let reproduced = found.report();
     let mut w = found.start.clone();
-    for e in &found.schedule[..found.schedule.len() - 1] {
+    for e in &found.schedule[..found.schedule.len().saturating_sub(1)] {
         if w.apply(e).is_err() {
             break;
         }
     }
     for x in w.nodes.iter().filter(|x| !x.terminated) {
         println!("  i-{} would observe:\n{}", x.n, w.observation(x.n));
+    }
+    if !reproduced {
+        std::process::exit(1);
     }
 }
 
