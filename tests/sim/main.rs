@@ -228,7 +228,7 @@ impl Found {
 
     /// The schedule as `fixed_regressions` writes its cases, up to the fault-free completion
     /// (`replay` runs that by itself); then read back from the printed names and replayed
-    /// from a start built again, as a person pasting it would. False if that replay does not
+    /// from the start as its printed lines build it, as a person pasting it would. False if that replay does not
     /// break the same invariant (the same kind, known or not as this one).
     fn print_replay(&self) -> bool {
         // Only a replayed regression's start is made by hand, and it is counted as a
@@ -254,8 +254,9 @@ impl Found {
                 self.completion
             );
         }
-        let start = setup.world(version, size);
-        let again = read_schedule(&start, &names).and_then(|schedule| replay(&start, &schedule));
+        // `Setup::of` built the start again and found it the same (its fingerprint).
+        let start = &self.start;
+        let again = read_schedule(start, &names).and_then(|schedule| replay(start, &schedule));
         let same = again.is_some_and(|(v, _)| {
             (kind(&v), known(&v)) == (kind(&self.violation), known(&self.violation))
         });

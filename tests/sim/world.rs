@@ -1904,10 +1904,12 @@ impl World {
         // membership since that read is K4's race, whether it came before the write or after.
         let read = members.as_deref().or(observed.peer_list.as_deref());
         let as_read = read.is_some_and(|list| {
-            list.iter().flat_map(|m| &m.peer_urls).count() == initial.len()
-                && initial
-                    .iter()
-                    .all(|(_, url)| list.iter().any(|m| m.peer_urls.contains(url)))
+            let urls: Vec<&str> = list
+                .iter()
+                .flat_map(|m| &m.peer_urls)
+                .map(String::as_str)
+                .collect();
+            same_urls(&urls, &initial)
         });
         let agreed_when_written = new
             || as_read
@@ -2350,8 +2352,11 @@ impl World {
 /// What etcd checks of an `existing` start against the cluster's membership: as many members,
 /// and every URL of the file among them.
 fn same_list(members: &[SimMember], initial: &[(String, String)]) -> bool {
-    members.len() == initial.len()
-        && initial
-            .iter()
-            .all(|(_, url)| members.iter().any(|m| &m.peer_url == url))
+    let urls: Vec<&str> = members.iter().map(|m| m.peer_url.as_str()).collect();
+    same_urls(&urls, initial)
+}
+
+/// As many peer URLs as the file's entries, and every URL of the file among them.
+fn same_urls(urls: &[&str], initial: &[(String, String)]) -> bool {
+    urls.len() == initial.len() && initial.iter().all(|(_, url)| urls.contains(&url.as_str()))
 }
