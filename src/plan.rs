@@ -511,6 +511,10 @@ fn unstarted_initial_me<'a>(
 /// initial cluster. With `--snapshot-url` its run reads the bucket's record for what its
 /// bootstrap restored.
 pub fn may_be_late_initial(observed: &Observed, settings: &Settings) -> bool {
+    // Rule 20 decides as a node without data: a dead bootstrap's member may be a late
+    // initial member of the group's new one.
+    let left = leaving_unformed_bootstrap(observed, settings);
+    let observed = left.as_ref().map_or(observed, |(without, _)| without);
     let me = me_as_instance(observed);
     let Ok(mine) = settings.peer_url(&me) else {
         return false;
@@ -573,6 +577,13 @@ fn late_initial<'a>(
             && is_initial_record(record, token, observed.cluster_id)
     });
     Ok(recorded.map(|record| (member, record.to_string())))
+}
+
+/// Whether rule 20 leaves this node's bootstrap: the plan then decides as for a node whose
+/// data directory holds no member data, and the run asks what such a node's plan needs (the
+/// cluster's version, rule 18).
+pub fn leaves_unformed_bootstrap(observed: &Observed, settings: &Settings) -> bool {
+    leaving_unformed_bootstrap(observed, settings).is_some()
 }
 
 /// Rule 20: a bootstrap that can never form is left. This node's file was written for a
@@ -2223,6 +2234,45 @@ mod tests {
             assert_eq!(may_be_late_initial(&seen, &settings), mode == Mode::New);
             let p = plan(&seen, &settings).unwrap();
             assert_eq!(p.mode, mode, "{p:?}");
+        }
+        // Rule 20, then rule 18 (simulation, seed 1, schedule 1215): i-4's etcd ran in the
+        // bootstrap {4, 6, 7}, which can never form (EC2 has 1 of its instances), and the
+        // group's next bootstrap formed without it. Rule 20 decides as a node without data:
+        // a late initial member of that one, so its run asks what such a member's run asks
+        // (the version, the bucket's record: `may_be_late_initial`). Before, the run asked
+        // nothing of it (its data was there when it looked), and it joined `existing`
+        // without data, which etcd refuses while no version is decided.
+        let dead = "i-4=http://10.0.2.4:2380,i-6=http://10.0.2.6:2380,i-7=http://10.0.2.7:2380";
+        // (version undecided, bucket, what the record says its bootstrap restored, mode)
+        for (undecided, bucket, restores, mode) in [
+            (true, false, None, Mode::New),
+            (false, false, None, Mode::New),
+            (true, true, None, Mode::New),
+            (false, true, snapshot(), Mode::New),
+            (false, true, None, Mode::Existing),
+        ] {
+            let mut seen = observed(4, &[1, 2, 3, 4], Some(bootstrap(&[4])));
+            seen.local_data = LocalData::Present;
+            seen.previous_file = PreviousFile::Bootstrap {
+                initial_cluster: dead.into(),
+                data_fingerprint: None,
+            };
+            seen.never_led_bootstrap = Some(dead.into());
+            seen.bootstrap_instances_left = Some(1);
+            seen.cluster_id = id_of(&bootstrap(&[4]));
+            seen.cluster_version_undecided = undecided;
+            seen.bootstrap_record = Some(record.into());
+            seen.bootstrap_restores = restores;
+            let settings = Settings {
+                restores_snapshots: bucket,
+                ..settings()
+            };
+            let label = format!("{undecided}, {bucket}, {:?}", seen.bootstrap_restores);
+            assert!(leaves_unformed_bootstrap(&seen, &settings), "{label}");
+            assert!(may_be_late_initial(&seen, &settings), "{label}");
+            let p = plan(&seen, &settings).unwrap();
+            assert_eq!(p.mode, mode, "{label}: {p:?}");
+            assert_eq!(p.set_aside_data, Some(SetAside::Unformed), "{label}");
         }
     }
 

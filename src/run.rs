@@ -376,36 +376,14 @@ impl World<'_> {
             }
             (Err(e), _) => return Err(e),
         };
-        // Rule 18: an etcd that starts without member data asks its peers for the cluster's
-        // version, and so do the removals (`leave`, `reconcile`), which wait for it; a failed
-        // ask holds nothing back (etcd would say it at start).
-        let without_data = |members: &[crate::model::Member]| {
-            probe_peers
-                && plan::starts_without_member_data(&self.me.instance_id, members, local_data)
-        };
-        let removes = matches!(self.config.command, Command::Leave | Command::Reconcile);
-        // Without a leader, the peer port that listed the members answers it too.
-        let version_at = match (&etcd, &members, &peer_list) {
-            (Some(etcd), Some(members), _) if removes || without_data(members) => {
-                Some((etcd.http(), etcd.endpoint.as_str()))
-            }
-            (None, None, Some(list))
-                if without_data(&list.members) && !crate::model::bootstrapping(&list.members) =>
-            {
-                Some((&self.etcd_http, list.url.as_str()))
-            }
-            _ => None,
-        };
-        let cluster_version_undecided = match version_at {
-            Some((http, url)) => match etcd::cluster_version_decided(http, url) {
-                Ok(decided) => !decided,
-                Err(e) => {
-                    log::debug!("{e}: the cluster's version is not known");
-                    false
-                }
-            },
-            None => false,
-        };
+        let peer_list_at = peer_list.as_ref().map(|list| list.url.clone());
+        let cluster_version_undecided = self.version_undecided(
+            etcd.as_ref(),
+            members.as_deref(),
+            peer_list.as_ref().map(|list| list.members.as_slice()),
+            peer_list_at.as_deref(),
+            local_data,
+        );
         // The cluster's ID, as the answer that gave the list named it: it proves a list is
         // still the initial cluster, for a late initial member (rule 18), and tells another
         // cluster's list from a dead bootstrap's (rule 20).
@@ -472,6 +450,16 @@ impl World<'_> {
             members_record,
         };
         observed.bootstrap_instances_left = self.bootstrap_instances_left(&observed);
+        // Rule 20 decides as a node without member data: it asks what such a node asks.
+        if plan::leaves_unformed_bootstrap(&observed, &self.settings) {
+            observed.cluster_version_undecided = self.version_undecided(
+                etcd.as_ref(),
+                observed.members.as_deref(),
+                observed.peer_list.as_deref(),
+                peer_list_at.as_deref(),
+                LocalData::Missing,
+            );
+        }
         self.tally
             .members(observed.members.as_deref().map(|m| Counts {
                 members: m.len(),
@@ -479,6 +467,48 @@ impl World<'_> {
                 stale: status::stale(&observed.instances, m),
             }));
         Ok((observed, etcd))
+    }
+
+    /// Rule 18: an etcd that starts without member data asks its peers for the cluster's
+    /// version, and so do the removals (`leave`, `reconcile`), which wait for it; a failed
+    /// ask holds nothing back (etcd would say it at start). `true`: a peer answered that no
+    /// version is decided yet. Without a leader, the peer port that listed the members
+    /// (`peer_list_at`) answers it.
+    fn version_undecided(
+        &self,
+        etcd: Option<&Etcd>,
+        members: Option<&[crate::model::Member]>,
+        peer_list: Option<&[crate::model::Member]>,
+        peer_list_at: Option<&str>,
+        local_data: LocalData,
+    ) -> bool {
+        let probe_peers = self.config.command == Command::Discover && !self.config.proxy_mode;
+        let without_data = |members: &[crate::model::Member]| {
+            probe_peers
+                && plan::starts_without_member_data(&self.me.instance_id, members, local_data)
+        };
+        let removes = matches!(self.config.command, Command::Leave | Command::Reconcile);
+        let version_at = match (etcd, members, peer_list.zip(peer_list_at)) {
+            (Some(etcd), Some(members), _) if removes || without_data(members) => {
+                Some((etcd.http(), etcd.endpoint.as_str()))
+            }
+            (None, None, Some((list, url)))
+                if without_data(list) && !crate::model::bootstrapping(list) =>
+            {
+                Some((&self.etcd_http, url))
+            }
+            _ => None,
+        };
+        match version_at {
+            Some((http, url)) => match etcd::cluster_version_decided(http, url) {
+                Ok(decided) => !decided,
+                Err(e) => {
+                    log::debug!("{e}: the cluster's version is not known");
+                    false
+                }
+            },
+            None => false,
+        }
     }
 
     /// Whether etcd never ran from the bootstrap file: the data directory is as the file

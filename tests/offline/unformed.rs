@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::Path;
 
-use super::world::{instance_id, EtcdApi, EtcdFault, Imds, World};
+use super::world::{instance_id, EtcdApi, EtcdFault, FakeMember, Imds, World};
 use super::{assert_failure, assert_success, cluster, env_value, group, stderr};
 
 fn varint(mut value: u64, out: &mut Vec<u8>) {
@@ -176,4 +176,44 @@ fn a_node_stays_in_a_bootstrap_whose_instances_are_only_stopped() {
         stderr(&out)
     );
     assert_eq!(entries(&data), ["member"]);
+}
+
+#[test]
+fn a_node_that_leaves_a_dead_bootstrap_asks_the_version_as_a_node_without_data() {
+    // Rule 20 decides as a node without member data, so its run asks what such a node asks:
+    // the cluster's version (rule 18). The group's cluster {4, 5} formed moments ago, lists
+    // i-3 as a member by its name that never started (the fake's IDs are not etcd's, so they
+    // do not prove it a late initial member: `existing`), and has not decided its version: etcd would refuse an `existing` start without data
+    // ("incompatible with current running cluster"), so it waits (simulation, seed 1,
+    // schedule 1215: the run asked nothing, its data being there when it looked, and wrote
+    // `existing`).
+    let net = 229;
+    let (w, data) = ran_in_the_bootstrap_of_1_2_3(net, Some((&[4, 5], EtcdApi::V3)));
+    let initial_never_started = FakeMember {
+        name: instance_id(3),
+        ..w.member(3, false)
+    };
+    *w.members.lock().unwrap() = vec![initial_never_started, w.member(4, true), w.member(5, true)];
+    *w.aws_faults.terminated.lock().unwrap() = vec![1, 2];
+    *w.etcd_fault.lock().unwrap() = Some(EtcdFault::VersionNotDecided(1000));
+    let data_dir = format!("--etcd-data-dir={}", data.display());
+    let out = w.run(&[&data_dir, "--wait-timeout=2s"]);
+    assert_failure(&out, 75, "version");
+    assert!(
+        w.etcd_requests().iter().any(|r| r.path == "/version"),
+        "the version was asked"
+    );
+    assert!(w.etcd_changes().is_empty(), "{:?}", w.etcd_changes());
+    assert_eq!(entries(&data), ["member"], "nothing moved while it waits");
+
+    // Decided a moment later: it leaves the dead bootstrap and starts as that member.
+    *w.etcd_fault.lock().unwrap() = None;
+    let out = w.run(&[&data_dir]);
+    assert_success(&out);
+    let text = fs::read_to_string(w.env_file()).unwrap();
+    assert_eq!(env_value(&text, "ETCD_INITIAL_CLUSTER_STATE"), "existing");
+    assert_eq!(
+        env_value(&text, "ETCD_INITIAL_CLUSTER"),
+        cluster(net, &[3, 4, 5])
+    );
 }

@@ -561,6 +561,13 @@ fn v3_members_json(members: &[FakeMember]) -> String {
         .map(|m| {
             if m.name.is_empty() {
                 format!(r#"{{"ID":"{}","peerURLs":["{}"]}}"#, m.id, m.peer_url)
+            } else if m.client_url.is_empty() {
+                // An initial member that never started: named from the initial cluster, no
+                // client URLs (fixtures/etcd/peer-members-bootstrapping.json).
+                format!(
+                    r#"{{"ID":"{}","name":"{}","peerURLs":["{}"]}}"#,
+                    m.id, m.name, m.peer_url
+                )
             } else {
                 format!(
                     r#"{{"ID":"{}","name":"{}","peerURLs":["{}"],"clientURLs":["{}"]}}"#,

@@ -744,16 +744,23 @@ impl World {
         // etcd would start from no data (rule 18).
         // Without a leader, the peer port that listed the members answers it.
         // The removals (the member commands here) ask too, and wait for it.
-        let without_data =
-            |m: &[Member]| discover && plan::starts_without_member_data(&me.id(), m, local_data);
-        let version_asked = match (&members, &peer_list) {
-            (Some(members), _) if !discover || without_data(members) => {
-                found.and_then(|id| self.cluster(id))
-            }
-            (None, Some(list)) if without_data(list) && !model::bootstrapping(list) => peer_cluster,
-            _ => None,
-        };
-        let cluster_version_undecided = version_asked.is_some_and(|c| !c.version_decided);
+        let version_undecided =
+            |members: &Option<Vec<Member>>, peer_list: &Option<Vec<Member>>, local_data| {
+                let without_data = |m: &[Member]| {
+                    discover && plan::starts_without_member_data(&me.id(), m, local_data)
+                };
+                let version_asked = match (members, peer_list) {
+                    (Some(members), _) if !discover || without_data(members) => {
+                        found.and_then(|id| self.cluster(id))
+                    }
+                    (None, Some(list)) if without_data(list) && !model::bootstrapping(list) => {
+                        peer_cluster
+                    }
+                    _ => None,
+                };
+                version_asked.is_some_and(|c| !c.version_decided)
+            };
+        let cluster_version_undecided = version_undecided(&members, &peer_list, local_data);
         // The answer that gave the list names its cluster's ID.
         let cluster_id = found.or(peer_list.as_ref().and(peer_cluster).map(|c| c.id));
         let mut healthy = Vec::new();
@@ -851,6 +858,12 @@ impl World {
                     .filter(|x| !x.terminated && names.contains(&x.id()))
                     .count()
             });
+        // run.rs: rule 20 decides as a node without member data, and asks what such a node
+        // asks.
+        if plan::leaves_unformed_bootstrap(&observed, &self.settings()) {
+            observed.cluster_version_undecided =
+                version_undecided(&observed.members, &observed.peer_list, LocalData::Missing);
+        }
         // run.rs reads what the bucket's record says its bootstrap restored when nobody
         // answered, or for a late initial member (`read_record`); the model keeps every
         // snapshot, so the one it names is always there.
