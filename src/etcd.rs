@@ -1019,6 +1019,12 @@ pub fn member_health(http: &Http, members: &[Member]) -> Vec<(u64, Health)> {
     })
 }
 
+/// Whether an etcd is there at the client URL `url`: only a refused (or impossible) connect
+/// says none is; a slow, failing or leaderless answer is somebody.
+pub fn is_there(http: &Http, url: &str) -> bool {
+    health_at(http, url) != Health::Absent
+}
+
 fn health_at(http: &Http, url: &str) -> Health {
     let base = url.trim_end_matches('/');
     let what = format!("etcd health at {url}");

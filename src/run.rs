@@ -395,7 +395,7 @@ impl World<'_> {
         let peer_list = peer_list.map(|list| list.members);
         // A plain reboot is decided without health: one round trip less on every reboot.
         // The member commands always weigh health.
-        let needs_health = |members: &[crate::model::Member]| {
+        let needs_health = |members: &[Member]| {
             self.config.command != Command::Discover
                 || plan::reboot_member(&self.me.instance_id, members, local_data).is_none()
         };
@@ -469,6 +469,20 @@ impl World<'_> {
         Ok((observed, etcd))
     }
 
+    /// Whether this instance's own etcd is there, at its client URL in the group's addressing.
+    fn etcd_is_here(&self) -> Result<bool> {
+        let me = Instance {
+            id: self.me.instance_id.clone(),
+            private_ip: self.me.private_ip.clone(),
+            private_dns: self.me.private_dns.clone(),
+            launch_time: String::new(),
+        };
+        Ok(etcd::is_there(
+            &self.etcd_http,
+            &self.settings.client_url(&me)?,
+        ))
+    }
+
     /// Rule 18: an etcd that starts without member data asks its peers for the cluster's
     /// version, and so do the removals (`leave`, `reconcile`), which wait for it; a failed
     /// ask holds nothing back (etcd would say it at start). `true`: a peer answered that no
@@ -477,13 +491,13 @@ impl World<'_> {
     fn version_undecided(
         &self,
         etcd: Option<&Etcd>,
-        members: Option<&[crate::model::Member]>,
-        peer_list: Option<&[crate::model::Member]>,
+        members: Option<&[Member]>,
+        peer_list: Option<&[Member]>,
         peer_list_at: Option<&str>,
         local_data: LocalData,
     ) -> bool {
         let probe_peers = self.config.command == Command::Discover && !self.config.proxy_mode;
-        let without_data = |members: &[crate::model::Member]| {
+        let without_data = |members: &[Member]| {
             probe_peers
                 && plan::starts_without_member_data(&self.me.instance_id, members, local_data)
         };
@@ -1019,7 +1033,74 @@ fn snapshot(world: &World, bucket: &Bucket) -> Result<()> {
 /// `promote`, `leave`, `reconcile`: act on the running cluster; no file is written.
 fn member_command(world: &World, command: Command) -> Result<()> {
     let config = world.config;
-    let result = (|| {
+    let Some(hook) =
+        (config.lifecycle_hook.as_deref()).filter(|_| command == Command::Leave && !config.dry_run)
+    else {
+        return change_members(world, command);
+    };
+    // Rule 8: a removal refused for now (it would cost the quorum, no leader yet) holds the
+    // instance in Terminating:Wait while its etcd runs: its vote may be what the quorum
+    // needs until `reconcile` removes the members whose instances are gone and the
+    // replacements join. Heartbeats keep the lifecycle action alive, up to --wait-timeout.
+    let deadline = Instant::now() + config.wait_timeout.min(config.timeout);
+    let mut group = None;
+    let result = loop {
+        match change_members(world, command) {
+            Err(e) if e.is_transient() && Instant::now() < deadline && world.etcd_is_here()? => {
+                let group = hook_group(world, &mut group)?;
+                let held = autoscaling::record_lifecycle_action_heartbeat(
+                    &world.autoscaling,
+                    hook,
+                    group,
+                    &world.me.instance_id,
+                )?;
+                if !held {
+                    break Err(e);
+                }
+                log::warn!(
+                    "{e}; holding this instance in Terminating:Wait (lifecycle hook {hook}) \
+                     while its etcd runs, and trying again"
+                );
+                pause_until(deadline);
+            }
+            attempt => break attempt,
+        }
+    };
+    // After the hold, or a removal refused for good, AutoScaling would terminate the instance
+    // when the hook times out anyway.
+    let group = hook_group(world, &mut group)?;
+    if autoscaling::complete_lifecycle_action(
+        &world.autoscaling,
+        hook,
+        group,
+        &world.me.instance_id,
+    )? {
+        log::info!("completed lifecycle hook {hook} of {group}");
+    }
+    result
+}
+
+/// The group whose lifecycle hook holds this instance, asked once.
+fn hook_group<'g>(world: &World, group: &'g mut Option<String>) -> Result<&'g str> {
+    if group.is_none() {
+        let found = autoscaling::groups_of_instance(&world.autoscaling, &world.me.instance_id)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "instance {} is in no Auto Scaling group",
+                    world.me.instance_id
+                ))
+            })?;
+        *group = Some(found);
+    }
+    Ok(group.as_deref().unwrap_or_default())
+}
+
+/// One look and the changes `command` plans from it.
+fn change_members(world: &World, command: Command) -> Result<()> {
+    let config = world.config;
+    {
         let (observed, etcd, my_group) = world.observe()?;
         let etcd = etcd.ok_or_else(|| Error::Etcd {
             what: "member list".into(),
@@ -1072,29 +1153,7 @@ fn member_command(world: &World, command: Command) -> Result<()> {
             }
         })?;
         Ok(())
-    })();
-    // AutoScaling terminates the instance when the hook times out anyway; holding it back
-    // after a refused removal would only delay that.
-    if let (Command::Leave, Some(hook), false) = (command, &config.lifecycle_hook, config.dry_run) {
-        let group = autoscaling::groups_of_instance(&world.autoscaling, &world.me.instance_id)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| {
-                Error::Usage(format!(
-                    "instance {} is in no Auto Scaling group",
-                    world.me.instance_id
-                ))
-            })?;
-        if autoscaling::complete_lifecycle_action(
-            &world.autoscaling,
-            hook,
-            &group,
-            &world.me.instance_id,
-        )? {
-            log::info!("completed lifecycle hook {hook} of {group}");
-        }
     }
-    result
 }
 
 /// Where this run read rule 14's record, and so where a seed writes it.

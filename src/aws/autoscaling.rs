@@ -212,25 +212,56 @@ pub fn complete_lifecycle_action(
     group: &str,
     instance_id: &str,
 ) -> Result<bool> {
-    let params = [
+    let done = lifecycle_action(client, "CompleteLifecycleAction", hook, group, instance_id)?;
+    if !done {
+        log::warn!(
+            "lifecycle hook {hook} of {group}: no lifecycle action is waiting for {instance_id} \
+             (it timed out or was completed already): nothing to complete"
+        );
+    }
+    Ok(done)
+}
+
+/// Holds `instance_id` in its lifecycle action for another heartbeat timeout of the hook
+/// (AutoScaling ends the action after 48 hours, or 100 heartbeat timeouts, whatever is sent).
+/// `Ok(false)` when no lifecycle action is waiting any more: the instance is going on.
+pub fn record_lifecycle_action_heartbeat(
+    client: &QueryClient,
+    hook: &str,
+    group: &str,
+    instance_id: &str,
+) -> Result<bool> {
+    lifecycle_action(
+        client,
+        "RecordLifecycleActionHeartbeat",
+        hook,
+        group,
+        instance_id,
+    )
+}
+
+fn lifecycle_action(
+    client: &QueryClient,
+    action: &str,
+    hook: &str,
+    group: &str,
+    instance_id: &str,
+) -> Result<bool> {
+    let mut params = vec![
         ("LifecycleHookName", hook),
         ("AutoScalingGroupName", group),
         ("InstanceId", instance_id),
-        ("LifecycleActionResult", "CONTINUE"),
     ];
+    if action == "CompleteLifecycleAction" {
+        params.push(("LifecycleActionResult", "CONTINUE"));
+    }
     let params: Vec<(String, String)> = params
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    match client.call("CompleteLifecycleAction", &params) {
+    match client.call(action, &params) {
         Ok(_) => Ok(true),
-        Err(e) if no_active_lifecycle_action(&e) => {
-            log::warn!(
-                "lifecycle hook {hook} of {group}: no lifecycle action is waiting for {instance_id} \
-                 (it timed out or was completed already): nothing to complete"
-            );
-            Ok(false)
-        }
+        Err(e) if no_active_lifecycle_action(&e) => Ok(false),
         Err(e) => Err(e),
     }
 }

@@ -293,6 +293,116 @@ fn leave_when_no_lifecycle_action_is_waiting_succeeds() {
     assert_eq!(w.etcd_changes().len(), 1, "the member left");
 }
 
+/// The AutoScaling actions a run sent, in order.
+fn actions_sent(aws: &FakeServer) -> Vec<String> {
+    aws.requests().iter().map(action).collect()
+}
+
+#[test]
+fn leave_holds_the_termination_while_the_removal_would_cost_the_quorum() {
+    // Rule 8: i-2 is scaled in while i-4's member is listed but its etcd is down: removing
+    // i-2 would leave 1 healthy of 2 voters. Its etcd runs, so `leave` holds the lifecycle
+    // action (a heartbeat) and tries again; meanwhile the leader's reconcile removes i-4's
+    // member (the fake does it at the heartbeat), and the removal goes through.
+    let w = World::new(
+        140,
+        2,
+        vec![group("etcd", &[2, 3, 4])],
+        Some((&[2, 3], EtcdApi::V3)),
+        vec![],
+        Imds::v2(),
+    );
+    *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true), w.member(4, true)];
+    let members = w.members.clone();
+    let reconciled = vec![w.member(2, true), w.member(3, true)];
+    let aws = aws_with(&w, move |r, answer| {
+        if action(r) == "RecordLifecycleActionHeartbeat" {
+            *members.lock().unwrap() = reconciled.clone();
+        }
+        answer
+    });
+    let out = w.run_with_env(
+        &["leave", "--lifecycle-hook", "etcd-leave"],
+        &[("AWS_ENDPOINT_URL", &aws.url())],
+    );
+    assert_success(&out);
+    assert!(
+        stderr(&out)
+            .contains("holding this instance in Terminating:Wait (lifecycle hook etcd-leave)"),
+        "{}",
+        stderr(&out)
+    );
+    let sent = actions_sent(&aws);
+    let heartbeat = sent
+        .iter()
+        .position(|a| a == "RecordLifecycleActionHeartbeat");
+    let completed = sent.iter().position(|a| a == "CompleteLifecycleAction");
+    assert!(
+        heartbeat.is_some() && heartbeat < completed && completed == Some(sent.len() - 1),
+        "{sent:?}"
+    );
+    let hook = aws
+        .requests()
+        .into_iter()
+        .find(|r| action(r) == "RecordLifecycleActionHeartbeat")
+        .expect("a heartbeat");
+    assert_eq!(
+        hook.param("LifecycleHookName").as_deref(),
+        Some("etcd-leave")
+    );
+    assert_eq!(hook.param("AutoScalingGroupName").as_deref(), Some("etcd"));
+    assert_eq!(hook.param("InstanceId"), Some(instance_id(2)));
+    assert_eq!(
+        w.etcd_changes(),
+        vec![(
+            "/v3/cluster/member/remove".to_string(),
+            r#"{"ID":"1002"}"#.to_string()
+        )]
+    );
+}
+
+#[test]
+fn leave_holds_no_termination_when_its_own_etcd_is_gone_or_for_longer_than_the_wait() {
+    // i-2's removal would cost the quorum (1 healthy of 4 voters). With its own etcd gone
+    // (nothing listens on its client port) its vote is gone too: holding the instance helps
+    // nobody, and the hook completes at once. With its etcd there, the hold ends at
+    // --wait-timeout, and the hook completes then.
+    for (net, own_etcd, heartbeats) in [(141u8, false, false), (142, true, true)] {
+        let hosts: &[u8] = if own_etcd { &[2, 3] } else { &[3] };
+        let w = World::new(
+            net,
+            2,
+            vec![group("etcd", &[2, 3, 4, 5])],
+            Some((hosts, EtcdApi::V3)),
+            vec![],
+            Imds::v2(),
+        );
+        *w.members.lock().unwrap() = (2..=5).map(|k| w.member(k, true)).collect();
+        let aws = aws_with(&w, |_, answer| answer);
+        let out = w.run_with_env(
+            &[
+                "leave",
+                "--lifecycle-hook",
+                "etcd-leave",
+                "--wait-timeout=3s",
+            ],
+            &[("AWS_ENDPOINT_URL", &aws.url())],
+        );
+        assert_failure(&out, 75, "below the quorum");
+        let sent = actions_sent(&aws);
+        assert_eq!(
+            sent.iter().any(|a| a == "RecordLifecycleActionHeartbeat"),
+            heartbeats,
+            "own etcd {own_etcd}: {sent:?}"
+        );
+        assert_eq!(
+            sent.last().map(String::as_str),
+            Some("CompleteLifecycleAction")
+        );
+        assert!(w.etcd_changes().is_empty(), "{:?}", w.etcd_changes());
+    }
+}
+
 #[test]
 fn a_region_in_no_partition_that_does_not_resolve_is_named() {
     // Regression: a mistyped region's guessed endpoint did not resolve and was "not up

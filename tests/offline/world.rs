@@ -546,6 +546,12 @@ pub fn aws_handler(
                     .collect();
                 (200, format!(r#"<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>x</requestId><reservationSet><item><reservationId>r-1</reservationId><instancesSet>{items}</instancesSet></item></reservationSet></DescribeInstancesResponse>"#))
             }
+            // The shape of the AutoScaling API reference's RecordLifecycleActionHeartbeat
+            // response (an empty result).
+            "RecordLifecycleActionHeartbeat" => (
+                200,
+                r#"<RecordLifecycleActionHeartbeatResponse xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/"><RecordLifecycleActionHeartbeatResult/><ResponseMetadata><RequestId>x</RequestId></ResponseMetadata></RecordLifecycleActionHeartbeatResponse>"#.into(),
+            ),
             "CompleteLifecycleAction" => (
                 200,
                 r#"<CompleteLifecycleActionResponse xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/"><CompleteLifecycleActionResult/><ResponseMetadata><RequestId>x</RequestId></ResponseMetadata></CompleteLifecycleActionResponse>"#.into(),

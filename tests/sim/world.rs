@@ -139,8 +139,10 @@ pub struct Node {
     /// `Terminating:Wait`: scaled in, still running until its lifecycle hook completes; the
     /// group no longer counts it.
     pub leaving: bool,
-    /// Its termination hook ran `leave`.
+    /// Its termination hook ran `leave`, and completed.
     pub left: bool,
+    /// Its `leave` was refused for now: the hook is held (heartbeats), `leave` tries again.
+    pub held: bool,
     /// In the warm pool (`Warmed:*`): its boot units run, the group does not count it.
     pub warm: bool,
     /// DescribeInstances knows it (EC2 is eventually consistent right after a launch).
@@ -189,6 +191,7 @@ impl Node {
             terminated: false,
             leaving: false,
             left: false,
+            held: false,
             warm: false,
             visible,
             partitioned: false,
@@ -587,12 +590,14 @@ impl World {
         connected >= quorum(cluster.voters().count())
     }
 
-    /// Fewer of the cluster's voters than its quorum are on instances the group counts: it
-    /// gets no leader (until a scale-out puts parked ones back in service, which nothing
-    /// here waits for: etcd's start times out in 15 minutes whatever happens meanwhile).
+    /// Fewer of the cluster's voters than its quorum are on instances the group counts, or
+    /// on leaving ones whose hook has not completed (a held hook keeps them: rule 8): it gets
+    /// no leader (until a scale-out puts parked ones back in service, which nothing here
+    /// waits for: etcd's start times out in 15 minutes whatever happens meanwhile).
     fn never_gets_a_leader(&self, id: u64) -> bool {
+        let runs = |x: &Node| x.counted() || (x.leaving && !x.left && !x.terminated);
         self.cluster(id)
-            .is_some_and(|c| self.voters_counted(c) < quorum(c.voters().count()))
+            .is_some_and(|c| self.voters_on(c, runs) < quorum(c.voters().count()))
     }
 
     /// A quorum of the cluster's voters is on instances that exist (stopped in a warm pool
@@ -912,10 +917,12 @@ impl World {
         }
         let may_fail = self.faults < fault_budget;
         for x in self.nodes.iter().filter(|x| x.leaving && !x.terminated) {
-            events.push(match x.left {
-                false => Event::Leave(x.n),
-                true => Event::FinishTerminate(x.n),
-            });
+            if !x.left {
+                events.push(Event::Leave(x.n));
+            }
+            if x.left || (x.held && self.hold_is_hopeless(x)) {
+                events.push(Event::FinishTerminate(x.n));
+            }
             if !x.left && may_fail {
                 events.push(Event::LeaveInterrupted(x.n));
             }
@@ -1077,6 +1084,7 @@ impl World {
                 let x = self.node_mut(n);
                 x.leaving = false;
                 x.left = false;
+                x.held = false;
                 x.warm = true;
                 x.etcd = false;
                 x.ready = false;
@@ -1131,8 +1139,10 @@ impl World {
             Event::Throttle => self.throttled = true,
             Event::Unthrottle => self.throttled = false,
             Event::Leave(n) | Event::LeaveInterrupted(n) => {
-                self.leave(n, matches!(event, Event::Leave(_)))?;
-                self.node_mut(n).left = true;
+                let done = self.leave(n, matches!(event, Event::Leave(_)))?;
+                let x = self.node_mut(n);
+                x.left = done;
+                x.held = !done;
             }
             Event::Reconcile => self.reconcile(true)?,
             Event::ReconcileInterrupted => self.reconcile(false)?,
@@ -1252,25 +1262,44 @@ impl World {
     }
 
     /// `leave` on a leaving instance: the real `plan_leave`, then its removal through etcd's
-    /// rules. A refusal (no quorum after it, etcd not answering) leaves the member for
-    /// reconcile; the hook completes either way. An interrupted run (`removes` false) stops
-    /// after its record.
-    fn leave(&mut self, n: u8, removes: bool) -> Result<(), Violation> {
+    /// rules. `Ok(true)`: the hook completes. A removal refused for now (75: no quorum after
+    /// it, etcd not answering, no version yet) holds the hook while this node's etcd runs
+    /// (rule 8), and `leave` tries again; refused for good, or with its etcd down, the member
+    /// is left for reconcile. An interrupted run (`removes` false) stops after its record, and
+    /// its hook times out.
+    fn leave(&mut self, n: u8, removes: bool) -> Result<bool, Violation> {
+        let holds = self.node(n).etcd;
         let Ok((observed, Some(_))) = self.look(n, false) else {
-            return Ok(());
+            return Ok(!holds);
         };
-        let Ok(plan) = plan::plan_leave(&observed) else {
-            return Ok(());
+        let plan = match plan::plan_leave(&observed) {
+            Ok(plan) => plan,
+            Err(e) => return Ok(!holds || e.exit_code() != 75),
         };
-        if !self.record_members_left(&observed, &plan.actions) || !removes {
-            return Ok(());
+        if !self.record_members_left(&observed, &plan.actions) {
+            return Ok(!holds);
+        }
+        if !removes {
+            return Ok(true);
         }
         for action in &plan.actions {
             if self.change_as(n, action, None)?.is_err() {
-                return Ok(());
+                return Ok(!holds);
             }
         }
-        Ok(())
+        Ok(true)
+    }
+
+    /// A held hook ends without the removal (run.rs: at `--wait-timeout`, which the model
+    /// takes to be long enough for what can happen meanwhile) when holding cannot help: the
+    /// node's etcd is down, or its cluster cannot get a leader from the instances that run.
+    fn hold_is_hopeless(&self, x: &Node) -> bool {
+        !x.etcd
+            || x.data.as_ref().is_none_or(|d| {
+                self.cluster(d.cluster).is_none_or(|c| {
+                    self.voters_on(c, |y| !y.terminated && !y.warm) < quorum(c.voters().count())
+                })
+            })
     }
 
     /// The promote unit on a learner: the real `plan_promote`, then etcd's rules. Not yet
