@@ -55,7 +55,7 @@ const FLAGS: &[Flag] = &[
     Flag { names: &["--etcd-user"], env: &["ETCDCTL_USER"], default: "", boolean: false, help: "USER:PASSWORD for etcd with authentication on (a user with the root role); never logged" },
     Flag { names: &["--region"], env: &["AWS_REGION", "AWS_DEFAULT_REGION"], default: "", boolean: false, help: "AWS region (default: the instance's)" },
     Flag { names: &["--etcd-data-dir"], env: &["ETCD_DATA_DIR"], default: "/var/lib/etcd", boolean: false, help: "etcd's data directory; when named here or in ETCD_DATA_DIR, a member whose directory holds no member data (wiped) is removed and added again" },
-    Flag { names: &["--wait-timeout"], env: &["ETCD_DISCOVERY_WAIT_TIMEOUT"], default: "5m", boolean: false, help: "how long to wait for the whole group before bootstrapping (e.g. 90s, 5m)" },
+    Flag { names: &["--wait-timeout"], env: &["ETCD_DISCOVERY_WAIT_TIMEOUT"], default: "5m", boolean: false, help: "how long to wait for the whole group before bootstrapping, or to hold a refused `leave --lifecycle-hook` (e.g. 90s, 5m)" },
     Flag { names: &["--boot-wait"], env: &["ETCD_DISCOVERY_BOOT_WAIT"], default: "60s", boolean: false, help: "how long to wait at boot for what comes up late: the metadata service, the network (DNS), this instance's listing in its group (then exit 75)" },
     Flag { names: &["--timeout"], env: &["ETCD_DISCOVERY_TIMEOUT"], default: "10m", boolean: false, help: "give up after this long, whatever is slow (exit 75)" },
     Flag { names: &["--listen-localhost"], env: &["ETCD_DISCOVERY_LISTEN_LOCALHOST"], default: "true", boolean: true, help: "etcd also listens for clients on 127.0.0.1, where etcdctl and API servers on the node look; =false for the private address only" },
@@ -182,12 +182,16 @@ Usage: etcd-discovery leave [--lifecycle-hook NAME] [FLAGS]
 
 Removes this instance's member from the cluster when the remaining members keep a
 quorum, then, with --lifecycle-hook, sends CompleteLifecycleAction (CONTINUE) for this
-instance. Refused on proxy nodes.
+instance. With --lifecycle-hook, a removal refused for now (it would lose the quorum, no
+leader yet) while this instance's etcd runs holds the instance in Terminating:Wait
+(RecordLifecycleActionHeartbeat) and is tried again every few seconds, for up to
+--wait-timeout (and 30 s less than --timeout). Refused on proxy nodes.
 
 When: ExecStop= of etcd's unit, or the handler of a termination lifecycle hook.
 
-Flags: --lifecycle-hook NAME (the hook to complete; needs
-autoscaling:CompleteLifecycleAction), the group's and etcd's flags of `etcd-discovery
+Flags: --lifecycle-hook NAME (the hook to hold and complete; needs
+autoscaling:RecordLifecycleActionHeartbeat and autoscaling:CompleteLifecycleAction),
+--wait-timeout (how long to hold), the group's and etcd's flags of `etcd-discovery
 --help`, --timeout, --dry-run.
 
 Exit codes: 0 done (or this instance was no member), 1 failed (the last member, or the

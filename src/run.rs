@@ -40,6 +40,9 @@ const AWS: Timeouts = Timeouts {
 /// Between two looks at a group that is not all visible yet, jittered to 2-6 s so a fleet
 /// booting at once spreads its AWS calls out.
 const WAIT_INTERVAL: Duration = Duration::from_secs(4);
+/// What a held `leave` keeps of --timeout for its last try and the hook's completion: past
+/// --timeout every call fails at once.
+const AFTER_THE_HOLD: Duration = Duration::from_secs(30);
 /// How long members may report no leader before we call the quorum lost: an election after
 /// a leader's instance died takes a few seconds.
 const ELECTION_GRACE: Duration = Duration::from_secs(15);
@@ -1042,7 +1045,10 @@ fn member_command(world: &World, command: Command) -> Result<()> {
     // instance in Terminating:Wait while its etcd runs: its vote may be what the quorum
     // needs until `reconcile` removes the members whose instances are gone and the
     // replacements join. Heartbeats keep the lifecycle action alive, up to --wait-timeout.
-    let deadline = Instant::now() + config.wait_timeout.min(config.timeout);
+    let hold = config
+        .wait_timeout
+        .min(config.timeout.saturating_sub(AFTER_THE_HOLD));
+    let deadline = Instant::now() + hold;
     let mut group = None;
     let result = loop {
         match change_members(world, command) {
@@ -1055,6 +1061,10 @@ fn member_command(world: &World, command: Command) -> Result<()> {
                     &world.me.instance_id,
                 )?;
                 if !held {
+                    log::warn!(
+                        "lifecycle hook {hook} of {group}: no lifecycle action is waiting any \
+                         more (it timed out or was completed): the instance is going, no hold"
+                    );
                     break Err(e);
                 }
                 log::warn!(

@@ -404,6 +404,45 @@ fn leave_holds_no_termination_when_its_own_etcd_is_gone_or_for_longer_than_the_w
 }
 
 #[test]
+fn a_held_leave_stops_holding_once_no_lifecycle_action_is_waiting() {
+    // The hook timed out, or somebody completed it: the heartbeat is refused, the instance is
+    // going on anyway, so `leave` holds no longer (one heartbeat, not one every few seconds
+    // until --wait-timeout).
+    let w = World::new(
+        143,
+        2,
+        vec![group("etcd", &[2, 3, 4, 5])],
+        Some((&[2, 3], EtcdApi::V3)),
+        vec![],
+        Imds::v2(),
+    );
+    *w.members.lock().unwrap() = (2..=5).map(|k| w.member(k, true)).collect();
+    let aws = aws_with(&w, |r, answer| {
+        if action(r) == "RecordLifecycleActionHeartbeat" {
+            return (400, "<ErrorResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\"><Error><Type>Sender</Type><Code>ValidationError</Code><Message>No active Lifecycle Action found with instance ID i-0000000000000002</Message></Error><RequestId>x</RequestId></ErrorResponse>".into());
+        }
+        answer
+    });
+    let out = w.run_with_env(
+        &[
+            "leave",
+            "--lifecycle-hook",
+            "etcd-leave",
+            "--wait-timeout=60s",
+        ],
+        &[("AWS_ENDPOINT_URL", &aws.url())],
+    );
+    assert_failure(&out, 75, "below the quorum");
+    let sent = actions_sent(&aws);
+    let heartbeats = sent
+        .iter()
+        .filter(|a| *a == "RecordLifecycleActionHeartbeat")
+        .count();
+    assert_eq!(heartbeats, 1, "{sent:?}");
+    assert!(w.etcd_changes().is_empty(), "{:?}", w.etcd_changes());
+}
+
+#[test]
 fn a_region_in_no_partition_that_does_not_resolve_is_named() {
     // Regression: a mistyped region's guessed endpoint did not resolve and was "not up
     // yet": exit 75, and the unit retried for ever.
