@@ -812,20 +812,26 @@ fn leave_removes_this_member_and_completes_the_lifecycle_hook() {
         .into_iter()
         .find(|r| r.param("Action").as_deref() == Some("CompleteLifecycleAction"))
         .expect("hook completed");
-    assert_eq!(
-        hook.param("LifecycleHookName").as_deref(),
-        Some("etcd-leave")
-    );
-    assert_eq!(hook.param("AutoScalingGroupName").as_deref(), Some("etcd"));
-    assert_eq!(hook.param("InstanceId"), Some(instance_id(2)));
+    assert_names_the_hook_of_i_2(&hook);
     assert_eq!(
         hook.param("LifecycleActionResult").as_deref(),
         Some("CONTINUE")
     );
-    assert!(hook
+    assert!(!w.env_file().exists(), "leave writes no file");
+}
+
+/// A lifecycle call of `leave --lifecycle-hook etcd-leave` on i-2 of the group `etcd`,
+/// signed for AutoScaling.
+fn assert_names_the_hook_of_i_2(call: &fake::Request) {
+    assert_eq!(
+        call.param("LifecycleHookName").as_deref(),
+        Some("etcd-leave")
+    );
+    assert_eq!(call.param("AutoScalingGroupName").as_deref(), Some("etcd"));
+    assert_eq!(call.param("InstanceId"), Some(instance_id(2)));
+    assert!(call
         .header("authorization")
         .is_some_and(|a| a.contains("/autoscaling/aws4_request")));
-    assert!(!w.env_file().exists(), "leave writes no file");
 }
 
 /// The setting of the round-trip bounds (issue 16): instance metadata tags on (the group's

@@ -108,17 +108,18 @@ fn known(violation: &Violation) -> Option<&'static str> {
         return Some("K6: a majority of a recorded bootstrap lost before it formed");
     }
     if split_or_stuck && what.contains("a formed cluster's quorum was parked in the warm pool") {
-        // A warm pool with `ReuseOnScaleIn` stops scaled-in instances with their disks. When
-        // their `leave` is refused (it would cost the quorum) or a member's data is lost
-        // meanwhile, the members that could make the quorum sit on stopped instances: the
-        // cluster waits for a scale-out to put them in service, which no tool on the running
-        // instances can do. Scale in one member at a time.
+        // A warm pool with `ReuseOnScaleIn` stops scaled-in instances with their disks. A
+        // `leave` refused for now holds its instance while its etcd runs (rule 8); when faults
+        // end the hold (its etcd killed or rebooted) or a member's data is lost meanwhile, the
+        // members that could make the quorum sit on stopped instances: the cluster waits for
+        // a scale-out to put them in service, which no tool on the running instances can do.
+        // Scale in one member at a time.
         return Some("K12: a formed cluster's quorum parked in the warm pool");
     }
     if split_or_stuck && what.contains("a formed cluster's majority left the group") {
-        // Scale-ins (and terminations) took most of a formed cluster's members (a one-member
-        // group's only one, two of three): their leave is refused (it would cost the quorum),
-        // their data goes with their instances, and the instances left bootstrap anew (from
+        // Terminations (no leave), or scale-ins whose hold ended (rule 8: their etcd went
+        // down), took most of a formed cluster's members (a one-member group's only one, whose
+        // leave is refused for good, two of three), their data goes with their instances, and the instances left bootstrap anew (from
         // the bucket's snapshot, with one) beside what still runs, without a quorum, on a
         // member they cannot reach. Scale in one member at a time.
         return Some("K8: a formed cluster's majority left the group at once");
@@ -1143,8 +1144,59 @@ fn fixed_regressions() -> u64 {
         Step(2),
         StartEtcd(2),
     ];
+    // Seed 1, schedule 90214 (a model fix, seventeenth session): i-8 joined, was cut off,
+    // and its etcd's start found nobody; its next run heard nobody either and, with no data
+    // directory named, wrote its previous file again ("etcd starts as that file said"),
+    // while a reconcile removed a member meanwhile. etcd refuses the list (K4, its unit's
+    // restart writes the new one), but the model took a file written from no list read for
+    // the tool's error: such a file passes on the read of the run that first wrote it.
+    let mut kept_unnamed = World::new(Version::V34, 7, false, true).without_named_data_dir();
+    kept_unnamed.operations = true;
+    let kept_unnamed_schedule = vec![
+        Step(1),
+        Step(1),
+        Step(7),
+        Step(7),
+        Step(1),
+        Step(3),
+        Step(5),
+        Step(1),
+        Step(6),
+        Step(5),
+        StartEtcd(7),
+        Step(3),
+        StartEtcd(5),
+        StartEtcd(3),
+        StartEtcd(1),
+        DecideVersion,
+        Terminate(2),
+        Step(4),
+        Launch,
+        Step(4),
+        StartEtcd(4),
+        Step(8),
+        Step(6),
+        StartEtcd(6),
+        Step(8),
+        Step(8),
+        Terminate(1),
+        Step(8),
+        Reconcile,
+        Partition(8),
+        StartEtcd(8),
+        Step(8),
+        Partition(8),
+        Step(8),
+        Launch,
+        StartEtcd(8),
+    ];
     let mut violations = 0;
     for (name, start, schedule) in [
+        (
+            "seed 1's file kept with no data directory named",
+            kept_unnamed,
+            kept_unnamed_schedule,
+        ),
         (
             "rule 20's member, late in the group's next bootstrap",
             rule_20_late,

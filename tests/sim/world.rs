@@ -102,8 +102,9 @@ pub struct EnvFile {
     pub restored: bool,
     /// Which snapshot (`World::snapshots`; 0: the bucket had none).
     pub snapshot: u32,
-    /// An `existing` file's list was the member list its run read, or the membership of the
-    /// cluster holding this node's member when it was written (a `new` file: always). etcd
+    /// An `existing` file's list was the member list its run read (or an earlier run's, when
+    /// a run that read none wrote the same file again), or the membership of the cluster
+    /// holding this node's member when it was written (a `new` file: always). etcd
     /// compares the file with the cluster at its start: a list that agreed then and not at
     /// the start changed in between (K4); one that never agreed is the tool's doing.
     pub agreed_when_written: bool,
@@ -1953,8 +1954,17 @@ impl World {
                 .collect();
             same_urls(&urls, &initial)
         });
+        // A run that read no list and wrote the previous file's again (the data directory not
+        // named: etcd starts as that file said) passes on an earlier run's read.
+        let passed_on = read.is_none()
+            && self
+                .node(n)
+                .file
+                .as_ref()
+                .is_some_and(|f| f.new == new && f.initial == initial && f.agreed_when_written);
         let agreed_when_written = new
             || as_read
+            || passed_on
             || self
                 .clusters
                 .iter()
