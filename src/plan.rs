@@ -533,12 +533,20 @@ pub fn may_be_late_initial(observed: &Observed, settings: &Settings) -> bool {
 /// the seed chose it) or is of another bootstrap.
 pub fn recorded_restore<'a>(observed: &'a Observed, initial_cluster: &str) -> Option<&'a Restores> {
     let record = observed.bootstrap_record.as_deref()?;
-    // The same entries, in any order (each names another member).
+    // The same entries, in any order (each names another member). A restored cluster names
+    // no member until it publishes, and a member whose instance is gone has no instance to
+    // name it by: such an entry of a peer's list is known by its URL (etcd's member IDs come
+    // from the URLs and the token, not the names).
     let (ours, recorded): (Vec<_>, Vec<_>) = (
         entries(initial_cluster).collect(),
         entries(record).collect(),
     );
-    let same = ours.len() == recorded.len() && ours.iter().all(|e| recorded.contains(e));
+    let recorded_as = |(name, url): &(&str, &str)| {
+        recorded
+            .iter()
+            .any(|(n, u)| u == url && (n == name || name.is_empty()))
+    };
+    let same = ours.len() == recorded.len() && ours.iter().all(recorded_as);
     same.then_some(observed.bootstrap_restores.as_ref())
         .flatten()
 }
@@ -3413,6 +3421,32 @@ mod tests {
             .map(|n| format!("i-{n}=http://10.0.2.{n}:2380"))
             .collect::<Vec<_>>()
             .join(",")
+    }
+
+    /// Regression (simulation, seed 3, schedule 85417): a member that lost its data took part
+    /// in the bootstrap its peer's port listed, a restored one whose members on terminated
+    /// instances had no name to give; its initial cluster named them by URL only, so the
+    /// bucket's record of that bootstrap did not match it, and it restored the newest
+    /// snapshot beside members that had restored none.
+    #[test]
+    fn a_recorded_bootstrap_is_known_by_its_urls_where_a_list_names_nobody() {
+        let mut seen = observed(5, &[2, 4, 5], None);
+        seen.bootstrap_record = Some(initial_cluster(&[1, 2, 3, 4, 5]));
+        seen.bootstrap_restores = Some(Restores::Nothing);
+        let with_names = |names: [&str; 5]| {
+            names
+                .iter()
+                .zip(1..=5)
+                .map(|(name, n)| format!("{name}=http://10.0.2.{n}:2380"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let unnamed = with_names(["", "i-2", "", "i-4", "i-5"]);
+        assert_eq!(recorded_restore(&seen, &unnamed), Some(&Restores::Nothing));
+        let another_instance = with_names(["i-9", "i-2", "", "i-4", "i-5"]);
+        assert_eq!(recorded_restore(&seen, &another_instance), None);
+        let elsewhere = unnamed.replace("10.0.2.1:", "10.0.2.9:");
+        assert_eq!(recorded_restore(&seen, &elsewhere), None);
     }
 
     /// Regression (the simulation's K6): the instances of most of a recorded bootstrap were

@@ -473,17 +473,14 @@ impl World<'_> {
     }
 
     /// Whether this instance's own etcd is there, at its client URL in the group's addressing.
-    fn etcd_is_here(&self) -> Result<bool> {
+    fn etcd_is_here(&self) -> bool {
         let me = Instance {
             id: self.me.instance_id.clone(),
             private_ip: self.me.private_ip.clone(),
             private_dns: self.me.private_dns.clone(),
             launch_time: String::new(),
         };
-        Ok(etcd::is_there(
-            &self.etcd_http,
-            &self.settings.client_url(&me)?,
-        ))
+        (self.settings.client_url(&me)).is_ok_and(|url| etcd::is_there(&self.etcd_http, &url))
     }
 
     /// Rule 18: an etcd that starts without member data asks its peers for the cluster's
@@ -1052,7 +1049,7 @@ fn member_command(world: &World, command: Command) -> Result<()> {
     let mut group = None;
     let result = loop {
         match change_members(world, command) {
-            Err(e) if e.is_transient() && Instant::now() < deadline && world.etcd_is_here()? => {
+            Err(e) if e.is_transient() && Instant::now() < deadline && world.etcd_is_here() => {
                 let group = hook_group(world, &mut group)?;
                 let held = autoscaling::record_lifecycle_action_heartbeat(
                     &world.autoscaling,
@@ -1110,60 +1107,58 @@ fn hook_group<'g>(world: &World, group: &'g mut Option<String>) -> Result<&'g st
 /// One look and the changes `command` plans from it.
 fn change_members(world: &World, command: Command) -> Result<()> {
     let config = world.config;
-    {
-        let (observed, etcd, my_group) = world.observe()?;
-        let etcd = etcd.ok_or_else(|| Error::Etcd {
-            what: "member list".into(),
-            detail: "no member of the group's cluster answered".into(),
-            transient: true,
-        })?;
-        let plan = match command {
-            Command::Promote => plan::plan_promote(&observed)?,
-            Command::Leave => plan::plan_leave(&observed)?,
-            _ => {
-                // Only the leader reconciles, so members on the same timer never race.
-                let mine = world
-                    .settings
-                    .client_url(&plan::me_as_instance(&observed))?;
-                if !etcd.at(&mine).is_leader()? {
-                    log::info!("this member is not the leader: nothing to reconcile here");
-                    return Ok(());
-                }
-                plan::plan_reconcile(&observed)?
+    let (observed, etcd, my_group) = world.observe()?;
+    let etcd = etcd.ok_or_else(|| Error::Etcd {
+        what: "member list".into(),
+        detail: "no member of the group's cluster answered".into(),
+        transient: true,
+    })?;
+    let plan = match command {
+        Command::Promote => plan::plan_promote(&observed)?,
+        Command::Leave => plan::plan_leave(&observed)?,
+        _ => {
+            // Only the leader reconciles, so members on the same timer never race.
+            let mine = world
+                .settings
+                .client_url(&plan::me_as_instance(&observed))?;
+            if !etcd.at(&mine).is_leader()? {
+                log::info!("this member is not the leader: nothing to reconcile here");
+                return Ok(());
             }
-        };
-        world.tally.plan(kind(plan.mode));
-        log::info!("{}", plan.summary);
-        if config.dry_run {
-            plan.actions.iter().for_each(|a| println!("# would {a:?}"));
-            return Ok(());
+            plan::plan_reconcile(&observed)?
         }
-        let etcd = match command {
-            Command::Leave => through_another_member(etcd, &plan, &observed),
-            _ => etcd,
-        };
-        // Rule 17: a removal records the members it leaves, as a join does: a node that
-        // hears nobody later must know the cluster runs on those instances, not on the ones
-        // the last join named (most of them may be gone since). Before the first removal,
-        // not after: a run killed in between, or a write refused, must not leave a cluster
-        // shrunk without a record (rule 20 would take a cut-off member's log for a dead
-        // bootstrap's).
-        let mut to_record = my_group
-            .as_deref()
-            .zip(plan::members_left(&observed, &plan.actions));
-        apply::apply(&etcd, &plan.actions, &sleep, || {
-            // `leave` removes this node's own member: an instance entering meanwhile (its
-            // replacement) changes nothing about that.
-            if !matches!(command, Command::Leave) {
-                nobody_entered(world, &observed)?;
-            }
-            match to_record.take() {
-                Some((group, left)) => record_removal(world, group, &left),
-                None => Ok(()),
-            }
-        })?;
-        Ok(())
+    };
+    world.tally.plan(kind(plan.mode));
+    log::info!("{}", plan.summary);
+    if config.dry_run {
+        plan.actions.iter().for_each(|a| println!("# would {a:?}"));
+        return Ok(());
     }
+    let etcd = match command {
+        Command::Leave => through_another_member(etcd, &plan, &observed),
+        _ => etcd,
+    };
+    // Rule 17: a removal records the members it leaves, as a join does: a node that
+    // hears nobody later must know the cluster runs on those instances, not on the ones
+    // the last join named (most of them may be gone since). Before the first removal,
+    // not after: a run killed in between, or a write refused, must not leave a cluster
+    // shrunk without a record (rule 20 would take a cut-off member's log for a dead
+    // bootstrap's).
+    let mut to_record = my_group
+        .as_deref()
+        .zip(plan::members_left(&observed, &plan.actions));
+    apply::apply(&etcd, &plan.actions, &sleep, || {
+        // `leave` removes this node's own member: an instance entering meanwhile (its
+        // replacement) changes nothing about that.
+        if !matches!(command, Command::Leave) {
+            nobody_entered(world, &observed)?;
+        }
+        match to_record.take() {
+            Some((group, left)) => record_removal(world, group, &left),
+            None => Ok(()),
+        }
+    })?;
+    Ok(())
 }
 
 /// Where this run read rule 14's record, and so where a seed writes it.

@@ -28,6 +28,9 @@ pub fn aws_with(
     FakeServer::start("127.0.0.1", move |r| edit(r, model(r)))
 }
 
+/// AutoScaling's answer to a lifecycle call when no lifecycle action is waiting for i-2.
+const NO_ACTIVE_LIFECYCLE_ACTION: &str = "<ErrorResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\"><Error><Type>Sender</Type><Code>ValidationError</Code><Message>No active Lifecycle Action found with instance ID i-0000000000000002</Message></Error><RequestId>x</RequestId></ErrorResponse>";
+
 fn action(r: &Request) -> String {
     r.param("Action").unwrap_or_default()
 }
@@ -278,7 +281,7 @@ fn leave_when_no_lifecycle_action_is_waiting_succeeds() {
     *w.members.lock().unwrap() = vec![w.member(2, true), w.member(3, true), w.member(4, true)];
     let aws = aws_with(&w, |r, answer| {
         if action(r) == "CompleteLifecycleAction" {
-            return (400, "<ErrorResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\"><Error><Type>Sender</Type><Code>ValidationError</Code><Message>No active Lifecycle Action found with instance ID i-0000000000000002</Message></Error><RequestId>x</RequestId></ErrorResponse>".into());
+            return (400, NO_ACTIVE_LIFECYCLE_ACTION.into());
         }
         answer
     });
@@ -416,7 +419,7 @@ fn a_held_leave_stops_holding_once_no_lifecycle_action_is_waiting() {
     // until --wait-timeout).
     let sent = leave_below_the_quorum(143, &[2, 3], "--wait-timeout=60s", |r, answer| {
         if action(r) == "RecordLifecycleActionHeartbeat" {
-            return (400, "<ErrorResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\"><Error><Type>Sender</Type><Code>ValidationError</Code><Message>No active Lifecycle Action found with instance ID i-0000000000000002</Message></Error><RequestId>x</RequestId></ErrorResponse>".into());
+            return (400, NO_ACTIVE_LIFECYCLE_ACTION.into());
         }
         answer
     });
