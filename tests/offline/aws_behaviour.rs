@@ -363,11 +363,12 @@ fn leave_holds_the_termination_while_the_removal_would_cost_the_quorum() {
 
 /// i-2 of {2, 3, 4, 5}, every member listed as started, etcd answering on `etcd_on` only:
 /// removing i-2 would cost the quorum. Runs `leave --lifecycle-hook etcd-leave` against an
-/// AWS that `edit` may change; it must end in 75, having removed nothing. The actions sent.
+/// AWS that `edit` may change, with `limits` (--wait-timeout, --timeout); it must end in 75
+/// for the quorum, having removed nothing and completed the hook. The actions sent.
 fn leave_below_the_quorum(
     net: u8,
     etcd_on: &[u8],
-    wait_timeout: &str,
+    limits: &[&str],
     edit: impl Fn(&Request, (u16, String)) -> (u16, String) + Send + Sync + 'static,
 ) -> Vec<String> {
     let w = World::new(
@@ -380,10 +381,8 @@ fn leave_below_the_quorum(
     );
     *w.members.lock().unwrap() = (2..=5).map(|k| w.member(k, true)).collect();
     let aws = aws_with(&w, edit);
-    let out = w.run_with_env(
-        &["leave", "--lifecycle-hook", "etcd-leave", wait_timeout],
-        &[("AWS_ENDPOINT_URL", &aws.url())],
-    );
+    let args = [&["leave", "--lifecycle-hook", "etcd-leave"], limits].concat();
+    let out = w.run_with_env(&args, &[("AWS_ENDPOINT_URL", &aws.url())]);
     assert_failure(&out, 75, "below the quorum");
     assert!(w.etcd_changes().is_empty(), "{:?}", w.etcd_changes());
     let sent = actions_sent(&aws);
@@ -406,10 +405,18 @@ fn leave_holds_no_termination_when_its_own_etcd_is_gone_or_for_longer_than_the_w
     // (nothing listens on its client port) its vote is gone too: holding the instance helps
     // nobody, and the hook completes at once. With its etcd there, the hold ends at
     // --wait-timeout, and the hook completes then.
-    let gone = leave_below_the_quorum(141, &[3], "--wait-timeout=3s", |_, answer| answer);
+    let gone = leave_below_the_quorum(141, &[3], &["--wait-timeout=3s"], |_, answer| answer);
     assert_eq!(heartbeats(&gone), 0, "{gone:?}");
-    let there = leave_below_the_quorum(142, &[2, 3], "--wait-timeout=3s", |_, answer| answer);
+    let there = leave_below_the_quorum(142, &[2, 3], &["--wait-timeout=3s"], |_, answer| answer);
     assert!(heartbeats(&there) > 0, "{there:?}");
+    // The hold ends 30 s before --timeout too: past it every call fails, the completion too.
+    let short = leave_below_the_quorum(
+        144,
+        &[2, 3],
+        &["--wait-timeout=10m", "--timeout=33s"],
+        |_, answer| answer,
+    );
+    assert!(heartbeats(&short) > 0, "{short:?}");
 }
 
 #[test]
@@ -417,7 +424,7 @@ fn a_held_leave_stops_holding_once_no_lifecycle_action_is_waiting() {
     // The hook timed out, or somebody completed it: the heartbeat is refused, the instance is
     // going on anyway, so `leave` holds no longer (one heartbeat, not one every few seconds
     // until --wait-timeout).
-    let sent = leave_below_the_quorum(143, &[2, 3], "--wait-timeout=60s", |r, answer| {
+    let sent = leave_below_the_quorum(143, &[2, 3], &["--wait-timeout=60s"], |r, answer| {
         if action(r) == "RecordLifecycleActionHeartbeat" {
             return (400, NO_ACTIVE_LIFECYCLE_ACTION.into());
         }
