@@ -212,7 +212,13 @@ pub fn complete_lifecycle_action(
     group: &str,
     instance_id: &str,
 ) -> Result<bool> {
-    let done = lifecycle_action(client, "CompleteLifecycleAction", hook, group, instance_id)?;
+    let result = [("LifecycleActionResult", "CONTINUE")];
+    let done = lifecycle_action(
+        client,
+        "CompleteLifecycleAction",
+        [hook, group, instance_id],
+        &result,
+    )?;
     if !done {
         log::warn!(
             "lifecycle hook {hook} of {group}: no lifecycle action is waiting for {instance_id} \
@@ -223,8 +229,9 @@ pub fn complete_lifecycle_action(
 }
 
 /// Holds `instance_id` in its lifecycle action for another heartbeat timeout of the hook
-/// (AutoScaling ends the action after 48 hours, or 100 heartbeat timeouts, whatever is sent).
-/// `Ok(false)` when no lifecycle action is waiting any more: the instance is going on.
+/// (AutoScaling ends the action after 48 hours or 100 heartbeat timeouts, whichever is
+/// shorter, however many heartbeats are sent). `Ok(false)` when no lifecycle action is
+/// waiting any more: the instance is going on.
 pub fn record_lifecycle_action_heartbeat(
     client: &QueryClient,
     hook: &str,
@@ -234,31 +241,28 @@ pub fn record_lifecycle_action_heartbeat(
     lifecycle_action(
         client,
         "RecordLifecycleActionHeartbeat",
-        hook,
-        group,
-        instance_id,
+        [hook, group, instance_id],
+        &[],
     )
 }
 
+/// `action` on the lifecycle action of `[hook, group, instance_id]`, with `more` parameters;
+/// `Ok(false)` when none is waiting.
 fn lifecycle_action(
     client: &QueryClient,
     action: &str,
-    hook: &str,
-    group: &str,
-    instance_id: &str,
+    [hook, group, instance_id]: [&str; 3],
+    more: &[(&str, &str)],
 ) -> Result<bool> {
-    let mut params = vec![
+    let params: Vec<(String, String)> = [
         ("LifecycleHookName", hook),
         ("AutoScalingGroupName", group),
         ("InstanceId", instance_id),
-    ];
-    if action == "CompleteLifecycleAction" {
-        params.push(("LifecycleActionResult", "CONTINUE"));
-    }
-    let params: Vec<(String, String)> = params
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    ]
+    .iter()
+    .chain(more)
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
     match client.call(action, &params) {
         Ok(_) => Ok(true),
         Err(e) if no_active_lifecycle_action(&e) => Ok(false),
